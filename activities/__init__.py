@@ -1,0 +1,1 @@
+"""Activities: the only side-effect boundary. They call the application service."""

@@ -1,0 +1,77 @@
+"""Activities that apply steps to cases and the apartment stock.
+
+Idempotent: the application service remembers every command id (and every batch id) in the
+same atomic save as its events, so a retry after a lost reply returns the first answer.
+A domain refusal is a non-retryable `StepRefused` application error; anything else (a locked
+database, a concurrent save to the same case) is retried by Temporal.
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import DomainError
+from domain.views import CaseSnapshot, LineResult, StepsOutcome
+from housing_chain.service import HousingChain, snapshot_of
+from workflows.messages import ApplyStepsInput, NoteDueInput, StockInput
+
+log = structlog.get_logger("activities")
+
+
+class CaseActivities:
+    def __init__(self, app: HousingChain) -> None:
+        self.app = app
+
+    @activity.defn(name="apply_steps")
+    def apply_steps(self, req: ApplyStepsInput) -> StepsOutcome:
+        bound = log.bind(case=req.case, workflow_id=req.workflow_id, batch=req.batch_id)
+        if req.batch_id is None:
+            step = req.steps[0]
+            try:
+                result = self.app.execute(step, today=req.today, policy=req.policy)
+            except DomainError as exc:
+                bound.info("step refused", command=step.type, command_id=step.id,
+                           actor=step.actor, reason=str(exc))
+                raise ApplicationError(str(exc), type="StepRefused", non_retryable=True) from None
+            results = [result]
+        else:
+            results = self.app.run(
+                req.steps, today=req.today, policy=req.policy, batch_id=req.batch_id
+            )
+        for step, result in zip(req.steps, results, strict=True):
+            bound.info(
+                "step accepted" if result.accepted else "step refused",
+                command=step.type, command_id=step.id, actor=step.actor,
+                duplicate=result.duplicate, reason=result.reason,
+            )
+        try:
+            snapshot = snapshot_of(self.app.get_case(req.case))
+        except DomainError:
+            snapshot = None
+        return StepsOutcome(results=results, snapshot=snapshot)
+
+    @activity.defn(name="note_due")
+    def note_due(self, req: NoteDueInput) -> CaseSnapshot:
+        noted = self.app.note_due(req.case, req.kind, req.due, req.quarter, req.command_id)
+        log.info("due item", case=req.case, kind=req.kind, due=str(req.due), noted=noted,
+                 workflow_id=req.workflow_id, command_id=req.command_id, actor="system")
+        return snapshot_of(self.app.get_case(req.case))
+
+    @activity.defn(name="apply_stock_step")
+    def apply_stock_step(self, req: StockInput) -> LineResult:
+        from domain.policy import Policy
+
+        try:
+            result = self.app.execute(req.step, today=req.today, policy=Policy())
+        except DomainError as exc:
+            log.info("stock step refused", command=req.step.type, command_id=req.step.id,
+                     actor=req.step.actor, reason=str(exc))
+            raise ApplicationError(str(exc), type="StepRefused", non_retryable=True) from None
+        log.info("stock step accepted", command=req.step.type, command_id=req.step.id,
+                 actor=req.step.actor, apartment=req.step.apartment)
+        return result
+
+    def all(self) -> list:
+        return [self.apply_steps, self.note_due, self.apply_stock_step]

@@ -1,0 +1,118 @@
+"""The apartment stock (lägenhetsbank): apartments a landlord rents to the social services.
+
+An apartment is vacant, offered to one case, occupied by it, taken over by its tenant (it
+leaves the stock with the first-hand lease) or returned to the landlord. The case commands
+that involve an apartment change both aggregates in one atomic save, so two cases can never
+be offered the same apartment.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import ApartmentUnavailable, InvalidDate
+
+APARTMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:apartment")
+
+
+class Status(StrEnum):
+    VACANT = "vacant"
+    OFFERED = "offered"
+    OCCUPIED = "occupied"
+    TAKEN_OVER = "taken_over"
+    RETURNED = "returned"
+
+
+class Apartment(Aggregate):
+    @staticmethod
+    def create_id(apartment_id: str) -> UUID:
+        return apartment_uuid(apartment_id)
+
+    @event("Registered")
+    def __init__(
+        self, apartment_id: str, landlord: str, rooms: int, on: date, actor: str, command_id: str
+    ) -> None:
+        self.apartment_id = apartment_id
+        self.landlord = landlord
+        self.rooms = rooms
+        self.status = Status.VACANT
+        self.case: str | None = None
+        self.last_on = on
+        self.lettings = 0
+
+    @classmethod
+    def register(
+        cls, apartment_id: str, landlord: str, rooms: int, *, on: date, actor: str,
+        command_id: str, today: date,
+    ) -> Apartment:
+        if on > today:
+            raise InvalidDate(f"apartment {apartment_id}: registered on {on} is after today")
+        return cls(
+            apartment_id=apartment_id, landlord=landlord, rooms=rooms, on=on, actor=actor,
+            command_id=command_id,
+        )
+
+    def _check(self, step: str, needed: Status, on: date, case: str | None = None) -> None:
+        if self.status is not needed or (case is not None and self.case != case):
+            where = f"{self.status}" + (f" (case {self.case})" if self.case else "")
+            raise ApartmentUnavailable(
+                f"apartment {self.apartment_id} is {where}: {step} needs a"
+                f"{'n' if needed.value[0] in 'aeiou' else ''} {needed.value} apartment"
+                + (f" held by case {case}" if case and needed is not Status.VACANT else "")
+            )
+        if on < self.last_on:
+            raise InvalidDate(
+                f"apartment {self.apartment_id}: {step} on {on} is before its last change "
+                f"on {self.last_on}"
+            )
+
+    def check_offer(self, case: str, on: date) -> None:
+        self._check("offer", Status.VACANT, on)
+
+    def check_held_by(self, step: str, case: str, on: date, status: Status) -> None:
+        self._check(step, status, on, case)
+
+    def check_return(self, on: date) -> None:
+        self._check("return", Status.VACANT, on)
+
+    @event("OfferedTo")
+    def offer_to(self, case: str, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.OFFERED
+        self.case = case
+        self.last_on = on
+
+    @event("OfferWithdrawn")
+    def withdraw_offer(self, case: str, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.VACANT
+        self.case = None
+        self.last_on = on
+
+    @event("Occupied")
+    def occupy(self, case: str, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.OCCUPIED
+        self.last_on = on
+        self.lettings += 1
+
+    @event("Vacated")
+    def vacate(self, case: str, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.VACANT
+        self.case = None
+        self.last_on = on
+
+    @event("TakenOver")
+    def hand_over(self, case: str, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.TAKEN_OVER
+        self.last_on = on
+
+    @event("Returned")
+    def return_to_landlord(self, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.RETURNED
+        self.last_on = on
+
+
+def apartment_uuid(apartment_id: str) -> UUID:
+    return uuid5(APARTMENT_NAMESPACE, apartment_id)

@@ -1,0 +1,518 @@
+"""The client's case: the housing chain's state machine (DOMAIN.md, "The client's path").
+
+Public methods are the commands: each checks that the step may follow the current stage and
+that its effective date `on` is neither in the future (`today` comes in as an argument) nor
+before the case's last step, and only then triggers an event. Every event carries `on`,
+`actor` and `command_id`. System notes (deadlines, overdue visits) carry the date they are
+about and do not move the case's last step date, so a late-recorded step is never refused
+because the system noticed a deadline in between.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.calendar import add_months, unexecuted_deadline
+from domain.errors import DomainError, InvalidDate, StepNotAllowed
+
+CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:case")
+
+
+class Stage(StrEnum):
+    APPLIED = "applied"
+    ASSESSMENT = "assessment"
+    WAITING = "waiting"
+    OFFERED = "offered"
+    APPROVED = "approved"
+    TRAINING = "training"
+    TAKEOVER_REVIEW = "takeover_review"
+    TAKEOVER_APPROVED = "takeover_approved"
+    CLOSED = "closed"
+
+
+STAGE_LABELS = {
+    Stage.APPLIED: "registered as an application",
+    Stage.ASSESSMENT: "under assessment",
+    Stage.WAITING: "waiting for an apartment",
+    Stage.OFFERED: "offered an apartment, awaiting the landlord's approval",
+    Stage.APPROVED: "approved by the landlord, awaiting move-in",
+    Stage.TRAINING: "in the training phase",
+    Stage.TAKEOVER_REVIEW: "referred to the landlord for takeover",
+    Stage.TAKEOVER_APPROVED: "approved for takeover of the lease",
+    Stage.CLOSED: "closed",
+}
+
+_IN_HOME = (Stage.TRAINING, Stage.TAKEOVER_REVIEW, Stage.TAKEOVER_APPROVED)
+_GRANTED_NOT_MOVED_IN = (Stage.WAITING, Stage.OFFERED, Stage.APPROVED)
+
+ALLOWED: dict[Stage, tuple[str, ...]] = {
+    Stage.APPLIED: ("start_assessment", "exit"),
+    Stage.ASSESSMENT: ("decide", "exit"),
+    Stage.WAITING: ("offer", "course_session", "exit"),
+    Stage.OFFERED: ("landlord_decision", "course_session", "exit"),
+    Stage.APPROVED: ("move_in", "course_session", "exit"),
+    Stage.TRAINING: (
+        "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
+        "refer_takeover", "exit",
+    ),
+    Stage.TAKEOVER_REVIEW: (
+        "takeover_decision", "record_visit", "course_session", "rent_arrears",
+        "repayment_plan", "complaint", "exit",
+    ),
+    Stage.TAKEOVER_APPROVED: (
+        "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint", "exit",
+    ),
+    Stage.CLOSED: (),
+}
+
+_LEAVING = ("own_housing", "withdrawn", "deceased", "moved_away")
+EXITS: dict[Stage, tuple[str, ...]] = {
+    Stage.APPLIED: _LEAVING,
+    Stage.ASSESSMENT: _LEAVING,
+    Stage.WAITING: _LEAVING,
+    Stage.OFFERED: _LEAVING,
+    Stage.APPROVED: _LEAVING,
+    Stage.TRAINING: ("terminated", *_LEAVING),
+    Stage.TAKEOVER_REVIEW: ("terminated", *_LEAVING),
+    Stage.TAKEOVER_APPROVED: ("first_hand_lease", "terminated", *_LEAVING),
+    Stage.CLOSED: (),
+}
+
+NEEDS = {
+    "apply": "needs a new case id",
+    "start_assessment": "needs a registered application",
+    "decide": "needs an assessment",
+    "offer": "needs a granted decision and no open offer",
+    "landlord_decision": "needs an open offer",
+    "move_in": "needs an offer approved by the landlord",
+    "record_visit": "needs the client to live in the training apartment",
+    "course_session": "needs a granted decision",
+    "rent_arrears": "needs a tenancy in the training apartment",
+    "repayment_plan": "needs a tenancy in the training apartment",
+    "complaint": "needs a tenancy in the training apartment",
+    "refer_takeover": "needs the training phase",
+    "takeover_decision": "needs a referral for takeover",
+    "exit": "needs an open case",
+}
+
+
+class Case(Aggregate):
+    """One client's path through the housing chain."""
+
+    @staticmethod
+    def create_id(case_id: str) -> UUID:
+        return case_uuid(case_id)
+
+    @event("Applied")
+    def __init__(
+        self,
+        case_id: str,
+        client_id: str,
+        target_group: str,
+        district: str,
+        adults: int,
+        children: int,
+        housing_situation: str,
+        referral: str,
+        on: date,
+        actor: str,
+        command_id: str,
+    ) -> None:
+        self.case_id = case_id
+        self.client_id = client_id
+        self.target_group = target_group
+        self.district = district
+        self.household = (adults, children)
+        self.housing_situation = housing_situation
+        self.referral = referral
+        self.caseworker = actor
+        self.stage = Stage.APPLIED
+        self.applied_on = on
+        self.last_on = on
+        self.decision_date: date | None = None
+        self.programme: str | None = None
+        self.outcome: str | None = None
+        self.closed_on: date | None = None
+        self.apartment: str | None = None
+        self.move_in_date: date | None = None
+        self.last_home_visit: date | None = None
+        self.last_follow_up: date | None = None
+        self.last_inspection: date | None = None
+        self.housing_pilot: str | None = None
+        self.course_sessions: set[int] = set()
+        self.arrears = Decimal(0)
+        self.arrears_without_plan = False
+        self.complaints = 0
+        self.unexecuted_noted = 0
+        self.takeover_eligible_on: date | None = None
+        self.overdue_noted: set[str] = set()
+
+    @classmethod
+    def register(
+        cls,
+        case_id: str,
+        client_id: str,
+        target_group: str,
+        district: str,
+        adults: int,
+        children: int,
+        housing_situation: str,
+        referral: str,
+        *,
+        on: date,
+        actor: str,
+        command_id: str,
+        today: date,
+    ) -> Case:
+        if on > today:
+            raise InvalidDate(f"case {case_id}: apply on {on} is after today ({today})")
+        return cls(
+            case_id=case_id, client_id=client_id, target_group=target_group, district=district,
+            adults=adults, children=children, housing_situation=housing_situation,
+            referral=referral, on=on, actor=actor, command_id=command_id,
+        )
+
+    # --- queries -------------------------------------------------------------------------
+
+    @property
+    def stage_label(self) -> str:
+        if self.stage is Stage.CLOSED:
+            return f"closed ({self.outcome})"
+        return STAGE_LABELS[self.stage]
+
+    def allowed(self) -> list[str]:
+        return list(ALLOWED[self.stage])
+
+    def allowed_exits(self) -> list[str]:
+        return list(EXITS[self.stage])
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage is not Stage.CLOSED
+
+    # --- guards --------------------------------------------------------------------------
+
+    def check_step(self, command: str, on: date, today: date) -> None:
+        if command not in ALLOWED[self.stage]:
+            allowed = ", ".join(ALLOWED[self.stage]) or "nothing (the case is closed)"
+            raise StepNotAllowed(
+                f"case {self.case_id} is {self.stage_label}: {command} {NEEDS[command]}; "
+                f"allowed now: {allowed}"
+            )
+        if on > today:
+            raise InvalidDate(f"case {self.case_id}: {command} on {on} is after today ({today})")
+        if on < self.last_on:
+            raise InvalidDate(
+                f"case {self.case_id}: {command} on {on} is before the case's last step "
+                f"on {self.last_on}"
+            )
+
+    def _refuse(self, command: str, why: str) -> DomainError:
+        return StepNotAllowed(f"case {self.case_id} is {self.stage_label}: {command} {why}")
+
+    # --- commands ------------------------------------------------------------------------
+
+    def start_assessment(self, *, on: date, actor: str, command_id: str, today: date) -> None:
+        self.check_step("start_assessment", on, today)
+        self._assessment_started(on=on, actor=actor, command_id=command_id)
+
+    def decide(
+        self,
+        outcome: str,
+        programme: str | None,
+        reason: str | None,
+        *,
+        on: date,
+        actor: str,
+        command_id: str,
+        today: date,
+    ) -> None:
+        self.check_step("decide", on, today)
+        if outcome == "granted":
+            if not programme:
+                raise self._refuse("decide", "needs a programme when granted")
+            self._granted(programme=programme, on=on, actor=actor, command_id=command_id)
+        elif outcome == "denied":
+            if programme:
+                raise self._refuse("decide", "takes no programme when denied")
+            if not reason:
+                raise self._refuse("decide", "needs a reason when denied")
+            self._denied(reason=reason, on=on, actor=actor, command_id=command_id)
+        else:
+            raise self._refuse("decide", f"needs outcome granted or denied, not {outcome!r}")
+
+    def offer(self, apartment: str, *, on: date, actor: str, command_id: str, today: date) -> None:
+        self.check_step("offer", on, today)
+        self._offered(apartment=apartment, on=on, actor=actor, command_id=command_id)
+
+    def landlord_decision(
+        self, approved: bool, reason: str | None, *, on: date, actor: str, command_id: str,
+        today: date,
+    ) -> None:
+        self.check_step("landlord_decision", on, today)
+        if approved:
+            self._landlord_approved(on=on, actor=actor, command_id=command_id)
+        else:
+            self._landlord_refused(
+                apartment=self.apartment, reason=reason or "", on=on, actor=actor,
+                command_id=command_id,
+            )
+
+    def move_in(
+        self, apartment: str, *, on: date, actor: str, command_id: str, today: date
+    ) -> None:
+        self.check_step("move_in", on, today)
+        if apartment != self.apartment:
+            raise self._refuse(
+                "move_in", f"needs the apartment offered ({self.apartment}), not {apartment}"
+            )
+        self._moved_in(apartment=apartment, on=on, actor=actor, command_id=command_id)
+
+    def record_visit(
+        self, kind: str, checklist: dict[str, bool] | None, *, on: date, actor: str,
+        command_id: str, today: date,
+    ) -> None:
+        self.check_step("record_visit", on, today)
+        self._visit_recorded(
+            kind=kind, checklist=checklist, on=on, actor=actor, command_id=command_id
+        )
+
+    def course_session(
+        self, session: int, *, on: date, actor: str, command_id: str, today: date
+    ) -> None:
+        self.check_step("course_session", on, today)
+        if session in self.course_sessions:
+            raise self._refuse("course_session", f"session {session} is already recorded")
+        self._course_session_attended(session=session, on=on, actor=actor, command_id=command_id)
+
+    def rent_arrears(
+        self, amount: Decimal, *, on: date, actor: str, command_id: str, today: date
+    ) -> None:
+        self.check_step("rent_arrears", on, today)
+        if amount <= 0:
+            raise self._refuse("rent_arrears", "needs an amount above zero")
+        self._rent_arrears_recorded(amount=amount, on=on, actor=actor, command_id=command_id)
+
+    def repayment_plan(self, *, on: date, actor: str, command_id: str, today: date) -> None:
+        self.check_step("repayment_plan", on, today)
+        if not self.arrears_without_plan:
+            raise self._refuse("repayment_plan", "needs rent arrears without a plan")
+        self._repayment_plan_agreed(amount=self.arrears, on=on, actor=actor, command_id=command_id)
+
+    def complaint(self, note: str, *, on: date, actor: str, command_id: str, today: date) -> None:
+        self.check_step("complaint", on, today)
+        self._complaint_recorded(note=note, on=on, actor=actor, command_id=command_id)
+
+    def refer_takeover(
+        self, minimum_months: int, *, on: date, actor: str, command_id: str, today: date
+    ) -> None:
+        self.check_step("refer_takeover", on, today)
+        assert self.move_in_date is not None
+        earliest = add_months(self.move_in_date, minimum_months)
+        if on < earliest:
+            raise self._refuse(
+                "refer_takeover",
+                f"needs {minimum_months} months in the training apartment (from {earliest})",
+            )
+        if self.arrears_without_plan:
+            raise self._refuse(
+                "refer_takeover", "needs good references: rent arrears have no repayment plan"
+            )
+        self._takeover_referred(on=on, actor=actor, command_id=command_id)
+
+    def takeover_decision(
+        self, approved: bool, reason: str | None, *, on: date, actor: str, command_id: str,
+        today: date,
+    ) -> None:
+        self.check_step("takeover_decision", on, today)
+        if approved:
+            self._takeover_approved(on=on, actor=actor, command_id=command_id)
+        else:
+            self._takeover_refused(reason=reason or "", on=on, actor=actor, command_id=command_id)
+
+    def exit(self, destination: str, *, on: date, actor: str, command_id: str, today: date) -> None:
+        self.check_step("exit", on, today)
+        if destination not in EXITS[self.stage]:
+            needs = (
+                "needs a takeover approved by the landlord"
+                if destination == "first_hand_lease"
+                else "needs a tenancy in the training apartment"
+                if destination == "terminated"
+                else "is not an exit"
+            )
+            raise self._refuse(
+                "exit", f"to {destination} {needs}; exits now: {', '.join(EXITS[self.stage])}"
+            )
+        self._exited(
+            destination=destination, apartment=self.apartment if self.stage in _IN_HOME or
+            self.stage in _GRANTED_NOT_MOVED_IN else None,
+            on=on, actor=actor, command_id=command_id,
+        )
+
+    # --- system notes (timers) -----------------------------------------------------------
+
+    def note_unexecuted(self, quarter: int, *, command_id: str) -> bool:
+        """Record that the decision passed its `quarter`-th three-month limit unexecuted.
+
+        Returns False (and records nothing) when it no longer applies or was noted already.
+        """
+        if self.stage not in _GRANTED_NOT_MOVED_IN or self.decision_date is None:
+            return False
+        if quarter != self.unexecuted_noted + 1:
+            return False
+        deadline = unexecuted_deadline(self.decision_date, quarter)
+        self._unexecuted_noted(
+            quarter=quarter, deadline=deadline, on=deadline, actor="system", command_id=command_id
+        )
+        return True
+
+    def note_overdue(self, kind: str, due: date, *, command_id: str) -> bool:
+        """Record that a support visit or follow-up due on `due` was not made."""
+        if self.stage not in _IN_HOME or f"{kind}:{due}" in self.overdue_noted:
+            return False
+        latest = self.last_home_visit if kind == "home_visit" else self.last_follow_up
+        if latest is not None and latest >= due:
+            return False
+        self._overdue_noted(kind=kind, due=due, on=due, actor="system", command_id=command_id)
+        return True
+
+    def note_takeover_eligible(self, eligible_on: date, *, command_id: str) -> bool:
+        if self.stage is not Stage.TRAINING or self.takeover_eligible_on is not None:
+            return False
+        self._takeover_eligible(on=eligible_on, actor="system", command_id=command_id)
+        return True
+
+    # --- events --------------------------------------------------------------------------
+
+    def _step(self, on: date) -> None:
+        self.last_on = on
+
+    @event("AssessmentStarted")
+    def _assessment_started(self, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.ASSESSMENT
+        self._step(on)
+
+    @event("Granted")
+    def _granted(self, programme: str, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.WAITING
+        self.programme = programme
+        self.decision_date = on
+        self._step(on)
+
+    @event("Denied")
+    def _denied(self, reason: str, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.CLOSED
+        self.outcome = "denied"
+        self.decision_date = on
+        self.closed_on = on
+        self._step(on)
+
+    @event("Offered")
+    def _offered(self, apartment: str, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.OFFERED
+        self.apartment = apartment
+        self._step(on)
+
+    @event("LandlordApproved")
+    def _landlord_approved(self, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.APPROVED
+        self._step(on)
+
+    @event("LandlordRefused")
+    def _landlord_refused(
+        self, apartment: str | None, reason: str, on: date, actor: str, command_id: str
+    ) -> None:
+        self.stage = Stage.WAITING
+        self.apartment = None
+        self._step(on)
+
+    @event("MovedIn")
+    def _moved_in(self, apartment: str, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.TRAINING
+        self.move_in_date = on
+        self._step(on)
+
+    @event("VisitRecorded")
+    def _visit_recorded(
+        self, kind: str, checklist: dict[str, bool] | None, on: date, actor: str, command_id: str
+    ) -> None:
+        if kind == "home_visit":
+            self.last_home_visit = on
+            self.housing_pilot = actor
+        elif kind == "follow_up":
+            self.last_follow_up = on
+        else:
+            self.last_inspection = on
+        self._step(on)
+
+    @event("CourseSessionAttended")
+    def _course_session_attended(self, session: int, on: date, actor: str, command_id: str) -> None:
+        self.course_sessions.add(session)
+        self._step(on)
+
+    @event("RentArrearsRecorded")
+    def _rent_arrears_recorded(
+        self, amount: Decimal, on: date, actor: str, command_id: str
+    ) -> None:
+        self.arrears += amount
+        self.arrears_without_plan = True
+        self._step(on)
+
+    @event("RepaymentPlanAgreed")
+    def _repayment_plan_agreed(
+        self, amount: Decimal, on: date, actor: str, command_id: str
+    ) -> None:
+        self.arrears_without_plan = False
+        self._step(on)
+
+    @event("ComplaintRecorded")
+    def _complaint_recorded(self, note: str, on: date, actor: str, command_id: str) -> None:
+        self.complaints += 1
+        self._step(on)
+
+    @event("TakeoverReferred")
+    def _takeover_referred(self, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.TAKEOVER_REVIEW
+        self._step(on)
+
+    @event("TakeoverApproved")
+    def _takeover_approved(self, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.TAKEOVER_APPROVED
+        self._step(on)
+
+    @event("TakeoverRefused")
+    def _takeover_refused(self, reason: str, on: date, actor: str, command_id: str) -> None:
+        self.stage = Stage.TRAINING
+        self._step(on)
+
+    @event("Exited")
+    def _exited(
+        self, destination: str, apartment: str | None, on: date, actor: str, command_id: str
+    ) -> None:
+        self.stage = Stage.CLOSED
+        self.outcome = destination
+        self.closed_on = on
+        self._step(on)
+
+    @event("UnexecutedDecisionNoted")
+    def _unexecuted_noted(
+        self, quarter: int, deadline: date, on: date, actor: str, command_id: str
+    ) -> None:
+        self.unexecuted_noted = quarter
+
+    @event("VisitOverdueNoted")
+    def _overdue_noted(self, kind: str, due: date, on: date, actor: str, command_id: str) -> None:
+        self.overdue_noted.add(f"{kind}:{due}")
+
+    @event("TakeoverEligibilityNoted")
+    def _takeover_eligible(self, on: date, actor: str, command_id: str) -> None:
+        self.takeover_eligible_on = on
+
+
+def case_uuid(case_id: str) -> UUID:
+    return uuid5(CASE_NAMESPACE, case_id)

@@ -1,0 +1,268 @@
+"""The command language: one pydantic model per step, as the import format spells it.
+
+These models travel through Temporal (update arguments) and into the application service,
+so they carry no personal data: the `apply` step names only the pseudonymous client id.
+A client's name and personal identity number come in on `ApplyLine` (the import and CLI
+form), which the client side splits off into the identity store before anything is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+Actor = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s].*$")]
+Text = Annotated[str, Field(max_length=500)]
+
+
+class Programme(StrEnum):
+    TRAINING_APARTMENT = "training_apartment"
+    HOUSING_FIRST = "housing_first"
+    MUNICIPAL_CONTRACT = "municipal_contract"
+
+
+class Destination(StrEnum):
+    FIRST_HAND_LEASE = "first_hand_lease"
+    OWN_HOUSING = "own_housing"
+    TERMINATED = "terminated"
+    WITHDRAWN = "withdrawn"
+    DECEASED = "deceased"
+    MOVED_AWAY = "moved_away"
+
+
+PERMANENT_DESTINATIONS = frozenset({Destination.FIRST_HAND_LEASE, Destination.OWN_HOUSING})
+
+
+class TargetGroup(StrEnum):
+    SUBSTANCE_ABUSE = "substance_abuse"
+    PSYCHIATRIC_DISABILITY = "psychiatric_disability"
+    CO_MORBIDITY = "co_morbidity"
+    FAMILIES_WITH_CHILDREN = "families_with_children"
+    YOUNG_ADULTS = "young_adults"
+    ELDERLY = "elderly"
+    NEWLY_ARRIVED = "newly_arrived"
+    EXPOSED_TO_VIOLENCE = "exposed_to_violence"
+    FUNCTIONAL_IMPAIRMENT = "functional_impairment"
+    OTHER = "other"
+
+
+class Referral(StrEnum):
+    SELF = "self"
+    HEALTHCARE = "healthcare"
+    OTHER_UNIT = "other_unit"
+    OTHER = "other"
+
+
+class HousingSituation(StrEnum):
+    WITHOUT_HOUSING = "without_housing"
+    AT_RISK = "at_risk"
+    UNSUITABLE = "unsuitable"
+
+
+class VisitKind(StrEnum):
+    HOME_VISIT = "home_visit"
+    FOLLOW_UP = "follow_up"
+    INSPECTION = "inspection"
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on: date | None = Field(None, description="effective date; default today")
+    actor: Actor | None = Field(None, description="who did it; default the CLI's --as")
+    id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="command id; default derived from file name, line number and text"
+    )
+
+
+class _CaseLine(_Line):
+    case: Id
+
+
+class Household(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    adults: int = Field(1, ge=1, le=20)
+    children: int = Field(0, ge=0, le=30)
+
+
+class Client(BaseModel):
+    """The client as a case knows it: pseudonymous."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Id
+    target_group: TargetGroup
+    district: Annotated[str, Field(min_length=1, max_length=64)]
+    household: Household = Household()
+    housing_situation: HousingSituation = HousingSituation.WITHOUT_HOUSING
+
+
+class ClientWithIdentity(Client):
+    """The client as an import line or the CLI may give it: with personal data."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    personal_number: Annotated[
+        str, Field(pattern=r"^(\d{6}|\d{8})[-+]?\d{4}$|^\d{11}$")
+    ] | None = Field(None, description="Swedish personnummer or Norwegian fødselsnummer")
+
+
+class Apply(_CaseLine):
+    type: Literal["apply"] = "apply"
+    client: Client
+    referral: Referral = Referral.SELF
+
+
+class ApplyLine(Apply):
+    client: ClientWithIdentity  # type: ignore[assignment]
+
+    def without_identity(self) -> Apply:
+        data = self.model_dump(exclude={"client": {"name", "personal_number"}})
+        return Apply.model_validate(data)
+
+
+class StartAssessment(_CaseLine):
+    type: Literal["start_assessment"] = "start_assessment"
+
+
+class Decide(_CaseLine):
+    type: Literal["decide"] = "decide"
+    outcome: Literal["granted", "denied"]
+    programme: Programme | None = None
+    reason: Text | None = None
+
+
+class Offer(_CaseLine):
+    type: Literal["offer"] = "offer"
+    apartment: Id
+
+
+class LandlordDecision(_CaseLine):
+    type: Literal["landlord_decision"] = "landlord_decision"
+    approved: bool
+    reason: Text | None = None
+
+
+class MoveIn(_CaseLine):
+    type: Literal["move_in"] = "move_in"
+    apartment: Id
+
+
+class Checklist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rent_paid: bool
+    home_insurance: bool
+    in_housing_queue: bool
+
+
+class RecordVisit(_CaseLine):
+    type: Literal["record_visit"] = "record_visit"
+    kind: VisitKind = VisitKind.HOME_VISIT
+    checklist: Checklist | None = None
+
+
+class CourseSession(_CaseLine):
+    type: Literal["course_session"] = "course_session"
+    session: int = Field(ge=1, le=4)
+
+
+class RentArrears(_CaseLine):
+    type: Literal["rent_arrears"] = "rent_arrears"
+    amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
+
+
+class RepaymentPlan(_CaseLine):
+    type: Literal["repayment_plan"] = "repayment_plan"
+
+
+class Complaint(_CaseLine):
+    type: Literal["complaint"] = "complaint"
+    note: Text = ""
+
+
+class ReferTakeover(_CaseLine):
+    type: Literal["refer_takeover"] = "refer_takeover"
+
+
+class TakeoverDecision(_CaseLine):
+    type: Literal["takeover_decision"] = "takeover_decision"
+    approved: bool
+    reason: Text | None = None
+
+
+class Exit(_CaseLine):
+    type: Literal["exit"] = "exit"
+    destination: Destination
+
+
+class RegisterApartment(_Line):
+    type: Literal["register_apartment"] = "register_apartment"
+    apartment: Id
+    landlord: Annotated[str, Field(min_length=1, max_length=100)]
+    rooms: int = Field(ge=1, le=12)
+
+
+class ReturnApartment(_Line):
+    type: Literal["return_apartment"] = "return_apartment"
+    apartment: Id
+
+
+CaseStep = Annotated[
+    Apply
+    | StartAssessment
+    | Decide
+    | Offer
+    | LandlordDecision
+    | MoveIn
+    | RecordVisit
+    | CourseSession
+    | RentArrears
+    | RepaymentPlan
+    | Complaint
+    | ReferTakeover
+    | TakeoverDecision
+    | Exit,
+    Field(discriminator="type"),
+]
+StockStep = Annotated[RegisterApartment | ReturnApartment, Field(discriminator="type")]
+
+ImportLine = Annotated[
+    ApplyLine
+    | StartAssessment
+    | Decide
+    | Offer
+    | LandlordDecision
+    | MoveIn
+    | RecordVisit
+    | CourseSession
+    | RentArrears
+    | RepaymentPlan
+    | Complaint
+    | ReferTakeover
+    | TakeoverDecision
+    | Exit
+    | RegisterApartment
+    | ReturnApartment,
+    Field(discriminator="type"),
+]
+import_line_adapter: TypeAdapter[ImportLine] = TypeAdapter(ImportLine)
+
+CASE_COMMANDS: tuple[str, ...] = (
+    "apply",
+    "start_assessment",
+    "decide",
+    "offer",
+    "landlord_decision",
+    "move_in",
+    "record_visit",
+    "course_session",
+    "rent_arrears",
+    "repayment_plan",
+    "complaint",
+    "refer_takeover",
+    "takeover_decision",
+    "exit",
+)

@@ -1,0 +1,54 @@
+"""A municipality's policy: the periods the law and local practice set.
+
+The defaults are the periods in DOMAIN.md (the seeds' municipalities); each municipality
+sets its own in a JSON file (`HOUSING_CHAIN_POLICY_FILE`). Pure pydantic, so workflow code
+can use it to compute timers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    municipality: str = "default"
+    time_zone: str = "Europe/Stockholm"
+    unexecuted_limit_months: int = Field(3, ge=1, le=12)
+    weekly_visits_months: int = Field(3, ge=0, le=24, description="weekly visits after move-in")
+    weekly_visit_days: int = Field(7, ge=1, le=31)
+    monthly_visit_months: int = Field(1, ge=1, le=6, description="visit interval afterwards")
+    follow_up_months: int = Field(3, ge=1, le=12)
+    takeover_minimum_months: dict[str, int] = Field(
+        default_factory=lambda: {
+            "training_apartment": 12,
+            "housing_first": 24,
+            "municipal_contract": 12,
+        }
+    )
+    catch_up_delay_seconds: int = Field(
+        120,
+        ge=0,
+        description=(
+            "a deadline already past when a step arrives (an import of older cases) is "
+            "raised only after the case has been quiet this long, so the rest of the "
+            "import can arrive first"
+        ),
+    )
+
+    def takeover_minimum(self, programme: str) -> int:
+        return self.takeover_minimum_months.get(programme, 12)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Policy:
+        if not path:
+            return cls()
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"policy file {path}: {exc}") from exc
+        return cls.model_validate(data)

@@ -1,0 +1,43 @@
+"""What the application service returns: per-line results and the case snapshot.
+
+Pure pydantic, so the workflow can hold a snapshot (ids, the stage and the dates its timers
+need) without touching an aggregate.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+
+class CaseSnapshot(BaseModel):
+    case: str
+    stage: str
+    stage_label: str
+    allowed: list[str] = Field(default_factory=list)
+    exits: list[str] = Field(default_factory=list)
+    last_on: date | None = None
+    programme: str | None = None
+    decision_date: date | None = None
+    move_in_date: date | None = None
+    last_home_visit: date | None = None
+    last_follow_up: date | None = None
+    unexecuted_noted: int = 0
+    takeover_eligible_on: date | None = None
+    outcome: str | None = None
+    closed_on: date | None = None
+
+
+class LineResult(BaseModel):
+    accepted: bool
+    command_id: str
+    reason: str | None = None
+    duplicate: bool = False
+    stage: str | None = None
+    events: list[str] = Field(default_factory=list)
+
+
+class StepsOutcome(BaseModel):
+    results: list[LineResult]
+    snapshot: CaseSnapshot | None = None

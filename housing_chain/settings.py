@@ -1,0 +1,57 @@
+"""Configuration from the environment (pydantic-settings).
+
+The event store follows eventsourcing's own variables: with no `PERSISTENCE_MODULE` set it is
+a SQLite file under the data directory; `PERSISTENCE_MODULE=eventsourcing.postgres` with the
+`POSTGRES_*` variables moves it to PostgreSQL. `TEMPORAL_ADDRESS` points at a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.policy import Policy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOUSING_CHAIN_", extra="ignore")
+
+    data: Path = Field(Path("var"), description="data directory of the embedded stack")
+    temporal_address: str = Field(
+        "localhost:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "HOUSING_CHAIN_TEMPORAL_ADDRESS"),
+    )
+    temporal_namespace: str = Field(
+        "default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "HOUSING_CHAIN_TEMPORAL_NAMESPACE"),
+    )
+    task_queue: str = "housing-chain"
+    ui_port: int = 8233
+    policy_file: Path | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+
+    def policy(self) -> Policy:
+        return Policy.load(self.policy_file)
+
+    @property
+    def uses_postgres(self) -> bool:
+        return os.environ.get("PERSISTENCE_MODULE", "").endswith("postgres")
+
+    def event_store_env(self, store: str = "events") -> dict[str, str]:
+        """eventsourcing environment for one store (`events` or `identities`).
+
+        Variables already in the environment win; SQLite paths default to the data directory.
+        """
+        if "PERSISTENCE_MODULE" in os.environ:
+            return {}
+        self.data.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(self.data / f"{store}.sqlite"),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }

@@ -1,0 +1,83 @@
+"""The Temporal worker: case and stock workflows, and the activities that apply steps.
+
+Run it on its own (`python worker.py`) against any Temporal cluster (`TEMPORAL_ADDRESS`,
+`TEMPORAL_NAMESPACE`) and event store (eventsourcing's `PERSISTENCE_MODULE` variables); the
+embedded stack (`housing-chain up`) runs it in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import signal
+
+import structlog
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.case import CaseActivities
+from housing_chain.logs import configure
+from housing_chain.service import HousingChain
+from housing_chain.settings import Settings
+from workflows.case import CaseWorkflow
+from workflows.stock import StockWorkflow
+
+WORKFLOWS = [CaseWorkflow, StockWorkflow]
+log = structlog.get_logger("worker")
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def build_worker(
+    client: Client, settings: Settings, app: HousingChain,
+    executor: concurrent.futures.Executor,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=CaseActivities(app).all(),
+        activity_executor=executor,
+        max_concurrent_activities=8,
+        max_concurrent_local_activities=8,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    client = await connect(settings)
+    app = HousingChain(env=settings.event_store_env("events"))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
+        worker = build_worker(client, settings, app, executor)
+        log.info("worker started", task_queue=settings.task_queue,
+                 temporal=settings.temporal_address, namespace=settings.temporal_namespace)
+        if stop is None:
+            await worker.run()
+            return
+        async with worker:
+            await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = Settings()
+    configure(settings.log_format, settings.log_level)
+    stop = asyncio.Event()
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(runner())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""CaseWorkflow: one client's case, from application to exit.
+
+Steps arrive as Updates. The validator refuses, before anything enters the workflow history,
+a step the case's stage does not allow or whose date is in the future or before the last
+step; an accepted step runs the `apply_steps` activity, whose answer (a snapshot: the stage,
+the steps allowed next and the dates timers need) is all the workflow keeps. Timers raise
+the unexecuted-decision deadline each quarter, overdue visits and follow-ups, and takeover
+eligibility, as system notes on the case. Long journeys continue as new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.commands import CaseStep
+    from domain.views import CaseSnapshot, LineResult, StepsOutcome
+    from workflows.due import due_items, local_date
+    from workflows.messages import (
+        ApplyStepsInput,
+        CarriedState,
+        CaseOutcome,
+        CaseStart,
+        CaseStatus,
+        DueItem,
+        NoteDueInput,
+        StepBatch,
+        StepRequest,
+    )
+
+STEP_TIMEOUT = timedelta(seconds=30)
+STEP_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["StepRefused"])
+NEVER_OPENED_AFTER = timedelta(minutes=10)
+HISTORY_LIMIT = 2_000
+APPLIED_KEPT = 500
+
+
+def refused(message: str) -> ApplicationError:
+    return ApplicationError(message, type="StepRefused", non_retryable=True)
+
+
+@workflow.defn
+class CaseWorkflow:
+    @workflow.init
+    def __init__(self, start: CaseStart) -> None:
+        carried = start.carried or CarriedState()
+        self.case = start.case
+        self.policy = start.policy
+        self.snapshot: CaseSnapshot | None = carried.snapshot
+        self.applied: list[str] = list(carried.applied)
+        self.applied_set = set(self.applied)
+        self.reminded: dict[str, date] = dict(carried.reminded)
+        self.last_step_at: datetime | None = carried.last_step_at
+        self.changed = False
+        self.lock = asyncio.Lock()
+
+    # --- time -----------------------------------------------------------------------------
+
+    def today(self) -> date:
+        return local_date(workflow.now(), self.policy)
+
+    def due(self) -> list[DueItem]:
+        return due_items(self.snapshot, self.policy, self.reminded, self.today())
+
+    def fire_time(self, item: DueItem) -> datetime:
+        """When to raise an item: at its time, or, if already past, once the case is quiet."""
+        if item.fires_at > workflow.now() or self.last_step_at is None:
+            return item.fires_at
+        return max(item.fires_at, self.last_step_at + timedelta(seconds=self.policy.catch_up_delay_seconds))
+
+    @property
+    def closed(self) -> bool:
+        return self.snapshot is not None and self.snapshot.stage == "closed"
+
+    @workflow.run
+    async def run(self, start: CaseStart) -> CaseOutcome:
+        if self.snapshot is None:
+            try:
+                await workflow.wait_condition(
+                    lambda: self.snapshot is not None, timeout=NEVER_OPENED_AFTER
+                )
+            except TimeoutError:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self.snapshot is None:
+                    raise ApplicationError(
+                        f"case {self.case} was never opened (no accepted apply)",
+                        type="NeverOpened",
+                        non_retryable=True,
+                    ) from None
+        while not self.closed:
+            if self.should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    CaseStart(case=self.case, policy=self.policy, carried=self.carried())
+                )
+            items = self.due()
+            wake = min((self.fire_time(i) for i in items), default=None)
+            self.changed = False
+            timeout = None if wake is None else max(wake - workflow.now(), timedelta(seconds=1))
+            try:
+                await workflow.wait_condition(
+                    lambda: self.changed or self.closed or self.should_continue_as_new(),
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                await self.raise_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.snapshot is not None
+        return CaseOutcome(
+            case=self.case, outcome=self.snapshot.outcome, closed_on=self.snapshot.closed_on
+        )
+
+    def should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT
+
+    def carried(self) -> CarriedState:
+        return CarriedState(
+            snapshot=self.snapshot,
+            applied=self.applied[-APPLIED_KEPT:],
+            reminded=self.reminded,
+            last_step_at=self.last_step_at,
+        )
+
+    async def raise_due(self) -> None:
+        async with self.lock:
+            now = workflow.now()
+            for item in self.due():
+                if self.fire_time(item) > now:
+                    continue
+                snapshot = await workflow.execute_local_activity(
+                    "note_due",
+                    NoteDueInput(
+                        case=self.case,
+                        kind=item.kind,
+                        due=item.due,
+                        quarter=item.quarter,
+                        command_id=f"{workflow.info().workflow_id}:{item.kind}:{item.due}",
+                        workflow_id=workflow.info().workflow_id,
+                    ),
+                    result_type=CaseSnapshot,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=STEP_RETRY,
+                )
+                self.reminded[item.kind] = item.due
+                self.snapshot = snapshot
+
+    # --- steps ----------------------------------------------------------------------------
+
+    @workflow.update
+    async def step(self, request: StepRequest) -> LineResult:
+        step = request.step
+        if step.id in self.applied_set:
+            return LineResult(accepted=True, command_id=step.id or "", duplicate=True,
+                              stage=self.snapshot.stage if self.snapshot else None)
+        outcome = await self.apply([step], batch_id=None)
+        return outcome.results[0]
+
+    @step.validator
+    def validate_step(self, request: StepRequest) -> None:
+        step = request.step
+        if step.id in self.applied_set:
+            return
+        self.check(step)
+
+    @workflow.update
+    async def steps(self, batch: StepBatch) -> list[LineResult]:
+        outcome = await self.apply(batch.steps, batch_id=batch.batch_id)
+        return outcome.results
+
+    @steps.validator
+    def validate_steps(self, batch: StepBatch) -> None:
+        for step in batch.steps:
+            self.check_identity(step)
+        if self.snapshot is None and batch.steps[0].type != "apply":
+            raise refused(f"case {self.case} does not exist: apply first")
+
+    async def apply(self, steps: list[CaseStep], batch_id: str | None) -> StepsOutcome:
+        async with self.lock:
+            try:
+                outcome: StepsOutcome = await workflow.execute_local_activity(
+                    "apply_steps",
+                    ApplyStepsInput(
+                        case=self.case, steps=steps, today=self.today(), policy=self.policy,
+                        batch_id=batch_id, workflow_id=workflow.info().workflow_id,
+                    ),
+                    result_type=StepsOutcome,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=STEP_RETRY,
+                )
+            except ActivityError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == "StepRefused":
+                    raise refused(cause.message) from None
+                raise
+            if outcome.snapshot is not None:
+                self.snapshot = outcome.snapshot
+            for result in outcome.results:
+                if result.accepted and result.command_id not in self.applied_set:
+                    self.applied.append(result.command_id)
+                    self.applied_set.add(result.command_id)
+            if len(self.applied) > 2 * APPLIED_KEPT:
+                self.applied = self.applied[-APPLIED_KEPT:]
+                self.applied_set = set(self.applied)
+            self.last_step_at = workflow.now()
+            self.changed = True
+            return outcome
+
+    def check_identity(self, step: CaseStep) -> None:
+        if step.case != self.case:
+            raise refused(f"step for case {step.case} sent to the workflow of case {self.case}")
+        missing = [f for f in ("on", "actor", "id") if getattr(step, f) is None]
+        if missing:
+            raise refused(f"case {self.case}: {step.type} needs {', '.join(missing)}")
+
+    def check(self, step: CaseStep) -> None:
+        """Refuse, before it enters history, a step the stage or the dates rule out."""
+        self.check_identity(step)
+        snap = self.snapshot
+        if snap is None:
+            if step.type != "apply":
+                raise refused(f"case {self.case} does not exist: apply first")
+        elif step.type == "apply":
+            raise refused(
+                f"case {self.case} already exists ({snap.stage_label}); "
+                "a new application needs a new case id"
+            )
+        elif step.type not in snap.allowed:
+            allowed = ", ".join(snap.allowed) or "nothing (the case is closed)"
+            raise refused(
+                f"case {self.case} is {snap.stage_label}: {step.type} is not allowed now; "
+                f"allowed now: {allowed}"
+            )
+        elif step.type == "exit" and step.destination.value not in snap.exits:
+            raise refused(
+                f"case {self.case} is {snap.stage_label}: exit to {step.destination.value} "
+                f"is not allowed now; exits now: {', '.join(snap.exits)}"
+            )
+        assert step.on is not None
+        today = self.today()
+        if step.on > today:
+            raise refused(f"case {self.case}: {step.type} on {step.on} is after today ({today})")
+        if snap is not None and snap.last_on is not None and step.on < snap.last_on:
+            raise refused(
+                f"case {self.case}: {step.type} on {step.on} is before the case's last step "
+                f"on {snap.last_on}"
+            )
+
+    # --- queries --------------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> CaseStatus:
+        snap = self.snapshot
+        if snap is None:
+            return CaseStatus(case=self.case, stage="new", stage_label="not yet opened",
+                              allowed=["apply"], exits=[])
+        return CaseStatus(
+            case=self.case, stage=snap.stage, stage_label=snap.stage_label,
+            allowed=snap.allowed, exits=snap.exits, outcome=snap.outcome,
+            last_on=snap.last_on, due=self.due(),
+        )

@@ -1,0 +1,96 @@
+"""When is what due: pure functions from a case snapshot and the policy.
+
+Used by the workflow to set its timers and by its status query. Deadlines and reminders
+come from the effective dates of the case (decision date, move-in, last visit), never from
+when things were recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from domain.calendar import add_months, unexecuted_deadline
+from domain.policy import Policy
+from domain.views import CaseSnapshot
+from workflows.messages import DueItem
+
+GRANTED_NOT_MOVED_IN = ("waiting", "offered", "approved")
+IN_HOME = ("training", "takeover_review", "takeover_approved")
+
+
+def local_date(moment: datetime, policy: Policy) -> date:
+    """The municipality's calendar date at a moment (workflow code calls this, not ZoneInfo)."""
+    return moment.astimezone(ZoneInfo(policy.time_zone)).date()
+
+
+def start_of(day: date, policy: Policy) -> datetime:
+    return datetime.combine(day, time(0), ZoneInfo(policy.time_zone))
+
+
+def visit_interval_after(anchor: date, move_in: date, policy: Policy) -> date:
+    """The next home visit after one on `anchor`: weekly at first, then monthly."""
+    if anchor < add_months(move_in, policy.weekly_visits_months):
+        return anchor + timedelta(days=policy.weekly_visit_days)
+    return add_months(anchor, policy.monthly_visit_months)
+
+
+def _chain(first: date, step, reminded: date | None, today: date) -> date:
+    """The due date to wait for, given the last one already reminded about.
+
+    After a reminder, the next is one interval later; when several intervals have passed
+    (a case imported late, a worker down for days) only the latest passed one is raised.
+    """
+    due = first
+    if reminded is not None and reminded >= due:
+        due = step(reminded)
+    while step(due) < today:
+        due = step(due)
+    return due
+
+
+def due_items(
+    snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date
+) -> list[DueItem]:
+    if snapshot is None or snapshot.stage == "closed":
+        return []
+    items: list[DueItem] = []
+    if snapshot.stage in GRANTED_NOT_MOVED_IN and snapshot.decision_date:
+        quarter = snapshot.unexecuted_noted + 1
+        deadline = unexecuted_deadline(snapshot.decision_date, quarter)
+        items.append(
+            DueItem(
+                kind="unexecuted_decision", due=deadline, quarter=quarter,
+                fires_at=start_of(deadline + timedelta(days=1), policy),
+            )
+        )
+    if snapshot.stage in IN_HOME and snapshot.move_in_date:
+        move_in = snapshot.move_in_date
+        visit_anchor = max(filter(None, [move_in, snapshot.last_home_visit]))
+        visit_due = _chain(
+            visit_interval_after(visit_anchor, move_in, policy),
+            lambda d: visit_interval_after(d, move_in, policy),
+            reminded.get("home_visit"),
+            today,
+        )
+        items.append(
+            DueItem(kind="home_visit", due=visit_due,
+                    fires_at=start_of(visit_due + timedelta(days=1), policy))
+        )
+        follow_anchor = max(filter(None, [move_in, snapshot.last_follow_up]))
+        follow_due = _chain(
+            add_months(follow_anchor, policy.follow_up_months),
+            lambda d: add_months(d, policy.follow_up_months),
+            reminded.get("follow_up"),
+            today,
+        )
+        items.append(
+            DueItem(kind="follow_up", due=follow_due,
+                    fires_at=start_of(follow_due + timedelta(days=1), policy))
+        )
+        if snapshot.stage == "training" and snapshot.takeover_eligible_on is None:
+            eligible = add_months(move_in, policy.takeover_minimum(snapshot.programme or ""))
+            items.append(
+                DueItem(kind="takeover_eligible", due=eligible, fires_at=start_of(eligible, policy))
+            )
+    return items

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from domain.errors import DomainError
 from domain.views import CaseSnapshot, LineResult, StepsOutcome
@@ -18,6 +18,13 @@ from housing_chain.service import HousingChain, snapshot_of
 from workflows.messages import ApplyStepsInput, NoteDueInput, StockInput
 
 log = structlog.get_logger("activities")
+
+
+def refusal(exc: DomainError) -> ApplicationError:
+    """A refused step is an answer, not a fault: non-retryable, and logged as benign."""
+    return ApplicationError(
+        str(exc), type="StepRefused", non_retryable=True, category=ApplicationErrorCategory.BENIGN
+    )
 
 
 class CaseActivities:
@@ -34,7 +41,7 @@ class CaseActivities:
             except DomainError as exc:
                 bound.info("step refused", command=step.type, command_id=step.id,
                            actor=step.actor, reason=str(exc))
-                raise ApplicationError(str(exc), type="StepRefused", non_retryable=True) from None
+                raise refusal(exc) from None
             results = [result]
         else:
             results = self.app.run(
@@ -68,7 +75,7 @@ class CaseActivities:
         except DomainError as exc:
             log.info("stock step refused", command=req.step.type, command_id=req.step.id,
                      actor=req.step.actor, reason=str(exc))
-            raise ApplicationError(str(exc), type="StepRefused", non_retryable=True) from None
+            raise refusal(exc) from None
         log.info("stock step accepted", command=req.step.type, command_id=req.step.id,
                  actor=req.step.actor, apartment=req.step.apartment)
         return result

@@ -12,93 +12,23 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.calendar import add_months, unexecuted_deadline
 from domain.errors import DomainError, InvalidDate, StepNotAllowed
+from domain.stages import (
+    ALLOWED,
+    EXITS,
+    GRANTED_NOT_MOVED_IN,
+    IN_HOME,
+    NEEDS,
+    STAGE_LABELS,
+    Stage,
+)
 
 CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:case")
-
-
-class Stage(StrEnum):
-    APPLIED = "applied"
-    ASSESSMENT = "assessment"
-    WAITING = "waiting"
-    OFFERED = "offered"
-    APPROVED = "approved"
-    TRAINING = "training"
-    TAKEOVER_REVIEW = "takeover_review"
-    TAKEOVER_APPROVED = "takeover_approved"
-    CLOSED = "closed"
-
-
-STAGE_LABELS = {
-    Stage.APPLIED: "registered as an application",
-    Stage.ASSESSMENT: "under assessment",
-    Stage.WAITING: "waiting for an apartment",
-    Stage.OFFERED: "offered an apartment, awaiting the landlord's approval",
-    Stage.APPROVED: "approved by the landlord, awaiting move-in",
-    Stage.TRAINING: "in the training phase",
-    Stage.TAKEOVER_REVIEW: "referred to the landlord for takeover",
-    Stage.TAKEOVER_APPROVED: "approved for takeover of the lease",
-    Stage.CLOSED: "closed",
-}
-
-_IN_HOME = (Stage.TRAINING, Stage.TAKEOVER_REVIEW, Stage.TAKEOVER_APPROVED)
-_GRANTED_NOT_MOVED_IN = (Stage.WAITING, Stage.OFFERED, Stage.APPROVED)
-
-ALLOWED: dict[Stage, tuple[str, ...]] = {
-    Stage.APPLIED: ("start_assessment", "exit"),
-    Stage.ASSESSMENT: ("decide", "exit"),
-    Stage.WAITING: ("offer", "course_session", "exit"),
-    Stage.OFFERED: ("landlord_decision", "course_session", "exit"),
-    Stage.APPROVED: ("move_in", "course_session", "exit"),
-    Stage.TRAINING: (
-        "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
-        "refer_takeover", "exit",
-    ),
-    Stage.TAKEOVER_REVIEW: (
-        "takeover_decision", "record_visit", "course_session", "rent_arrears",
-        "repayment_plan", "complaint", "exit",
-    ),
-    Stage.TAKEOVER_APPROVED: (
-        "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint", "exit",
-    ),
-    Stage.CLOSED: (),
-}
-
-_LEAVING = ("own_housing", "withdrawn", "deceased", "moved_away")
-EXITS: dict[Stage, tuple[str, ...]] = {
-    Stage.APPLIED: _LEAVING,
-    Stage.ASSESSMENT: _LEAVING,
-    Stage.WAITING: _LEAVING,
-    Stage.OFFERED: _LEAVING,
-    Stage.APPROVED: _LEAVING,
-    Stage.TRAINING: ("terminated", *_LEAVING),
-    Stage.TAKEOVER_REVIEW: ("terminated", *_LEAVING),
-    Stage.TAKEOVER_APPROVED: ("first_hand_lease", "terminated", *_LEAVING),
-    Stage.CLOSED: (),
-}
-
-NEEDS = {
-    "apply": "needs a new case id",
-    "start_assessment": "needs a registered application",
-    "decide": "needs an assessment",
-    "offer": "needs a granted decision and no open offer",
-    "landlord_decision": "needs an open offer",
-    "move_in": "needs an offer approved by the landlord",
-    "record_visit": "needs the client to live in the training apartment",
-    "course_session": "needs a granted decision",
-    "rent_arrears": "needs a tenancy in the training apartment",
-    "repayment_plan": "needs a tenancy in the training apartment",
-    "complaint": "needs a tenancy in the training apartment",
-    "refer_takeover": "needs the training phase",
-    "takeover_decision": "needs a referral for takeover",
-    "exit": "needs an open case",
-}
 
 
 class Case(Aggregate):
@@ -349,8 +279,8 @@ class Case(Aggregate):
                 "exit", f"to {destination} {needs}; exits now: {', '.join(EXITS[self.stage])}"
             )
         self._exited(
-            destination=destination, apartment=self.apartment if self.stage in _IN_HOME or
-            self.stage in _GRANTED_NOT_MOVED_IN else None,
+            destination=destination, apartment=self.apartment if self.stage in IN_HOME or
+            self.stage in GRANTED_NOT_MOVED_IN else None,
             on=on, actor=actor, command_id=command_id,
         )
 
@@ -361,7 +291,7 @@ class Case(Aggregate):
 
         Returns False (and records nothing) when it no longer applies or was noted already.
         """
-        if self.stage not in _GRANTED_NOT_MOVED_IN or self.decision_date is None:
+        if self.stage not in GRANTED_NOT_MOVED_IN or self.decision_date is None:
             return False
         if quarter != self.unexecuted_noted + 1:
             return False
@@ -373,7 +303,7 @@ class Case(Aggregate):
 
     def note_overdue(self, kind: str, due: date, *, command_id: str) -> bool:
         """Record that a support visit or follow-up due on `due` was not made."""
-        if self.stage not in _IN_HOME or f"{kind}:{due}" in self.overdue_noted:
+        if self.stage not in IN_HOME or f"{kind}:{due}" in self.overdue_noted:
             return False
         latest = self.last_home_visit if kind == "home_visit" else self.last_follow_up
         if latest is not None and latest >= due:

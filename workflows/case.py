@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.commands import CaseStep
+    from domain.stages import NEEDS
     from domain.views import CaseSnapshot, LineResult, StepsOutcome
     from workflows.due import due_items, local_date
     from workflows.messages import (
@@ -233,7 +234,7 @@ class CaseWorkflow:
         elif step.type not in snap.allowed:
             allowed = ", ".join(snap.allowed) or "nothing (the case is closed)"
             raise refused(
-                f"case {self.case} is {snap.stage_label}: {step.type} is not allowed now; "
+                f"case {self.case} is {snap.stage_label}: {step.type} {NEEDS[step.type]}; "
                 f"allowed now: {allowed}"
             )
         elif step.type == "exit" and step.destination.value not in snap.exits:

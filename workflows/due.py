@@ -12,11 +12,9 @@ from zoneinfo import ZoneInfo
 
 from domain.calendar import add_months, unexecuted_deadline
 from domain.policy import Policy
+from domain.stages import GRANTED_NOT_MOVED_IN, IN_HOME
 from domain.views import CaseSnapshot
 from workflows.messages import DueItem
-
-GRANTED_NOT_MOVED_IN = ("waiting", "offered", "approved")
-IN_HOME = ("training", "takeover_review", "takeover_approved")
 
 
 def local_date(moment: datetime, policy: Policy) -> date:

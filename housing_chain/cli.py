@@ -1,0 +1,574 @@
+"""`housing-chain`: the command line of caseworkers, housing pilots and supervisors.
+
+Exit codes: 0 done, 1 refused (with a message naming the case and why; nothing recorded),
+2 usage (a bad option or value, named). Every step takes `--on DATE` (effective date,
+default today), `--as ACTOR` and `--json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from domain.commands import import_line_adapter
+from housing_chain.settings import Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The housing chain: cases from application to first-hand lease, on Temporal.",
+)
+out = Console()
+err = Console(stderr=True)
+
+DataOption = typer.Option(None, "--data", envvar="HOUSING_CHAIN_DATA",
+                          help="data directory of the stack (default ./var)")
+OnOption = typer.Option(None, "--on", help="effective date YYYY-MM-DD (default today)")
+AsOption = typer.Option(None, "--as", help="who does the step (default $USER)")
+JsonOption = typer.Option(False, "--json", help="answer as JSON")
+IdOption = typer.Option(None, "--id", help="command id (default: a new one)")
+
+
+def settings_for(data: Path | None) -> Settings:
+    settings = Settings()
+    if data is not None:
+        settings = settings.model_copy(update={"data": data})
+    return settings
+
+
+def configure_logs(settings: Settings) -> None:
+    from housing_chain.logs import configure
+
+    configure(settings.log_format, os.environ.get("HOUSING_CHAIN_LOG_LEVEL", "warning"))
+
+
+def fail(message: str, code: int, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps({"accepted": False, "reason": message}))
+    else:
+        err.print(f"[bold red]refused:[/] {message}" if code == 1 else f"[red]error:[/] {message}",
+                  highlight=False)
+    raise typer.Exit(code)
+
+
+def default_actor() -> str:
+    return os.environ.get("HOUSING_CHAIN_ACTOR") or os.environ.get("USER") or "caseworker"
+
+
+# --- steps -------------------------------------------------------------------------------
+
+def send_step(fields: dict[str, Any], on: date | None, actor: str | None, as_json: bool,
+              command_id: str | None, data: Path | None) -> None:
+    import uuid
+
+    from housing_chain.client import ChainClient, Refused, Unreachable, connect, today_in
+    from housing_chain.importer import describe
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    policy = settings.policy()
+    fields = {k: v for k, v in fields.items() if v is not None}
+    fields.update(on=(on or today_in(policy)).isoformat(), actor=actor or default_actor(),
+                  id=command_id or f"cli:{uuid.uuid4()}")
+    try:
+        line = import_line_adapter.validate_python(fields)
+    except ValidationError as exc:
+        fail(describe(exc), 2, as_json)
+    identity = None
+    if line.type == "apply":
+        c = line.client
+        identity = (c.id, c.name, c.personal_number) if (c.name or c.personal_number) else None
+        line = line.without_identity()
+
+    async def go():
+        chain = ChainClient(await connect(settings), settings, policy)
+        if line.type in ("register_apartment", "return_apartment"):
+            return await chain.send_stock(line)
+        return await chain.send(line)
+
+    try:
+        result = asyncio.run(go())
+    except Unreachable as exc:
+        fail(str(exc), 1, as_json)
+    except Refused as exc:
+        fail(str(exc), 1, as_json)
+    if not result.accepted:
+        fail(result.reason or "refused", 1, as_json)
+    if identity:
+        from housing_chain.service import IdentityRegistry
+
+        IdentityRegistry(env=settings.event_store_env("identities")).record(*identity)
+    if as_json:
+        print(result.model_dump_json())
+    else:
+        what = getattr(line, "case", None) or getattr(line, "apartment", "")
+        note = " (already recorded)" if result.duplicate else ""
+        out.print(f"[green]done:[/] {line.type} {what} on {line.on}{note} → {result.stage}"
+                  f"  [dim]{', '.join(result.events)}[/]", highlight=False)
+
+
+@app.command()
+def apply(
+    case: str, client: str = typer.Option(..., help="pseudonymous client id"),
+    target_group: str = typer.Option(..., help="e.g. substance_abuse, families_with_children"),
+    district: str = typer.Option(...), adults: int = 1, children: int = 0,
+    housing_situation: str = "without_housing", referral: str = "self",
+    name: str = typer.Option(None, help="kept only in the identity store"),
+    personal_number: str = typer.Option(None, help="kept only in the identity store"),
+    on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+    command_id: str = IdOption, data: Path = DataOption,
+) -> None:
+    """Register an application (ansökan) and open the case."""
+    send_step({"type": "apply", "case": case, "referral": referral, "client": {
+        "id": client, "target_group": target_group, "district": district,
+        "household": {"adults": adults, "children": children},
+        "housing_situation": housing_situation, "name": name, "personal_number": personal_number,
+    }}, on, actor, as_json, command_id, data)
+
+
+@app.command("start-assessment")
+def start_assessment(case: str, on: date = OnOption, actor: str = AsOption,
+                     as_json: bool = JsonOption, command_id: str = IdOption,
+                     data: Path = DataOption) -> None:
+    """Start the investigation (utredning)."""
+    send_step({"type": "start_assessment", "case": case}, on, actor, as_json, command_id, data)
+
+
+@app.command()
+def decide(case: str, outcome: str = typer.Option(..., help="granted or denied"),
+           programme: str = typer.Option(None, help="training_apartment, housing_first, "
+                                                    "municipal_contract"),
+           reason: str = typer.Option(None, help="required when denied"),
+           on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+           command_id: str = IdOption, data: Path = DataOption) -> None:
+    """Decide the application (biståndsbeslut): granted with a programme, or denied."""
+    send_step({"type": "decide", "case": case, "outcome": outcome, "programme": programme,
+               "reason": reason}, on, actor, as_json, command_id, data)
+
+
+@app.command()
+def offer(case: str, apartment: str = typer.Option(...), on: date = OnOption,
+          actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
+          data: Path = DataOption) -> None:
+    """Offer a vacant apartment from the stock."""
+    send_step({"type": "offer", "case": case, "apartment": apartment}, on, actor, as_json,
+              command_id, data)
+
+
+@app.command("landlord-decision")
+def landlord_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
+                      reason: str = typer.Option(None), on: date = OnOption,
+                      actor: str = AsOption, as_json: bool = JsonOption,
+                      command_id: str = IdOption, data: Path = DataOption) -> None:
+    """The landlord approves or refuses the candidate."""
+    send_step({"type": "landlord_decision", "case": case, "approved": approved,
+               "reason": reason}, on, actor, as_json, command_id, data)
+
+
+@app.command("move-in")
+def move_in(case: str, apartment: str = typer.Option(...), on: date = OnOption,
+            actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
+            data: Path = DataOption) -> None:
+    """The client moves into the training apartment (first night there)."""
+    send_step({"type": "move_in", "case": case, "apartment": apartment}, on, actor, as_json,
+              command_id, data)
+
+
+@app.command("record-visit")
+def record_visit(case: str, kind: str = "home_visit",
+                 rent_paid: bool = typer.Option(None, "--rent-paid/--rent-unpaid"),
+                 home_insurance: bool = typer.Option(None, "--insured/--uninsured"),
+                 in_housing_queue: bool = typer.Option(None, "--in-queue/--not-in-queue"),
+                 on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                 command_id: str = IdOption, data: Path = DataOption) -> None:
+    """A support visit (home_visit, follow_up, inspection), with the monthly checklist."""
+    answers = (rent_paid, home_insurance, in_housing_queue)
+    checklist = None
+    if any(a is not None for a in answers):
+        checklist = {"rent_paid": rent_paid, "home_insurance": home_insurance,
+                     "in_housing_queue": in_housing_queue}
+    send_step({"type": "record_visit", "case": case, "kind": kind, "checklist": checklist},
+              on, actor, as_json, command_id, data)
+
+
+@app.command("course-session")
+def course_session(case: str, session: int = typer.Option(..., min=1, max=4),
+                   on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                   command_id: str = IdOption, data: Path = DataOption) -> None:
+    """A housing-course session (boendekurs, 1–4) attended."""
+    send_step({"type": "course_session", "case": case, "session": session}, on, actor,
+              as_json, command_id, data)
+
+
+@app.command("rent-arrears")
+def rent_arrears(case: str, amount: Decimal = typer.Option(..., help="SEK"),
+                 on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                 command_id: str = IdOption, data: Path = DataOption) -> None:
+    """Rent arrears reported (the caseworker must be told at once)."""
+    send_step({"type": "rent_arrears", "case": case, "amount": str(amount)}, on, actor,
+              as_json, command_id, data)
+
+
+@app.command("repayment-plan")
+def repayment_plan(case: str, on: date = OnOption, actor: str = AsOption,
+                   as_json: bool = JsonOption, command_id: str = IdOption,
+                   data: Path = DataOption) -> None:
+    """A repayment plan agreed for the outstanding arrears."""
+    send_step({"type": "repayment_plan", "case": case}, on, actor, as_json, command_id, data)
+
+
+@app.command()
+def complaint(case: str, note: str = typer.Option(""), on: date = OnOption,
+              actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
+              data: Path = DataOption) -> None:
+    """A disturbance complaint or warning (anmodan om rättelse)."""
+    send_step({"type": "complaint", "case": case, "note": note}, on, actor, as_json,
+              command_id, data)
+
+
+@app.command("refer-takeover")
+def refer_takeover(case: str, on: date = OnOption, actor: str = AsOption,
+                   as_json: bool = JsonOption, command_id: str = IdOption,
+                   data: Path = DataOption) -> None:
+    """Refer the client to the landlord for takeover of the lease (övertagande)."""
+    send_step({"type": "refer_takeover", "case": case}, on, actor, as_json, command_id, data)
+
+
+@app.command("takeover-decision")
+def takeover_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
+                      reason: str = typer.Option(None), on: date = OnOption,
+                      actor: str = AsOption, as_json: bool = JsonOption,
+                      command_id: str = IdOption, data: Path = DataOption) -> None:
+    """The landlord's takeover decision (credit check, references)."""
+    send_step({"type": "takeover_decision", "case": case, "approved": approved,
+               "reason": reason}, on, actor, as_json, command_id, data)
+
+
+@app.command("exit")
+def exit_case(case: str, destination: str = typer.Option(
+                  ..., help="first_hand_lease, own_housing, terminated, withdrawn, deceased, "
+                            "moved_away"),
+              on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+              command_id: str = IdOption, data: Path = DataOption) -> None:
+    """Close the case with its exit destination."""
+    send_step({"type": "exit", "case": case, "destination": destination}, on, actor, as_json,
+              command_id, data)
+
+
+@app.command("register-apartment")
+def register_apartment(apartment: str, landlord: str = typer.Option(...),
+                       rooms: int = typer.Option(...), on: date = OnOption,
+                       actor: str = AsOption, as_json: bool = JsonOption,
+                       command_id: str = IdOption, data: Path = DataOption) -> None:
+    """Add an apartment to the stock (lägenhetsbank)."""
+    send_step({"type": "register_apartment", "apartment": apartment, "landlord": landlord,
+               "rooms": rooms}, on, actor, as_json, command_id, data)
+
+
+@app.command("return-apartment")
+def return_apartment(apartment: str, on: date = OnOption, actor: str = AsOption,
+                     as_json: bool = JsonOption, command_id: str = IdOption,
+                     data: Path = DataOption) -> None:
+    """Return a vacant apartment to its landlord (it leaves the stock)."""
+    send_step({"type": "return_apartment", "apartment": apartment}, on, actor, as_json,
+              command_id, data)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+@app.command()
+def status(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Where a case stands: its stage (or exit), the steps allowed now and what is due."""
+    from housing_chain.client import ChainClient, Refused, Unreachable, connect
+
+    settings = settings_for(data)
+    configure_logs(settings)
+
+    async def go():
+        return await ChainClient(await connect(settings), settings).status(case)
+
+    try:
+        st = asyncio.run(go())
+    except (Refused, Unreachable) as exc:
+        fail(str(exc), 1, as_json)
+    if as_json:
+        print(st.model_dump_json())
+        return
+    stage = st.outcome if st.stage == "closed" else st.stage
+    out.print(f"[bold]case {st.case}[/]: {stage} — {st.stage_label}", highlight=False)
+    if st.last_on:
+        out.print(f"last step on {st.last_on}")
+    if st.stage != "closed":
+        out.print(f"allowed now: {', '.join(st.allowed)}; exits: {', '.join(st.exits)}")
+    if st.due:
+        table = Table("due", "what", "raised")
+        for item in sorted(st.due, key=lambda i: i.due):
+            label = item.kind.replace("_", " ") + (f" (quarter {item.quarter})" if item.quarter else "")
+            table.add_row(str(item.due), label, item.fires_at.strftime("%Y-%m-%d %H:%M"))
+        out.print(table)
+
+
+@app.command()
+def history(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Every domain event of a case: effective date, recorded time, actor, what happened."""
+    from domain.errors import DomainError
+    from housing_chain.service import HousingChain
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    try:
+        rows = HousingChain(env=settings.event_store_env("events")).history(case)
+    except DomainError as exc:
+        fail(str(exc), 1, as_json)
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    table = Table("#", "effective", "recorded (UTC)", "actor", "event", "details",
+                  title=f"case {case}")
+    for r in rows:
+        details = ", ".join(f"{k}={v}" for k, v in r["details"].items())
+        table.add_row(str(r["version"]), str(r["on"]), r["recorded"].strftime("%Y-%m-%d %H:%M:%S"),
+                      r["actor"] or "", r["event"], details)
+    out.print(table)
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    strict: bool = typer.Option(False, help="stop at the first refused line"),
+    parallel: int = typer.Option(16, min=1, max=64, help="updates in flight at once"),
+    actor: str = typer.Option("import", "--as", help="actor for lines without one"),
+    as_json: bool = JsonOption, data: Path = DataOption,
+) -> None:
+    """Send a JSONL file of commands through the workflows, line by line."""
+    from housing_chain.importer import read_lines
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    try:
+        raw = read_lines(file)
+    except ValueError as exc:
+        fail(str(exc), 2, as_json)
+    report = do_import(settings, raw, file.stem, actor, strict=strict, parallel=parallel,
+                       show_progress=not as_json)
+    if as_json:
+        print(json.dumps(report.as_json()))
+    else:
+        print_import_report(report)
+    if report.refused:
+        raise typer.Exit(1)
+
+
+def do_import(settings: Settings, raw: list[str], source: str, actor: str, *, strict: bool,
+              parallel: int, show_progress: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from housing_chain.client import ChainClient, Unreachable, connect, today_in
+    from housing_chain.importer import ImportReport, parse, run_import
+    from housing_chain.service import IdentityRegistry
+
+    policy = settings.policy()
+    lines, refused = parse(raw, source=source, actor=actor, today=today_in(policy))
+    report = ImportReport(refused=refused)
+    if strict and refused:
+        report.stopped_early = True
+        return report
+    identities: IdentityRegistry | None = None
+
+    def record_identity(client_id: str, name: str | None, number: str | None) -> None:
+        nonlocal identities
+        identities = identities or IdentityRegistry(env=settings.event_store_env("identities"))
+        identities.record(client_id, name, number)
+
+    async def go(progress) -> None:
+        chain = ChainClient(await connect(settings), settings, policy)
+        task = progress.add_task("importing", total=len(lines)) if progress else None
+        await run_import(
+            chain, lines, report, parallel=parallel, strict=strict,
+            record_identity=record_identity,
+            progress=(lambda n: progress.advance(task, n)) if progress else None,
+        )
+
+    try:
+        if show_progress:
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                          transient=False) as progress:
+                asyncio.run(go(progress))
+        else:
+            asyncio.run(go(None))
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    return report
+
+
+def print_import_report(report) -> None:
+    for r in report.refused:
+        where = f"case {r.case}: " if r.case and f"case {r.case}" not in r.reason else ""
+        err.print(f"[red]line {r.line}[/] refused: {where}{r.reason}", highlight=False)
+    dup = f" ({report.duplicates} already recorded)" if report.duplicates else ""
+    stop = " — stopped at the first refusal (--strict)" if report.stopped_early else ""
+    out.print(f"[bold]{report.accepted} accepted{dup}, {len(report.refused)} refused[/]{stop}",
+              highlight=False)
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+@app.command()
+def up(data: Path = DataOption) -> None:
+    """Run the embedded stack in the foreground: Temporal dev server, its UI, the worker and
+    the event store under the data directory. Ctrl-C stops it."""
+    from housing_chain.logs import configure
+    from housing_chain.stack import EmbeddedStack
+
+    settings = settings_for(data)
+    configure(settings.log_format, settings.log_level)
+    stack = EmbeddedStack(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stack.start()
+        store = "PostgreSQL" if settings.uses_postgres else str(settings.data / "events.sqlite")
+        print(f"Temporal UI: {stack.ui_url}", flush=True)
+        print(f"housing-chain ready: Temporal at {settings.temporal_address} "
+              f"(namespace {settings.temporal_namespace}), event store {store}", flush=True)
+        await stop.wait()
+        print("stopping…", flush=True)
+        await stack.stop()
+
+    try:
+        asyncio.run(run())
+    except RuntimeError as exc:
+        stack.stop_server()
+        fail(str(exc), 1)
+
+
+def start_stack_process(settings: Settings, timeout: float = 120) -> subprocess.Popen:
+    """`housing-chain up` as a child process; returns once it prints `ready`."""
+    env = dict(os.environ, HOUSING_CHAIN_DATA=str(settings.data))
+    proc = subprocess.Popen([sys.executable, "-m", "housing_chain.cli", "up"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "ready" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout) or proc.poll() is not None:
+        proc.terminate()
+        raise RuntimeError("the stack did not start:\n" + "".join(lines[-20:]))
+    return proc
+
+
+@app.command()
+def demo(
+    cases: int = typer.Option(200, min=1, help="how many cases the demo municipality has"),
+    keep_running: bool = typer.Option(True, help="keep the stack running afterwards"),
+    data: Path = DataOption,
+) -> None:
+    """The main job: start the stack, import the demo municipality, show where cases stand."""
+    from housing_chain import demo as demo_data
+    from housing_chain.client import connect
+    from housing_chain.stack import listening, split_address
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    proc = None
+    if not listening(*split_address(settings.temporal_address)):
+        out.print("starting the embedded stack (Temporal dev server, worker, event store)…")
+        proc = start_stack_process(settings)
+    else:
+        asyncio.run(connect(settings))
+    settings.data.mkdir(parents=True, exist_ok=True)
+    path = settings.data / "demo-municipality.jsonl"
+    count = demo_data.write(path, cases=cases)
+    out.print(f"importing {count} commands of {cases} cases from {path}")
+    report = do_import(settings, path.read_text(encoding="utf-8").splitlines(), path.stem,
+                       "import", strict=False, parallel=16, show_progress=True)
+    print_import_report(report)
+    print_where_cases_stand(report.stages)
+    ui_port = settings.ui_port
+    out.print(f"\nTemporal UI: http://localhost:{ui_port}   "
+              f"try: housing-chain status {next(iter(sorted(report.stages)), 'CASE')}")
+    if proc is None:
+        return
+    if not keep_running:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        return
+    out.print("the stack keeps running; Ctrl-C stops it")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def print_where_cases_stand(stages: dict[str, str]) -> None:
+    counts: dict[str, int] = {}
+    for stage in stages.values():
+        counts[stage] = counts.get(stage, 0) + 1
+    order = ["applied", "assessment", "waiting", "offered", "approved", "training",
+             "takeover_review", "takeover_approved", "closed"]
+    table = Table("stage", "cases", title="Where cases stand")
+    for stage in order:
+        if counts.get(stage):
+            table.add_row(stage, str(counts[stage]))
+    out.print(table)
+
+
+@app.command()
+def schema(output: Path = typer.Option(None, help="write here instead of stdout")) -> None:
+    """The JSON Schema of one import line (generated from the pydantic models)."""
+    text = json.dumps(import_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+
+
+def import_schema() -> dict[str, Any]:
+    doc = import_line_adapter.json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "housing-chain import line"
+    doc["description"] = "One JSON object per line of an `housing-chain import` file."
+    return doc
+
+
+def main() -> None:
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # temporalio sdk-python#300: avoid the interpreter-exit abort
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""`import FILE.jsonl`: commands sent through the real workflows, in order.
+
+Each line is validated (pydantic, unknown fields refused), given defaults (`on` today,
+`actor` the importer's, `id` derived from the file name, line number and text so that
+importing a file again is idempotent), and sent to its case's workflow. Lines touching
+different cases and apartments go in parallel; the lines of one case that are ready
+together go as one batched update whose activity applies them in order and answers per
+line. Order is kept wherever it matters: per case, per apartment, and around any line
+that may free an apartment this file cannot see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from domain.commands import ApplyLine, import_line_adapter
+from domain.views import LineResult
+from housing_chain.client import ChainClient, Refused
+
+BARRIER = "*"
+MAX_BATCH = 200
+
+
+@dataclass
+class Line:
+    number: int
+    step: Any
+    keys: tuple[str, ...]
+    identity: tuple[str, str | None, str | None] | None = None
+
+    @property
+    def case(self) -> str | None:
+        return getattr(self.step, "case", None)
+
+
+@dataclass
+class Refusal:
+    line: int
+    case: str | None
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    accepted: int = 0
+    duplicates: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+    stages: dict[str, str] = field(default_factory=dict)
+    stopped_early: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "refused": [{"line": r.line, "case": r.case, "reason": r.reason} for r in self.refused],
+        }
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic error as a user reads it: the field path and what is wrong."""
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = [str(p) for p in err["loc"]]
+        if len(loc) > 1 and loc[0] in _TAGS:
+            loc = loc[1:]
+        where = ".".join(loc) or "line"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+_TAGS = set(import_line_adapter.json_schema()["discriminator"]["mapping"])
+
+
+def command_id(source: str, number: int, text: str) -> str:
+    digest = hashlib.sha256(text.strip().encode()).hexdigest()[:12]
+    return f"{source}:{number}:{digest}"
+
+
+def parse(
+    lines: list[str], *, source: str, actor: str, today: date
+) -> tuple[list[Line], list[Refusal]]:
+    """Validate every line; give defaults; compute the ordering keys."""
+    parsed: list[Line] = []
+    refused: list[Refusal] = []
+    apartment_of: dict[str, str | None] = {}
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            refused.append(Refusal(number, None, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        case = data.get("case") if isinstance(data, dict) else None
+        case = case if isinstance(case, str) else None
+        try:
+            step = import_line_adapter.validate_python(data)
+        except ValidationError as exc:
+            refused.append(Refusal(number, case, describe(exc)))
+            continue
+        step = step.model_copy(update={
+            "on": step.on or today,
+            "actor": step.actor or actor,
+            "id": step.id or command_id(source, number, text),
+        })
+        identity = None
+        if isinstance(step, ApplyLine):
+            c = step.client
+            if c.name or c.personal_number:
+                identity = (c.id, c.name, c.personal_number)
+            step = step.without_identity()
+        parsed.append(Line(number, step, _keys(step, apartment_of), identity))
+    return parsed, refused
+
+
+def _keys(step: Any, apartment_of: dict[str, str | None]) -> tuple[str, ...]:
+    """What a line must stay in order with: its case, its apartment, or everything."""
+    kind = step.type
+    if kind in ("register_apartment", "return_apartment"):
+        return (f"apt:{step.apartment}",)
+    keys = [f"case:{step.case}"]
+    if kind == "apply":
+        apartment_of[step.case] = None
+    elif kind in ("offer", "move_in"):
+        apartment_of[step.case] = step.apartment
+        keys.append(f"apt:{step.apartment}")
+    elif kind in ("landlord_decision", "exit"):
+        if step.case not in apartment_of:
+            keys.append(BARRIER)  # it may free an apartment this file never named
+        elif apartment_of[step.case]:
+            keys.append(f"apt:{apartment_of[step.case]}")
+            if kind == "exit" or not getattr(step, "approved", True):
+                apartment_of[step.case] = None
+    return tuple(keys)
+
+
+class Scheduler:
+    """Hands out lines (as per-case batches) as soon as nothing before them conflicts."""
+
+    def __init__(self, lines: list[Line], max_batch: int = MAX_BATCH) -> None:
+        self.lines = lines
+        self.max_batch = max_batch
+        self.queues: dict[str, deque[int]] = {}
+        self.barriers: deque[int] = deque()
+        for i, line in enumerate(lines):
+            for key in line.keys:
+                if key == BARRIER:
+                    self.barriers.append(i)
+                else:
+                    self.queues.setdefault(key, deque()).append(i)
+        self.started: set[int] = set()
+        self.done: set[int] = set()
+        self.lowest_pending = 0
+        self.candidates: set[int] = {q[0] for q in self.queues.values()}
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == len(self.lines)
+
+    def _barrier_allows(self, i: int) -> bool:
+        if not self.barriers:
+            return True
+        b = self.barriers[0]
+        return i < b or (i == b and i == self.lowest_pending)
+
+    def _at_heads(self, i: int, also: set[int] = frozenset()) -> bool:  # type: ignore[assignment]
+        for key in self.lines[i].keys:
+            if key == BARRIER:
+                continue
+            for j in self.queues[key]:
+                if j == i:
+                    break
+                if j not in also:
+                    return False
+        return True
+
+    def take_ready(self, most: int) -> list[list[int]]:
+        batches: list[list[int]] = []
+        for i in sorted(self.candidates):
+            if len(batches) >= most:
+                break
+            if i in self.started or not self._barrier_allows(i) or not self._at_heads(i):
+                continue
+            batch = [i]
+            self.started.add(i)
+            line = self.lines[i]
+            if line.case is not None:
+                queue = self.queues[f"case:{line.case}"]
+                members = {i}
+                for j in list(queue)[queue.index(i) + 1:]:
+                    if len(batch) >= self.max_batch or not self._barrier_allows(j):
+                        break
+                    if BARRIER in self.lines[j].keys or not self._at_heads(j, members):
+                        break
+                    batch.append(j)
+                    members.add(j)
+                    self.started.add(j)
+            batches.append(batch)
+        self.candidates -= self.started
+        return batches
+
+    def complete(self, batch: list[int]) -> None:
+        for i in batch:
+            self.done.add(i)
+            for key in self.lines[i].keys:
+                if key == BARRIER:
+                    self.barriers.remove(i)
+                    continue
+                queue = self.queues[key]
+                queue.remove(i)
+                if queue:
+                    self.candidates.add(queue[0])
+        while self.lowest_pending < len(self.lines) and self.lowest_pending in self.done:
+            self.lowest_pending += 1
+        if self.barriers:
+            self.candidates.add(self.barriers[0])
+        for i in range(self.lowest_pending, min(self.lowest_pending + 1, len(self.lines))):
+            self.candidates.add(i)
+
+
+async def run_import(
+    chain: ChainClient,
+    lines: list[Line],
+    report: ImportReport,
+    *,
+    parallel: int = 16,
+    strict: bool = False,
+    record_identity: Callable[[str, str | None, str | None], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    scheduler = Scheduler(lines, max_batch=1 if strict else MAX_BATCH)
+    limit = 1 if strict else parallel
+    inflight: dict[asyncio.Task, list[int]] = {}
+
+    async def send(batch: list[int]) -> list[LineResult]:
+        first = lines[batch[0]]
+        if first.case is None:
+            try:
+                return [await chain.send_stock(first.step)]
+            except Exception as exc:  # noqa: BLE001 - reported per line, the import goes on
+                return [LineResult(accepted=False, command_id=first.step.id, reason=str(exc))]
+        steps = [lines[i].step for i in batch]
+        if len(steps) == 1:
+            try:
+                return [await chain.send(steps[0])]
+            except Refused as exc:
+                return [LineResult(accepted=False, command_id=steps[0].id, reason=str(exc))]
+        return await chain.send_batch(first.case, steps, batch_id=f"{steps[0].id}+{len(steps)}")
+
+    stop = False
+    while not scheduler.finished and not (stop and not inflight):
+        if not stop:
+            for batch in scheduler.take_ready(limit - len(inflight)):
+                inflight[asyncio.ensure_future(send(batch))] = batch
+        if not inflight:
+            break
+        done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            batch = inflight.pop(task)
+            results = task.result()
+            for i, result in zip(batch, results, strict=True):
+                line = lines[i]
+                if result.accepted:
+                    report.accepted += 1
+                    report.duplicates += int(result.duplicate)
+                    if line.case and result.stage:
+                        report.stages[line.case] = result.stage
+                    if line.identity and record_identity:
+                        record_identity(*line.identity)
+                else:
+                    report.refused.append(Refusal(line.number, line.case, result.reason or ""))
+                    if strict:
+                        stop = True
+            scheduler.complete(batch)
+            if progress:
+                progress(len(batch))
+    report.stopped_early = stop
+    report.refused.sort(key=lambda r: r.line)
+    return report
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -379,7 +379,7 @@ def do_import(settings: Settings, raw: list[str], source: str, actor: str, *, st
 
     from housing_chain.client import ChainClient, Unreachable, connect, today_in
     from housing_chain.importer import ImportReport, parse, run_import
-    from housing_chain.service import IdentityRegistry
+    from housing_chain.service import HousingChain, IdentityRegistry
 
     policy = settings.policy()
     lines, refused = parse(raw, source=source, actor=actor, today=today_in(policy))
@@ -394,12 +394,14 @@ def do_import(settings: Settings, raw: list[str], source: str, actor: str, *, st
         identities = identities or IdentityRegistry(env=settings.event_store_env("identities"))
         identities.record(client_id, name, number)
 
+    store = HousingChain(env=settings.event_store_env("events"))
+
     async def go(progress) -> None:
         chain = ChainClient(await connect(settings), settings, policy)
         task = progress.add_task("importing", total=len(lines)) if progress else None
         await run_import(
             chain, lines, report, parallel=parallel, strict=strict,
-            record_identity=record_identity,
+            record_identity=record_identity, processed=store.processed,
             progress=(lambda n: progress.advance(task, n)) if progress else None,
         )
 

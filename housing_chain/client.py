@@ -87,12 +87,13 @@ class ChainClient:
 
     async def send(self, step: CaseStep) -> LineResult:
         """One caseworker step; raises Refused."""
+        start = self._start(step.case)
         try:
             if step.type == "apply":
                 return await self.client.execute_update_with_start_workflow(
                     CaseWorkflow.step,
                     StepRequest(step=step),
-                    start_workflow_operation=self._start(step.case),
+                    start_workflow_operation=start,
                     id=step.id,
                 )
             handle = self.client.get_workflow_handle(case_workflow_id(step.case))
@@ -100,22 +101,24 @@ class ChainClient:
         except WorkflowUpdateFailedError as exc:
             raise Refused(_reason(exc)) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
+            await _settle(start)
             raise Refused(await self._explain(step.case, exc)) from None
 
     async def send_batch(self, case: str, steps: Sequence[CaseStep], batch_id: str) -> list[LineResult]:
         """Consecutive steps of one case in one update; each line accepted or refused alone."""
         batch = StepBatch(batch_id=batch_id, steps=list(steps))
+        start = self._start(case)
         try:
             if steps[0].type == "apply":
                 return await self.client.execute_update_with_start_workflow(
-                    CaseWorkflow.steps, batch, start_workflow_operation=self._start(case),
-                    id=batch_id,
+                    CaseWorkflow.steps, batch, start_workflow_operation=start, id=batch_id,
                 )
             handle = self.client.get_workflow_handle(case_workflow_id(case))
             return await handle.execute_update(CaseWorkflow.steps, batch, id=batch_id)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
         except (RPCError, WorkflowAlreadyStartedError) as exc:
+            await _settle(start)
             reason = await self._explain(case, exc)
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 
@@ -151,6 +154,14 @@ class ChainClient:
         if isinstance(exc, WorkflowAlreadyStartedError):
             return f"case {case} already exists ({status.stage_label})"
         return f"case {case}: {exc}"
+
+
+async def _settle(start: WithStartWorkflowOperation) -> None:
+    """Collect the start operation's own failure (else asyncio reports it as never retrieved)."""
+    try:
+        await asyncio.wait_for(start.workflow_handle(), timeout=0.1)
+    except Exception:  # noqa: BLE001 - the caller reports the refusal
+        pass
 
 
 def today_in(policy: Policy) -> date:

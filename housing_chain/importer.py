@@ -236,6 +236,7 @@ async def run_import(
     parallel: int = 16,
     strict: bool = False,
     record_identity: Callable[[str, str | None, str | None], None] | None = None,
+    processed: Callable[[str], LineResult | None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     scheduler = Scheduler(lines, max_batch=1 if strict else MAX_BATCH)
@@ -270,6 +271,10 @@ async def run_import(
             results = task.result()
             for i, result in zip(batch, results, strict=True):
                 line = lines[i]
+                if not result.accepted and processed is not None:
+                    # refused now (its case closed since, say) but recorded by an earlier import
+                    earlier = processed(line.step.id)
+                    result = earlier.model_copy(update={"duplicate": True}) if earlier else result
                 if result.accepted:
                     report.accepted += 1
                     report.duplicates += int(result.duplicate)

@@ -144,7 +144,10 @@ class HousingChain(_Transcoded):
         if batch_id is not None:
             try:
                 batch = self.repository.get(ProcessedBatch.create_id(batch_id))
-                return [LineResult.model_validate(r) for r in batch.results]
+                return [
+                    LineResult.model_validate(r).model_copy(update={"duplicate": r["accepted"]})
+                    for r in batch.results
+                ]
             except AggregateNotFoundError:
                 pass
         unit = _UnitOfWork(self)
@@ -305,6 +308,10 @@ class HousingChain(_Transcoded):
         return noted
 
     # --- queries -----------------------------------------------------------------------
+
+    def processed(self, command_id: str) -> LineResult | None:
+        """The first result of a command already applied, or None."""
+        return _UnitOfWork(self).previous_result(command_id)
 
     def get_case(self, case_id: str) -> Case:
         try:

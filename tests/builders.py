@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from domain.calendar import add_months
-from domain.case import Stage
 from domain.commands import ApplyLine, import_line_adapter
 from domain.errors import DomainError
 from domain.policy import Policy
+from domain.stages import Stage
 from domain.views import LineResult
 from housing_chain.service import HousingChain, IdentityRegistry
 

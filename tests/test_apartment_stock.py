@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from domain.apartment import Status
-from domain.case import Stage
 from domain.errors import DomainError
+from domain.stages import Stage
 
 
 def status(chain, apartment: str = "apt-1") -> tuple[Status, str | None]:

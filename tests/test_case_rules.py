@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from domain.calendar import add_months, unexecuted_deadline
-from domain.case import ALLOWED, EXITS, NEEDS, STAGE_LABELS, Case, Stage
+from domain.case import Case
 from domain.commands import Destination
 from domain.errors import DomainError, InvalidDate, StepNotAllowed
+from domain.stages import ALLOWED, EXITS, NEEDS, STAGE_LABELS, Stage
 
 START = date(2025, 1, 1)
 TODAY = date(2027, 6, 30)

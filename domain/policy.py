@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Running workflows carry the policy they started with: a field removed in a later
+    # version must not break them (tests/test_replay.py), so unknown keys are ignored here
+    # and refused only where a person writes them, in `load`.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     municipality: str = "default"
     time_zone: str = "Europe/Stockholm"
-    unexecuted_limit_months: int = Field(3, ge=1, le=12)
     weekly_visits_months: int = Field(3, ge=0, le=24, description="weekly visits after move-in")
     weekly_visit_days: int = Field(7, ge=1, le=31)
     monthly_visit_months: int = Field(1, ge=1, le=6, description="visit interval afterwards")
@@ -51,4 +53,7 @@ class Policy(BaseModel):
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"policy file {path}: {exc}") from exc
+        unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise ValueError(f"policy file {path}: unknown setting(s) {', '.join(unknown)}")
         return cls.model_validate(data)

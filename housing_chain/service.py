@@ -193,6 +193,10 @@ class HousingChain(_Transcoded):
         return result
 
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
+        missing = [f for f in ("on", "actor", "id") if getattr(step, f) is None]
+        if missing:
+            target = getattr(step, "case", None) or getattr(step, "apartment", "")
+            raise DomainError(f"{step.type} {target}: needs {', '.join(missing)}")
         kw = {"on": step.on, "actor": step.actor, "command_id": step.id, "today": today}
         if isinstance(step, RegisterApartment):
             if unit.get(apartment_uuid(step.apartment)) is not None:
@@ -389,10 +393,30 @@ class IdentityRegistry(_Transcoded):
             identity.correct(name=name, personal_number=personal_number)
             self.save(identity)
 
-    def erase(self, client_id: str) -> None:
-        identity = self.repository.get(identity_uuid(client_id))
-        identity.erase()
-        self.save(identity)
+    def erase(self, client_id: str) -> bool:
+        """Delete every stored event of the client's identity (GDPR art. 17).
+
+        Appending an 'Erased' event would keep the name in the earlier events; this store is
+        separate from the case histories precisely so that its rows can be deleted outright.
+        """
+        aggregate_id = identity_uuid(client_id)
+        recorder: Any = self.recorder
+        table = recorder.events_table_name
+        if type(recorder).__module__.endswith("postgres"):
+            sql, arg = f"DELETE FROM {table} WHERE originator_id = %s", aggregate_id
+        else:
+            sql, arg = f"DELETE FROM {table} WHERE originator_id = ?", aggregate_id.hex
+        sqlite = not type(recorder).__module__.endswith("postgres")
+        with recorder.datastore.transaction(commit=True) as cursor:
+            if sqlite:
+                cursor.execute("PRAGMA secure_delete = ON")  # overwrite the freed pages
+            cursor.execute(sql.replace("DELETE", "SELECT COUNT(*)", 1), (arg,))
+            erased = cursor.fetchone()[0] > 0
+            cursor.execute(sql, (arg,))
+        if sqlite:
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and the old WAL frames
+        return erased
 
     def lookup(self, client_id: str) -> ClientIdentity | None:
         try:

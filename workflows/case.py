@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
 STEP_TIMEOUT = timedelta(seconds=30)
 STEP_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["StepRefused"])
 NEVER_OPENED_AFTER = timedelta(minutes=10)
-HISTORY_LIMIT = 2_000
 APPLIED_KEPT = 500
 
 
@@ -52,6 +51,7 @@ class CaseWorkflow:
         carried = start.carried or CarriedState()
         self.case = start.case
         self.policy = start.policy
+        self.history_limit = start.history_limit
         self.snapshot: CaseSnapshot | None = carried.snapshot
         self.applied: list[str] = list(carried.applied)
         self.applied_set = set(self.applied)
@@ -97,7 +97,8 @@ class CaseWorkflow:
             if self.should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
-                    CaseStart(case=self.case, policy=self.policy, carried=self.carried())
+                    CaseStart(case=self.case, policy=self.policy, carried=self.carried(),
+                              history_limit=self.history_limit)
                 )
             items = self.due()
             wake = min((self.fire_time(i) for i in items), default=None)
@@ -118,7 +119,10 @@ class CaseWorkflow:
 
     def should_continue_as_new(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self.history_limit
+        )
 
     def carried(self) -> CarriedState:
         return CarriedState(

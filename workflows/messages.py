@@ -31,6 +31,9 @@ class CaseStart(BaseModel):
     case: str
     policy: Policy = Policy()
     carried: CarriedState | None = None
+    history_limit: int = Field(
+        2_000, ge=100, description="history events before the workflow continues as new"
+    )
 
 
 class CaseStatus(BaseModel):

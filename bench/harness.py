@@ -1,0 +1,205 @@
+"""What both benchmarks share: a private embedded stack with the bare worker beside ours.
+
+`bench_stack()` starts the real dev server and the housing chain's worker with
+`EmbeddedStack` (free ports, a temporary data directory), then a second Worker for
+`BareWorkflow` in the same process, and tears all of it down on the way out, on error and
+on Ctrl-C too. Both workers get the same activity-timing interceptor, so a report can say
+how much of a round trip is the activity itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bare
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+import worker as worker_module
+from housing_chain.client import connect
+from housing_chain.logs import configure
+from housing_chain.settings import Settings
+from housing_chain.stack import EmbeddedStack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ActivityTimer(Interceptor):
+    """Seconds spent in each activity (executor queueing + the function), by type."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = defaultdict(list)
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _TimedActivity(next, self)
+
+    def reset(self) -> None:
+        self.samples.clear()
+
+
+class _TimedActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, timer: ActivityTimer) -> None:
+        super().__init__(next)
+        self.timer = timer
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        began = time.perf_counter()
+        try:
+            return await self.next.execute_activity(input)
+        finally:
+            self.timer.samples[activity.info().activity_type].append(time.perf_counter() - began)
+
+
+@dataclass
+class BenchStack:
+    settings: Settings
+    client: Client  # the benchmark's own client, for both workflows
+    data: Path
+    timer: ActivityTimer
+    worker_options: dict[str, Any] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a `housing-chain` subprocess talking to this stack."""
+        env = dict(os.environ)
+        env.update({
+            "HOUSING_CHAIN_DATA": str(self.settings.data),
+            "TEMPORAL_ADDRESS": self.settings.temporal_address,
+            "TEMPORAL_NAMESPACE": self.settings.temporal_namespace,
+            "HOUSING_CHAIN_TASK_QUEUE": self.settings.task_queue,
+            "HOUSING_CHAIN_LOG_FORMAT": "json",
+        })
+        return env
+
+
+@asynccontextmanager
+async def bench_stack(name: str) -> AsyncIterator[BenchStack]:
+    data = Path(tempfile.mkdtemp(prefix=f"housing-chain-bench-{name}-"))
+    settings = Settings().model_copy(update={
+        "data": data,
+        "temporal_address": f"127.0.0.1:{free_port()}",
+        "ui_port": free_port(),
+    })
+    # the worker logs as `housing-chain up` does (info, JSON), into a file, not the terminal
+    log_file = (data / "worker.log").open("w", encoding="utf-8")
+    configure("json", settings.log_level, stream=log_file)
+
+    timer = ActivityTimer()
+    captured: dict[str, Any] = {}
+
+    def timed_worker(*args: Any, **kwargs: Any) -> Worker:
+        # ours, exactly as worker.build_worker makes it, plus the timing interceptor
+        captured.update(kwargs)
+        kwargs["interceptors"] = [*kwargs.get("interceptors", ()), timer]
+        return Worker(*args, **kwargs)
+
+    worker_module.Worker = timed_worker  # type: ignore[attr-defined]
+    stack = EmbeddedStack(settings)
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="bare")
+    try:
+        await stack.start()
+        bare_client = await bare.connect(settings.temporal_address, settings.temporal_namespace)
+        limits = {k: captured[k] for k in ("max_concurrent_activities",
+                                           "max_concurrent_local_activities") if k in captured}
+        bare_worker = bare.build_bare_worker(bare_client, executor, interceptors=[timer], **limits)
+        async with bare_worker:
+            client = await connect(settings)
+            yield BenchStack(settings, client, data, timer, {
+                k: v for k, v in captured.items() if isinstance(v, (int, str, float))
+            })
+    finally:
+        try:
+            await asyncio.wait_for(stack.stop(), timeout=30)
+        except BaseException:  # noqa: BLE001 - the server must go whatever happened
+            pass
+        stack.stop_server()
+        executor.shutdown(wait=False, cancel_futures=True)
+        log_file.close()
+        worker_module.Worker = Worker  # type: ignore[attr-defined]
+        if os.environ.get("BENCH_KEEP_DATA"):
+            print(f"data kept in {data}", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+# --- figures ----------------------------------------------------------------------------
+
+def percentile(samples: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_ms(samples: Sequence[float]) -> dict[str, float | int]:
+    return {
+        "n": len(samples),
+        "p50_ms": round(percentile(samples, 50) * 1000, 2),
+        "p90_ms": round(percentile(samples, 90) * 1000, 2),
+        "p99_ms": round(percentile(samples, 99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(samples) * 1000, 2),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def write_results(name: str, figures: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def run_main(coro_fn) -> None:
+    """asyncio.run with a clean exit code; Ctrl-C still unwinds every `finally` first."""
+    code = 0
+    try:
+        asyncio.run(coro_fn())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # temporalio sdk-python#300, as housing_chain.cli.main does

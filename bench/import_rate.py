@@ -1,0 +1,204 @@
+"""`housing-chain import` of ~10,000 commands against the bare one-update-per-step rate,
+measured in one run.
+
+Starts its own embedded stack (dev server + our worker, free ports, temporary data
+directory) with the bare worker beside ours, writes the demo municipality with the case
+count that gives closest to 10,000 lines (309 cases: 10,040 lines, every one valid), warms
+both workers up, then measures, each client in a process of its own:
+
+(a) bare: `python bench/bare.py spread`: as many steps as the file has lines (`--bare-steps`
+    to change), one `BareWorkflow.step` update per step, 16 in flight (the import's default
+    `--parallel`), over 300 workflows started beforehand; steps/s over the updates only;
+(b) ours: `housing-chain import FILE --json` as a subprocess, timed from spawn to exit;
+    the CLI's start-up (an import of an empty file: interpreter, imports, connect) is timed
+    on its own and reported on a separate line.
+
+The bare run goes first: after the import, the imported cases raise their overdue
+deadlines (120 s after each case's last step), which would load the server under a later
+baseline. A short bare run right after the import (`--drift-steps`) shows how much the
+machine drifted meanwhile. Prints commands/s against the 2× target and writes
+bench/results/import_rate.json. Fails loudly if the import refused any line. No assertions on
+the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import bare
+from harness import BenchStack, bench_stack, machine, run_main, write_results
+from step_latency import STEPS_PER_CASE, journey, ours, register_apartments
+
+from housing_chain import demo
+from housing_chain.client import ChainClient, today_in
+
+TARGET = 2.0
+DEMO_CASES = 309  # generate(cases=309) gives 10,040 lines, the closest to 10,000 near it
+BARE = Path(__file__).resolve().parent / "bare.py"
+CLI = [sys.executable, "-m", "housing_chain.cli"]
+
+
+async def run_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    """Run a child without blocking this event loop (the worker lives on it)."""
+    began = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(), err.decode(), time.perf_counter() - began
+
+
+async def bare_spread(bs: BenchStack, steps: int, workflows: int, parallel: int,
+                      prefix: str) -> dict[str, Any]:
+    code, out, err, wall = await run_process([
+        sys.executable, str(BARE), "spread", "--address", bs.settings.temporal_address,
+        "--namespace", bs.settings.temporal_namespace, "--steps", str(steps),
+        "--workflows", str(workflows), "--parallel", str(parallel), "--prefix", prefix,
+    ], bs.env())
+    if code != 0:
+        raise RuntimeError(f"bare spread failed ({code}):\n{err[-3000:]}")
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["process_wall_seconds"] = wall
+    return figures
+
+
+async def warm_up(bs: BenchStack, cases: int) -> None:
+    """A few cases through our worker and a few hundred bare steps (not timed)."""
+    chain = ChainClient(bs.client, bs.settings)
+    today = today_in(chain.policy)
+    names = [f"warm-{i:03d}" for i in range(cases)]
+    await register_apartments(chain, [f"APT-{c}" for c in names], today - timedelta(7))
+    for r in range(STEPS_PER_CASE):
+        await asyncio.gather(*(ours(chain, journey(c, f"APT-{c}", today)[r]) for c in names))
+    await bare.spread(bs.client, 200, workflows=16, parallel=16, prefix="bare-warm")
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with bench_stack("import-rate") as bs:
+        path = bs.data / "demo-municipality.jsonl"
+        count = demo.write(path, cases=args.cases)
+        empty = bs.data / "empty.jsonl"
+        empty.write_text("", encoding="utf-8")
+        bare_steps = args.bare_steps or count
+        print(f"stack up on {bs.settings.temporal_address}; demo municipality: {count} lines "
+              f"of {args.cases} cases; warming up…", flush=True)
+        await warm_up(bs, args.warmup_cases)
+        load_before = machine()["load_average"]
+
+        print(f"(a) bare: {bare_steps} steps, one update each, {args.parallel} in flight, "
+              f"{args.workflows} workflows…", flush=True)
+        bare_fig = await bare_spread(bs, bare_steps, args.workflows, args.parallel, "bare-rate")
+
+        print(f"(b) housing-chain import of {count} lines (subprocess)…", flush=True)
+        code, out, err, startup = await run_process(
+            [*CLI, "import", str(empty), "--json"], bs.env())
+        if code != 0:
+            raise RuntimeError(f"import of an empty file failed ({code}):\n{err[-3000:]}")
+        bs.timer.reset()
+        code, out, err, import_wall = await run_process(
+            [*CLI, "import", str(path), "--json", "--parallel", str(args.parallel)], bs.env())
+        activities = {k: len(v) for k, v in bs.timer.samples.items()}
+        try:
+            result = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise RuntimeError(f"import gave no JSON report (exit {code}):\n{err[-3000:]}") from None
+
+        drift = None
+        if args.drift_steps:
+            print(f"bare drift check: {args.drift_steps} steps right after the import…", flush=True)
+            drift = await bare_spread(bs, args.drift_steps, args.workflows, args.parallel,
+                                      "bare-drift")
+
+    refused = result.get("refused", [])
+    figures = report(args, count, bare_fig, result, startup, import_wall, activities, drift)
+    figures["machine"] = {**machine(), "load_average_before": load_before}
+    figures["worker_options"] = bs.worker_options
+    path_out = write_results("import_rate", figures)
+    print(f"\nwritten: {path_out}")
+    if refused or result.get("accepted") != count or code != 0:
+        for r in refused[:10]:
+            print(f"  refused line {r['line']} ({r['case']}): {r['reason']}", file=sys.stderr)
+        raise SystemExit(
+            f"FAILED: the import refused {len(refused)} of {count} lines "
+            f"(accepted {result.get('accepted')}, exit code {code}); the figures are not valid"
+        )
+
+
+def report(args, count, bare_fig, result, startup, import_wall, activities, drift) -> dict[str, Any]:
+    bare_rate = bare_fig["steps_per_s"]
+    rate = count / import_wall
+    rate_net = count / max(import_wall - startup, 1e-9)
+    ratio = rate / bare_rate
+    updates = activities.get("apply_steps", 0) + activities.get("apply_stock_step", 0)
+    print(f"\nimport rate: {count} demo lines ({args.cases} cases), {args.parallel} updates in flight")
+    print(f"  (a) bare, one update per step:  {bare_fig['steps']:>6} steps in "
+          f"{bare_fig['seconds']:6.1f} s = {bare_rate:6.1f} steps/s   "
+          f"(p50 {bare_fig['p50_ms']:.1f} ms; {bare_fig['workflows']} workflows started "
+          f"beforehand in {bare_fig['start_workflows_seconds']:.1f} s)")
+    print(f"  (b) housing-chain import:       {count:>6} cmds  in {import_wall:6.1f} s = "
+          f"{rate:6.1f} commands/s   (subprocess, end to end)")
+    print(f"      of which CLI start-up:      {startup:6.2f} s (import of an empty file)")
+    print(f"      excluding start-up:         {rate_net:6.1f} commands/s")
+    print(f"      worker activities run:      {updates} "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(activities.items()))}); "
+          f"{count / max(updates, 1):.1f} lines per update on average")
+    verdict = "met" if ratio >= TARGET else "NOT met"
+    print(f"  ratio (b)/(a) = {rate:.1f} / {bare_rate:.1f} = {ratio:.2f}×  "
+          f"(target ≥ {TARGET}×: {verdict}); excluding start-up {rate_net / bare_rate:.2f}×")
+    if drift:
+        print(f"  bare drift check after import: {drift['steps']} steps at "
+              f"{drift['steps_per_s']:.1f} steps/s (p50 {drift['p50_ms']:.1f} ms)")
+    print(f"  import refused {len(result.get('refused', []))} lines, accepted {result.get('accepted')}")
+    return {
+        "benchmark": "import_rate",
+        "lines": count,
+        "cases": args.cases,
+        "parallel": args.parallel,
+        "target_ratio_min": TARGET,
+        "ratio": round(ratio, 3),
+        "ratio_excluding_startup": round(rate_net / bare_rate, 3),
+        "target_met": ratio >= TARGET,
+        "bare": bare_fig,
+        "import": {
+            "seconds": round(import_wall, 3),
+            "commands_per_s": round(rate, 2),
+            "cli_startup_seconds": round(startup, 3),
+            "commands_per_s_excluding_startup": round(rate_net, 2),
+            "accepted": result.get("accepted"),
+            "refused": len(result.get("refused", [])),
+            "activities": activities,
+        },
+        "bare_drift_check": drift,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=DEMO_CASES)
+    parser.add_argument("--parallel", type=int, default=16, help="as `import --parallel`")
+    parser.add_argument("--workflows", type=int, default=300, help="bare workflows")
+    parser.add_argument("--bare-steps", type=int, default=0,
+                        help="bare steps (default: as many as the file has lines)")
+    parser.add_argument("--drift-steps", type=int, default=1_000,
+                        help="bare steps right after the import (0: skip)")
+    parser.add_argument("--warmup-cases", type=int, default=3)
+    args = parser.parse_args()
+    run_main(lambda: run(args))
+
+
+if __name__ == "__main__":
+    main()

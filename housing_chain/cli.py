@@ -53,7 +53,8 @@ def settings_for(data: Path | None) -> Settings:
 def configure_logs(settings: Settings) -> None:
     from housing_chain.logs import configure
 
-    configure(settings.log_format, os.environ.get("HOUSING_CHAIN_LOG_LEVEL", "warning"))
+    configure(settings.log_format, os.environ.get("HOUSING_CHAIN_LOG_LEVEL", "warning"),
+              stream=sys.stderr)
 
 
 def fail(message: str, code: int, as_json: bool = False) -> None:

@@ -205,3 +205,22 @@ def test_a_day_lies_within_the_bounds_of_its_quarter(day):
     assert quarter_of(start) == quarter_of(end) == quarter_of(day)
     assert quarter_of(start - timedelta(days=1)) != quarter_of(day)
     assert quarter_of(end + timedelta(days=1)) != quarter_of(day)
+
+
+def test_policy_file_overrides_defaults_and_names_unknown_settings(tmp_path):
+    import json
+
+    import pytest
+
+    from domain.policy import Policy
+
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"municipality": "Vallentuna",
+                                "takeover_minimum_months": {"training_apartment": 18}}))
+    policy = Policy.load(path)
+    assert policy.municipality == "Vallentuna"
+    assert policy.takeover_minimum("training_apartment") == 18
+    assert policy.weekly_visit_days == 7
+    path.write_text(json.dumps({"weekly_visit_dayz": 5}))
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) weekly_visit_dayz"):
+        Policy.load(path)

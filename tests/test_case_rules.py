@@ -469,7 +469,9 @@ def test_rent_arrears_accumulate_and_need_a_repayment_plan():
 def test_rent_arrears_need_an_amount_above_zero(amount):
     d = drive(Stage.TRAINING)
     message = d.refused(StepNotAllowed, "rent_arrears", amount)
-    assert without_allowed(message) == "case c-17 is in the training phase: rent_arrears needs an amount above zero"
+    assert without_allowed(message) == (
+        "case c-17 is in the training phase: rent_arrears needs an amount above zero"
+    )
 
 
 def test_rent_arrears_need_a_tenancy():

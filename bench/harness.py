@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -186,20 +187,42 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
 
 
 def run_main(coro_fn) -> None:
-    """asyncio.run with a clean exit code; Ctrl-C still unwinds every `finally` first."""
+    """asyncio.run with a clean exit code. Ctrl-C (SIGINT) and SIGTERM cancel the benchmark,
+    which unwinds every `finally` (worker stopped, dev server terminated) before exiting."""
+
+    interrupted: list[int] = []
+
+    async def guarded() -> None:
+        main = asyncio.current_task()
+        assert main is not None
+        loop = asyncio.get_running_loop()
+
+        def stop(signum: int) -> None:
+            interrupted.append(signum)
+            main.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                loop.add_signal_handler(signum, stop, signum)
+        await coro_fn()
+
     code = 0
     try:
-        asyncio.run(coro_fn())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        code = 130
+        asyncio.run(guarded())
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        import traceback
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    except BaseException as exc:
+        if interrupted or isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            # a cancelled Temporal call surfaces as its own error type; the signal is the cause
+            print("interrupted; the stack was stopped", file=sys.stderr)
+            code = 128 + (interrupted[0] if interrupted else signal.SIGINT)
+        else:
+            import traceback
 
-        traceback.print_exc()
-        code = 1
+            traceback.print_exc()
+            code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # temporalio sdk-python#300, as housing_chain.cli.main does

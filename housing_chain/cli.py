@@ -429,6 +429,163 @@ def print_import_report(report) -> None:
               highlight=False)
 
 
+# --- read models ----------------------------------------------------------------------------
+
+def projection_for(settings: Settings):
+    """The projection over this stack's event store (also used to catch up on demand)."""
+    from housing_chain.service import HousingChain
+    from projections.runner import ProjectionRunner
+    from projections.view import open_view
+
+    return ProjectionRunner(HousingChain(env=settings.event_store_env("events")),
+                            open_view(settings.view_env()))
+
+
+REPORT_NAMES = ("waiting-times", "throughput", "queue", "ivo", "caseload", "arrears", "stock",
+                "returns", "history")
+
+
+@app.command()
+def report(
+    name: str = typer.Argument(..., help=", ".join(REPORT_NAMES)),
+    case: str = typer.Argument(None, help="the case, for `report history`"),
+    date_from: date = typer.Option(None, "--from", help="first day (of the later date)"),
+    date_to: date = typer.Option(None, "--to", help="last day (of the later date)"),
+    as_of: date = typer.Option(None, "--as-of", help="the day the report looks from"),
+    by: str = typer.Option(None, help="year, quarter, month, target-group or district"),
+    interval: str = typer.Option("application-to-decision", help="for waiting-times: "
+                                 "application-to-decision, decision-to-move-in, "
+                                 "move-in-to-exit, application-to-housed"),
+    quarter: str = typer.Option(None, help="for ivo: e.g. 2026Q3"),
+    programme: str = typer.Option(None), target_group: str = typer.Option(None),
+    district: str = typer.Option(None),
+    wait: float = typer.Option(30.0, help="seconds to wait for the read models to catch up"),
+    as_json: bool = JsonOption, as_csv: bool = typer.Option(False, "--csv"),
+    data: Path = DataOption,
+) -> None:
+    """Waiting times, throughput, the queue, the IVO report, caseloads, arrears, the stock,
+    returns, and a case's audit history, from the read models (caught up first)."""
+    from housing_chain.client import today_in
+    from projections import reports
+    from projections.runner import Behind
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    if name not in REPORT_NAMES:
+        fail(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}", 2)
+    policy = settings.policy()
+    today = as_of or today_in(policy)
+    runner = projection_for(settings)
+    try:
+        runner.wait_or_catch_up(runner.head(), timeout=wait)
+    except Behind as exc:
+        fail(str(exc), 1, as_json)
+    view = runner.view
+    try:
+        if name == "waiting-times":
+            result = reports.waiting_times(view, interval, by or "year", date_from, date_to,
+                                           today, programme, target_group, district)
+        elif name == "throughput":
+            result = reports.throughput(view, by or "year", date_from, date_to)
+        elif name == "queue":
+            result = reports.queue(view, today, by)
+        elif name == "ivo":
+            if not quarter:
+                fail("report ivo needs --quarter, e.g. --quarter 2026Q3", 2)
+            result = reports.ivo(view, quarter)
+        elif name == "caseload":
+            result = reports.caseload(view, today, policy, date_from, date_to)
+        elif name == "arrears":
+            result = reports.arrears(view)
+        elif name == "stock":
+            result = reports.stock(view, today)
+        elif name == "returns":
+            result = reports.returns(view, date_from, date_to)
+        else:
+            if not case:
+                fail("report history needs a case: housing-chain report history CASE", 2)
+            result = reports.case_history(view, case)
+    except reports.ReportError as exc:
+        fail(str(exc), 2 if str(exc).startswith("--") else 1, as_json)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    elif as_csv:
+        import csv
+
+        rows = reports.flatten(result.get("rows", []))
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_report(name, result)
+
+
+def print_report(name: str, result: dict[str, Any]) -> None:
+    from projections.reports import flatten
+
+    rows = flatten(result.get("rows", []))
+    title = name + "".join(f"  {k}: {v}" for k, v in result.items()
+                           if k != "rows" and not isinstance(v, (list, dict)))
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    table = Table(*(columns or ["(no rows)"]), title=title)
+    for r in rows:
+        table.add_row(*("" if r.get(c) is None else str(r[c]) for c in columns))
+    out.print(table)
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out.print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()),
+                      highlight=False)
+
+
+projections_app = typer.Typer(help="The read-model projection: its position, and rebuilds.")
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("status")
+def projections_status(as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Where each projection stands against the event store's head."""
+    settings = settings_for(data)
+    configure_logs(settings)
+    runner = projection_for(settings)
+    position, head = runner.position, runner.head()
+    row = {"projection": "ChainView", "position": position, "head": head,
+           "behind": head - position}
+    if as_json:
+        print(json.dumps({"projections": [row]}))
+    else:
+        table = Table("projection", "position", "event store head", "behind")
+        table.add_row(*(str(v) for v in row.values()))
+        out.print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(data: Path = DataOption) -> None:
+    """Drop the read models and replay every event from the first."""
+    settings = settings_for(data)
+    configure_logs(settings)
+    runner = projection_for(settings)
+    covered = runner.rebuild()
+    out.print(f"rebuilt: {covered} events projected, position {runner.position}")
+
+
+@app.command()
+def project(data: Path = DataOption) -> None:
+    """Run the projection on its own (scale-out): catch up, then follow the event store."""
+    from housing_chain.logs import configure
+
+    settings = settings_for(data)
+    configure(settings.log_format, settings.log_level)
+    runner = projection_for(settings)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
+    print(f"projecting from event {runner.position} of {runner.head()}", flush=True)
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        pass
+    print(f"stopped at event {runner.position}", flush=True)
+
+
 # --- the stack ------------------------------------------------------------------------------
 
 @app.command()

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     def uses_postgres(self) -> bool:
         return os.environ.get("PERSISTENCE_MODULE", "").endswith("postgres")
 
+    def view_env(self) -> dict[str, str]:
+        """Where the read models live: `views.sqlite` beside the event store, or PostgreSQL."""
+        if "PERSISTENCE_MODULE" in os.environ:
+            return dict(os.environ)
+        self.data.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(self.data / "views.sqlite"),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+
     def event_store_env(self, store: str = "events") -> dict[str, str]:
         """eventsourcing environment for one store (`events` or `identities`).
 

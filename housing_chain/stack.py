@@ -37,6 +37,7 @@ class EmbeddedStack:
         self.settings = settings
         self.server: subprocess.Popen | None = None
         self.worker_task: asyncio.Task | None = None
+        self.projection = None
         self.stop_worker = asyncio.Event()
 
     @property
@@ -78,11 +79,23 @@ class EmbeddedStack:
             self.stop_server()
             raise
         self.worker_task = asyncio.create_task(run_worker(self.settings, self.stop_worker))
+        self.projection = self.start_projection()
         await asyncio.sleep(0.2)
         if self.worker_task.done():
             self.worker_task.result()
 
+    def start_projection(self):
+        """The read models follow the event store in a thread of this process."""
+        from housing_chain.service import HousingChain
+        from projections.runner import ProjectionRunner
+        from projections.view import open_view
+
+        return ProjectionRunner(HousingChain(env=self.settings.event_store_env("events")),
+                                open_view(self.settings.view_env())).start()
+
     async def stop(self) -> None:
+        if self.projection is not None:
+            self.projection.stop()
         self.stop_worker.set()
         if self.worker_task is not None:
             try:

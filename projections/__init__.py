@@ -1,0 +1,1 @@
+"""Read models: the case facts the reports need, projected from the event store exactly once."""

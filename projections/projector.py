@@ -1,0 +1,165 @@
+"""The projector: folds domain events into fact rows, page by page, without I/O.
+
+Rows are plain dicts keyed by the aggregate's id (hex). The view loads the rows a page
+touches, the projector changes them in memory, and the view writes them back together with
+the tracking record in one transaction. Dates are ISO strings, so they sort and compare as
+text in SQL and in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+CASE_EVENTS = {
+    "Applied", "AssessmentStarted", "Granted", "Denied", "Offered", "LandlordApproved",
+    "LandlordRefused", "MovedIn", "VisitRecorded", "CourseSessionAttended",
+    "RentArrearsRecorded", "RepaymentPlanAgreed", "ComplaintRecorded", "TakeoverReferred",
+    "TakeoverApproved", "TakeoverRefused", "Exited", "UnexecutedDecisionNoted",
+    "VisitOverdueNoted", "TakeoverEligibilityNoted",
+}
+APARTMENT_EVENTS = {
+    "Registered", "OfferedTo", "OfferWithdrawn", "Occupied", "Vacated", "TakenOver", "Returned",
+}
+CASE_TOPIC = "domain.case:Case."
+APARTMENT_TOPIC = "domain.apartment:Apartment."
+
+CASE_COLUMNS = (
+    "case_uuid", "case_id", "client_id", "target_group", "district", "stage", "applied_on",
+    "decided_on", "outcome", "programme", "apartment", "move_in_on", "takeover_approved_on",
+    "exit_on", "destination", "closed_on", "caseworker", "housing_pilot", "last_home_visit",
+    "last_follow_up", "course_sessions", "course_completed_on", "arrears", "arrears_without_plan",
+    "complaints",
+)
+APARTMENT_COLUMNS = (
+    "apartment_uuid", "apartment_id", "landlord", "rooms", "registered_on", "status", "case_id",
+    "lettings", "left_on",
+)
+VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason")
+AUDIT_COLUMNS = ("case_uuid", "version", "event", "on_date", "recorded", "actor", "command_id",
+                 "details")
+
+
+def new_case(uuid: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(CASE_COLUMNS)
+    row.update(case_uuid=uuid, course_sessions=0, arrears="0", arrears_without_plan=0,
+               complaints=0)
+    return row
+
+
+@dataclass
+class Page:
+    """The rows one page of events touches, loaded by the view, changed here."""
+
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    apartments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open_vacancies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    vacancies: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[tuple] = field(default_factory=list)
+    case_ids: dict[str, str] = field(default_factory=dict)
+
+
+def iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
+    on = iso(e.get("on"))
+    if name == "Applied":
+        row = page.cases.setdefault(uuid, new_case(uuid))
+        row.update(case_id=e["case_id"], client_id=e["client_id"], target_group=e["target_group"],
+                   district=e["district"], stage="applied", applied_on=on, caseworker=e["actor"])
+    row = page.cases.get(uuid)
+    if row is None:  # an event of a case the view never saw open: nothing to fold it into
+        return
+    details = {k: iso(v) if not isinstance(v, Decimal) else str(v) for k, v in e.items()
+               if k not in ("on", "actor", "command_id", "timestamp", "originator_id",
+                            "originator_version", "originator_topic")}
+    page.audit.append((uuid, e["originator_version"], name, on, iso(e["timestamp"]),
+                       e.get("actor"), e.get("command_id"), details))
+    if name == "AssessmentStarted":
+        row["stage"] = "assessment"
+    elif name == "Granted":
+        row.update(stage="waiting", decided_on=on, outcome="granted", programme=e["programme"])
+    elif name == "Denied":
+        row.update(stage="closed", decided_on=on, outcome="denied", destination="denied",
+                   closed_on=on)
+    elif name == "Offered":
+        row.update(stage="offered", apartment=e["apartment"])
+    elif name == "LandlordApproved":
+        row["stage"] = "approved"
+    elif name == "LandlordRefused":
+        row.update(stage="waiting", apartment=None)
+    elif name == "MovedIn":
+        row["stage"] = "training"
+        row["move_in_on"] = row["move_in_on"] or on  # the first night; moves do not reset it
+    elif name == "VisitRecorded":
+        if e["kind"] == "home_visit":
+            row.update(last_home_visit=on, housing_pilot=e["actor"])
+        elif e["kind"] == "follow_up":
+            row["last_follow_up"] = on
+    elif name == "CourseSessionAttended":
+        row["course_sessions"] += 1
+        if row["course_sessions"] == 4:
+            row["course_completed_on"] = on
+    elif name == "RentArrearsRecorded":
+        row["arrears"] = str(Decimal(row["arrears"]) + Decimal(str(e["amount"])))
+        row["arrears_without_plan"] = 1
+    elif name == "RepaymentPlanAgreed":
+        row["arrears_without_plan"] = 0
+    elif name == "ComplaintRecorded":
+        row["complaints"] += 1
+    elif name == "TakeoverReferred":
+        row["stage"] = "takeover_review"
+    elif name == "TakeoverApproved":
+        row.update(stage="takeover_approved", takeover_approved_on=on)
+    elif name == "TakeoverRefused":
+        row["stage"] = "training"
+    elif name == "Exited":
+        row.update(stage="closed", exit_on=on, destination=e["destination"], closed_on=on)
+
+
+def project_apartment(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
+    on = iso(e.get("on"))
+    if name == "Registered":
+        page.apartments[uuid] = {
+            "apartment_uuid": uuid, "apartment_id": e["apartment_id"], "landlord": e["landlord"],
+            "rooms": e["rooms"], "registered_on": on, "status": "vacant", "case_id": None,
+            "lettings": 0, "left_on": None,
+        }
+        open_vacancy(page, uuid, on, "registered")
+        return
+    row = page.apartments.get(uuid)
+    if row is None:
+        return
+    if name == "OfferedTo":
+        row.update(status="offered", case_id=e["case"])
+    elif name == "OfferWithdrawn":
+        row.update(status="vacant", case_id=None)
+    elif name == "Occupied":
+        row.update(status="occupied", lettings=row["lettings"] + 1)
+        close_vacancy(page, uuid, on, "let")
+    elif name == "Vacated":
+        row.update(status="vacant", case_id=None)
+        open_vacancy(page, uuid, on, "vacated")
+    elif name == "TakenOver":
+        row.update(status="taken_over", left_on=on)
+    elif name == "Returned":
+        row.update(status="returned", left_on=on)
+        close_vacancy(page, uuid, on, "returned")
+
+
+def open_vacancy(page: Page, uuid: str, on: str | None, kind: str) -> None:
+    vacancy = {"apartment_uuid": uuid, "start_on": on, "kind": kind, "end_on": None,
+               "end_reason": None}
+    page.open_vacancies[uuid] = vacancy
+    page.vacancies.append(vacancy)
+
+
+def close_vacancy(page: Page, uuid: str, on: str | None, reason: str) -> None:
+    vacancy = page.open_vacancies.pop(uuid, None)
+    if vacancy is not None:
+        vacancy.update(end_on=on, end_reason=reason)
+        if not any(v is vacancy for v in page.vacancies):
+            page.vacancies.append(vacancy)

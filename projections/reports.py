@@ -1,0 +1,366 @@
+"""The reports, computed from the fact tables for any period or date.
+
+Definitions (docs/metrics.md has them in full): days are whole days between effective dates
+(end − start); the median is the usual one; the 90th percentile interpolates linearly between
+closest ranks (`statistics.quantiles(..., n=10, method="inclusive")`); a period group is the
+period of the interval's end date; "three months" is `domain.calendar.unexecuted_deadline`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from bisect import bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from domain.calendar import add_months, quarter_bounds, unexecuted_deadline
+from domain.commands import PERMANENT_DESTINATIONS
+from domain.policy import Policy
+from projections.view import ChainView
+from workflows.due import visit_interval_after
+
+PERMANENT = {d.value for d in PERMANENT_DESTINATIONS}
+INTERVALS: dict[str, tuple[str, str]] = {
+    "application-to-decision": ("applied_on", "decided_on"),
+    "decision-to-move-in": ("decided_on", "move_in_on"),
+    "move-in-to-exit": ("move_in_on", "exit_on"),
+    "application-to-housed": ("applied_on", "exit_on"),
+}
+GROUPINGS = ("year", "quarter", "month", "target-group", "district")
+PERIODS = ("year", "quarter", "month")
+
+
+class ReportError(ValueError):
+    """A report asked for with options that do not fit; the message names the option."""
+
+
+def days(start: str, end: str) -> int:
+    return (date.fromisoformat(end) - date.fromisoformat(start)).days
+
+
+def period(day: str, by: str) -> str:
+    if by == "year":
+        return day[:4]
+    if by == "month":
+        return day[:7]
+    if by == "quarter":
+        return f"{day[:4]}Q{(int(day[5:7]) - 1) // 3 + 1}"
+    raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+
+
+def period_bounds(label: str, by: str) -> tuple[date, date]:
+    if by == "year":
+        return date(int(label), 1, 1), date(int(label), 12, 31)
+    if by == "quarter":
+        return quarter_bounds(label)
+    start = date.fromisoformat(label + "-01")
+    return start, add_months(start, 1) - timedelta(days=1)
+
+
+def next_period(label: str, by: str) -> str:
+    return period((period_bounds(label, by)[1] + timedelta(days=1)).isoformat(), by)
+
+
+def summary(values: list[int]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "mean_days": None, "median_days": None, "p90_days": None}
+    p90 = (values[0] if len(values) == 1
+           else statistics.quantiles(values, n=10, method="inclusive")[8])
+    return {
+        "count": len(values),
+        "mean_days": round(statistics.fmean(values), 1),
+        "median_days": round(float(statistics.median(values)), 1),
+        "p90_days": round(float(p90), 1),
+    }
+
+
+def _within(day: str | None, date_from: date | None, date_to: date | None) -> bool:
+    if day is None:
+        return False
+    return not ((date_from and day < date_from.isoformat())
+                or (date_to and day > date_to.isoformat()))
+
+
+def _filters(programme: str | None, target_group: str | None, district: str | None):
+    def keep(row: dict[str, Any]) -> bool:
+        return ((programme is None or row["programme"] == programme)
+                and (target_group is None or row["target_group"] == target_group)
+                and (district is None or row["district"] == district))
+    return keep
+
+
+def waiting_times(
+    view: ChainView, interval: str, by: str = "year", date_from: date | None = None,
+    date_to: date | None = None, as_of: date | None = None, programme: str | None = None,
+    target_group: str | None = None, district: str | None = None,
+) -> dict[str, Any]:
+    if interval not in INTERVALS:
+        raise ReportError(f"--interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
+    if by not in GROUPINGS:
+        raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    start_col, end_col = INTERVALS[interval]
+    rows = view.query(
+        "SELECT case_id, target_group, district, programme, outcome, applied_on, decided_on, "
+        "move_in_on, exit_on, destination, closed_on FROM rm_cases"
+    )
+    keep = _filters(programme, target_group, district)
+    as_of_text = (as_of or date.today()).isoformat()
+    groups: dict[str, list[int]] = defaultdict(list)
+    still: list[int] = []
+    for row in rows:
+        if not keep(row):
+            continue
+        start = row[start_col]
+        end = row[end_col]
+        if interval == "decision-to-move-in" and row["outcome"] != "granted":
+            continue
+        if interval == "application-to-housed" and row["destination"] not in PERMANENT:
+            end = None
+        if start is None:
+            continue
+        if end is not None and end <= as_of_text:
+            if _within(end, date_from, date_to):
+                key = (period(end, by) if by in PERIODS
+                       else row["target_group" if by == "target-group" else "district"])
+                groups[key].append(days(start, end))
+        elif start <= as_of_text and (row["closed_on"] is None or row["closed_on"] > as_of_text):
+            still.append(days(start, as_of_text))
+    return {
+        "rows": [{"group": key, **summary(values)} for key, values in sorted(groups.items())],
+        "still_waiting": {
+            "count": len(still),
+            "mean_days_so_far": round(statistics.fmean(still), 1) if still else None,
+            "as_of": as_of_text,
+        },
+    }
+
+
+def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
+               date_to: date | None = None) -> dict[str, Any]:
+    if by not in PERIODS:
+        raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+    rows = view.query("SELECT applied_on, decided_on, outcome, closed_on, destination, "
+                      "takeover_approved_on FROM rm_cases WHERE applied_on IS NOT NULL")
+    if not rows:
+        return {"rows": []}
+    applied = sorted(r["applied_on"] for r in rows)
+    closed = sorted(r["closed_on"] for r in rows if r["closed_on"])
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        counts[period(r["applied_on"], by)]["applications"] += 1
+        if r["outcome"] == "granted":
+            counts[period(r["decided_on"], by)]["grants"] += 1
+        if r["closed_on"]:
+            counts[period(r["closed_on"], by)]["exit:" + r["destination"]] += 1
+        if r["takeover_approved_on"]:
+            counts[period(r["takeover_approved_on"], by)]["takeovers"] += 1
+    first = period((date_from.isoformat() if date_from else applied[0]), by)
+    last_day = date_to.isoformat() if date_to else max(applied[-1], closed[-1] if closed else "")
+    last = period(last_day, by)
+
+    def active(day: date) -> int:
+        text = day.isoformat()
+        return bisect_right(applied, text) - bisect_right(closed, text)
+
+    out = []
+    label = first
+    while label <= last:
+        start, end = period_bounds(label, by)
+        c = counts.get(label, Counter())
+        exits = {k[5:]: v for k, v in sorted(c.items()) if k.startswith("exit:")}
+        leaving = sum(v for k, v in exits.items() if k not in ("deceased", "denied"))
+        permanent = sum(v for k, v in exits.items() if k in PERMANENT)
+        at_end = active(end)
+        out.append({
+            "group": label,
+            "applications": c["applications"],
+            "grants": c["grants"],
+            "exits": exits,
+            "active_at_end": at_end,
+            "net_change": at_end - active(start - timedelta(days=1)),
+            "permanent_share": round(permanent / leaving, 3) if leaving else None,
+            "takeovers": c["takeovers"],
+        })
+        label = next_period(label, by)
+    return {"rows": out}
+
+
+def queue(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
+    day = as_of.isoformat()
+    rows = view.query(
+        "SELECT case_id, client_id, target_group, district, programme, decided_on FROM rm_cases "
+        "WHERE outcome = 'granted' AND decided_on <= ? AND (move_in_on IS NULL OR move_in_on > ?) "
+        "AND (closed_on IS NULL OR closed_on > ?)", (day, day, day))
+    out = sorted(({"case": r["case_id"], "client": r["client_id"],
+                   "target_group": r["target_group"], "district": r["district"],
+                   "programme": r["programme"], "decision_date": r["decided_on"],
+                   "days_waiting": days(r["decided_on"], day)} for r in rows),
+                 key=lambda r: (-r["days_waiting"], r["case"]))
+    result: dict[str, Any] = {"as_of": day, "rows": out}
+    if by is not None:
+        if by not in ("target-group", "district"):
+            raise ReportError(f"--by must be target-group or district for the queue, not {by!r}")
+        key = "target_group" if by == "target-group" else "district"
+        grouped: dict[str, list[int]] = defaultdict(list)
+        for r in out:
+            grouped[r[key]].append(r["days_waiting"])
+        result["groups"] = [{"group": k, **summary(v)} for k, v in sorted(grouped.items())]
+    return result
+
+
+def ivo(view: ChainView, quarter: str) -> dict[str, Any]:
+    try:
+        start, end = quarter_bounds(quarter)
+    except ValueError as exc:
+        raise ReportError(f"--quarter: {exc}") from None
+    first, last = start.isoformat(), end.isoformat()
+    rows = view.query(
+        "SELECT case_id, client_id, programme, decided_on, move_in_on, closed_on FROM rm_cases "
+        "WHERE outcome = 'granted' AND decided_on <= ?", (last,))
+    out = []
+    for r in rows:
+        limit = unexecuted_deadline(date.fromisoformat(r["decided_on"])).isoformat()
+        moved, closed = r["move_in_on"], r["closed_on"]
+        base = {"case": r["case_id"], "client": r["client_id"], "decision_date": r["decided_on"],
+                "programme": r["programme"]}
+        if moved and first <= moved <= last and moved > limit:
+            out.append({**base, "days_waiting": days(r["decided_on"], moved),
+                        "status": "executed_late", "executed_on": moved})
+        elif (limit < last and (moved is None or moved > last)
+              and (closed is None or closed > last)):
+            out.append({**base, "days_waiting": days(r["decided_on"], last),
+                        "status": "unexecuted", "executed_on": None})
+    out.sort(key=lambda r: (r["status"] != "unexecuted", r["decision_date"], r["case"]))
+    return {"quarter": quarter.upper(), "first_day": first, "last_day": last, "rows": out}
+
+
+def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | None = None,
+             date_to: date | None = None) -> dict[str, Any]:
+    """Per housing pilot: cases in a tenancy whose latest visit they made, and overdue visits."""
+    day = as_of.isoformat()
+    rows = view.query(
+        "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit, "
+        "course_sessions FROM rm_cases "
+        "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')")
+    pilots: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        pilot = r["housing_pilot"] or f"(none; caseworker {r['caseworker']})"
+        entry = pilots.setdefault(pilot, {"pilot": pilot, "cases": 0, "overdue_visits": 0,
+                                          "overdue": []})
+        entry["cases"] += 1
+        move_in = date.fromisoformat(r["move_in_on"])
+        anchor = date.fromisoformat(r["last_home_visit"] or r["move_in_on"])
+        due = visit_interval_after(anchor, move_in, policy)
+        if due < as_of:
+            entry["overdue_visits"] += 1
+            entry["overdue"].append({"case": r["case_id"], "due": due.isoformat(),
+                                     "days_overdue": (as_of - due).days})
+    tenants = view.query("SELECT course_sessions FROM rm_cases WHERE move_in_on IS NOT NULL"
+                         + (" AND move_in_on >= ?" if date_from else "")
+                         + (" AND move_in_on <= ?" if date_to else ""),
+                         [d.isoformat() for d in (date_from, date_to) if d])
+    completed = sum(1 for t in tenants if t["course_sessions"] >= 4)
+    return {
+        "as_of": day,
+        "rows": sorted(pilots.values(), key=lambda p: (-p["cases"], p["pilot"])),
+        "course": {"new_tenants": len(tenants), "completed": completed,
+                   "completion_rate": round(completed / len(tenants), 3) if tenants else None},
+    }
+
+
+def arrears(view: ChainView) -> dict[str, Any]:
+    rows = view.query("SELECT case_id, client_id, stage, arrears, arrears_without_plan "
+                      "FROM rm_cases WHERE arrears <> '0'")
+    out = sorted(({"case": r["case_id"], "client": r["client_id"], "stage": r["stage"],
+                   "amount": str(Decimal(r["arrears"])),
+                   "repayment_plan": not r["arrears_without_plan"]} for r in rows),
+                 key=lambda r: (-Decimal(r["amount"]), r["case"]))
+    total = sum((Decimal(r["amount"]) for r in out), Decimal(0))
+    return {"rows": out, "total": str(total),
+            "without_plan": sum(1 for r in out if not r["repayment_plan"])}
+
+
+def stock(view: ChainView, as_of: date) -> dict[str, Any]:
+    day = as_of.isoformat()
+    statuses = Counter(r["status"] for r in view.query("SELECT status FROM rm_apartments"))
+    vacancies = view.query("SELECT kind, start_on, end_on, end_reason FROM rm_vacancies")
+    vacated = [v for v in vacancies if v["kind"] == "vacated"]
+    relet = [v for v in vacated if v["end_reason"] == "let"]
+    spells = [days(v["start_on"], v["end_on"] or day) for v in vacancies
+              if v["end_reason"] in ("let", None)]
+    return {
+        "as_of": day,
+        "status": dict(sorted(statuses.items())),
+        "vacated": len(vacated),
+        "relet": len(relet),
+        "reuse_rate": round(len(relet) / len(vacated), 3) if vacated else None,
+        "vacant_days": summary(spells),
+    }
+
+
+def returns(view: ChainView, date_from: date | None = None,
+            date_to: date | None = None) -> dict[str, Any]:
+    rows = view.query("SELECT case_id, client_id, applied_on, exit_on, destination FROM rm_cases")
+    applications: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for r in rows:
+        applications[r["client_id"]].append((r["applied_on"], r["case_id"]))
+    out = []
+    for r in rows:
+        if r["destination"] not in PERMANENT or not _within(r["exit_on"], date_from, date_to):
+            continue
+        exit_on = date.fromisoformat(r["exit_on"])
+        later = sorted(a for a in applications[r["client_id"]] if a[0] > r["exit_on"])
+        entry = {"case": r["case_id"], "client": r["client_id"], "exit_on": r["exit_on"],
+                 "destination": r["destination"], "returned_case": None, "applied_on": None}
+        for months in (6, 12, 24):
+            entry[f"within_{months}_months"] = bool(
+                later and later[0][0] <= add_months(exit_on, months).isoformat())
+        if later:
+            entry.update(returned_case=later[0][1], applied_on=later[0][0])
+        out.append(entry)
+    out.sort(key=lambda e: (e["exit_on"], e["case"]))
+    return {
+        "exits_to_permanent_housing": len(out),
+        **{f"returned_within_{m}_months": sum(e[f"within_{m}_months"] for e in out)
+           for m in (6, 12, 24)},
+        "rows": out,
+    }
+
+
+def case_history(view: ChainView, case: str) -> dict[str, Any]:
+    rows = view.query(
+        "SELECT e.version, e.event, e.on_date, e.recorded, e.actor, e.command_id, e.details "
+        "FROM rm_case_events e JOIN rm_cases c ON c.case_uuid = e.case_uuid "
+        "WHERE c.case_id = ? ORDER BY e.version", (case,))
+    if not rows:
+        raise ReportError(f"case {case} is not in the read models")
+    return {"case": case, "rows": [{"version": r["version"], "event": r["event"],
+                                    "on": r["on_date"], "recorded": r["recorded"],
+                                    "actor": r["actor"], "command_id": r["command_id"],
+                                    "details": r["details"]} for r in rows]}
+
+
+REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "waiting-times": waiting_times, "throughput": throughput, "queue": queue, "ivo": ivo,
+    "caseload": caseload, "arrears": arrears, "stock": stock, "returns": returns,
+    "history": case_history,
+}
+
+
+def flatten(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for CSV: nested objects become `parent.child` columns."""
+    flat = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for k, v in row.items():
+            if isinstance(v, dict):
+                out.update({f"{k}.{ik}": iv for ik, iv in v.items()})
+            elif isinstance(v, list):
+                out[k] = len(v)
+            else:
+                out[k] = v
+        flat.append(out)
+    return flat

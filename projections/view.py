@@ -1,0 +1,159 @@
+"""The materialised view: fact tables plus eventsourcing's tracking table, in one database.
+
+A page of events and its tracking record are written in one transaction, so every event is
+applied exactly once: a second writer, or a restart that re-reads a page, fails the tracking
+insert (eventsourcing's single-row tracking refuses a position that does not advance) and
+the whole page rolls back. SQLite by default (`views.sqlite` beside the event store);
+PostgreSQL when the event store is PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment
+
+from projections.projector import (
+    APARTMENT_COLUMNS,
+    AUDIT_COLUMNS,
+    CASE_COLUMNS,
+    VACANCY_COLUMNS,
+    Page,
+)
+
+TABLES = {
+    "rm_cases": (CASE_COLUMNS, ("case_uuid",)),
+    "rm_apartments": (APARTMENT_COLUMNS, ("apartment_uuid",)),
+    "rm_vacancies": (VACANCY_COLUMNS, ("apartment_uuid", "start_on", "kind")),
+    "rm_case_events": (AUDIT_COLUMNS, ("case_uuid", "version")),
+}
+INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings", "version"}
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
+    "CREATE INDEX IF NOT EXISTS rm_cases_client ON rm_cases (client_id)",
+)
+
+
+def create_statements() -> list[str]:
+    statements = []
+    for table, (columns, key) in TABLES.items():
+        cols = ", ".join(f"{c} {'INTEGER' if c in INTEGER else 'TEXT'}" for c in columns)
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(key)}))"
+        )
+    return [*statements, *INDEXES]
+
+
+class FactsMixin:
+    """Shared by the SQLite and PostgreSQL views; `mark` is the dialect's placeholder."""
+
+    mark = "?"
+    datastore: Any
+
+    def _upsert(self, table: str) -> str:
+        columns, key = TABLES[table]
+        marks = ", ".join([self.mark] * len(columns))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+
+    def _select_in(self, c: Any, table: str, key: str, ids: Sequence[str],
+                   extra: str = "") -> list[dict[str, Any]]:
+        columns = TABLES[table][0]
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            c.execute(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE {key} IN "
+                f"({', '.join([self.mark] * len(chunk))}){extra}",
+                tuple(chunk),
+            )
+            rows.extend(dict(zip(columns, self._values(r, columns), strict=True))
+                        for r in c.fetchall())
+        return rows
+
+    @staticmethod
+    def _values(row: Any, columns: Sequence[str]) -> list[Any]:
+        return [row[c] for c in columns] if isinstance(row, dict) else list(row)
+
+    def load_page(self, case_uuids: Sequence[str], apartment_uuids: Sequence[str]) -> Page:
+        page = Page()
+        with self.datastore.transaction(commit=False) as c:
+            for row in self._select_in(c, "rm_cases", "case_uuid", case_uuids):
+                page.cases[row["case_uuid"]] = row
+            for row in self._select_in(c, "rm_apartments", "apartment_uuid", apartment_uuids):
+                page.apartments[row["apartment_uuid"]] = row
+            for row in self._select_in(c, "rm_vacancies", "apartment_uuid", apartment_uuids,
+                                       " AND end_on IS NULL"):
+                page.open_vacancies[row["apartment_uuid"]] = row
+        return page
+
+    def save_page(self, page: Page, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            for table, rows in (("rm_cases", page.cases.values()),
+                                ("rm_apartments", page.apartments.values()),
+                                ("rm_vacancies", page.vacancies)):
+                columns = TABLES[table][0]
+                values = [tuple(r[col] for col in columns) for r in rows]
+                if values:
+                    c.executemany(self._upsert(table), values)
+            if page.audit:
+                c.executemany(
+                    self._upsert("rm_case_events"),
+                    [(*a[:-1], json.dumps(a[-1], ensure_ascii=False)) for a in page.audit],
+                )
+            self._insert_tracking(c, tracking)  # type: ignore[attr-defined]
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        sql = sql.replace("?", self.mark)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, tuple(params))
+            rows = c.fetchall()
+        if not rows:
+            return []
+        if isinstance(rows[0], dict):
+            return list(rows)
+        return [dict(r) for r in rows]
+
+    def drop_all(self) -> None:
+        """For a rebuild: empty the facts and forget the position, in one transaction."""
+        with self.datastore.transaction(commit=True) as c:
+            for table in TABLES:
+                c.execute(f"DELETE FROM {table}")
+            c.execute(f"DELETE FROM {getattr(self, 'tracking_table_name', 'tracking')}")
+            self._after_drop(c)
+
+    def _after_drop(self, c: Any) -> None:
+        """SQLite's single-row tracking keeps a migration marker row; put it back."""
+        self._insert_tracking(c, Tracking(self.table_migration_identifier, 1))  # type: ignore[attr-defined]
+
+
+class SQLiteChainView(FactsMixin, SQLiteTrackingRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *create_statements()]
+
+
+class PostgresChainView(FactsMixin, PostgresTrackingRecorder):
+    mark = "%s"
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *create_statements()]
+
+    def _after_drop(self, c: Any) -> None:
+        pass
+
+
+ChainView = SQLiteChainView | PostgresChainView
+VIEW_NAME = "ChainView"
+
+
+def open_view(env: dict[str, str]) -> ChainView:
+    """The view for an event store environment (from Settings.view_env)."""
+    factory = InfrastructureFactory.construct(env=Environment(VIEW_NAME, env))
+    postgres = type(factory).__module__.endswith("postgres")
+    return factory.tracking_recorder(PostgresChainView if postgres else SQLiteChainView)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -669,6 +669,7 @@ def demo(
                        "import", strict=False, parallel=16, show_progress=True)
     print_import_report(report)
     print_where_cases_stand(report.stages)
+    print_headline_figures(settings)
     ui_port = settings.ui_port
     out.print(f"\nTemporal UI: http://localhost:{ui_port}   "
               f"try: housing-chain status {next(iter(sorted(report.stages)), 'CASE')}")
@@ -684,6 +685,33 @@ def demo(
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def print_headline_figures(settings: Settings) -> None:
+    """What a supervisor looks at first: waits by year, the queue, the last IVO quarter."""
+    from domain.calendar import quarter_bounds, quarter_of
+    from housing_chain.client import today_in
+    from projections import reports
+
+    runner = projection_for(settings)
+    runner.wait_or_catch_up(runner.head(), timeout=60)
+    today = today_in(settings.policy())
+    waits = reports.waiting_times(runner.view, "decision-to-move-in", "year", as_of=today)
+    table = Table("year", "moved in", "mean days", "median", "p90",
+                  title="Waiting time from decision to move-in")
+    for row in waits["rows"]:
+        table.add_row(row["group"], str(row["count"]), str(row["mean_days"]),
+                      str(row["median_days"]), str(row["p90_days"]))
+    out.print(table)
+    still = waits["still_waiting"]
+    out.print(f"still waiting today: {still['count']} (on average {still['mean_days_so_far']} "
+              "days so far)")
+    last_quarter = quarter_of(quarter_bounds(quarter_of(today))[0] - timedelta(days=1))
+    rows = reports.ivo(runner.view, last_quarter)["rows"]
+    late = sum(1 for r in rows if r["status"] == "unexecuted")
+    out.print(f"IVO report {last_quarter}: {late} decisions unexecuted after three months, "
+              f"{len(rows) - late} executed late  (housing-chain report ivo --quarter "
+              f"{last_quarter})")
 
 
 def print_where_cases_stand(stages: dict[str, str]) -> None:

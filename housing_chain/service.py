@@ -410,8 +410,9 @@ class IdentityRegistry(_Transcoded):
         with recorder.datastore.transaction(commit=True) as cursor:
             if sqlite:
                 cursor.execute("PRAGMA secure_delete = ON")  # overwrite the freed pages
-            cursor.execute(sql.replace("DELETE", "SELECT COUNT(*)", 1), (arg,))
-            erased = cursor.fetchone()[0] > 0
+            cursor.execute(sql.replace("DELETE", "SELECT COUNT(*) AS n", 1), (arg,))
+            row = cursor.fetchone()
+            erased = (row["n"] if isinstance(row, dict) else row[0]) > 0
             cursor.execute(sql, (arg,))
         if sqlite:
             with recorder.datastore.transaction(commit=False) as cursor:

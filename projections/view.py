@@ -17,6 +17,7 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
+from psycopg.sql import SQL
 
 from projections.projector import (
     APARTMENT_COLUMNS,
@@ -141,8 +142,9 @@ class SQLiteChainView(FactsMixin, SQLiteTrackingRecorder):
 class PostgresChainView(FactsMixin, PostgresTrackingRecorder):
     mark = "%s"
 
-    def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *create_statements()]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.extend(SQL(s) for s in create_statements())  # type: ignore[arg-type]
 
     def _after_drop(self, c: Any) -> None:
         pass

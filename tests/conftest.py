@@ -14,4 +14,4 @@ def chain(tmp_path):
 
 
 # Workflow fixtures (time-skipping server, worker, harness) live in their own module.
-pytest_plugins = ["tests.harness"]
+pytest_plugins = ["tests.harness", "tests.backends"]

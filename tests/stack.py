@@ -27,6 +27,8 @@ class Stack:
     env: dict[str, str]
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
+    backend: str = "sqlite"
+    store: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def on_free_ports(cls, data: Path, extra_env: dict[str, str] | None = None) -> Stack:

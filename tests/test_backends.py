@@ -1,0 +1,160 @@
+"""The event store, identities and read models behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.commands import import_line_adapter
+from domain.policy import Policy
+from housing_chain import demo
+from housing_chain.service import HousingChain, IdentityRegistry
+from projections import reports
+from projections.runner import ProjectionRunner
+from projections.view import open_view
+from tests.backends import (
+    create_database,
+    drop_database,
+    skip_or_fail_without_postgres,
+    store_env,
+    view_env,
+)
+
+TODAY = date(2026, 11, 24)
+POLICY = Policy()
+
+
+def demo_steps(cases: int, seed: int = 7) -> list:
+    steps = []
+    for i, line in enumerate(demo.generate(cases=cases, seed=seed)):
+        step = import_line_adapter.validate_python(line).model_copy(update={"id": f"d{i}"})
+        steps.append(step.without_identity() if step.type == "apply" else step)
+    return steps
+
+
+def write(app: HousingChain, steps: list, chunk: int = 200) -> None:
+    for i in range(0, len(steps), chunk):
+        results = app.run(steps[i:i + chunk], today=TODAY, policy=POLICY)
+        assert all(r.accepted for r in results), [r.reason for r in results if not r.accepted]
+
+
+def every_report(view) -> dict:
+    out = {f"wait:{i}:{by}": reports.waiting_times(view, i, by, as_of=TODAY)
+           for i in reports.INTERVALS for by in ("year", "target-group")}
+    out.update(
+        throughput=reports.throughput(view, "quarter"),
+        queue=reports.queue(view, date(2025, 6, 30), "district"),
+        ivo=[reports.ivo(view, q) for q in ("2025Q4", "2026Q1", "2026Q2", "2026Q3")],
+        caseload=reports.caseload(view, TODAY, POLICY),
+        arrears=reports.arrears(view),
+        stock=reports.stock(view, TODAY),
+        returns=reports.returns(view),
+    )
+    return out
+
+
+def test_the_same_command_twice_records_one_event(backend):
+    store, _ = backend
+    app = HousingChain(env=store)
+    steps = demo_steps(3)[:6]
+    write(app, steps)
+    head = app.recorder.max_notification_id()
+    again = app.run(steps, today=TODAY, policy=POLICY)
+    assert all(r.accepted and r.duplicate for r in again)
+    assert app.recorder.max_notification_id() == head
+
+
+def test_a_batch_is_saved_whole_and_answers_a_retry_from_its_marker(backend):
+    store, _ = backend
+    app = HousingChain(env=store)
+    steps = demo_steps(3)[:8]
+    first = app.run(steps, today=TODAY, policy=POLICY, batch_id="b-1")
+    head = app.recorder.max_notification_id()
+    retried = app.run(steps, today=TODAY, policy=POLICY, batch_id="b-1")
+    assert [r.accepted for r in retried] == [r.accepted for r in first]
+    assert app.recorder.max_notification_id() == head
+
+
+def test_two_writers_on_one_case_cannot_both_save_a_step(backend):
+    """Optimistic concurrency: the second save of version N fails; nothing is lost."""
+    store, _ = backend
+    one, two = HousingChain(env=store), HousingChain(env=store)
+    apply = next(s for s in demo_steps(1) if s.type == "apply")
+    write(one, [apply])
+    case_one = one.get_case(apply.case)
+    case_two = two.get_case(apply.case)
+    case_one.start_assessment(on=apply.on, actor="a", command_id="x1", today=TODAY)
+    case_two.exit("withdrawn", on=apply.on, actor="b", command_id="x2", today=TODAY)
+    one.save(case_one)
+    with pytest.raises(IntegrityError):
+        two.save(case_two)
+    assert [e.__class__.__name__ for e in one.events.get(case_one.id)] == [
+        "Applied", "AssessmentStarted"]
+
+
+def test_erasing_an_identity_deletes_its_rows(backend):
+    store, _ = backend
+    env = dict(store)
+    if env["PERSISTENCE_MODULE"].endswith("sqlite"):
+        env["SQLITE_DBNAME"] = env["SQLITE_DBNAME"].replace("events", "identities")
+    registry = IdentityRegistry(env=env)
+    registry.record("kl-1", "Astrid Testsson", "19400101-0000")
+    registry.record("kl-2", "Bo Annan", "19500101-0000")
+    assert registry.erase("kl-1")
+    assert registry.lookup("kl-1") is None and registry.lookup("kl-2").name == "Bo Annan"
+    raw = b"".join(n.state for n in registry.recorder.select_notifications(start=1, limit=50))
+    assert b"Testsson" not in raw
+
+
+def test_projection_catches_up_rebuilds_and_reads_the_same(backend):
+    store, views = backend
+    app = HousingChain(env=store)
+    steps = demo_steps(25)
+    write(app, steps[: len(steps) // 2])
+    runner = ProjectionRunner(app, open_view(views), page_size=300)
+    runner.catch_up()
+    write(app, steps[len(steps) // 2:])
+    runner.catch_up()
+    assert runner.position == runner.head()
+    incremental = every_report(runner.view)
+    runner.rebuild()
+    assert every_report(runner.view) == incremental
+
+
+def test_two_projection_runners_apply_each_event_once(backend):
+    store, views = backend
+    app = HousingChain(env=store)
+    write(app, demo_steps(25))
+    runners = [ProjectionRunner(HousingChain(env=store), open_view(views), page_size=100)
+               for _ in range(2)]
+    threads = [threading.Thread(target=r.catch_up) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    view = runners[0].view
+    assert runners[0].position == app.recorder.max_notification_id()
+    case_events = sum(1 for n in app.recorder.select_notifications(start=1, limit=100_000)
+                      if n.topic.startswith("domain.case:"))
+    assert view.query("SELECT COUNT(*) AS n FROM rm_case_events")[0]["n"] == case_events
+
+
+def test_sqlite_and_postgresql_give_identical_reports(tmp_path: Path):
+    skip_or_fail_without_postgres()
+    steps = demo_steps(30, seed=11)
+    name = create_database()
+    try:
+        results = []
+        for kind in ("sqlite", "postgres"):
+            app = HousingChain(env=store_env(kind, tmp_path, name))
+            write(app, steps)
+            runner = ProjectionRunner(app, open_view(view_env(kind, tmp_path, name)))
+            runner.catch_up()
+            results.append(every_report(runner.view))
+        assert results[0] == results[1]
+    finally:
+        drop_database(name)

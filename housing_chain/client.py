@@ -7,13 +7,16 @@ not exist or is closed, comes back as `Refused` with a message that names the ca
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from typing import TypeVar
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -27,6 +30,13 @@ from housing_chain.settings import Settings
 from workflows.case import CaseWorkflow
 from workflows.messages import CaseStart, CaseStatus, StepBatch, StepRequest, StockRequest
 from workflows.stock import StockWorkflow
+
+T = TypeVar("T")
+
+# A restarting server or a busy one: the same update id sent again is safe (Temporal and the
+# service both deduplicate it), so these are retried until `retry_for` runs out.
+TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+             RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
 
 
 class Refused(Exception):
@@ -70,10 +80,27 @@ def _reason(exc: BaseException) -> str:
 
 
 class ChainClient:
-    def __init__(self, client: Client, settings: Settings, policy: Policy | None = None) -> None:
+    def __init__(self, client: Client, settings: Settings, policy: Policy | None = None,
+                 retry_for: float = 600.0) -> None:
         self.client = client
         self.settings = settings
         self.policy = policy or settings.policy()
+        self.retry_for = retry_for
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.2
+        while True:
+            try:
+                return await call()
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                if time.monotonic() > deadline:
+                    raise
+            except RPCError as exc:
+                if exc.status not in TRANSIENT or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def _start(self, case: str) -> WithStartWorkflowOperation:
         return WithStartWorkflowOperation(
@@ -87,55 +114,65 @@ class ChainClient:
 
     async def send(self, step: CaseStep) -> LineResult:
         """One caseworker step; raises Refused."""
-        start = self._start(step.case)
-        try:
+        starts: list[WithStartWorkflowOperation] = []
+
+        async def call() -> LineResult:
             if step.type == "apply":
+                starts.append(self._start(step.case))  # an operation is good for one request
                 return await self.client.execute_update_with_start_workflow(
-                    CaseWorkflow.step,
-                    StepRequest(step=step),
-                    start_workflow_operation=start,
-                    id=step.id,
+                    CaseWorkflow.step, StepRequest(step=step),
+                    start_workflow_operation=starts[-1], id=step.id,
                 )
             handle = self.client.get_workflow_handle(case_workflow_id(step.case))
             return await handle.execute_update(CaseWorkflow.step, StepRequest(step=step), id=step.id)
+
+        try:
+            return await self._retrying(call)
         except WorkflowUpdateFailedError as exc:
             raise Refused(_reason(exc)) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            await _settle(start)
+            for start in starts:
+                await _settle(start)
             raise Refused(await self._explain(step.case, exc)) from None
 
     async def send_batch(self, case: str, steps: Sequence[CaseStep], batch_id: str) -> list[LineResult]:
         """Consecutive steps of one case in one update; each line accepted or refused alone."""
         batch = StepBatch(batch_id=batch_id, steps=list(steps))
-        start = self._start(case)
-        try:
+        starts: list[WithStartWorkflowOperation] = []
+
+        async def call() -> list[LineResult]:
             if steps[0].type == "apply":
+                starts.append(self._start(case))
                 return await self.client.execute_update_with_start_workflow(
-                    CaseWorkflow.steps, batch, start_workflow_operation=start, id=batch_id,
+                    CaseWorkflow.steps, batch, start_workflow_operation=starts[-1], id=batch_id,
                 )
             handle = self.client.get_workflow_handle(case_workflow_id(case))
             return await handle.execute_update(CaseWorkflow.steps, batch, id=batch_id)
+
+        try:
+            return await self._retrying(call)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            await _settle(start)
+            for start in starts:
+                await _settle(start)
             reason = await self._explain(case, exc)
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 
     async def send_stock(self, step: StockStep) -> LineResult:
-        return await self.client.execute_workflow(
+        return await self._retrying(lambda: self.client.execute_workflow(
             StockWorkflow.run,
             StockRequest(step=step, policy=self.policy),
             id=f"stock-{step.apartment}-{step.id}",
             task_queue=self.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        ))
 
     async def status(self, case: str) -> CaseStatus:
         handle = self.client.get_workflow_handle(case_workflow_id(case))
         try:
-            return await handle.query(CaseWorkflow.status)
+            return await self._retrying(lambda: handle.query(CaseWorkflow.status))
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Refused(f"case {case} does not exist") from None

@@ -96,10 +96,16 @@ def parse(
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
+        if text.startswith(UNDECODABLE):
+            refused.append(Refusal(number, None, text[len(UNDECODABLE):]))
+            continue
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             refused.append(Refusal(number, None, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        except RecursionError:
+            refused.append(Refusal(number, None, "not valid JSON: nested too deeply"))
             continue
         case = data.get("case") if isinstance(data, dict) else None
         case = case if isinstance(case, str) else None
@@ -294,8 +300,17 @@ async def run_import(
     return report
 
 
+UNDECODABLE = "\x00undecodable\x00"
+
+
 def read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    """The file's lines; a line that is not UTF-8 is kept as a marker and refused alone."""
+    lines = []
+    for raw in path.read_bytes().split(b"\n"):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as exc:
+            lines.append(f"{UNDECODABLE}not UTF-8 text ({exc.reason} at byte {exc.start})")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines

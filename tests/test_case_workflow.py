@@ -161,3 +161,25 @@ async def test_apply_for_an_existing_case_is_refused(harness):
     await harness.apply("e-1")
     with pytest.raises(Refused, match="case e-1 already exists"):
         await harness.apply("e-1")
+
+
+async def test_two_caseworkers_deciding_at_once_one_is_accepted_the_other_refused(harness):
+    import asyncio
+
+    h = harness
+    await h.apply("cc-1")
+    await h.step(type="start_assessment", case="cc-1")
+    outcomes = await asyncio.gather(
+        h.step(type="decide", case="cc-1", outcome="granted", programme="housing_first",
+               actor="handlaggare.lind"),
+        h.step(type="decide", case="cc-1", outcome="denied", reason="not in the target group",
+               actor="handlaggare.ek"),
+        return_exceptions=True,
+    )
+    accepted = [o for o in outcomes if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, Refused)]
+    assert len(accepted) == 1 and len(refused) == 1
+    assert str(refused[0]).startswith("case cc-1 is ")
+    assert "decide" in str(refused[0])
+    events = h.events("cc-1")
+    assert events.count("Granted") + events.count("Denied") == 1

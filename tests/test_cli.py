@@ -8,6 +8,8 @@ import json
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from housing_chain.service import HousingChain, IdentityRegistry
 from tests.backends import (
@@ -259,3 +261,69 @@ def test_demo_command_imports_the_demo_municipality(stack):
     assert result.returncode == 0, result.stderr
     assert "0 refused" in result.stdout
     assert "Where cases stand" in result.stdout
+
+
+def test_two_imports_of_different_files_at_once_both_complete_in_order(stack, tmp_path):
+    import subprocess
+
+    from tests.stack import CLI
+
+    files = []
+    for n in (1, 2):
+        lines = [apply_line(f"par{n}-{k}", d(300)) for k in range(15)]
+        for k in range(15):
+            lines += [{"type": "start_assessment", "case": f"par{n}-{k}", "on": d(290)},
+                      {"type": "decide", "case": f"par{n}-{k}", "on": d(280),
+                       "outcome": "granted", "programme": "housing_first"}]
+            lines += [{"type": "course_session", "case": f"par{n}-{k}", "on": d(270 - s),
+                       "session": s} for s in (1, 2, 3, 4)]
+        path = tmp_path / f"parallel-{n}.jsonl"
+        write_lines(path, lines)
+        files.append((path, len(lines)))
+    procs = [subprocess.Popen([*CLI, "import", str(p), "--json"], env=stack.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for p, _ in files]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for (_path, count), (stdout, stderr) in zip(files, outputs, strict=True):
+        assert json.loads(stdout) == {"accepted": count, "refused": []}, stderr
+    history = json.loads(stack.run("history", "par2-14", "--json").stdout)
+    assert [r["event"] for r in history] == ["Applied", "AssessmentStarted", "Granted"] + [
+        "CourseSessionAttended"] * 4
+    assert [r["details"]["session"] for r in history[3:]] == [1, 2, 3, 4]
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(garbage=st.lists(st.one_of(st.text(max_size=200), st.sampled_from([
+    '{"type": "exit", "case": "nobody", "destination": "own_housing"}',
+    '{"type": "course_session", "case": "fz", "session": 99}',
+    '{"type": "apply", "case": "x y z"}',
+    '{"type": "decide", "case": "fz", "outcome": "granted", "programme": "castle"}',
+    '{"type": "rent_arrears", "case": "fz", "amount": 1e300}',
+    '{"type": "start_assessment", "case": "fz", "on": "2999-01-01"}',
+    '{"type": "start_assessment", "case": "fz", "on": "1999-01-01"}',
+    "[" * 50_000,
+])), min_size=1, max_size=8))
+def test_import_refuses_garbage_by_line_and_lets_good_lines_through(stack, tmp_path, garbage):
+    import uuid
+
+    case = f"fz-{uuid.uuid4().hex[:8]}"
+    good = [apply_line(case, d(60)), {"type": "start_assessment", "case": case, "on": d(50)}]
+    texts = [json.dumps(good[0]), *garbage, json.dumps(good[1])]
+    path = tmp_path / f"fuzz-{uuid.uuid4().hex[:6]}.jsonl"
+    path.write_text("\n".join(t.replace("\n", " ").replace("\r", " ") for t in texts) + "\n",
+                    encoding="utf-8")
+    before = events_in_store(stack)
+    result = stack.run("import", str(path), "--json")
+    assert result.returncode in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    non_blank = [n for n, t in enumerate(path.read_text(encoding="utf-8").split("\n")[:-1], 1)
+                 if t.strip()]
+    assert report["accepted"] + len(report["refused"]) == len(non_blank)
+    assert all(r["reason"] for r in report["refused"])
+    refused_lines = {r["line"] for r in report["refused"]}
+    assert 1 not in refused_lines and len(texts) not in refused_lines
+    history = json.loads(stack.run("history", case, "--json").stdout)
+    assert [r["event"] for r in history] == ["Applied", "AssessmentStarted"]
+    assert events_in_store(stack) - before == 2

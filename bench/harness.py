@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -177,6 +178,60 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+class CpuMeter:
+    """CPU used during a phase, by this benchmark (its process, the dev server, its client
+    subprocesses) and by everything else on the machine, in % of one core. Other work on
+    the machine slows the dev server, so a phase the others loaded is worth a second look.
+    Linux only (/proc); elsewhere the figures are None."""
+
+    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self) -> None:
+        self.began = self._sample()
+
+    @staticmethod
+    def _proc_ticks(pid: int | str) -> tuple[int, int]:
+        """(utime + stime, parent pid) of a live process."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12]), int(fields[1])
+
+    def _ours(self) -> int:
+        me = os.getpid()
+        ticks = self._proc_ticks(me)[0]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    used, parent = self._proc_ticks(entry)
+                except (OSError, IndexError, ValueError):
+                    continue
+                if parent == me:
+                    ticks += used
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ticks + round((reaped.ru_utime + reaped.ru_stime) * self.HZ)
+
+    def _sample(self) -> tuple[float, int, int] | None:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            idle = values[3] + values[4]
+            return time.perf_counter(), sum(values[:8]) - idle, self._ours()
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def stop(self) -> dict[str, float | None]:
+        end = self._sample()
+        if self.began is None or end is None:
+            return {"ours_pct_of_core": None, "others_pct_of_core": None}
+        wall = end[0] - self.began[0]
+        busy = (end[1] - self.began[1]) / self.HZ / wall * 100
+        ours = (end[2] - self.began[2]) / self.HZ / wall * 100
+        return {
+            "seconds": round(wall, 2),
+            "busy_pct_of_core": round(busy),
+            "ours_pct_of_core": round(ours),
+            "others_pct_of_core": max(0, round(busy - ours)),
+        }
 
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import bare
-from harness import BenchStack, bench_stack, machine, run_main, write_results
+from harness import BenchStack, CpuMeter, bench_stack, machine, run_main, write_results
 from step_latency import STEPS_PER_CASE, journey, ours, register_apartments
 
 from housing_chain import demo
@@ -104,7 +104,10 @@ async def run(args: argparse.Namespace) -> None:
 
         print(f"(a) bare, first half: {halves[0]} steps, one update each, {args.parallel} in "
               f"flight, {args.workflows} workflows…", flush=True)
+        cpu = {}
+        meter = CpuMeter()
         before = await bare_spread(bs, halves[0], args.workflows, args.parallel, "bare-before")
+        cpu["bare_before"] = meter.stop()
 
         print(f"(b) housing-chain import of {count} lines (subprocess)…", flush=True)
         code, out, err, startup = await run_process(
@@ -112,8 +115,10 @@ async def run(args: argparse.Namespace) -> None:
         if code != 0:
             raise RuntimeError(f"import of an empty file failed ({code}):\n{err[-3000:]}")
         bs.timer.reset()
+        meter = CpuMeter()
         code, out, err, import_wall = await run_process(
             [*CLI, "import", str(path), "--json", "--parallel", str(args.parallel)], bs.env())
+        cpu["import"] = meter.stop()
         activities = {k: len(v) for k, v in bs.timer.samples.items()}
         try:
             result = json.loads(out.strip().splitlines()[-1])
@@ -122,11 +127,13 @@ async def run(args: argparse.Namespace) -> None:
 
         print(f"(a) bare, second half: {halves[1]} steps…", flush=True)
         bs.timer.reset()
+        meter = CpuMeter()
         after = await bare_spread(bs, halves[1], args.workflows, args.parallel, "bare-after")
+        cpu["bare_after"] = meter.stop()
         after["worker_activities"] = {k: len(v) for k, v in bs.timer.samples.items()}
 
     refused = result.get("refused", [])
-    figures = report(args, count, [before, after], result, startup, import_wall, activities)
+    figures = report(args, count, [before, after], result, startup, import_wall, activities, cpu)
     figures["machine"] = {**machine(), "load_average_before": load_before}
     figures["worker_options"] = bs.worker_options
     path_out = write_results("import_rate", figures)
@@ -140,7 +147,7 @@ async def run(args: argparse.Namespace) -> None:
         )
 
 
-def report(args, count, halves, result, startup, import_wall, activities) -> dict[str, Any]:
+def report(args, count, halves, result, startup, import_wall, activities, cpu) -> dict[str, Any]:
     bare_steps = sum(h["steps"] for h in halves)
     bare_seconds = sum(h["seconds"] for h in halves)
     bare_rate = bare_steps / bare_seconds
@@ -169,6 +176,13 @@ def report(args, count, halves, result, startup, import_wall, activities) -> dic
     print("  our worker's activities during the second bare half: "
           + (", ".join(f"{k} {v}" for k, v in others.items()) or "none"))
     print(f"  import refused {len(result.get('refused', []))} lines, accepted {result.get('accepted')}")
+    if cpu["import"]["others_pct_of_core"] is not None:
+        print("  CPU, % of one core (2 cores = 200 %), this benchmark / other processes: " + "; ".join(
+            f"{k.replace('_', ' ')} {v['ours_pct_of_core']} / {v['others_pct_of_core']}"
+            for k, v in cpu.items()))
+        if max(v["others_pct_of_core"] for v in cpu.values()) > 25:
+            print("  note: other processes loaded the machine during a phase; the halves' rates "
+                  "show how much the baseline moved")
     return {
         "benchmark": "import_rate",
         "lines": count,
@@ -178,6 +192,7 @@ def report(args, count, halves, result, startup, import_wall, activities) -> dic
         "ratio": round(ratio, 3),
         "ratio_excluding_startup": round(rate_net / bare_rate, 3),
         "target_met": ratio >= TARGET,
+        "cpu": cpu,
         "bare": {
             "steps": bare_steps,
             "seconds": round(bare_seconds, 3),

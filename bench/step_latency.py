@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import bare
-from harness import bench_stack, machine, run_main, summary_ms, write_results
+from harness import CpuMeter, bench_stack, machine, run_main, summary_ms, write_results
 from pydantic import TypeAdapter
 
 from domain.commands import CaseStep, RegisterApartment
@@ -105,6 +105,7 @@ async def run(args: argparse.Namespace) -> None:
         ours_by_type: dict[str, list[float]] = {}
         bare_start: list[float] = []
         load_before = machine()["load_average"]
+        meter = CpuMeter()
         began = time.perf_counter()
         flip = False
         for r in range(STEPS_PER_CASE):
@@ -122,9 +123,14 @@ async def run(args: argparse.Namespace) -> None:
                             bare_start.append(t)
                 flip = not flip
         wall = time.perf_counter() - began
+        cpu = meter.stop()
         activity_s = {k: list(v) for k, v in bs.timer.samples.items()}
 
     figures = report(args, bare_s, ours_s, ours_by_type, bare_start, activity_s, wall)
+    figures["cpu"] = cpu
+    if cpu["others_pct_of_core"] is not None:
+        print(f"CPU during the measurement, % of one core (2 cores = 200 %): this benchmark "
+              f"{cpu['ours_pct_of_core']}, other processes {cpu['others_pct_of_core']}")
     figures["machine"] = {**machine(), "load_average_before": load_before}
     figures["worker_options"] = bs.worker_options
     path = write_results("step_latency", figures)

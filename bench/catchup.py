@@ -1,0 +1,510 @@
+"""The read-model projection over about a million events: raw read rate, catch-up, reports.
+
+The event store (cached, built once): about 50,000 demo-like cases written straight through
+`HousingChain.run`, the service the workflows' activities call, without Temporal. The demo
+simulation is run as 50 municipalities of 1,000 cases (`housing_chain.demo.generate` with
+seeds 5000..5049; one simulation of 50,000 cases would model one huge queue instead, and its
+lines are not needed to be any more "real"), each one's case, apartment and client ids
+prefixed `Mnn-` so they never collide, merged in date order (stable, so a municipality's
+same-day lines keep their order). To reach about a million notifications rather than three
+million, support visits are thinned: each case keeps its first home visit and drops the rest
+(`--visits first`; `all` keeps every visit, `none` drops them all). Nothing else is changed:
+every line goes through the real service and must be accepted. Lines go in 250 at a time
+(one `run` call and one atomic save per 250 lines; bigger units get slower, see the README).
+The store is kept in bench/results/catchup-store/ (git-ignored) with a JSON note of how it
+was built and how long that took; later runs reuse it.
+
+Then, each on a quiet process (no projection running):
+
+(a) raw read: `app.recorder.select_notifications` over the whole log in pages of 1,000,
+    notifications/s (best of two passes; the first also warms the OS page cache), and
+    the same with `app.mapper.to_domain_event` on every notification;
+(b) catch-up: `ProjectionRunner.catch_up()` into a fresh views file in a temporary
+    directory, seconds and notifications/s, with where the time went (select, decode +
+    project, load rows, save rows + tracking), and a split of decode vs project measured on
+    the last pages against the full view; target ≥ 25 % of the raw read rate and the whole
+    catch-up under 2 minutes;
+(c) reports: every report (`projections.reports`, as `housing-chain report` calls them) on
+    the caught-up view, 20 timed runs each after one warm-up, p50/p95; target p95 < 200 ms.
+
+Prints a table next to the targets and writes bench/results/catchup.json. Timings are
+reported, never asserted. Removes its temporary views file on the way out (Ctrl-C too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from harness import RESULTS, CpuMeter, machine, percentile, write_results
+
+from domain.commands import import_line_adapter
+from domain.policy import Policy
+from housing_chain import demo
+from housing_chain.service import HousingChain
+from projections import projector, reports
+from projections import runner as runner_module
+from projections.runner import ProjectionRunner
+from projections.view import TABLES, open_view
+
+TODAY = date(2026, 11, 24)  # after the demo's last line (2026-10-30)
+AS_OF = date(2026, 11, 20)
+SHARD_CASES = 1_000
+BASE_SEED = 5_000
+CHUNK = 250
+PAGE = 1_000
+STORE_DIR = RESULTS / "catchup-store"
+TARGET_RATIO = 0.25
+TARGET_CATCH_UP_S = 120.0
+TARGET_P95_MS = 200.0
+
+
+def sqlite_env(path: Path) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "30"}
+
+
+# --- the event store ---------------------------------------------------------------------
+
+def shard_lines(k: int, cases: int, visits: str) -> list[dict[str, Any]]:
+    """One municipality's demo lines, ids prefixed, visits thinned."""
+    prefix = f"M{k:02d}-"
+    visited: set[str] = set()
+    out = []
+    for line in demo.generate(cases=cases, seed=BASE_SEED + k):
+        if line["type"] == "record_visit" and visits != "all":
+            if visits == "none" or line["kind"] != "home_visit" or line["case"] in visited:
+                continue
+            visited.add(line["case"])
+        line = dict(line)
+        for key in ("case", "apartment"):
+            if key in line:
+                line[key] = prefix + line[key]
+        if line["type"] == "apply":
+            line["client"] = {**line["client"], "id": prefix + line["client"]["id"]}
+        out.append(line)
+    return out
+
+
+def all_lines(cases: int, visits: str) -> list[dict[str, Any]]:
+    shards = []
+    left, k = cases, 0
+    while left > 0:
+        shards.append(shard_lines(k, min(SHARD_CASES, left), visits))
+        left -= SHARD_CASES
+        k += 1
+    return list(heapq.merge(*shards, key=lambda line: line["on"]))
+
+
+def steps(lines: Iterable[dict[str, Any]]) -> Iterator[Any]:
+    for i, line in enumerate(lines):
+        step = import_line_adapter.validate_python({**line, "id": f"b{i}"})
+        yield step.without_identity() if step.type == "apply" else step
+
+
+def count_store(path: Path) -> dict[str, Any]:
+    with sqlite3.connect(path) as db:
+        by_topic = dict(db.execute("SELECT topic, COUNT(*) FROM stored_events GROUP BY topic"))
+        head = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
+    db.close()
+    domain = sum(n for t, n in by_topic.items() if t.startswith("domain."))
+    return {
+        "notifications": sum(by_topic.values()),
+        "head": head,
+        "domain_events": domain,
+        "case_events": sum(n for t, n in by_topic.items() if t.startswith(projector.CASE_TOPIC)),
+        "apartment_events": sum(n for t, n in by_topic.items()
+                                if t.startswith(projector.APARTMENT_TOPIC)),
+        "command_markers": sum(n for t, n in by_topic.items() if "ProcessedCommand" in t),
+        "other": sum(n for t, n in by_topic.items()
+                     if not t.startswith("domain.") and "ProcessedCommand" not in t),
+        "cases": by_topic.get(projector.CASE_TOPIC + "Applied", 0),
+        "apartments": by_topic.get(projector.APARTMENT_TOPIC + "Registered", 0),
+    }
+
+
+def build_store(path: Path, cases: int, visits: str) -> dict[str, Any]:
+    partial = path.with_suffix(".partial")
+    for stale in partial.parent.glob(partial.name + "*"):
+        stale.unlink()
+    began = time.perf_counter()
+    lines = all_lines(cases, visits)
+    generated = time.perf_counter() - began
+    print(f"  generated {len(lines):,} lines of {cases:,} cases in {generated:.0f} s; "
+          f"writing them {CHUNK} a call through HousingChain.run…", flush=True)
+    app = HousingChain(env=sqlite_env(partial))
+    policy = Policy()
+    chunk: list[Any] = []
+    written = 0
+    write_began = last = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal written, last
+        refused = [(r.command_id, r.reason) for r in app.run(chunk, today=TODAY, policy=policy)
+                   if not r.accepted]
+        if refused:
+            raise RuntimeError(f"the service refused demo lines: {refused[:3]}")
+        written += len(chunk)
+        chunk.clear()
+        if time.perf_counter() - last > 30:
+            last = time.perf_counter()
+            rate = written / (last - write_began)
+            print(f"  {written:,} of {len(lines):,} lines, {rate:,.0f} lines/s, "
+                  f"about {(len(lines) - written) / rate / 60:.1f} min to go", flush=True)
+
+    for step in steps(lines):
+        chunk.append(step)
+        if len(chunk) == CHUNK:
+            flush()
+    if chunk:
+        flush()
+    app.close()
+    wrote = time.perf_counter() - write_began
+    with sqlite3.connect(partial) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    partial.rename(path)
+    for leftover in partial.parent.glob(partial.name + "-*"):
+        leftover.unlink()
+    note = {
+        "cases": cases, "visits": visits, "shard_cases": SHARD_CASES, "seeds":
+        [BASE_SEED, BASE_SEED + (cases - 1) // SHARD_CASES], "lines": len(lines),
+        "lines_per_run_call": CHUNK, "generate_seconds": round(generated, 1),
+        "write_seconds": round(wrote, 1), "build_seconds": round(time.perf_counter() - began, 1),
+        "lines_per_second": round(len(lines) / wrote), "built_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **count_store(path),
+    }
+    path.with_suffix(".json").write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+    return note
+
+
+def the_store(cases: int, visits: str, rebuild: bool) -> tuple[Path, dict[str, Any], bool]:
+    STORE_DIR.mkdir(parents=True, exist_ok=True)
+    path = STORE_DIR / f"events-{cases}-visits-{visits}.sqlite"
+    note_path = path.with_suffix(".json")
+    if path.exists() and note_path.exists() and not rebuild:
+        return path, json.loads(note_path.read_text(encoding="utf-8")), True
+    print(f"building the event store {path} (once; later runs reuse it)…", flush=True)
+    return path, build_store(path, cases, visits), False
+
+
+# --- (a) raw read ------------------------------------------------------------------------
+
+def read_log(app: HousingChain, decode: bool) -> tuple[int, float]:
+    began = time.perf_counter()
+    position, n = 0, 0
+    to_event = app.mapper.to_domain_event
+    while True:
+        page = app.recorder.select_notifications(start=position, limit=PAGE,
+                                                 inclusive_of_start=False)
+        if not page:
+            break
+        if decode:
+            for notification in page:
+                to_event(notification)
+        n += len(page)
+        position = page[-1].id
+    return n, time.perf_counter() - began
+
+
+# --- (b) catch-up ------------------------------------------------------------------------
+
+class PhaseTimer:
+    """Wraps page-level calls (four a page, so the overhead is nil) and sums their time."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.save_by_page: list[float] = []
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                took = time.perf_counter() - began
+                self.seconds[name] = self.seconds.get(name, 0.0) + took
+                self.calls[name] = self.calls.get(name, 0) + 1
+                if name == "save rows + tracking":
+                    self.save_by_page.append(took)
+        return timed
+
+
+def catch_up(store: Path, views: Path) -> dict[str, Any]:
+    app = HousingChain(env=sqlite_env(store))
+    view = open_view(sqlite_env(views))
+    runner = ProjectionRunner(app, view)
+    timer = PhaseTimer()
+    app.recorder.select_notifications = timer.wrap(  # type: ignore[method-assign]
+        "select notifications", app.recorder.select_notifications)
+    view.load_page = timer.wrap("load rows", view.load_page)  # type: ignore[method-assign]
+    view.save_page = timer.wrap("save rows + tracking", view.save_page)  # type: ignore[method-assign]
+    view.max_tracking_id = timer.wrap("read position", view.max_tracking_id)  # type: ignore[method-assign]
+    runner.run_page = timer.wrap("page", runner.run_page)  # type: ignore[method-assign]
+    meter = CpuMeter()
+    began = time.perf_counter()
+    covered = runner.catch_up()
+    seconds = time.perf_counter() - began
+    cpu = meter.stop()
+    head = runner.head()
+    if runner.position != head:
+        raise RuntimeError(f"catch-up stopped at {runner.position} of {head}")
+    pages = timer.calls.get("page", 0)
+    page_total = timer.seconds.pop("page", 0.0)
+    timer.calls.pop("page", None)
+    # the position is read once inside run_page and once more by catch_up's loop test
+    position_in_pages = timer.seconds.get("read position", 0.0) / 2
+    in_memory = page_total - position_in_pages - sum(
+        v for k, v in timer.seconds.items() if k != "read position")
+    phases = {**timer.seconds, "decode + project (in memory)": in_memory,
+              "outside pages (loop, head)": seconds - page_total - position_in_pages}
+    tenth = max(1, len(timer.save_by_page) // 10)
+    return {
+        "notifications": covered,
+        "pages": pages,
+        "seconds": round(seconds, 2),
+        "notifications_per_second": round(covered / seconds),
+        "cpu": cpu,
+        "phases_seconds": {k: round(v, 2) for k, v in phases.items()},
+        "phases_share": {k: round(v / seconds, 3) for k, v in phases.items()},
+        "save_ms_per_page_first_tenth": round(statistics.fmean(timer.save_by_page[:tenth]) * 1e3, 1),
+        "save_ms_per_page_last_tenth": round(statistics.fmean(timer.save_by_page[-tenth:]) * 1e3, 1),
+        "views_file_mb": round(sum(p.stat().st_size for p in views.parent.glob(views.name + "*"))
+                               / 1e6, 1),
+    }
+
+
+def split_page_work(store: Path, views: Path, pages: int) -> dict[str, Any]:
+    """Decode vs project vs load, on the log's last pages against the full view (the runner's
+    own steps, re-done without saving: the view is already at the head)."""
+    app = HousingChain(env=sqlite_env(store))
+    view = open_view(sqlite_env(views))
+    head = app.recorder.max_notification_id() or 0
+    start = max(0, head - pages * PAGE)
+    t: dict[str, float] = dict.fromkeys(
+        ("select", "decode (to_domain_event)", "load rows", "project (fold into rows)",
+         "audit json + row tuples (save's Python part)"), 0.0)
+    n = domain = 0
+    position = start
+    while position < head:
+        began = time.perf_counter()
+        notifications = app.recorder.select_notifications(start=position, limit=PAGE,
+                                                          inclusive_of_start=False)
+        t["select"] += time.perf_counter() - began
+        began = time.perf_counter()
+        decoded, case_ids, apartment_ids = [], set(), set()
+        for x in notifications:
+            if x.topic.startswith(projector.CASE_TOPIC):
+                case_ids.add(x.originator_id.hex)
+            elif x.topic.startswith(projector.APARTMENT_TOPIC):
+                apartment_ids.add(x.originator_id.hex)
+            else:
+                continue
+            decoded.append((x.topic, x.originator_id.hex, app.mapper.to_domain_event(x).__dict__))
+        t["decode (to_domain_event)"] += time.perf_counter() - began
+        began = time.perf_counter()
+        page = view.load_page(sorted(case_ids), sorted(apartment_ids))
+        t["load rows"] += time.perf_counter() - began
+        began = time.perf_counter()
+        for topic, uuid, data in decoded:
+            name = topic.rsplit(".", 1)[1]
+            if topic.startswith(projector.CASE_TOPIC):
+                runner_module.project_case(page, uuid, name, data)
+            else:
+                runner_module.project_apartment(page, uuid, name, data)
+        t["project (fold into rows)"] += time.perf_counter() - began
+        began = time.perf_counter()
+        for table, rows in (("rm_cases", page.cases.values()),
+                            ("rm_apartments", page.apartments.values()),
+                            ("rm_vacancies", page.vacancies)):
+            _ = [tuple(r[c] for c in TABLES[table][0]) for r in rows]
+        _ = [(*a[:-1], json.dumps(a[-1], ensure_ascii=False)) for a in page.audit]
+        t["audit json + row tuples (save's Python part)"] += time.perf_counter() - began
+        n += len(notifications)
+        domain += len(decoded)
+        position = notifications[-1].id
+    return {"pages": -(-n // PAGE), "notifications": n, "domain_events": domain,
+            "ms_per_page": {k: round(v / max(1, -(-n // PAGE)) * 1e3, 2) for k, v in t.items()},
+            "us_per_domain_event": {k: round(v / max(1, domain) * 1e6, 2) for k, v in t.items()}}
+
+
+# --- (c) reports -------------------------------------------------------------------------
+
+def busiest_cases(views: Path, n: int) -> list[str]:
+    with sqlite3.connect(views) as db:
+        rows = db.execute(
+            "SELECT c.case_id FROM rm_case_events e JOIN rm_cases c USING (case_uuid) "
+            "GROUP BY c.case_id ORDER BY COUNT(*) DESC, c.case_id LIMIT ?", (n,)).fetchall()
+    db.close()
+    return [r[0] for r in rows]
+
+
+def time_reports(views: Path, runs: int) -> dict[str, Any]:
+    view = open_view(sqlite_env(views))
+    policy = Policy()
+    cases = busiest_cases(views, runs + 1)
+    history_runs = iter(cases * 2)
+    calls: dict[str, Callable[[], dict[str, Any]]] = {
+        "waiting-times (appl.-to-decision, by year)":
+            lambda: reports.waiting_times(view, "application-to-decision", "year", as_of=AS_OF),
+        "waiting-times (appl.-to-housed, by target-group)":
+            lambda: reports.waiting_times(view, "application-to-housed", "target-group",
+                                          as_of=AS_OF),
+        "throughput (by quarter)": lambda: reports.throughput(view, "quarter"),
+        "queue (as of, by target-group)": lambda: reports.queue(view, AS_OF, "target-group"),
+        "ivo (2026Q3)": lambda: reports.ivo(view, "2026Q3"),
+        "caseload": lambda: reports.caseload(view, AS_OF, policy),
+        "arrears": lambda: reports.arrears(view),
+        "stock": lambda: reports.stock(view, AS_OF),
+        "returns": lambda: reports.returns(view),
+        "history (one case each run)": lambda: reports.case_history(view, next(history_runs)),
+    }
+    out = {}
+    for name, call in calls.items():
+        result = call()  # warm-up
+        samples = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - began)
+        rows = result.get("rows")
+        out[name] = {"runs": runs, "p50_ms": round(percentile(samples, 50) * 1e3, 1),
+                     "p95_ms": round(percentile(samples, 95) * 1e3, 1),
+                     "max_ms": round(max(samples) * 1e3, 1),
+                     "rows": len(rows) if isinstance(rows, list) else None}
+    return out
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=50_000)
+    parser.add_argument("--visits", choices=("first", "none", "all"), default="first",
+                        help="support visits kept per case (default: the first home visit)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per report")
+    parser.add_argument("--split-pages", type=int, default=50,
+                        help="last pages re-done step by step for the decode/project split")
+    parser.add_argument("--rebuild-store", action="store_true",
+                        help="build the cached event store again")
+    args = parser.parse_args()
+    total_began = time.perf_counter()
+    store, note, cached = the_store(args.cases, args.visits, args.rebuild_store)
+    print(f"event store: {store} ({'cached' if cached else 'built now'}; built in "
+          f"{note['build_seconds']:.0f} s: {note['lines']:,} lines of {note['cases']:,} cases "
+          f"at {note['lines_per_second']:,} lines/s)")
+    print(f"  {note['notifications']:,} notifications = {note['domain_events']:,} domain events "
+          f"({note['case_events']:,} case, {note['apartment_events']:,} apartment) + "
+          f"{note['command_markers']:,} command markers + {note['other']:,} other", flush=True)
+
+    app = HousingChain(env=sqlite_env(store))
+    print("(a) raw read…", flush=True)
+    raw_passes = [read_log(app, decode=False) for _ in range(2)]
+    n, raw_s = min(raw_passes, key=lambda p: p[1])
+    decode_n, decode_s = read_log(app, decode=True)
+    app.close()
+    raw = {"notifications": n, "seconds": round(raw_s, 2), "notifications_per_second": round(n / raw_s),
+           "passes_seconds": [round(p[1], 2) for p in raw_passes]}
+    raw_decode = {"notifications": decode_n, "seconds": round(decode_s, 2),
+                  "notifications_per_second": round(decode_n / decode_s)}
+
+    tmp = Path(tempfile.mkdtemp(prefix="catchup-views-"))
+    try:
+        views = tmp / "views.sqlite"
+        print("(b) catch-up into a fresh views file…", flush=True)
+        projection = catch_up(store, views)
+        projection["ratio_to_raw_read"] = round(
+            projection["notifications_per_second"] / raw["notifications_per_second"], 3)
+        projection["ratio_to_raw_read_and_decode"] = round(
+            projection["notifications_per_second"] / raw_decode["notifications_per_second"], 3)
+        projection["domain_events_per_second"] = round(note["domain_events"] / projection["seconds"])
+        print("    splitting a page's work…", flush=True)
+        split = split_page_work(store, views, args.split_pages)
+        print(f"(c) reports, {args.runs} runs each…", flush=True)
+        report_times = time_reports(views, args.runs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    target_rate = TARGET_RATIO * raw["notifications_per_second"]
+    ok_rate = projection["notifications_per_second"] >= target_rate
+    ok_time = projection["seconds"] < TARGET_CATCH_UP_S
+    ok_reports = all(r["p95_ms"] < TARGET_P95_MS for r in report_times.values())
+    figures = {
+        "store": {**note, "path": str(store), "cached": cached},
+        "raw_read": raw,
+        "raw_read_and_decode": raw_decode,
+        "catch_up": projection,
+        "page_split": split,
+        "reports": report_times,
+        "targets": {
+            "catch_up_notifications_per_second": {"target": round(target_rate),
+                                                  "measured": projection["notifications_per_second"],
+                                                  "met": ok_rate},
+            "catch_up_seconds": {"target": TARGET_CATCH_UP_S, "measured": projection["seconds"],
+                                 "met": ok_time},
+            "report_p95_ms": {"target": TARGET_P95_MS,
+                              "measured_worst": max(r["p95_ms"] for r in report_times.values()),
+                              "met": ok_reports},
+        },
+        "machine": machine(),
+        "run_seconds": round(time.perf_counter() - total_began, 1),
+    }
+    path = write_results("catchup", figures)
+    print_table(figures)
+    print(f"\nwrote {path}; whole run {figures['run_seconds']:.0f} s")
+
+
+def print_table(f: dict[str, Any]) -> None:
+    raw, dec, cu = f["raw_read"], f["raw_read_and_decode"], f["catch_up"]
+    s = f["store"]
+    print(f"\nstore: {s['cases']:,} cases, {s['lines']:,} lines, {s['notifications']:,} "
+          f"notifications ({s['domain_events']:,} domain events + {s['command_markers']:,} "
+          f"command markers); built in {s['build_seconds']:.0f} s"
+          + (" (earlier; cached)" if s["cached"] else ""))
+    print(f"\n{'measure':<62}{'measured':>14}{'target':>14}  met")
+    print("-" * 96)
+
+    def row(name: str, measured: str, target: str = "", met: bool | None = None) -> None:
+        print(f"{name:<62}{measured:>14}{target:>14}  {'' if met is None else 'yes' if met else 'NO'}")
+
+    row("(a) raw read, notifications/s", f"{raw['notifications_per_second']:,}")
+    row("(a) raw read + to_domain_event, notifications/s", f"{dec['notifications_per_second']:,}")
+    t = f["targets"]
+    row("(b) catch-up, notifications/s", f"{cu['notifications_per_second']:,}",
+        f"≥ {t['catch_up_notifications_per_second']['target']:,}",
+        t["catch_up_notifications_per_second"]["met"])
+    row("    = share of the raw read rate", f"{cu['ratio_to_raw_read']:.1%}", "≥ 25.0%",
+        t["catch_up_notifications_per_second"]["met"])
+    row("    domain events/s", f"{cu['domain_events_per_second']:,}")
+    row("(b) catch-up, whole log, s", f"{cu['seconds']:.1f}", "< 120",
+        t["catch_up_seconds"]["met"])
+    for name, r in f["reports"].items():
+        row(f"(c) {name} p50 / p95 ms", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}", "p95 < 200",
+            r["p95_ms"] < TARGET_P95_MS)
+    print(f"\ncatch-up: {cu['pages']:,} pages; where the time went (s): "
+          + ", ".join(f"{k} {v}" for k, v in cu["phases_seconds"].items()))
+    print(f"  save per page: {cu['save_ms_per_page_first_tenth']} ms in the first tenth, "
+          f"{cu['save_ms_per_page_last_tenth']} ms in the last; views file {cu['views_file_mb']} MB; "
+          f"CPU {cu['cpu']}")
+    sp = f["page_split"]
+    print(f"  last {sp['pages']} pages redone step by step, ms a page: "
+          + ", ".join(f"{k} {v}" for k, v in sp["ms_per_page"].items()))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

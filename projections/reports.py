@@ -8,6 +8,7 @@ period of the interval's end date; "three months" is `domain.calendar.unexecuted
 
 from __future__ import annotations
 
+import json
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
@@ -158,7 +159,10 @@ def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
         if r["takeover_approved_on"]:
             counts[period(r["takeover_approved_on"], by)]["takeovers"] += 1
     first = period((date_from.isoformat() if date_from else applied[0]), by)
-    last_day = date_to.isoformat() if date_to else max(applied[-1], closed[-1] if closed else "")
+    facts = [*applied, *closed,
+             *(r["decided_on"] for r in rows if r["outcome"] == "granted"),
+             *(r["takeover_approved_on"] for r in rows if r["takeover_approved_on"])]
+    last_day = date_to.isoformat() if date_to else max(facts)
     last = period(last_day, by)
 
     def active(day: date) -> int:
@@ -289,8 +293,9 @@ def stock(view: ChainView, as_of: date) -> dict[str, Any]:
     vacancies = view.query("SELECT kind, start_on, end_on, end_reason FROM rm_vacancies")
     vacated = [v for v in vacancies if v["kind"] == "vacated"]
     relet = [v for v in vacated if v["end_reason"] == "let"]
-    spells = [days(v["start_on"], v["end_on"] or day) for v in vacancies
-              if v["end_reason"] in ("let", None)]
+    spells = [days(v["start_on"], min(v["end_on"] or day, day)) for v in vacancies
+              if v["start_on"] <= day
+              and (v["end_reason"] in ("let", None) or (v["end_on"] or day) > day)]
     return {
         "as_of": day,
         "status": dict(sorted(statuses.items())),
@@ -340,7 +345,7 @@ def case_history(view: ChainView, case: str) -> dict[str, Any]:
     return {"case": case, "rows": [{"version": r["version"], "event": r["event"],
                                     "on": r["on_date"], "recorded": r["recorded"],
                                     "actor": r["actor"], "command_id": r["command_id"],
-                                    "details": r["details"]} for r in rows]}
+                                    "details": json.loads(r["details"])} for r in rows]}
 
 
 REPORTS: dict[str, Callable[..., dict[str, Any]]] = {

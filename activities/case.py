@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from domain.errors import DomainError
 from domain.views import CaseSnapshot, LineResult, StepsOutcome
 from housing_chain.service import HousingChain, snapshot_of
-from workflows.messages import ApplyStepsInput, NoteDueInput, StockInput
+from workflows.messages import ApplyStepsInput, NoteDueInput, NoteOutcome, StockInput
 
 log = structlog.get_logger("activities")
 
@@ -61,10 +61,16 @@ class CaseActivities:
 
     @activity.defn(name="note_due")
     def note_due(self, req: NoteDueInput) -> CaseSnapshot:
-        noted = self.app.note_due(req.case, req.kind, req.due, req.quarter, req.command_id)
+        return self.note_due_v2(req).snapshot
+
+    @activity.defn(name="note_due_v2")
+    def note_due_v2(self, req: NoteDueInput) -> NoteOutcome:
+        """Record a due item; says whether it still applied (a reminder goes out only then)."""
+        noted = self.app.note_due(req.case, req.kind, req.due, req.quarter, req.command_id,
+                                  today=req.today)
         log.info("due item", case=req.case, kind=req.kind, due=str(req.due), noted=noted,
                  workflow_id=req.workflow_id, command_id=req.command_id, actor="system")
-        return snapshot_of(self.app.get_case(req.case))
+        return NoteOutcome(noted=noted, snapshot=snapshot_of(self.app.get_case(req.case)))
 
     @activity.defn(name="apply_stock_step")
     def apply_stock_step(self, req: StockInput) -> LineResult:
@@ -81,4 +87,4 @@ class CaseActivities:
         return result
 
     def all(self) -> list:
-        return [self.apply_steps, self.note_due, self.apply_stock_step]
+        return [self.apply_steps, self.note_due, self.note_due_v2, self.apply_stock_step]

@@ -24,6 +24,7 @@ from domain.stages import (
     GRANTED_NOT_MOVED_IN,
     IN_HOME,
     NEEDS,
+    ROLES,
     STAGE_LABELS,
     Stage,
 )
@@ -62,6 +63,7 @@ class Case(Aggregate):
         self.referral = referral
         self.caseworker = actor
         self.stage = Stage.APPLIED
+        self.stage_since = on
         self.applied_on = on
         self.last_on = on
         self.decision_date: date | None = None
@@ -81,6 +83,9 @@ class Case(Aggregate):
         self.unexecuted_noted = 0
         self.takeover_eligible_on: date | None = None
         self.overdue_noted: set[str] = set()
+        self.stall_noted: set[str] = set()
+        self.escalated: set[str] = set()
+        self.last_checklist: date | None = None
 
     @classmethod
     def register(
@@ -268,6 +273,18 @@ class Case(Aggregate):
         else:
             self._takeover_refused(reason=reason or "", on=on, actor=actor, command_id=command_id)
 
+    def assign(
+        self, role: str, to: str, *, on: date, actor: str, command_id: str, today: date
+    ) -> None:
+        """Make `to` the responsible caseworker or the housing pilot from `on`."""
+        self.check_step("assign", on, today)
+        if role not in ROLES:
+            raise self._refuse("assign", f"needs a role ({', '.join(ROLES)}), not {role!r}")
+        current = self.caseworker if role == "caseworker" else self.housing_pilot
+        if current == to:
+            raise self._refuse("assign", f"changes nothing: {to} is already the {role}")
+        self._assigned(role=role, to=to, on=on, actor=actor, command_id=command_id)
+
     def exit(self, destination: str, *, on: date, actor: str, command_id: str, today: date) -> None:
         self.check_step("exit", on, today)
         if destination not in EXITS[self.stage]:
@@ -315,6 +332,20 @@ class Case(Aggregate):
         self._overdue_noted(kind=kind, due=due, on=due, actor="system", command_id=command_id)
         return True
 
+    def note_stalled(self, stage: str, since: date, due: date, *, command_id: str) -> bool:
+        """Record that the stage entered on `since` is still open after the policy's days."""
+        if self.stage != stage or self.stage_since != since or f"{stage}:{since}" in self.stall_noted:
+            return False
+        self._stall_noted(stage=stage, since=since, on=due, actor="system", command_id=command_id)
+        return True
+
+    def note_escalated(self, kind: str, due: date, on: date, *, command_id: str) -> bool:
+        """Record that the reminder about `kind` due on `due` went unanswered and escalated."""
+        if not self.is_open or f"{kind}:{due}" in self.escalated:
+            return False
+        self._escalated(kind=kind, due=due, on=on, actor="system", command_id=command_id)
+        return True
+
     def note_takeover_eligible(self, eligible_on: date, *, command_id: str) -> bool:
         if self.stage is not Stage.TRAINING or self.takeover_eligible_on is not None:
             return False
@@ -326,21 +357,26 @@ class Case(Aggregate):
     def _step(self, on: date) -> None:
         self.last_on = on
 
+    def _enter(self, stage: Stage, on: date) -> None:
+        if stage is not self.stage:
+            self.stage = stage
+            self.stage_since = on
+
     @event("AssessmentStarted")
     def _assessment_started(self, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.ASSESSMENT
+        self._enter(Stage.ASSESSMENT, on)
         self._step(on)
 
     @event("Granted")
     def _granted(self, programme: str, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.WAITING
+        self._enter(Stage.WAITING, on)
         self.programme = programme
         self.decision_date = on
         self._step(on)
 
     @event("Denied")
     def _denied(self, reason: str, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.CLOSED
+        self._enter(Stage.CLOSED, on)
         self.outcome = "denied"
         self.decision_date = on
         self.closed_on = on
@@ -348,26 +384,26 @@ class Case(Aggregate):
 
     @event("Offered")
     def _offered(self, apartment: str, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.OFFERED
+        self._enter(Stage.OFFERED, on)
         self.apartment = apartment
         self._step(on)
 
     @event("LandlordApproved")
     def _landlord_approved(self, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.APPROVED
+        self._enter(Stage.APPROVED, on)
         self._step(on)
 
     @event("LandlordRefused")
     def _landlord_refused(
         self, apartment: str | None, reason: str, on: date, actor: str, command_id: str
     ) -> None:
-        self.stage = Stage.WAITING
+        self._enter(Stage.WAITING, on)
         self.apartment = None
         self._step(on)
 
     @event("MovedIn")
     def _moved_in(self, apartment: str, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.TRAINING
+        self._enter(Stage.TRAINING, on)
         self.move_in_date = on
         self._step(on)
 
@@ -375,9 +411,10 @@ class Case(Aggregate):
     def _visit_recorded(
         self, kind: str, checklist: dict[str, bool] | None, on: date, actor: str, command_id: str
     ) -> None:
+        if checklist is not None:
+            self.last_checklist = on
         if kind == "home_visit":
             self.last_home_visit = on
-            self.housing_pilot = actor
         elif kind == "follow_up":
             self.last_follow_up = on
         else:
@@ -411,27 +448,43 @@ class Case(Aggregate):
 
     @event("TakeoverReferred")
     def _takeover_referred(self, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.TAKEOVER_REVIEW
+        self._enter(Stage.TAKEOVER_REVIEW, on)
         self._step(on)
 
     @event("TakeoverApproved")
     def _takeover_approved(self, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.TAKEOVER_APPROVED
+        self._enter(Stage.TAKEOVER_APPROVED, on)
         self._step(on)
 
     @event("TakeoverRefused")
     def _takeover_refused(self, reason: str, on: date, actor: str, command_id: str) -> None:
-        self.stage = Stage.TRAINING
+        self._enter(Stage.TRAINING, on)
         self._step(on)
 
     @event("Exited")
     def _exited(
         self, destination: str, apartment: str | None, on: date, actor: str, command_id: str
     ) -> None:
-        self.stage = Stage.CLOSED
+        self._enter(Stage.CLOSED, on)
         self.outcome = destination
         self.closed_on = on
         self._step(on)
+
+    @event("Assigned")
+    def _assigned(self, role: str, to: str, on: date, actor: str, command_id: str) -> None:
+        if role == "caseworker":
+            self.caseworker = to
+        else:
+            self.housing_pilot = to
+        self._step(on)
+
+    @event("StageStalledNoted")
+    def _stall_noted(self, stage: str, since: date, on: date, actor: str, command_id: str) -> None:
+        self.stall_noted.add(f"{stage}:{since}")
+
+    @event("ReminderEscalatedNoted")
+    def _escalated(self, kind: str, due: date, on: date, actor: str, command_id: str) -> None:
+        self.escalated.add(f"{kind}:{due}")
 
     @event("UnexecutedDecisionNoted")
     def _unexecuted_noted(

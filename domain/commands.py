@@ -193,6 +193,12 @@ class TakeoverDecision(_CaseLine):
     reason: Text | None = None
 
 
+class Assign(_CaseLine):
+    type: Literal["assign"] = "assign"
+    role: Literal["caseworker", "housing_pilot"]
+    to: Actor
+
+
 class Exit(_CaseLine):
     type: Literal["exit"] = "exit"
     destination: Destination
@@ -224,6 +230,7 @@ CaseStep = Annotated[
     | Complaint
     | ReferTakeover
     | TakeoverDecision
+    | Assign
     | Exit,
     Field(discriminator="type"),
 ]
@@ -243,6 +250,7 @@ ImportLine = Annotated[
     | Complaint
     | ReferTakeover
     | TakeoverDecision
+    | Assign
     | Exit
     | RegisterApartment
     | ReturnApartment,
@@ -264,5 +272,6 @@ CASE_COMMANDS: tuple[str, ...] = (
     "complaint",
     "refer_takeover",
     "takeover_decision",
+    "assign",
     "exit",
 )

@@ -32,6 +32,21 @@ class Policy(BaseModel):
             "municipal_contract": 12,
         }
     )
+    country: str = Field("SE", pattern="^(SE|NO)$", description="public holidays: SE or NO")
+    decision_warning_days: int = Field(
+        30, ge=0, le=90, description="warn this many days before the three-month limit"
+    )
+    escalate_after_days: int = Field(
+        7, ge=1, le=90, description="a reminder still unanswered after this escalates"
+    )
+    stall_days: dict[str, int | None] = Field(
+        default_factory=lambda: {"assessment": 30, "offered": 14, "takeover_review": 30},
+        description="a stage open longer than this is stalled; null switches the rule off",
+    )
+    reach_within_working_days: int = Field(
+        1, ge=0, le=10, description="eviction notice: reach the person within this"
+    )
+    outreach_hours: int = Field(48, ge=1, le=240, description="a pilot at the door within")
     catch_up_delay_seconds: int = Field(
         120,
         ge=0,

@@ -35,23 +35,25 @@ STAGE_LABELS = {
 
 IN_HOME = (Stage.TRAINING, Stage.TAKEOVER_REVIEW, Stage.TAKEOVER_APPROVED)
 GRANTED_NOT_MOVED_IN = (Stage.WAITING, Stage.OFFERED, Stage.APPROVED)
+ROLES = ("caseworker", "housing_pilot")
 
 ALLOWED: dict[Stage, tuple[str, ...]] = {
-    Stage.APPLIED: ("start_assessment", "exit"),
-    Stage.ASSESSMENT: ("decide", "exit"),
-    Stage.WAITING: ("offer", "course_session", "exit"),
-    Stage.OFFERED: ("landlord_decision", "course_session", "exit"),
-    Stage.APPROVED: ("move_in", "course_session", "exit"),
+    Stage.APPLIED: ("start_assessment", "assign", "exit"),
+    Stage.ASSESSMENT: ("decide", "assign", "exit"),
+    Stage.WAITING: ("offer", "course_session", "assign", "exit"),
+    Stage.OFFERED: ("landlord_decision", "course_session", "assign", "exit"),
+    Stage.APPROVED: ("move_in", "course_session", "assign", "exit"),
     Stage.TRAINING: (
         "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
-        "refer_takeover", "exit",
+        "refer_takeover", "assign", "exit",
     ),
     Stage.TAKEOVER_REVIEW: (
         "takeover_decision", "record_visit", "course_session", "rent_arrears",
-        "repayment_plan", "complaint", "exit",
+        "repayment_plan", "complaint", "assign", "exit",
     ),
     Stage.TAKEOVER_APPROVED: (
-        "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint", "exit",
+        "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
+        "assign", "exit",
     ),
     Stage.CLOSED: (),
 }
@@ -83,5 +85,6 @@ NEEDS = {
     "complaint": "needs a tenancy in the training apartment",
     "refer_takeover": "needs the training phase",
     "takeover_decision": "needs a referral for takeover",
+    "assign": "needs an open case",
     "exit": "needs an open case",
 }

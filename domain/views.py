@@ -21,6 +21,10 @@ class CaseSnapshot(BaseModel):
     programme: str | None = None
     decision_date: date | None = None
     move_in_date: date | None = None
+    stage_since: date | None = None
+    caseworker: str | None = None
+    housing_pilot: str | None = None
+    last_checklist: date | None = None
     last_home_visit: date | None = None
     last_follow_up: date | None = None
     unexecuted_noted: int = 0

@@ -538,6 +538,43 @@ def print_report(name: str, result: dict[str, Any]) -> None:
                       highlight=False)
 
 
+@app.command("worklist")
+def worklist_command(
+    actor: str = typer.Option(None, "--as", help="whose worklist (default: everyone's)"),
+    days: int = typer.Option(14, min=0, max=366, help="also list what falls due within this"),
+    as_of: date = typer.Option(None, "--as-of"),
+    as_json: bool = JsonOption, data: Path = DataOption,
+) -> None:
+    """What is due and overdue: visits, follow-ups, the monthly checklist, decisions near or
+    past three months, takeover eligibility, arrears without a plan, stalled stages."""
+    from housing_chain.client import today_in
+    from projections.runner import Behind
+    from projections.worklist import worklist
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    policy = settings.policy()
+    runner = projection_for(settings)
+    try:
+        runner.wait_or_catch_up(runner.head(), timeout=30)
+    except Behind as exc:
+        fail(str(exc), 1, as_json)
+    result = worklist(runner.view, actor, policy, as_of or today_in(policy), days)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    who = actor or "everyone"
+    table = Table("due", "status", "case", "what", *(["actor"] if actor is None else []),
+                  title=f"Worklist of {who} on {result['as_of']}: {result['overdue']} overdue, "
+                        f"{result['due']} due by {result['until']}")
+    for item in result["rows"]:
+        status = f"[red]overdue {item['days_overdue']} d[/]" if item["status"] == "overdue" \
+            else "due"
+        table.add_row(item["due"], status, item["case"], item["what"],
+                      *([item["actor"] or ""] if actor is None else []))
+    out.print(table)
+
+
 projections_app = typer.Typer(help="The read-model projection: its position, and rebuilds.")
 app.add_typer(projections_app, name="projections")
 

@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.commands import CaseStep, StockStep
 from domain.policy import Policy
 from domain.views import LineResult
+from housing_chain.logs import route_temporal_logs
 from housing_chain.settings import Settings
 from workflows.case import CaseWorkflow
 from workflows.messages import CaseStart, CaseStatus, StepBatch, StepRequest, StockRequest
@@ -52,6 +53,7 @@ def case_workflow_id(case: str) -> str:
 
 
 async def connect(settings: Settings, attempts: int = 1) -> Client:
+    route_temporal_logs()
     last: Exception | None = None
     for attempt in range(attempts):
         try:
@@ -118,6 +120,8 @@ class ChainClient:
 
         async def call() -> LineResult:
             if step.type == "apply":
+                for earlier in starts:  # a retry: collect the failed attempt's operation
+                    await _settle(earlier)
                 starts.append(self._start(step.case))  # an operation is good for one request
                 return await self.client.execute_update_with_start_workflow(
                     CaseWorkflow.step, StepRequest(step=step),
@@ -142,6 +146,8 @@ class ChainClient:
 
         async def call() -> list[LineResult]:
             if steps[0].type == "apply":
+                for earlier in starts:
+                    await _settle(earlier)
                 starts.append(self._start(case))
                 return await self.client.execute_update_with_start_workflow(
                     CaseWorkflow.steps, batch, start_workflow_operation=starts[-1], id=batch_id,

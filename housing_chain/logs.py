@@ -34,3 +34,38 @@ def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+_temporal_routed = False
+
+
+def route_temporal_logs() -> None:
+    """Send the Temporal SDK core's own log lines to Python logging on stderr.
+
+    By default the core writes its warnings (retries while a server restarts, say) to
+    stdout, which would corrupt a command's `--json` answer. Call before the first client.
+    """
+    global _temporal_routed
+    if _temporal_routed:
+        return
+    import logging
+
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+
+    core = logging.getLogger("temporalio.core")
+    if not core.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        core.addHandler(handler)
+        core.propagate = False
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=core),
+    ))))
+    _temporal_routed = True

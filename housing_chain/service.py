@@ -268,6 +268,8 @@ class HousingChain(_Transcoded):
             case.refer_takeover(policy.takeover_minimum(case.programme or ""), **kw)
         elif step.type == "takeover_decision":
             case.takeover_decision(step.approved, step.reason, **kw)
+        elif step.type == "assign":
+            case.assign(step.role, step.to, **kw)
         else:  # pragma: no cover - the command models are a closed union
             raise DomainError(f"unknown step {step.type}")
         return case
@@ -294,7 +296,8 @@ class HousingChain(_Transcoded):
 
     # --- system notes, raised by the workflow's timers --------------------------------
 
-    def note_due(self, case_id: str, kind: str, due: date, quarter: int, command_id: str) -> bool:
+    def note_due(self, case_id: str, kind: str, due: date, quarter: int, command_id: str,
+                 today: date | None = None) -> bool:
         """Record a deadline or overdue item; False when it no longer applies."""
         unit = _UnitOfWork(self)
         if unit.previous_result(command_id) is not None:
@@ -304,6 +307,12 @@ class HousingChain(_Transcoded):
             noted = case.note_unexecuted(quarter, command_id=command_id)
         elif kind == "takeover_eligible":
             noted = case.note_takeover_eligible(due, command_id=command_id)
+        elif kind.startswith("stalled:"):
+            noted = case.note_stalled(kind.split(":", 1)[1], case.stage_since, due,
+                                      command_id=command_id)
+        elif kind.startswith("escalation:"):
+            noted = case.note_escalated(kind.split(":", 1)[1], due, today or due,
+                                        command_id=command_id)
         else:
             noted = case.note_overdue(kind, due, command_id=command_id)
         result = LineResult(accepted=noted, command_id=command_id, stage=case.stage.value)
@@ -369,6 +378,10 @@ def snapshot_of(case: Case) -> CaseSnapshot:
         programme=case.programme,
         decision_date=case.decision_date,
         move_in_date=case.move_in_date,
+        stage_since=case.stage_since,
+        caseworker=case.caseworker,
+        housing_pilot=case.housing_pilot,
+        last_checklist=case.last_checklist,
         last_home_visit=case.last_home_visit,
         last_follow_up=case.last_follow_up,
         unexecuted_noted=case.unexecuted_noted,

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 CASE_EVENTS = {
-    "Applied", "AssessmentStarted", "Granted", "Denied", "Offered", "LandlordApproved",
+    "Applied", "AssessmentStarted", "Granted", "Denied", "Offered", "LandlordApproved", "Assigned",
     "LandlordRefused", "MovedIn", "VisitRecorded", "CourseSessionAttended",
     "RentArrearsRecorded", "RepaymentPlanAgreed", "ComplaintRecorded", "TakeoverReferred",
     "TakeoverApproved", "TakeoverRefused", "Exited", "UnexecutedDecisionNoted",
@@ -30,7 +30,7 @@ CASE_COLUMNS = (
     "decided_on", "outcome", "programme", "apartment", "move_in_on", "takeover_approved_on",
     "exit_on", "destination", "closed_on", "caseworker", "housing_pilot", "last_home_visit",
     "last_follow_up", "course_sessions", "course_completed_on", "arrears", "arrears_without_plan",
-    "complaints",
+    "complaints", "assigned_pilot", "stage_since", "last_checklist", "arrears_since",
 )
 APARTMENT_COLUMNS = (
     "apartment_uuid", "apartment_id", "landlord", "rooms", "registered_on", "status", "case_id",
@@ -73,6 +73,7 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
     row = page.cases.get(uuid)
     if row is None:  # an event of a case the view never saw open: nothing to fold it into
         return
+    stage_before = row["stage"]
     details = {k: iso(v) if not isinstance(v, Decimal) else str(v) for k, v in e.items()
                if k not in ("on", "actor", "command_id", "timestamp", "originator_id",
                             "originator_version", "originator_topic")}
@@ -95,6 +96,8 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row["stage"] = "training"
         row["move_in_on"] = row["move_in_on"] or on  # the first night; moves do not reset it
     elif name == "VisitRecorded":
+        if e.get("checklist") is not None:
+            row["last_checklist"] = on
         if e["kind"] == "home_visit":
             row.update(last_home_visit=on, housing_pilot=e["actor"])
         elif e["kind"] == "follow_up":
@@ -105,6 +108,8 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
             row["course_completed_on"] = on
     elif name == "RentArrearsRecorded":
         row["arrears"] = str(Decimal(row["arrears"]) + Decimal(str(e["amount"])))
+        if not row["arrears_without_plan"]:
+            row["arrears_since"] = on
         row["arrears_without_plan"] = 1
     elif name == "RepaymentPlanAgreed":
         row["arrears_without_plan"] = 0
@@ -118,6 +123,10 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row["stage"] = "training"
     elif name == "Exited":
         row.update(stage="closed", exit_on=on, destination=e["destination"], closed_on=on)
+    elif name == "Assigned":
+        row["caseworker" if e["role"] == "caseworker" else "assigned_pilot"] = e["to"]
+    if name == "Applied" or row["stage"] != stage_before:
+        row["stage_since"] = on
 
 
 def project_apartment(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:

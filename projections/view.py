@@ -33,6 +33,9 @@ TABLES = {
     "rm_vacancies": (VACANCY_COLUMNS, ("apartment_uuid", "start_on", "kind")),
     "rm_case_events": (AUDIT_COLUMNS, ("case_uuid", "version")),
 }
+# Bump when the fact tables change: a view of another version is dropped and rebuilt from
+# the first event (read models are derived data; the event store is the truth).
+SCHEMA_VERSION = 2
 INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings", "version"}
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
@@ -121,6 +124,26 @@ class FactsMixin:
             return list(rows)
         return [dict(r) for r in rows]
 
+    def ensure_schema(self) -> bool:
+        """Rebuild from scratch when the view was made by another version of the tables."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("CREATE TABLE IF NOT EXISTS rm_meta (key TEXT PRIMARY KEY, value TEXT)")
+            c.execute("SELECT value FROM rm_meta WHERE key = 'schema'")
+            row = c.fetchone()
+            found = None if row is None else (row["value"] if isinstance(row, dict) else row[0])
+            if found == str(SCHEMA_VERSION):
+                return False
+            for table in TABLES:
+                c.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in create_statements():
+                c.execute(statement)
+            c.execute(f"DELETE FROM {getattr(self, 'tracking_table_name', 'tracking')} "
+                      f"WHERE application_name <> {self.mark}", ("__migration__",))
+            c.execute(f"DELETE FROM rm_meta WHERE key = {self.mark}", ("schema",))
+            c.execute(f"INSERT INTO rm_meta (key, value) VALUES ({self.mark}, {self.mark})",
+                      ("schema", str(SCHEMA_VERSION)))
+        return True
+
     def drop_all(self) -> None:
         """For a rebuild: empty the facts and forget the position, in one transaction."""
         with self.datastore.transaction(commit=True) as c:
@@ -158,4 +181,6 @@ def open_view(env: dict[str, str]) -> ChainView:
     """The view for an event store environment (from Settings.view_env)."""
     factory = InfrastructureFactory.construct(env=Environment(VIEW_NAME, env))
     postgres = type(factory).__module__.endswith("postgres")
-    return factory.tracking_recorder(PostgresChainView if postgres else SQLiteChainView)
+    view = factory.tracking_recorder(PostgresChainView if postgres else SQLiteChainView)
+    view.ensure_schema()
+    return view

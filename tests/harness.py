@@ -15,16 +15,14 @@ import pytest
 import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.case import CaseActivities
 from domain.commands import import_line_adapter
 from domain.policy import Policy
 from housing_chain.binaries import temporal_test_server
 from housing_chain.client import ChainClient
 from housing_chain.service import HousingChain
 from housing_chain.settings import Settings
-from worker import WORKFLOWS
+from worker import build_worker
 from workflows.case import CaseWorkflow
 
 
@@ -50,11 +48,12 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 class Harness:
     """A worker on its own task queue, the store it writes to, and a client to send steps."""
 
-    def __init__(self, env: WorkflowEnvironment, store: HousingChain, policy: Policy) -> None:
+    def __init__(self, env: WorkflowEnvironment, store: HousingChain, policy: Policy,
+                 data: Path) -> None:
         self.env = env
         self.store = store
         self.policy = policy
-        self.settings = Settings(task_queue=f"test-{uuid.uuid4()}")
+        self.settings = Settings(task_queue=f"test-{uuid.uuid4()}", data=data)
         self.chain = ChainClient(env.client, self.settings, policy)
         self.n = 0
         self.cases: set[str] = set()
@@ -100,15 +99,10 @@ class Harness:
 
 
 @pytest_asyncio.fixture
-async def harness(time_skipping: WorkflowEnvironment, store: HousingChain) -> AsyncIterator[Harness]:
-    h = Harness(time_skipping, store, Policy())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            time_skipping.client,
-            task_queue=h.settings.task_queue,
-            workflows=WORKFLOWS,
-            activities=CaseActivities(store).all(),
-            activity_executor=executor,
-        ):
+async def harness(time_skipping: WorkflowEnvironment, store: HousingChain,
+                  tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(time_skipping, store, Policy(), tmp_path)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(time_skipping.client, h.settings, store, executor):
             yield h
             await h.close()

@@ -117,6 +117,7 @@ CALLS: dict[str, Callable[[Case], tuple[Any, ...]]] = {
     "complaint": lambda c: ("noise at night",),
     "refer_takeover": lambda c: (TAKEOVER_MINIMUM,),
     "takeover_decision": lambda c: (True, None),
+    "assign": lambda c: ("housing_pilot", "bolots.new"),
     "exit": lambda c: ("own_housing",),
 }
 EVENT = {
@@ -132,6 +133,7 @@ EVENT = {
     "complaint": "ComplaintRecorded",
     "refer_takeover": "TakeoverReferred",
     "takeover_decision": "TakeoverApproved",
+    "assign": "Assigned",
     "exit": "Exited",
 }
 NEXT = {
@@ -212,7 +214,7 @@ def test_a_new_application_is_registered():
     assert (case.applied_on, case.last_on) == (START, START)
     assert case.household == (1, 0)
     assert case.caseworker == "cw-anna"
-    assert case.allowed() == ["start_assessment", "exit"]
+    assert case.allowed() == ["start_assessment", "assign", "exit"]
     assert case.is_open
 
 
@@ -233,7 +235,7 @@ def test_cannot_decide_before_the_assessment_has_started():
     message = d.refused(StepNotAllowed, "decide", "granted", "training_apartment", None)
     assert message == (
         "case c-17 is registered as an application: decide needs an assessment; "
-        "allowed now: start_assessment, exit"
+        "allowed now: start_assessment, assign, exit"
     )
 
 
@@ -301,7 +303,7 @@ def test_a_case_cannot_be_decided_twice():
     message = d.refused(StepNotAllowed, "decide", "denied", None, "changed our mind")
     assert message == (
         "case c-17 is waiting for an apartment: decide needs an assessment; "
-        "allowed now: offer, course_session, exit"
+        "allowed now: offer, course_session, assign, exit"
     )
 
 
@@ -320,7 +322,7 @@ def test_cannot_make_a_second_offer_while_one_is_open():
     message = d.refused(StepNotAllowed, "offer", "apt-2")
     assert message == (
         "case c-17 is offered an apartment, awaiting the landlord's approval: offer needs a "
-        "granted decision and no open offer; allowed now: landlord_decision, course_session, exit"
+        "granted decision and no open offer; allowed now: landlord_decision, course_session, assign, exit"
     )
 
 
@@ -328,7 +330,7 @@ def test_cannot_offer_before_a_decision():
     d = drive(Stage.ASSESSMENT)
     message = d.refused(StepNotAllowed, "offer", "apt-2")
     assert "offer needs a granted decision and no open offer" in message
-    assert message.endswith("allowed now: decide, exit")
+    assert message.endswith("allowed now: decide, assign, exit")
 
 
 def test_cannot_move_in_before_landlord_approves():
@@ -336,7 +338,7 @@ def test_cannot_move_in_before_landlord_approves():
     message = d.refused(StepNotAllowed, "move_in", "apt-1")
     assert message == (
         "case c-17 is waiting for an apartment: move_in needs an offer approved by the "
-        "landlord; allowed now: offer, course_session, exit"
+        "landlord; allowed now: offer, course_session, assign, exit"
     )
 
 
@@ -345,7 +347,7 @@ def test_cannot_move_in_while_the_landlord_has_not_decided():
     message = d.refused(StepNotAllowed, "move_in", "apt-1")
     assert message == (
         "case c-17 is offered an apartment, awaiting the landlord's approval: move_in needs an "
-        "offer approved by the landlord; allowed now: landlord_decision, course_session, exit"
+        "offer approved by the landlord; allowed now: landlord_decision, course_session, assign, exit"
     )
 
 
@@ -359,7 +361,7 @@ def test_landlord_approval_lets_the_client_move_in():
     d = drive(Stage.OFFERED)
     d.do("landlord_decision", True, None)
     assert d.case.stage is Stage.APPROVED
-    assert d.case.allowed() == ["move_in", "course_session", "exit"]
+    assert d.case.allowed() == ["move_in", "course_session", "assign", "exit"]
 
 
 def test_landlord_refusal_puts_the_client_back_on_the_waiting_list():
@@ -431,12 +433,12 @@ def test_course_sessions_recorded_while_waiting_count_after_move_in():
 # --- the training phase --------------------------------------------------------------------
 
 
-def test_home_visit_records_the_visit_and_the_housing_pilot():
+def test_home_visit_records_the_visit_and_the_checklist_but_assigns_no_pilot():
     d = drive(Stage.TRAINING)
     [event] = d.do("record_visit", "home_visit", CHECKLIST, actor="pilot-bo")
     assert event.checklist == CHECKLIST
-    assert d.case.last_home_visit == event.on
-    assert d.case.housing_pilot == "pilot-bo"
+    assert d.case.last_home_visit == d.case.last_checklist == event.on
+    assert d.case.housing_pilot is None  # the pilot is assigned, not inferred from visits
 
 
 def test_follow_up_and_inspection_are_recorded_apart_from_home_visits():
@@ -828,3 +830,28 @@ def test_every_event_carries_its_effective_date_actor_and_command_id():
     assert len(set(ids)) == len(ids)
     ons = [e.on for e in events]
     assert ons == sorted(ons)
+
+
+def test_assigning_a_housing_pilot_routes_the_case_to_them_and_moves_no_stage():
+    d = drive(Stage.TRAINING)
+    d.do("assign", "housing_pilot", "bolots.ahmed")
+    assert d.case.housing_pilot == "bolots.ahmed" and d.case.stage is Stage.TRAINING
+    message = d.refused(StepNotAllowed, "assign", "housing_pilot", "bolots.ahmed")
+    assert "changes nothing: bolots.ahmed is already the housing_pilot" in message
+
+
+def test_the_caseworker_who_registers_the_application_is_responsible_until_reassigned():
+    d = drive(Stage.WAITING)
+    assert d.case.caseworker == d.case.caseworker  # the registering actor
+    registering = d.case.caseworker
+    d.do("assign", "caseworker", "handlaggare.ek")
+    assert (registering, d.case.caseworker) != ("handlaggare.ek", "handlaggare.ek")
+    assert d.case.caseworker == "handlaggare.ek"
+
+
+def test_a_stage_open_too_long_is_noted_once_per_stage_entry():
+    d = drive(Stage.ASSESSMENT)
+    since = d.case.stage_since
+    assert d.case.note_stalled("assessment", since, since, command_id="s1")
+    assert not d.case.note_stalled("assessment", since, since, command_id="s2")
+    assert not d.case.note_stalled("waiting", since, since, command_id="s3")

@@ -131,7 +131,7 @@ async def test_refused_update_leaves_no_trace_in_history_or_event_store(harness)
         await h.step(type="move_in", case="r-1", apartment="apt-x")
     assert str(refused.value) == (
         "case r-1 is waiting for an apartment: move_in needs an offer approved by the "
-        "landlord; allowed now: offer, course_session, exit"
+        "landlord; allowed now: offer, course_session, assign, exit"
     )
     future = (await h.today()) + timedelta(days=2)
     with pytest.raises(Refused, match="is after today"):

@@ -82,7 +82,7 @@ def test_steps_answer_with_exit_codes_done_refused_usage(stack):
     refused = stack.run("decide", "k-1", "--outcome", "granted", "--programme", "housing_first")
     assert refused.returncode == 1
     assert "case k-1 is registered as an application: decide needs an assessment" in refused.stderr
-    assert "allowed now: start_assessment, exit" in refused.stderr
+    assert "allowed now: start_assessment, assign, exit" in refused.stderr
 
     bad_value = stack.run("decide", "k-1", "--outcome", "perhaps")
     assert bad_value.returncode == 2
@@ -109,7 +109,7 @@ def test_status_shows_stage_allowed_steps_and_due_dates(stack):
               "--on", d(30))
     status = json.loads(stack.run("status", "k-2", "--json").stdout)
     assert status["stage"] == "waiting"
-    assert status["allowed"] == ["offer", "course_session", "exit"]
+    assert status["allowed"] == ["offer", "course_session", "assign", "exit"]
     assert status["due"][0]["kind"] == "unexecuted_decision"
     from domain.calendar import add_months
     assert status["due"][0]["due"] == add_months(TODAY - timedelta(days=30), 3).isoformat()

@@ -109,7 +109,7 @@ def test_execute_raises_the_refusal_that_run_reports(chain):
         chain.app.execute(step, today=TODAY, policy=POLICY)
     assert str(raised.value) == reported.reason == (
         "case c-1 is waiting for an apartment: move_in needs an offer approved by the "
-        "landlord; allowed now: offer, course_session, exit"
+        "landlord; allowed now: offer, course_session, assign, exit"
     )
 
 

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.commands import CaseStep
     from domain.stages import NEEDS
     from domain.views import CaseSnapshot, LineResult, StepsOutcome
-    from workflows.due import due_items, local_date
+    from workflows.due import ESCALATING, answered, due_items, local_date, responsible
     from workflows.messages import (
         ApplyStepsInput,
         CarriedState,
@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         DueItem,
         NoteDueInput,
+        NoteOutcome,
+        ReminderDelivery,
         StepBatch,
         StepRequest,
     )
@@ -38,6 +40,23 @@ STEP_TIMEOUT = timedelta(seconds=30)
 STEP_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["StepRefused"])
 NEVER_OPENED_AFTER = timedelta(minutes=10)
 APPLIED_KEPT = 500
+
+
+def reminder_text(case: str, item: DueItem) -> str:
+    what = {
+        "unexecuted_decision": f"the granted decision is unexecuted past three months "
+                               f"(quarter {item.quarter}, limit {item.due})",
+        "home_visit": f"a support visit was due on {item.due}",
+        "follow_up": f"a follow-up meeting was due on {item.due}",
+        "takeover_eligible": f"the minimum training period ended on {item.due}: takeover review",
+    }
+    if item.kind.startswith("escalation:"):
+        base = item.kind.split(":", 1)[1]
+        return f"Escalated: case {case}: {what.get(base, base)}, unanswered since {item.due}."
+    if item.kind.startswith("stalled:"):
+        stage = item.kind.split(":", 1)[1]
+        return f"Case {case} has been in stage {stage} too long (since before {item.due})."
+    return f"Case {case}: {what.get(item.kind, item.kind)}."
 
 
 def refused(message: str) -> ApplicationError:
@@ -56,9 +75,13 @@ class CaseWorkflow:
         self.applied: list[str] = list(carried.applied)
         self.applied_set = set(self.applied)
         self.reminded: dict[str, date] = dict(carried.reminded)
+        self.unanswered: dict[str, date] = dict(carried.unanswered)
         self.last_step_at: datetime | None = carried.last_step_at
         self.changed = False
         self.lock = asyncio.Lock()
+        # Stall rules, escalation and reminder delivery came with issue #4; cases started
+        # before run the old timers until they continue as new (see the README).
+        self.reminders_v2 = False
 
     # --- time -----------------------------------------------------------------------------
 
@@ -66,7 +89,8 @@ class CaseWorkflow:
         return local_date(workflow.now(), self.policy)
 
     def due(self) -> list[DueItem]:
-        return due_items(self.snapshot, self.policy, self.reminded, self.today())
+        return due_items(self.snapshot, self.policy, self.reminded, self.today(),
+                         stalls_and_escalations=self.reminders_v2, unanswered=self.unanswered)
 
     def fire_time(self, item: DueItem) -> datetime:
         """When to raise an item: at its time, or, if already past, once the case is quiet."""
@@ -80,6 +104,7 @@ class CaseWorkflow:
 
     @workflow.run
     async def run(self, start: CaseStart) -> CaseOutcome:
+        self.reminders_v2 = workflow.patched("reminders-v2")
         if self.snapshot is None:
             try:
                 await workflow.wait_condition(
@@ -100,6 +125,7 @@ class CaseWorkflow:
                     CaseStart(case=self.case, policy=self.policy, carried=self.carried(),
                               history_limit=self.history_limit)
                 )
+            self.forget_answered()
             items = self.due()
             wake = min((self.fire_time(i) for i in items), default=None)
             self.changed = False
@@ -117,6 +143,11 @@ class CaseWorkflow:
             case=self.case, outcome=self.snapshot.outcome, closed_on=self.snapshot.closed_on
         )
 
+    def forget_answered(self) -> None:
+        for kind, due in list(self.unanswered.items()):
+            if answered(self.snapshot, self.policy, kind, due, self.today()):
+                del self.unanswered[kind]
+
     def should_continue_as_new(self) -> bool:
         info = workflow.info()
         return (
@@ -129,10 +160,14 @@ class CaseWorkflow:
             snapshot=self.snapshot,
             applied=self.applied[-APPLIED_KEPT:],
             reminded=self.reminded,
+            unanswered=self.unanswered,
             last_step_at=self.last_step_at,
         )
 
     async def raise_due(self) -> None:
+        if self.reminders_v2:
+            await self.raise_and_deliver()
+            return
         async with self.lock:
             now = workflow.now()
             for item in self.due():
@@ -154,6 +189,49 @@ class CaseWorkflow:
                 )
                 self.reminded[item.kind] = item.due
                 self.snapshot = snapshot
+
+    async def raise_and_deliver(self) -> None:
+        """Record each item that is due as a note on the case, then deliver a reminder for
+        every note that still applied: to the worklist always, by e-mail when configured."""
+        deliveries: list[ReminderDelivery] = []
+        async with self.lock:
+            now = workflow.now()
+            for item in self.due():
+                if self.fire_time(item) > now:
+                    continue
+                reminder_id = f"{workflow.info().workflow_id}:{item.kind}:{item.due}"
+                outcome = await workflow.execute_local_activity(
+                    "note_due_v2",
+                    NoteDueInput(
+                        case=self.case, kind=item.kind, due=item.due, quarter=item.quarter,
+                        command_id=reminder_id, workflow_id=workflow.info().workflow_id,
+                        today=self.today(),
+                    ),
+                    result_type=NoteOutcome,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=STEP_RETRY,
+                )
+                self.reminded[item.kind] = item.due
+                self.snapshot = outcome.snapshot
+                if outcome.noted and (item.kind in ESCALATING or item.kind.startswith("stalled:")):
+                    self.unanswered.setdefault(item.kind, item.due)
+                if outcome.noted:
+                    deliveries.append(ReminderDelivery(
+                        reminder_id=reminder_id, case=self.case, kind=item.kind, due=item.due,
+                        to_actor=responsible(self.snapshot, item.kind),
+                        escalation=item.kind.startswith("escalation:"),
+                        text=reminder_text(self.case, item),
+                    ))
+        for delivery in deliveries:
+            try:
+                await workflow.execute_activity(
+                    "deliver_reminder", delivery, result_type=str,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=RetryPolicy(maximum_attempts=20,
+                                             maximum_interval=timedelta(minutes=10)),
+                )
+            except ActivityError as exc:  # the worklist still shows it; do not stop the case
+                workflow.logger.warning("reminder not delivered by e-mail: %s", exc.cause)
 
     # --- steps ----------------------------------------------------------------------------
 

@@ -48,6 +48,64 @@ def _chain(first: date, step, reminded: date | None, today: date) -> date:
 
 
 def due_items(
+    snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date,
+    stalls_and_escalations: bool = False, unanswered: dict[str, date] | None = None,
+) -> list[DueItem]:
+    """What the case has due; with `stalls_and_escalations` (workflows patched for issue #4
+    and later) also stalled stages and, for each kind, the first unanswered reminder to
+    escalate."""
+    items = _due(snapshot, policy, reminded, today)
+    if stalls_and_escalations and snapshot is not None and snapshot.stage != "closed":
+        stall = _stall(snapshot, policy)
+        if stall is not None and reminded.get(stall.kind) != stall.due:
+            items.append(stall)
+        for kind, due in (unanswered or {}).items():
+            if reminded.get(f"escalation:{kind}") != due:
+                at = due + timedelta(days=1 + policy.escalate_after_days)
+                items.append(DueItem(kind=f"escalation:{kind}", due=due,
+                                     fires_at=start_of(at, policy)))
+    return items
+
+
+ESCALATING = ("unexecuted_decision", "home_visit", "follow_up")
+
+
+def answered(snapshot: CaseSnapshot | None, policy: Policy, kind: str, due: date,
+             today: date) -> bool:
+    """Whether the reminder about `kind` due on `due` has been answered by a step since."""
+    if snapshot is None or snapshot.stage == "closed":
+        return True
+    if kind == "unexecuted_decision":
+        return snapshot.stage not in GRANTED_NOT_MOVED_IN
+    if kind.startswith("stalled:"):
+        stall = _stall(snapshot, policy)
+        return stall is None or stall.kind != kind or stall.due > due
+    fresh = {i.kind: i.due for i in _due(snapshot, policy, {}, today)}
+    return kind not in fresh or fresh[kind] > due
+
+
+def _stall(snapshot: CaseSnapshot, policy: Policy) -> DueItem | None:
+    """A stage open longer than the policy allows (assessment, an unanswered offer, ...)."""
+    limit = policy.stall_days.get(snapshot.stage)
+    if limit is None or snapshot.stage_since is None:
+        return None
+    due = snapshot.stage_since + timedelta(days=limit)
+    return DueItem(kind=f"stalled:{snapshot.stage}", due=due,
+                   fires_at=start_of(due + timedelta(days=1), policy))
+
+
+def responsible(snapshot: CaseSnapshot | None, kind: str) -> str:
+    """Whose reminder it is: the housing pilot for visits if one is assigned, else the
+    responsible caseworker."""
+    if snapshot is None:
+        return "unassigned"
+    base = kind.split(":", 1)[1] if kind.startswith("escalation:") else kind
+    if base in ("home_visit", "follow_up") and snapshot.housing_pilot:
+        return snapshot.housing_pilot
+    return snapshot.caseworker or "unassigned"
+
+
+def _due(
     snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date
 ) -> list[DueItem]:
     if snapshot is None or snapshot.stage == "closed":

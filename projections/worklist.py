@@ -1,0 +1,80 @@
+"""The worklist: what each caseworker and housing pilot has due and overdue, per case.
+
+Computed from the read model's facts (applied exactly once) with the same date rules as the
+workflow timers (workflows/due.py, domain/calendar.py) and the municipality's policy. An item
+goes to the assigned housing pilot when it is theirs (visits, follow-ups, the monthly
+checklist) and one is assigned; everything else, and anything whose role has nobody
+assigned, goes to the case's responsible caseworker.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from domain.calendar import add_months, unexecuted_deadline
+from domain.policy import Policy
+from domain.stages import GRANTED_NOT_MOVED_IN, IN_HOME
+from projections.view import ChainView
+from workflows.due import visit_interval_after
+
+PILOT_KINDS = ("support_visit", "follow_up", "monthly_checklist")
+
+
+def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dict[str, Any]]:
+    d = date.fromisoformat
+    items: list[tuple[str, date, str]] = []
+    stage = row["stage"]
+    if stage in GRANTED_NOT_MOVED_IN and row["decided_on"]:
+        limit = unexecuted_deadline(d(row["decided_on"]))
+        if as_of >= limit - timedelta(days=policy.decision_warning_days):
+            items.append(("unexecuted_decision", limit,
+                          "granted decision not executed: three months end on this day"))
+    if stage in IN_HOME and row["move_in_on"]:
+        move_in = d(row["move_in_on"])
+        anchor = d(row["last_home_visit"] or row["move_in_on"])
+        items.append(("support_visit", visit_interval_after(anchor, move_in, policy),
+                      "support visit"))
+        follow = d(row["last_follow_up"] or row["move_in_on"])
+        items.append(("follow_up", add_months(follow, policy.follow_up_months),
+                      "quarterly follow-up meeting"))
+        checklist = d(row["last_checklist"] or row["move_in_on"])
+        items.append(("monthly_checklist", add_months(checklist, 1),
+                      "monthly checklist: rent receipt, home insurance, housing queues"))
+        if stage == "training":
+            eligible = add_months(move_in, policy.takeover_minimum(row["programme"] or ""))
+            items.append(("takeover_eligible", eligible,
+                          "minimum training period reached: consider a takeover referral"))
+    if row["arrears_without_plan"]:
+        items.append(("arrears_without_plan", d(row["arrears_since"] or row["stage_since"]),
+                      f"rent arrears of {row['arrears']} SEK without a repayment plan"))
+    stall_days = policy.stall_days.get(stage)
+    if stall_days is not None and row["stage_since"]:
+        items.append((f"stalled:{stage}", d(row["stage_since"]) + timedelta(days=stall_days),
+                      f"in stage {stage} since {row['stage_since']}"))
+    pilot = row["assigned_pilot"]
+    out = []
+    for kind, due, what in items:
+        owner = pilot if (kind in PILOT_KINDS and pilot) else row["caseworker"]
+        out.append({"actor": owner, "case": row["case_id"], "kind": kind, "due": due.isoformat(),
+                    "status": "overdue" if due < as_of else "due", "what": what,
+                    "days_overdue": max(0, (as_of - due).days)})
+    return out
+
+
+def worklist(view: ChainView, actor: str | None, policy: Policy, as_of: date,
+             horizon_days: int = 14) -> dict[str, Any]:
+    """Items due by `as_of + horizon_days`, overdue first; one actor's, or everyone's."""
+    rows = view.query("SELECT * FROM rm_cases WHERE stage <> 'closed'")
+    until = as_of + timedelta(days=horizon_days)
+    items = [item for row in rows for item in items_for_case(row, policy, as_of)
+             if item["due"] <= until.isoformat() and (actor is None or item["actor"] == actor)]
+    items.sort(key=lambda i: (i["status"] != "overdue", i["due"], i["case"], i["kind"]))
+    return {
+        "actor": actor,
+        "as_of": as_of.isoformat(),
+        "until": until.isoformat(),
+        "overdue": sum(1 for i in items if i["status"] == "overdue"),
+        "due": sum(1 for i in items if i["status"] == "due"),
+        "rows": items,
+    }

@@ -17,17 +17,24 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities
-from housing_chain.logs import configure
+from activities.eviction import NoticeActivities
+from activities.notify import Notifier
+from activities.reports import ReportActivities
+from housing_chain.logs import configure, route_temporal_logs
+from housing_chain.schedules import ensure_schedules
 from housing_chain.service import HousingChain
 from housing_chain.settings import Settings
 from workflows.case import CaseWorkflow
+from workflows.eviction import EvictionPreventionWorkflow
+from workflows.reports import ScheduledReportWorkflow
 from workflows.stock import StockWorkflow
 
-WORKFLOWS = [CaseWorkflow, StockWorkflow]
+WORKFLOWS = [CaseWorkflow, StockWorkflow, ScheduledReportWorkflow, EvictionPreventionWorkflow]
 log = structlog.get_logger("worker")
 
 
 async def connect(settings: Settings) -> Client:
+    route_temporal_logs()
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -43,7 +50,8 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=CaseActivities(app).all(),
+        activities=[*CaseActivities(app).all(), Notifier(settings).deliver,
+                    ReportActivities(settings).write_report, *NoticeActivities(app).all()],
         activity_executor=executor,
         max_concurrent_activities=8,
         max_concurrent_local_activities=8,
@@ -52,6 +60,7 @@ def build_worker(
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     client = await connect(settings)
+    await ensure_schedules(client, settings)
     app = HousingChain(env=settings.event_store_env("events"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
         worker = build_worker(client, settings, app, executor)

@@ -34,9 +34,22 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail reminders; unset = off")
+    smtp_port: int = 25
+    mail_sender: str = "housing-chain@localhost"
+    mail_domain: str = Field(
+        "localhost", description="actor `bolots.ahmed` gets mail at bolots.ahmed@<mail_domain>"
+    )
+    supervisor: str = Field("enhetschef", description="actor who receives escalations")
+    reports_dir: Path | None = Field(None, description="scheduled reports; default <data>/reports")
 
     def policy(self) -> Policy:
         return Policy.load(self.policy_file)
+
+    def reports_path(self) -> Path:
+        """Where scheduled reports are written: `reports_dir`, or `reports` in the data directory
+        (computed on use, so `--data` moves it along)."""
+        return self.reports_dir or self.data / "reports"
 
     @property
     def uses_postgres(self) -> bool:

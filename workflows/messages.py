@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,7 +25,13 @@ class CarriedState(BaseModel):
     snapshot: CaseSnapshot | None = None
     applied: list[str] = Field(default_factory=list)
     reminded: dict[str, date] = Field(default_factory=dict)
+    unanswered: dict[str, date] = Field(default_factory=dict)
     last_step_at: datetime | None = None
+
+
+class NoteOutcome(BaseModel):
+    noted: bool
+    snapshot: CaseSnapshot
 
 
 class CaseStart(BaseModel):
@@ -85,8 +92,46 @@ class NoteDueInput(BaseModel):
     quarter: int = 0
     command_id: str
     workflow_id: str = ""
+    today: date | None = None
 
 
 class StockInput(BaseModel):
     step: StockStep
     today: date
+
+
+class ReminderDelivery(BaseModel):
+    """One reminder to deliver (activity `deliver_reminder`): the worklist always, e-mail when
+    SMTP is configured. `reminder_id` is deterministic, so a retried or replayed delivery is
+    recognised by the outbox and sends nothing twice. No personal data: cases carry only
+    pseudonymous ids, and `text` is a short message about the step that is due."""
+
+    reminder_id: str = Field(min_length=1, max_length=300)
+    case: str
+    kind: str  # unexecuted_decision | home_visit | follow_up | takeover_eligible | ...
+    due: date
+    to_actor: str  # whose reminder it is (an escalation still names them; mail goes up)
+    escalation: bool = False
+    text: str = Field(max_length=2_000)
+
+    @staticmethod
+    def make_id(case: str, kind: str, due: date, escalation: bool = False) -> str:
+        """`case-c1:home_visit:2026-05-01`, or `…:escalation` for the supervisor's copy."""
+        return f"case-{case}:{kind}:{due.isoformat()}" + (":escalation" if escalation else "")
+
+
+class ScheduledReport(BaseModel):
+    """Input of ScheduledReportWorkflow (the `report-*` schedules start it)."""
+
+    kind: Literal["ivo", "monthly", "yearly"]
+    time_zone: str = "Europe/Stockholm"  # the municipality's, from the policy
+    period: str | None = Field(
+        None, description="a fixed period (2026Q3, 2026-10, 2026) instead of the one just ended"
+    )
+
+
+class WriteReportInput(BaseModel):
+    """Input of the `write_report` activity: which report, for which period."""
+
+    kind: Literal["ivo", "monthly", "yearly"]
+    period: str

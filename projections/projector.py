@@ -8,6 +8,7 @@ text in SQL and in Python.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,9 @@ APARTMENT_COLUMNS = (
     "lettings", "left_on",
 )
 VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason")
+# Event fields the audit row has columns for, or that are bookkeeping, not details.
+AUDIT_HIDDEN = frozenset({"on", "actor", "command_id", "timestamp", "originator_id",
+                          "originator_version", "originator_topic", "_raw"})
 AUDIT_COLUMNS = ("case_uuid", "version", "event", "on_date", "recorded", "actor", "command_id",
                  "details")
 
@@ -74,9 +78,10 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
     if row is None:  # an event of a case the view never saw open: nothing to fold it into
         return
     stage_before = row["stage"]
-    details = {k: iso(v) if not isinstance(v, Decimal) else str(v) for k, v in e.items()
-               if k not in ("on", "actor", "command_id", "timestamp", "originator_id",
-                            "originator_version", "originator_topic")}
+    raw = e.get("_raw")
+    details = raw.decode() if raw is not None else json.dumps(
+        {k: iso(v) if not isinstance(v, Decimal) else str(v) for k, v in e.items()
+         if k not in AUDIT_HIDDEN}, ensure_ascii=False)
     page.audit.append((uuid, e["originator_version"], name, on, iso(e["timestamp"]),
                        e.get("actor"), e.get("command_id"), details))
     if name == "AssessmentStarted":

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import statistics
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from domain.calendar import add_months, quarter_bounds, unexecuted_deadline
@@ -38,8 +38,11 @@ class ReportError(ValueError):
     """A report asked for with options that do not fit; the message names the option."""
 
 
+_parse = lru_cache(maxsize=100_000)(date.fromisoformat)
+
+
 def days(start: str, end: str) -> int:
-    return (date.fromisoformat(end) - date.fromisoformat(start)).days
+    return (_parse(end) - _parse(start)).days
 
 
 def period(day: str, by: str) -> str:
@@ -103,9 +106,18 @@ def waiting_times(
     if by not in GROUPINGS:
         raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     start_col, end_col = INTERVALS[interval]
+    where, params = [f"{start_col} IS NOT NULL"], []
+    for column, value in (("programme", programme), ("target_group", target_group),
+                          ("district", district)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if interval == "decision-to-move-in":
+        where.append("outcome = 'granted'")
     rows = view.query(
-        "SELECT case_id, target_group, district, programme, outcome, applied_on, decided_on, "
-        "move_in_on, exit_on, destination, closed_on FROM rm_cases"
+        "SELECT target_group, district, programme, outcome, applied_on, decided_on, "
+        f"move_in_on, exit_on, destination, closed_on FROM rm_cases WHERE {' AND '.join(where)}",
+        params,
     )
     keep = _filters(programme, target_group, district)
     as_of_text = (as_of or date.today()).isoformat()
@@ -139,55 +151,64 @@ def waiting_times(
     }
 
 
+def _period_sql(column: str, by: str) -> str:
+    """The period label of an ISO date column, in SQL both SQLite and PostgreSQL speak."""
+    if by == "year":
+        return f"substr({column}, 1, 4)"
+    if by == "month":
+        return f"substr({column}, 1, 7)"
+    return (f"substr({column}, 1, 4) || 'Q' || "
+            f"CAST((CAST(substr({column}, 6, 2) AS INTEGER) + 2) / 3 AS TEXT)")
+
+
 def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
                date_to: date | None = None) -> dict[str, Any]:
     if by not in PERIODS:
         raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
-    rows = view.query("SELECT applied_on, decided_on, outcome, closed_on, destination, "
-                      "takeover_approved_on FROM rm_cases WHERE applied_on IS NOT NULL")
-    if not rows:
-        return {"rows": []}
-    applied = sorted(r["applied_on"] for r in rows)
-    closed = sorted(r["closed_on"] for r in rows if r["closed_on"])
     counts: dict[str, Counter] = defaultdict(Counter)
-    for r in rows:
-        counts[period(r["applied_on"], by)]["applications"] += 1
-        if r["outcome"] == "granted":
-            counts[period(r["decided_on"], by)]["grants"] += 1
-        if r["closed_on"]:
-            counts[period(r["closed_on"], by)]["exit:" + r["destination"]] += 1
-        if r["takeover_approved_on"]:
-            counts[period(r["takeover_approved_on"], by)]["takeovers"] += 1
-    first = period((date_from.isoformat() if date_from else applied[0]), by)
-    facts = [*applied, *closed,
-             *(r["decided_on"] for r in rows if r["outcome"] == "granted"),
-             *(r["takeover_approved_on"] for r in rows if r["takeover_approved_on"])]
-    last_day = date_to.isoformat() if date_to else max(facts)
-    last = period(last_day, by)
+    for key, column, where in (
+        ("applications", "applied_on", "applied_on IS NOT NULL"),
+        ("grants", "decided_on", "outcome = 'granted'"),
+        ("takeovers", "takeover_approved_on", "takeover_approved_on IS NOT NULL"),
+    ):
+        for r in view.query(f"SELECT {_period_sql(column, by)} AS p, COUNT(*) AS n "
+                            f"FROM rm_cases WHERE {where} GROUP BY 1"):
+            counts[r["p"]][key] = r["n"]
+    for r in view.query(f"SELECT {_period_sql('closed_on', by)} AS p, destination, "
+                        "COUNT(*) AS n FROM rm_cases WHERE closed_on IS NOT NULL GROUP BY 1, 2"):
+        counts[r["p"]]["exit:" + r["destination"]] = r["n"]
+    if not counts:
+        return {"rows": []}
+    bounds = view.query("SELECT MIN(applied_on) AS first FROM rm_cases")[0]
+    first = period(date_from.isoformat() if date_from else bounds["first"], by)
+    last = period(date_to.isoformat(), by) if date_to else max(counts)
 
     def active(day: date) -> int:
         text = day.isoformat()
-        return bisect_right(applied, text) - bisect_right(closed, text)
+        r = view.query("SELECT COUNT(*) AS n FROM rm_cases WHERE applied_on <= ? "
+                       "AND (closed_on IS NULL OR closed_on > ?)", (text, text))[0]
+        return r["n"]
 
     out = []
     label = first
+    at_start = active(period_bounds(first, by)[0] - timedelta(days=1))
     while label <= last:
-        start, end = period_bounds(label, by)
         c = counts.get(label, Counter())
         exits = {k[5:]: v for k, v in sorted(c.items()) if k.startswith("exit:")}
         leaving = sum(v for k, v in exits.items() if k not in ("deceased", "denied"))
         permanent = sum(v for k, v in exits.items() if k in PERMANENT)
-        at_end = active(end)
+        at_end = at_start + c["applications"] - sum(exits.values())
         out.append({
             "group": label,
             "applications": c["applications"],
             "grants": c["grants"],
             "exits": exits,
             "active_at_end": at_end,
-            "net_change": at_end - active(start - timedelta(days=1)),
+            "net_change": at_end - at_start,
             "permanent_share": round(permanent / leaving, 3) if leaving else None,
             "takeovers": c["takeovers"],
         })
+        at_start = at_end
         label = next_period(label, by)
     return {"rows": out}
 
@@ -221,9 +242,11 @@ def ivo(view: ChainView, quarter: str) -> dict[str, Any]:
     except ValueError as exc:
         raise ReportError(f"--quarter: {exc}") from None
     first, last = start.isoformat(), end.isoformat()
-    rows = view.query(
+    rows = view.query(  # only decisions that can be late, or executed, within the quarter
         "SELECT case_id, client_id, programme, decided_on, move_in_on, closed_on FROM rm_cases "
-        "WHERE outcome = 'granted' AND decided_on <= ?", (last,))
+        "WHERE outcome = 'granted' AND decided_on <= ? "
+        "AND (move_in_on IS NULL OR move_in_on >= ?) AND (closed_on IS NULL OR closed_on >= ?)",
+        (add_months(end, -2).isoformat(), first, first))
     out = []
     for r in rows:
         limit = unexecuted_deadline(date.fromisoformat(r["decided_on"])).isoformat()
@@ -308,23 +331,40 @@ def stock(view: ChainView, as_of: date) -> dict[str, Any]:
 
 def returns(view: ChainView, date_from: date | None = None,
             date_to: date | None = None) -> dict[str, Any]:
-    rows = view.query("SELECT case_id, client_id, applied_on, exit_on, destination FROM rm_cases")
-    applications: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for r in rows:
-        applications[r["client_id"]].append((r["applied_on"], r["case_id"]))
+    where, params = [f"e.destination IN ({', '.join('?' * len(PERMANENT))})"], sorted(PERMANENT)
+    if date_from:
+        where.append("e.exit_on >= ?")
+        params.append(date_from.isoformat())
+    if date_to:
+        where.append("e.exit_on <= ?")
+        params.append(date_to.isoformat())
+    rows = view.query(
+        "SELECT e.case_id, e.client_id, e.exit_on, e.destination, "
+        "(SELECT MIN(a.applied_on) FROM rm_cases a WHERE a.client_id = e.client_id "
+        " AND a.applied_on > e.exit_on) AS applied_on "
+        f"FROM rm_cases e WHERE {' AND '.join(where)}", params)
+    firsts = {(r["client_id"], r["applied_on"]) for r in rows if r["applied_on"]}
+    returned_case: dict[tuple[str, str], str] = {}
+    if firsts:
+        clients = sorted({c for c, _ in firsts})
+        for start in range(0, len(clients), 500):
+            chunk = clients[start:start + 500]
+            for a in view.query(
+                "SELECT client_id, applied_on, case_id FROM rm_cases WHERE client_id IN "
+                f"({', '.join('?' * len(chunk))}) ORDER BY case_id", chunk):
+                key = (a["client_id"], a["applied_on"])
+                if key in firsts:
+                    returned_case.setdefault(key, a["case_id"])
     out = []
     for r in rows:
-        if r["destination"] not in PERMANENT or not _within(r["exit_on"], date_from, date_to):
-            continue
-        exit_on = date.fromisoformat(r["exit_on"])
-        later = sorted(a for a in applications[r["client_id"]] if a[0] > r["exit_on"])
+        exit_on = _parse(r["exit_on"])
         entry = {"case": r["case_id"], "client": r["client_id"], "exit_on": r["exit_on"],
-                 "destination": r["destination"], "returned_case": None, "applied_on": None}
+                 "destination": r["destination"],
+                 "returned_case": returned_case.get((r["client_id"], r["applied_on"])),
+                 "applied_on": r["applied_on"]}
         for months in (6, 12, 24):
             entry[f"within_{months}_months"] = bool(
-                later and later[0][0] <= add_months(exit_on, months).isoformat())
-        if later:
-            entry.update(returned_case=later[0][1], applied_on=later[0][0])
+                r["applied_on"] and r["applied_on"] <= add_months(exit_on, months).isoformat())
         out.append(entry)
     out.sort(key=lambda e: (e["exit_on"], e["case"]))
     return {
@@ -333,6 +373,18 @@ def returns(view: ChainView, date_from: date | None = None,
            for m in (6, 12, 24)},
         "rows": out,
     }
+
+
+def _plain(obj: dict[str, Any]) -> Any:
+    """eventsourcing's JSON wraps dates, decimals and ids as {"_type_": ..., "_data_": ...}."""
+    return obj["_data_"] if set(obj) == {"_type_", "_data_"} else obj
+
+
+def audit_details(text: str) -> dict[str, Any]:
+    from projections.projector import AUDIT_HIDDEN
+
+    data = json.loads(text, object_hook=_plain)
+    return {k: v for k, v in data.items() if k not in AUDIT_HIDDEN}
 
 
 def case_history(view: ChainView, case: str) -> dict[str, Any]:
@@ -345,7 +397,7 @@ def case_history(view: ChainView, case: str) -> dict[str, Any]:
     return {"case": case, "rows": [{"version": r["version"], "event": r["event"],
                                     "on": r["on_date"], "recorded": r["recorded"],
                                     "actor": r["actor"], "command_id": r["command_id"],
-                                    "details": json.loads(r["details"])} for r in rows]}
+                                    "details": audit_details(r["details"])} for r in rows]}
 
 
 REPORTS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -27,7 +27,7 @@ from projections.projector import (
 from projections.view import ChainView
 
 log = structlog.get_logger("projections")
-PAGE = 1_000
+PAGE = 5_000
 
 
 class Behind(Exception):
@@ -44,6 +44,18 @@ class ProjectionRunner:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
+
+    def decode(self, n: Any) -> dict[str, Any]:
+        """The event's fields. Without a cipher or compressor the stored state is plain
+        transcoded JSON, and decoding it directly skips building an event object."""
+        mapper = self.app.mapper
+        if mapper.cipher is None and mapper.compressor is None:
+            state = mapper.transcoder.decode(n.state)
+            state["_raw"] = n.state  # the audit trail keeps the stored JSON as it is
+        else:
+            state = dict(mapper.to_domain_event(n).__dict__)
+        state["originator_version"] = n.originator_version
+        return state
 
     @property
     def position(self) -> int:
@@ -71,8 +83,7 @@ class ProjectionRunner:
                 apartment_ids.add(n.originator_id.hex)
             else:
                 continue  # command markers and identities are not facts
-            event = self.app.mapper.to_domain_event(n)
-            decoded.append((topic, n.originator_id.hex, event.__dict__))
+            decoded.append((topic, n.originator_id.hex, self.decode(n)))
         page: Page = self.view.load_page(sorted(case_ids), sorted(apartment_ids))
         for topic, uuid, data in decoded:
             name = topic.rsplit(".", 1)[1]

@@ -96,6 +96,13 @@ def _filters(programme: str | None, target_group: str | None, district: str | No
     return keep
 
 
+def _days_sql(view: ChainView, start: str, end: str) -> str:
+    """Whole days from `start` to `end` (ISO date expressions), in the view's SQL dialect."""
+    if view.mark == "?":
+        return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
+    return f"(CAST({end} AS date) - CAST({start} AS date))"
+
+
 def waiting_times(
     view: ChainView, interval: str, by: str = "year", date_from: date | None = None,
     date_to: date | None = None, as_of: date | None = None, programme: str | None = None,
@@ -105,8 +112,11 @@ def waiting_times(
         raise ReportError(f"--interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
     if by not in GROUPINGS:
         raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    start_col, end_col = INTERVALS[interval]
-    where, params = [f"{start_col} IS NOT NULL"], []
+    start, end = INTERVALS[interval]
+    if interval == "application-to-housed":
+        end = (f"(CASE WHEN destination IN ({', '.join(repr(d) for d in sorted(PERMANENT))}) "
+               "THEN exit_on END)")
+    where, params = [f"{start} IS NOT NULL"], []
     for column, value in (("programme", programme), ("target_group", target_group),
                           ("district", district)):
         if value is not None:
@@ -114,39 +124,34 @@ def waiting_times(
             params.append(value)
     if interval == "decision-to-move-in":
         where.append("outcome = 'granted'")
-    rows = view.query(
-        "SELECT target_group, district, programme, outcome, applied_on, decided_on, "
-        f"move_in_on, exit_on, destination, closed_on FROM rm_cases WHERE {' AND '.join(where)}",
-        params,
-    )
-    keep = _filters(programme, target_group, district)
-    as_of_text = (as_of or date.today()).isoformat()
+    day = (as_of or date.today()).isoformat()
+    group = (_period_sql(end, by) if by in PERIODS
+             else "target_group" if by == "target-group" else "district")
+    done = [*where, f"{end} IS NOT NULL", f"{end} <= ?"]
+    done_params = [*params, day]
+    if date_from:
+        done.append(f"{end} >= ?")
+        done_params.append(date_from.isoformat())
+    if date_to:
+        done.append(f"{end} <= ?")
+        done_params.append(date_to.isoformat())
     groups: dict[str, list[int]] = defaultdict(list)
-    still: list[int] = []
-    for row in rows:
-        if not keep(row):
-            continue
-        start = row[start_col]
-        end = row[end_col]
-        if interval == "decision-to-move-in" and row["outcome"] != "granted":
-            continue
-        if interval == "application-to-housed" and row["destination"] not in PERMANENT:
-            end = None
-        if start is None:
-            continue
-        if end is not None and end <= as_of_text:
-            if _within(end, date_from, date_to):
-                key = (period(end, by) if by in PERIODS
-                       else row["target_group" if by == "target-group" else "district"])
-                groups[key].append(days(start, end))
-        elif start <= as_of_text and (row["closed_on"] is None or row["closed_on"] > as_of_text):
-            still.append(days(start, as_of_text))
+    for r in view.query(f"SELECT {group} AS g, {_days_sql(view, start, end)} AS d "
+                        f"FROM rm_cases WHERE {' AND '.join(done)}", done_params):
+        groups[r["g"]].append(r["d"])
+    still = view.query(
+        f"SELECT COUNT(*) AS n, AVG({_days_sql(view, start, '?')}) AS mean FROM rm_cases "
+        f"WHERE {' AND '.join(where)} AND {start} <= ? AND ({end} IS NULL OR {end} > ?) "
+        "AND (closed_on IS NULL OR closed_on > ?)",
+        [day, *params, day, day, day],
+    )[0]
     return {
-        "rows": [{"group": key, **summary(values)} for key, values in sorted(groups.items())],
+        "rows": [{"group": key, **summary(sorted(values))}
+                 for key, values in sorted(groups.items())],
         "still_waiting": {
-            "count": len(still),
-            "mean_days_so_far": round(statistics.fmean(still), 1) if still else None,
-            "as_of": as_of_text,
+            "count": still["n"],
+            "mean_days_so_far": round(float(still["mean"]), 1) if still["n"] else None,
+            "as_of": day,
         },
     }
 
@@ -278,23 +283,27 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
         entry = pilots.setdefault(pilot, {"pilot": pilot, "cases": 0, "overdue_visits": 0,
                                           "overdue": []})
         entry["cases"] += 1
-        move_in = date.fromisoformat(r["move_in_on"])
-        anchor = date.fromisoformat(r["last_home_visit"] or r["move_in_on"])
+        move_in = _parse(r["move_in_on"])
+        anchor = _parse(r["last_home_visit"] or r["move_in_on"])
         due = visit_interval_after(anchor, move_in, policy)
         if due < as_of:
             entry["overdue_visits"] += 1
             entry["overdue"].append({"case": r["case_id"], "due": due.isoformat(),
                                      "days_overdue": (as_of - due).days})
-    tenants = view.query("SELECT course_sessions FROM rm_cases WHERE move_in_on IS NOT NULL"
-                         + (" AND move_in_on >= ?" if date_from else "")
-                         + (" AND move_in_on <= ?" if date_to else ""),
-                         [d.isoformat() for d in (date_from, date_to) if d])
-    completed = sum(1 for t in tenants if t["course_sessions"] >= 4)
+    course = view.query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN course_sessions >= 4 THEN 1 ELSE 0 END), 0)"
+        " AS done FROM rm_cases WHERE move_in_on IS NOT NULL"
+        + (" AND move_in_on >= ?" if date_from else "")
+        + (" AND move_in_on <= ?" if date_to else ""),
+        [d.isoformat() for d in (date_from, date_to) if d])[0]
+    tenants, completed = course["n"], int(course["done"])
+    for entry in pilots.values():
+        entry["overdue"].sort(key=lambda o: (o["due"], o["case"]))
     return {
         "as_of": day,
         "rows": sorted(pilots.values(), key=lambda p: (-p["cases"], p["pilot"])),
-        "course": {"new_tenants": len(tenants), "completed": completed,
-                   "completion_rate": round(completed / len(tenants), 3) if tenants else None},
+        "course": {"new_tenants": tenants, "completed": completed,
+                   "completion_rate": round(completed / tenants, 3) if tenants else None},
     }
 
 
@@ -312,20 +321,24 @@ def arrears(view: ChainView) -> dict[str, Any]:
 
 def stock(view: ChainView, as_of: date) -> dict[str, Any]:
     day = as_of.isoformat()
-    statuses = Counter(r["status"] for r in view.query("SELECT status FROM rm_apartments"))
-    vacancies = view.query("SELECT kind, start_on, end_on, end_reason FROM rm_vacancies")
-    vacated = [v for v in vacancies if v["kind"] == "vacated"]
-    relet = [v for v in vacated if v["end_reason"] == "let"]
-    spells = [days(v["start_on"], min(v["end_on"] or day, day)) for v in vacancies
-              if v["start_on"] <= day
-              and (v["end_reason"] in ("let", None) or (v["end_on"] or day) > day)]
+    statuses = {r["status"]: r["n"] for r in view.query(
+        "SELECT status, COUNT(*) AS n FROM rm_apartments GROUP BY status")}
+    vacated = view.query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN end_reason = 'let' THEN 1 ELSE 0 END), 0)"
+        " AS relet FROM rm_vacancies WHERE kind = 'vacated'")[0]
+    ends = f"(CASE WHEN end_on IS NULL OR end_on > {view.mark} THEN {view.mark} ELSE end_on END)"
+    spells = [r["d"] for r in view.query(
+        f"SELECT {_days_sql(view, 'start_on', ends.replace(view.mark, '?'))} AS d "
+        "FROM rm_vacancies WHERE start_on <= ? AND (end_reason IS NULL OR end_reason = 'let' "
+        "OR end_on > ?)", (day, day, day, day))]
+    relet = int(vacated["relet"])
     return {
         "as_of": day,
         "status": dict(sorted(statuses.items())),
-        "vacated": len(vacated),
-        "relet": len(relet),
-        "reuse_rate": round(len(relet) / len(vacated), 3) if vacated else None,
-        "vacant_days": summary(spells),
+        "vacated": vacated["n"],
+        "relet": relet,
+        "reuse_rate": round(relet / vacated["n"], 3) if vacated["n"] else None,
+        "vacant_days": summary(sorted(spells)),
     }
 
 

@@ -123,7 +123,8 @@ class FactsMixin:
             return []
         if isinstance(rows[0], dict):
             return list(rows)
-        return [dict(r) for r in rows]
+        keys = rows[0].keys()
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def ensure_schema(self) -> bool:
         """Rebuild from scratch when the view was made by another version of the tables."""

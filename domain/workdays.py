@@ -1,8 +1,9 @@
 """Working days: weekdays that are not public holidays in Sweden or Norway.
 
 Policy periods may be counted in working days ("reach the person within 1 working day");
-the 48-hour outreach deadline is clock time. Holidays come from the `holidays` package, a
-pure function of the date, so workflow code may use this module to set timers.
+the 48-hour outreach deadline is clock time. Holidays come from the `holidays` package. Not
+for workflow code (the package's lazy imports break the sandbox): the service computes a
+deadline when it records the step, and the workflow reads it from the snapshot.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.commands import import_line_adapter
+from housing_chain.cli_notices import notice_app
 from housing_chain.settings import Settings
 
 app = typer.Typer(
@@ -442,7 +443,7 @@ def projection_for(settings: Settings):
 
 
 REPORT_NAMES = ("waiting-times", "throughput", "queue", "ivo", "caseload", "arrears", "stock",
-                "returns", "history")
+                "returns", "history", "evictions")
 
 
 @app.command()
@@ -501,6 +502,8 @@ def report(
             result = reports.stock(view, today)
         elif name == "returns":
             result = reports.returns(view, date_from, date_to)
+        elif name == "evictions":
+            result = reports.evictions(view, by or "year", date_from, date_to)
         else:
             if not case:
                 fail("report history needs a case: housing-chain report history CASE", 2)
@@ -780,6 +783,9 @@ def import_schema() -> dict[str, Any]:
     doc["title"] = "housing-chain import line"
     doc["description"] = "One JSON object per line of an `housing-chain import` file."
     return doc
+
+
+app.add_typer(notice_app, name="notice")
 
 
 def main() -> None:

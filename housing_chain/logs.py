@@ -64,8 +64,11 @@ def route_temporal_logs() -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         core.addHandler(handler)
         core.propagate = False
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=core),
-    ))))
+    try:
+        Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+            filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+            forwarding=LogForwardingConfig(logger=core),
+        ))))
+    except RuntimeError:
+        pass  # a runtime exists already in this process (tests): clients keep using it
     _temporal_routed = True

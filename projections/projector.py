@@ -24,6 +24,7 @@ APARTMENT_EVENTS = {
     "Registered", "OfferedTo", "OfferWithdrawn", "Occupied", "Vacated", "TakenOver", "Returned",
 }
 CASE_TOPIC = "domain.case:Case."
+NOTICE_TOPIC = "domain.notice:Notice."
 APARTMENT_TOPIC = "domain.apartment:Apartment."
 
 CASE_COLUMNS = (
@@ -36,6 +37,11 @@ CASE_COLUMNS = (
 APARTMENT_COLUMNS = (
     "apartment_uuid", "apartment_id", "landlord", "rooms", "registered_on", "status", "case_id",
     "lettings", "left_on",
+)
+NOTICE_COLUMNS = (
+    "notice_uuid", "notice_id", "kind", "source", "client_id", "district", "notice_date",
+    "eviction_date", "reached_on", "outreach_required_on", "visited_on", "escalated_on",
+    "outcome", "closed_on", "case_id",
 )
 VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason")
 # Event fields the audit row has columns for, or that are bookkeeping, not details.
@@ -59,6 +65,7 @@ class Page:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     apartments: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_vacancies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
     vacancies: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple] = field(default_factory=list)
     case_ids: dict[str, str] = field(default_factory=dict)
@@ -177,3 +184,34 @@ def close_vacancy(page: Page, uuid: str, on: str | None, reason: str) -> None:
         vacancy.update(end_on=on, end_reason=reason)
         if not any(v is vacancy for v in page.vacancies):
             page.vacancies.append(vacancy)
+
+
+def project_notice(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
+    """Eviction notices and outreach assignments: when reached, visited, escalated, closed."""
+    on = iso(e.get("on"))
+    if name == "NoticeRegistered":
+        row = dict.fromkeys(NOTICE_COLUMNS)
+        row.update(notice_uuid=uuid, notice_id=e["notice_id"], kind=e["kind"],
+                   source=e["source"], client_id=e["client_id"], district=e["district"],
+                   notice_date=on, eviction_date=iso(e.get("eviction_date")))
+        page.notices[uuid] = row
+        return
+    row = page.notices.get(uuid)
+    if row is None:
+        return
+    reached = (name in ("ContactAttempted", "OutreachVisited") and e.get("reached")) or (
+        name == "OutcomeRecorded" and e.get("outcome") == "contact_made")
+    if reached and row["reached_on"] is None:
+        row["reached_on"] = on
+    if name == "OutreachVisited" and row["visited_on"] is None:
+        row["visited_on"] = on
+    elif name == "OutreachRequired":
+        row["outreach_required_on"] = on
+    elif name == "OutreachEscalated":
+        row["escalated_on"] = on
+    elif name == "HousingCaseOpened":
+        row["case_id"] = e["case_id"]
+    elif name == "OutcomeRecorded" and e["outcome"] in ("eviction_averted", "eviction_executed"):
+        row.update(outcome=e["outcome"], closed_on=on)
+    elif name == "OutcomeRecorded" and row["outcome"] is None:
+        row["outcome"] = e["outcome"]

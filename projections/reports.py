@@ -413,10 +413,51 @@ def case_history(view: ChainView, case: str) -> dict[str, Any]:
                                     "details": audit_details(r["details"])} for r in rows]}
 
 
+def evictions(view: ChainView, by: str = "year", date_from: date | None = None,
+              date_to: date | None = None) -> dict[str, Any]:
+    """Eviction notices and outreach per period of the notice date: how many, how many were
+    reached within 48 hours (the effective date of the first contact no more than two days
+    after the notice's), outcomes, and evictions averted against executed."""
+    if by not in PERIODS:
+        raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+    rows = view.query("SELECT kind, notice_date, reached_on, escalated_on, outcome, case_id "
+                      "FROM rm_notices")
+    groups: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        if not _within(r["notice_date"], date_from, date_to):
+            continue
+        c = groups[period(r["notice_date"], by)]
+        c[f"kind:{r['kind']}"] += 1
+        c["notices"] += 1
+        if r["reached_on"] and days(r["notice_date"], r["reached_on"]) <= 2:
+            c["reached_within_48_hours"] += 1
+        if r["escalated_on"]:
+            c["escalated"] += 1
+        if r["outcome"]:
+            c[f"outcome:{r['outcome']}"] += 1
+        if r["case_id"]:
+            c["housing_cases_opened"] += 1
+    out = []
+    for label, c in sorted(groups.items()):
+        out.append({
+            "group": label,
+            "notices": c["notices"],
+            "kinds": {k[5:]: v for k, v in sorted(c.items()) if k.startswith("kind:")},
+            "reached_within_48_hours": c["reached_within_48_hours"],
+            "share_reached_within_48_hours": round(c["reached_within_48_hours"] / c["notices"], 3),
+            "escalated": c["escalated"],
+            "outcomes": {k[8:]: v for k, v in sorted(c.items()) if k.startswith("outcome:")},
+            "evictions_averted": c["outcome:eviction_averted"],
+            "evictions_executed": c["outcome:eviction_executed"],
+            "housing_cases_opened": c["housing_cases_opened"],
+        })
+    return {"rows": out}
+
+
 REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
     "waiting-times": waiting_times, "throughput": throughput, "queue": queue, "ivo": ivo,
     "caseload": caseload, "arrears": arrears, "stock": stock, "returns": returns,
-    "history": case_history,
+    "history": case_history, "evictions": evictions,
 }
 
 

@@ -20,9 +20,11 @@ from housing_chain.service import HousingChain
 from projections.projector import (
     APARTMENT_TOPIC,
     CASE_TOPIC,
+    NOTICE_TOPIC,
     Page,
     project_apartment,
     project_case,
+    project_notice,
 )
 from projections.view import ChainView
 
@@ -75,22 +77,28 @@ class ProjectionRunner:
         decoded: list[tuple[str, str, dict[str, Any]]] = []
         case_ids: set[str] = set()
         apartment_ids: set[str] = set()
+        notice_ids: set[str] = set()
         for n in notifications:
             topic = n.topic
             if topic.startswith(CASE_TOPIC):
                 case_ids.add(n.originator_id.hex)
             elif topic.startswith(APARTMENT_TOPIC):
                 apartment_ids.add(n.originator_id.hex)
+            elif topic.startswith(NOTICE_TOPIC):
+                notice_ids.add(n.originator_id.hex)
             else:
                 continue  # command markers and identities are not facts
             decoded.append((topic, n.originator_id.hex, self.decode(n)))
-        page: Page = self.view.load_page(sorted(case_ids), sorted(apartment_ids))
+        page: Page = self.view.load_page(sorted(case_ids), sorted(apartment_ids),
+                                         sorted(notice_ids))
         for topic, uuid, data in decoded:
             name = topic.rsplit(".", 1)[1]
             if topic.startswith(CASE_TOPIC):
                 project_case(page, uuid, name, data)
-            else:
+            elif topic.startswith(APARTMENT_TOPIC):
                 project_apartment(page, uuid, name, data)
+            else:
+                project_notice(page, uuid, name, data)
         try:
             self.view.save_page(page, Tracking(self.app.name, notifications[-1].id))
         except IntegrityError:

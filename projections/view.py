@@ -22,6 +22,7 @@ from projections.projector import (
     APARTMENT_COLUMNS,
     AUDIT_COLUMNS,
     CASE_COLUMNS,
+    NOTICE_COLUMNS,
     VACANCY_COLUMNS,
     Page,
 )
@@ -31,10 +32,11 @@ TABLES = {
     "rm_apartments": (APARTMENT_COLUMNS, ("apartment_uuid",)),
     "rm_vacancies": (VACANCY_COLUMNS, ("apartment_uuid", "start_on", "kind")),
     "rm_case_events": (AUDIT_COLUMNS, ("case_uuid", "version")),
+    "rm_notices": (NOTICE_COLUMNS, ("notice_uuid",)),
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings", "version"}
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
@@ -84,9 +86,12 @@ class FactsMixin:
     def _values(row: Any, columns: Sequence[str]) -> list[Any]:
         return [row[c] for c in columns] if isinstance(row, dict) else list(row)
 
-    def load_page(self, case_uuids: Sequence[str], apartment_uuids: Sequence[str]) -> Page:
+    def load_page(self, case_uuids: Sequence[str], apartment_uuids: Sequence[str],
+                  notice_uuids: Sequence[str] = ()) -> Page:
         page = Page()
         with self.datastore.transaction(commit=False) as c:
+            for row in self._select_in(c, "rm_notices", "notice_uuid", notice_uuids):
+                page.notices[row["notice_uuid"]] = row
             for row in self._select_in(c, "rm_cases", "case_uuid", case_uuids):
                 page.cases[row["case_uuid"]] = row
             for row in self._select_in(c, "rm_apartments", "apartment_uuid", apartment_uuids):
@@ -100,7 +105,8 @@ class FactsMixin:
         with self.datastore.transaction(commit=True) as c:
             for table, rows in (("rm_cases", page.cases.values()),
                                 ("rm_apartments", page.apartments.values()),
-                                ("rm_vacancies", page.vacancies)):
+                                ("rm_vacancies", page.vacancies),
+                                ("rm_notices", page.notices.values())):
                 columns = TABLES[table][0]
                 values = [tuple(r[col] for col in columns) for r in rows]
                 if values:

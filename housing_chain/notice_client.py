@@ -1,0 +1,79 @@
+"""Talking to eviction-prevention workflows: send notice steps, read a notice's status.
+
+`NoticeClient` is a `ChainClient` (same connection, same retries of transient Temporal
+errors); a refusal comes back as `Refused` with a message that names the notice.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.notice_commands import NoticeStep
+from domain.views import LineResult
+from housing_chain.client import ChainClient, Refused, _reason, _settle
+from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id
+from workflows.eviction_messages import NoticeStart, NoticeStatus, NoticeStepRequest
+
+
+class NoticeClient(ChainClient):
+    def _start_notice(self, notice: str) -> WithStartWorkflowOperation:
+        return WithStartWorkflowOperation(
+            EvictionPreventionWorkflow.run,
+            NoticeStart(notice=notice, policy=self.policy),
+            id=notice_workflow_id(notice),
+            task_queue=self.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        )
+
+    async def send_notice(self, step: NoticeStep) -> LineResult:
+        """One notice step (`register` starts the workflow); raises Refused."""
+        starts: list[WithStartWorkflowOperation] = []
+        request = NoticeStepRequest(step=step)
+
+        async def call() -> LineResult:
+            if step.type == "register":
+                for earlier in starts:  # a retry: collect the failed attempt's operation
+                    await _settle(earlier)
+                starts.append(self._start_notice(step.notice))
+                return await self.client.execute_update_with_start_workflow(
+                    EvictionPreventionWorkflow.step, request,
+                    start_workflow_operation=starts[-1], id=step.id,
+                )
+            handle = self.client.get_workflow_handle(notice_workflow_id(step.notice))
+            return await handle.execute_update(EvictionPreventionWorkflow.step, request, id=step.id)
+
+        try:
+            return await self._retrying(call)
+        except WorkflowUpdateFailedError as exc:
+            raise Refused(_reason(exc)) from None
+        except (RPCError, WorkflowAlreadyStartedError) as exc:
+            for start in starts:
+                await _settle(start)
+            raise Refused(await self._explain_notice(step.notice, exc)) from None
+
+    async def notice_status(self, notice: str) -> NoticeStatus:
+        handle = self.client.get_workflow_handle(notice_workflow_id(notice))
+        try:
+            return await self._retrying(lambda: handle.query(EvictionPreventionWorkflow.status))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise Refused(f"notice {notice} does not exist") from None
+            raise
+
+    async def _explain_notice(self, notice: str, exc: Exception) -> str:
+        """Turn 'not found' and 'already completed' into what they mean for the notice."""
+        try:
+            status = await self.notice_status(notice)
+        except Refused:
+            return f"notice {notice} does not exist: register it first"
+        except Exception:  # noqa: BLE001 - the original error is the better message then
+            return f"notice {notice}: {exc}"
+        if status.stage == "closed":
+            return f"notice {notice} is closed ({status.outcome}): no further steps are allowed"
+        if isinstance(exc, WorkflowAlreadyStartedError):
+            return f"notice {notice} already exists ({status.stage_label})"
+        return f"notice {notice}: {exc}"

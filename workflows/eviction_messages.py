@@ -1,0 +1,90 @@
+"""What crosses the eviction-prevention workflow's boundary: start arguments, activity
+inputs, query answers (like `workflows.messages` for cases)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from domain.notice_commands import NoticeStep
+from domain.notice_views import NoticeSnapshot
+from domain.policy import Policy
+
+
+class NoticeDue(BaseModel):
+    kind: str  # reach (the tenant not reached in time) | outreach (no visit within 48 h)
+    deadline: datetime
+    fires_at: datetime
+
+
+class NoticeCarried(BaseModel):
+    """What a notice workflow hands to its next run when it continues as new."""
+
+    snapshot: NoticeSnapshot | None = None
+    applied: list[str] = Field(default_factory=list)
+    noted: list[str] = Field(default_factory=list)
+    last_step_at: datetime | None = None
+
+
+class NoticeStart(BaseModel):
+    notice: str
+    policy: Policy = Policy()
+    carried: NoticeCarried | None = None
+    history_limit: int = Field(
+        2_000, ge=100, description="history events before the workflow continues as new"
+    )
+
+
+class NoticeStepRequest(BaseModel):
+    """One notice step; wrapped so the discriminated union survives Temporal's type hints."""
+
+    step: NoticeStep
+
+
+class NoticeStatus(BaseModel):
+    notice: str
+    kind: str | None = None
+    stage: str
+    stage_label: str
+    allowed: list[str]
+    outcomes: list[str] = Field(default_factory=list)
+    last_on: date | None = None
+    eviction_date: date | None = None
+    pilot: str | None = None
+    reached_on: date | None = None
+    reach_deadline: datetime | None = Field(
+        None, description="eviction notices: reach the tenant before this moment"
+    )
+    outreach_due: datetime | None = Field(None, description="a pilot at the door before this")
+    escalated: bool = False
+    outcome: str | None = None
+    case: str | None = None
+    due: list[NoticeDue] = Field(default_factory=list)
+
+
+class NoticeResult(BaseModel):
+    notice: str
+    outcome: str | None
+    closed_on: date | None
+    case: str | None = None
+
+
+class ApplyNoticeStepInput(BaseModel):
+    notice: str
+    step: NoticeStep
+    today: date
+    now: datetime
+    policy: Policy
+    workflow_id: str = ""
+
+
+class NoteNoticeInput(BaseModel):
+    notice: str
+    kind: str  # unreached | escalated
+    deadline: datetime
+    outreach_due: datetime | None = None
+    at: datetime
+    on: date
+    command_id: str
+    workflow_id: str = ""

@@ -149,7 +149,8 @@ class Notifier:
 
     def compose(self, d: ReminderDelivery) -> EmailMessage:
         s = self.settings
-        what = f"{d.kind.replace('_', ' ')} due {d.due.isoformat()}"
+        kind = d.kind.removeprefix("escalation:") if d.escalation else d.kind
+        what = f"{kind.replace('_', ' ')} due {d.due.isoformat()}"
         msg = EmailMessage(policy=UNFOLDED)
         msg["From"] = s.mail_sender
         msg["To"] = address_of(self.recipient(d), s.mail_domain)

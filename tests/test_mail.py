@@ -110,6 +110,17 @@ def test_escalation_goes_to_the_supervisor(backend, mail_settings, smtp):
     assert msg["Message-ID"] == message_id(escalation.reminder_id, "vallentuna.example")
 
 
+def test_an_escalation_kind_named_after_its_reminder_reads_plainly(mail_settings, smtp):
+    d = ReminderDelivery(reminder_id="case-c2:escalation:home_visit:2026-05-01", case="c2",
+                         kind="escalation:home_visit", due=date(2026, 5, 1),
+                         to_actor="bolots.ahmed", escalation=True, text="Unanswered.")
+    assert Notifier(mail_settings, env={}).deliver(d) == "sent"
+    (rcpt, msg), = received(smtp)
+    assert rcpt == ["enhetschef.berg@vallentuna.example"]
+    assert msg["Subject"] == ("Escalation: case c2, home visit due 2026-05-01 "
+                              "(unanswered reminder to bolots.ahmed)")
+
+
 def test_with_email_off_the_reminder_is_on_the_worklist_only(tmp_path, smtp):
     notifier = Notifier(Settings(data=tmp_path), env={})
     assert notifier.deliver(reminder()) == "worklist only"

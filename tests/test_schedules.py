@@ -13,10 +13,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.calendar import add_months, quarter_bounds, quarter_of
 from domain.policy import Policy
-from housing_chain.client import connect, today_in
+from housing_chain.client import today_in
 from housing_chain.schedules import SCHEDULE_IDS, ensure_schedules
 from housing_chain.settings import Settings
 from tests.stack import Stack
@@ -96,6 +98,12 @@ def stack(tmp_path_factory):
 
 def settings_of(stack: Stack) -> Settings:
     return Settings(temporal_address=stack.env["TEMPORAL_ADDRESS"], data=stack.data)
+
+
+async def connect(settings: Settings) -> Client:
+    """A plain client: the test process may already have a Temporal runtime (another test's
+    time-skipping server), which `housing_chain.client.connect` would try to replace."""
+    return await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
 
 
 def wait_for(path: Path, timeout: float = 90) -> str:

@@ -19,11 +19,13 @@ Then, each on a quiet process (no projection running):
 (a) raw read: `app.recorder.select_notifications` over the whole log in pages of 1,000,
     notifications/s (best of two passes; the first also warms the OS page cache), and
     the same with `app.mapper.to_domain_event` on every notification;
-(b) catch-up: `ProjectionRunner.catch_up()` into a fresh views file in a temporary
-    directory, seconds and notifications/s, with where the time went (select, decode +
-    project, load rows, save rows + tracking), and a split of decode vs project measured on
-    the last pages against the full view; target ≥ 25 % of the raw read rate and the whole
-    catch-up under 2 minutes;
+(b) catch-up: `ProjectionRunner.catch_up()` as the CLI runs it (its default page size,
+    `projections.runner.PAGE`) into a fresh views file in a temporary directory, seconds and
+    notifications/s, with where the time went (select, decode + project, load rows, save
+    rows + tracking and its commit; page-level timers only, so no per-event overhead), and a
+    split of decode vs project measured on the log's last 50,000 notifications against the
+    full view; target ≥ 25 % of the raw read rate and the whole catch-up under 2 minutes;
+    `--extra-page-size N` times one more catch-up with pages of N, for comparison;
 (c) reports: every report (`projections.reports`, as `housing-chain report` calls them) on
     the caught-up view, 20 timed runs each after one warm-up, p50/p95; target p95 < 200 ms.
 
@@ -47,6 +49,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.sqlite import SQLiteConnection
 from harness import RESULTS, CpuMeter, machine, percentile, write_results
 
 from domain.commands import import_line_adapter
@@ -63,7 +66,7 @@ AS_OF = date(2026, 11, 20)
 SHARD_CASES = 1_000
 BASE_SEED = 5_000
 CHUNK = 250
-PAGE = 1_000
+PAGE = 1_000  # raw reads; the catch-up uses the runner's own page size
 STORE_DIR = RESULTS / "catchup-store"
 TARGET_RATIO = 0.25
 TARGET_CATCH_UP_S = 120.0
@@ -201,7 +204,9 @@ def the_store(cases: int, visits: str, rebuild: bool) -> tuple[Path, dict[str, A
 
 # --- (a) raw read ------------------------------------------------------------------------
 
-def read_log(app: HousingChain, decode: bool) -> tuple[int, float]:
+def read_log(app: HousingChain, decode: bool) -> tuple[int, float, float]:
+    """(notifications, wall seconds, CPU seconds of this process)."""
+    cpu = time.process_time()
     began = time.perf_counter()
     position, n = 0, 0
     to_event = app.mapper.to_domain_event
@@ -215,7 +220,7 @@ def read_log(app: HousingChain, decode: bool) -> tuple[int, float]:
                 to_event(notification)
         n += len(page)
         position = page[-1].id
-    return n, time.perf_counter() - began
+    return n, time.perf_counter() - began, time.process_time() - cpu
 
 
 # --- (b) catch-up ------------------------------------------------------------------------
@@ -242,11 +247,14 @@ class PhaseTimer:
         return timed
 
 
-def catch_up(store: Path, views: Path) -> dict[str, Any]:
+def catch_up(store: Path, views: Path, page_size: int | None = None) -> dict[str, Any]:
     app = HousingChain(env=sqlite_env(store))
     view = open_view(sqlite_env(views))
-    runner = ProjectionRunner(app, view)
+    runner = ProjectionRunner(app, view, page_size=page_size or runner_module.PAGE)
     timer = PhaseTimer()
+    # the commit at the end of save_page (WAL write, fsync, checkpoints), timed on its own
+    commit = SQLiteConnection.commit
+    SQLiteConnection.commit = timer.wrap("commit (part of save)", commit)  # type: ignore[method-assign]
     app.recorder.select_notifications = timer.wrap(  # type: ignore[method-assign]
         "select notifications", app.recorder.select_notifications)
     view.load_page = timer.wrap("load rows", view.load_page)  # type: ignore[method-assign]
@@ -254,9 +262,14 @@ def catch_up(store: Path, views: Path) -> dict[str, Any]:
     view.max_tracking_id = timer.wrap("read position", view.max_tracking_id)  # type: ignore[method-assign]
     runner.run_page = timer.wrap("page", runner.run_page)  # type: ignore[method-assign]
     meter = CpuMeter()
+    cpu_began = time.process_time()
     began = time.perf_counter()
-    covered = runner.catch_up()
+    try:
+        covered = runner.catch_up()
+    finally:
+        SQLiteConnection.commit = commit  # type: ignore[method-assign]
     seconds = time.perf_counter() - began
+    cpu_seconds = time.process_time() - cpu_began
     cpu = meter.stop()
     head = runner.head()
     if runner.position != head:
@@ -267,15 +280,18 @@ def catch_up(store: Path, views: Path) -> dict[str, Any]:
     # the position is read once inside run_page and once more by catch_up's loop test
     position_in_pages = timer.seconds.get("read position", 0.0) / 2
     in_memory = page_total - position_in_pages - sum(
-        v for k, v in timer.seconds.items() if k != "read position")
+        v for k, v in timer.seconds.items() if k not in ("read position", "commit (part of save)"))
     phases = {**timer.seconds, "decode + project (in memory)": in_memory,
               "outside pages (loop, head)": seconds - page_total - position_in_pages}
     tenth = max(1, len(timer.save_by_page) // 10)
     return {
+        "page_size": runner.page_size,
         "notifications": covered,
         "pages": pages,
         "seconds": round(seconds, 2),
         "notifications_per_second": round(covered / seconds),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "notifications_per_cpu_second": round(covered / cpu_seconds),
         "cpu": cpu,
         "phases_seconds": {k: round(v, 2) for k, v in phases.items()},
         "phases_share": {k: round(v / seconds, 3) for k, v in phases.items()},
@@ -286,34 +302,37 @@ def catch_up(store: Path, views: Path) -> dict[str, Any]:
     }
 
 
-def split_page_work(store: Path, views: Path, pages: int) -> dict[str, Any]:
-    """Decode vs project vs load, on the log's last pages against the full view (the runner's
-    own steps, re-done without saving: the view is already at the head)."""
+def split_page_work(store: Path, views: Path, notifications: int) -> dict[str, Any]:
+    """Select vs decode vs load vs project, on the log's last pages against the full view:
+    `run_page`'s steps re-done one by one with the runner's own methods (its page size, its
+    `decode`), without saving (the view is already at the head)."""
     app = HousingChain(env=sqlite_env(store))
     view = open_view(sqlite_env(views))
-    head = app.recorder.max_notification_id() or 0
-    start = max(0, head - pages * PAGE)
+    runner = ProjectionRunner(app, view)
+    size = runner.page_size
+    decode = getattr(runner, "decode", None) or (lambda n: app.mapper.to_domain_event(n).__dict__)
+    head = runner.head()
     t: dict[str, float] = dict.fromkeys(
-        ("select", "decode (to_domain_event)", "load rows", "project (fold into rows)",
-         "audit json + row tuples (save's Python part)"), 0.0)
-    n = domain = 0
-    position = start
+        ("select", "decode", "load rows", "project (fold into rows)",
+         "row tuples (save's Python part)"), 0.0)
+    n = domain = pages = 0
+    position = max(0, head - notifications)
     while position < head:
         began = time.perf_counter()
-        notifications = app.recorder.select_notifications(start=position, limit=PAGE,
-                                                          inclusive_of_start=False)
+        page_of = app.recorder.select_notifications(start=position, limit=size,
+                                                    inclusive_of_start=False)
         t["select"] += time.perf_counter() - began
         began = time.perf_counter()
         decoded, case_ids, apartment_ids = [], set(), set()
-        for x in notifications:
+        for x in page_of:
             if x.topic.startswith(projector.CASE_TOPIC):
                 case_ids.add(x.originator_id.hex)
             elif x.topic.startswith(projector.APARTMENT_TOPIC):
                 apartment_ids.add(x.originator_id.hex)
             else:
                 continue
-            decoded.append((x.topic, x.originator_id.hex, app.mapper.to_domain_event(x).__dict__))
-        t["decode (to_domain_event)"] += time.perf_counter() - began
+            decoded.append((x.topic, x.originator_id.hex, decode(x)))
+        t["decode"] += time.perf_counter() - began
         began = time.perf_counter()
         page = view.load_page(sorted(case_ids), sorted(apartment_ids))
         t["load rows"] += time.perf_counter() - began
@@ -330,13 +349,13 @@ def split_page_work(store: Path, views: Path, pages: int) -> dict[str, Any]:
                             ("rm_apartments", page.apartments.values()),
                             ("rm_vacancies", page.vacancies)):
             _ = [tuple(r[c] for c in TABLES[table][0]) for r in rows]
-        _ = [(*a[:-1], json.dumps(a[-1], ensure_ascii=False)) for a in page.audit]
-        t["audit json + row tuples (save's Python part)"] += time.perf_counter() - began
-        n += len(notifications)
+        t["row tuples (save's Python part)"] += time.perf_counter() - began
+        n += len(page_of)
         domain += len(decoded)
-        position = notifications[-1].id
-    return {"pages": -(-n // PAGE), "notifications": n, "domain_events": domain,
-            "ms_per_page": {k: round(v / max(1, -(-n // PAGE)) * 1e3, 2) for k, v in t.items()},
+        pages += 1
+        position = page_of[-1].id
+    return {"page_size": size, "pages": pages, "notifications": n, "domain_events": domain,
+            "ms_per_page": {k: round(v / max(1, pages) * 1e3, 2) for k, v in t.items()},
             "us_per_domain_event": {k: round(v / max(1, domain) * 1e6, 2) for k, v in t.items()}}
 
 
@@ -395,8 +414,11 @@ def main() -> None:
     parser.add_argument("--visits", choices=("first", "none", "all"), default="first",
                         help="support visits kept per case (default: the first home visit)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per report")
-    parser.add_argument("--split-pages", type=int, default=50,
-                        help="last pages re-done step by step for the decode/project split")
+    parser.add_argument("--split", type=int, default=50_000,
+                        help="notifications at the log's end re-done step by step for the split")
+    parser.add_argument("--extra-page-size", type=int, default=0,
+                        help="also time a catch-up with this page size (ProjectionRunner's "
+                             "page_size; the CLI uses projections.runner.PAGE), for comparison")
     parser.add_argument("--rebuild-store", action="store_true",
                         help="build the cached event store again")
     args = parser.parse_args()
@@ -412,13 +434,16 @@ def main() -> None:
     app = HousingChain(env=sqlite_env(store))
     print("(a) raw read…", flush=True)
     raw_passes = [read_log(app, decode=False) for _ in range(2)]
-    n, raw_s = min(raw_passes, key=lambda p: p[1])
-    decode_n, decode_s = read_log(app, decode=True)
+    n, raw_s, raw_cpu = min(raw_passes, key=lambda p: p[1])
+    decode_n, decode_s, decode_cpu = read_log(app, decode=True)
     app.close()
     raw = {"notifications": n, "seconds": round(raw_s, 2), "notifications_per_second": round(n / raw_s),
+           "cpu_seconds": round(raw_cpu, 2), "notifications_per_cpu_second": round(n / raw_cpu),
            "passes_seconds": [round(p[1], 2) for p in raw_passes]}
     raw_decode = {"notifications": decode_n, "seconds": round(decode_s, 2),
-                  "notifications_per_second": round(decode_n / decode_s)}
+                  "notifications_per_second": round(decode_n / decode_s),
+                  "cpu_seconds": round(decode_cpu, 2),
+                  "notifications_per_cpu_second": round(decode_n / decode_cpu)}
 
     tmp = Path(tempfile.mkdtemp(prefix="catchup-views-"))
     try:
@@ -427,11 +452,19 @@ def main() -> None:
         projection = catch_up(store, views)
         projection["ratio_to_raw_read"] = round(
             projection["notifications_per_second"] / raw["notifications_per_second"], 3)
+        projection["ratio_to_raw_read_cpu"] = round(raw["cpu_seconds"] / projection["cpu_seconds"], 3)
         projection["ratio_to_raw_read_and_decode"] = round(
             projection["notifications_per_second"] / raw_decode["notifications_per_second"], 3)
         projection["domain_events_per_second"] = round(note["domain_events"] / projection["seconds"])
+        extra = None
+        if args.extra_page_size:
+            print(f"    and again with pages of {args.extra_page_size:,}…", flush=True)
+            extra = catch_up(store, tmp / "views-extra.sqlite", args.extra_page_size)
+            extra["ratio_to_raw_read"] = round(
+                extra["notifications_per_second"] / raw["notifications_per_second"], 3)
+            extra["ratio_to_raw_read_cpu"] = round(raw["cpu_seconds"] / extra["cpu_seconds"], 3)
         print("    splitting a page's work…", flush=True)
-        split = split_page_work(store, views, args.split_pages)
+        split = split_page_work(store, views, args.split)
         print(f"(c) reports, {args.runs} runs each…", flush=True)
         report_times = time_reports(views, args.runs)
     finally:
@@ -446,6 +479,7 @@ def main() -> None:
         "raw_read": raw,
         "raw_read_and_decode": raw_decode,
         "catch_up": projection,
+        "catch_up_other_page_size": extra,
         "page_split": split,
         "reports": report_times,
         "targets": {
@@ -488,18 +522,27 @@ def print_table(f: dict[str, Any]) -> None:
     row("    = share of the raw read rate", f"{cu['ratio_to_raw_read']:.1%}", "≥ 25.0%",
         t["catch_up_notifications_per_second"]["met"])
     row("    domain events/s", f"{cu['domain_events_per_second']:,}")
+    row("    on CPU time (machine load aside): share of raw read", f"{cu['ratio_to_raw_read_cpu']:.1%}",
+        "(≥ 25.0%)")
     row("(b) catch-up, whole log, s", f"{cu['seconds']:.1f}", "< 120",
         t["catch_up_seconds"]["met"])
     for name, r in f["reports"].items():
         row(f"(c) {name} p50 / p95 ms", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}", "p95 < 200",
             r["p95_ms"] < TARGET_P95_MS)
-    print(f"\ncatch-up: {cu['pages']:,} pages; where the time went (s): "
+    print(f"\ncatch-up: {cu['pages']:,} pages of {cu['page_size']:,}; where the time went (s): "
           + ", ".join(f"{k} {v}" for k, v in cu["phases_seconds"].items()))
     print(f"  save per page: {cu['save_ms_per_page_first_tenth']} ms in the first tenth, "
           f"{cu['save_ms_per_page_last_tenth']} ms in the last; views file {cu['views_file_mb']} MB; "
           f"CPU {cu['cpu']}")
+    ex = f["catch_up_other_page_size"]
+    if ex:
+        print(f"  with pages of {ex['page_size']:,} instead: {ex['seconds']:.1f} s, "
+              f"{ex['notifications_per_second']:,} notifications/s "
+              f"({ex['ratio_to_raw_read']:.1%} of the raw read rate, {ex['ratio_to_raw_read_cpu']:.1%} "
+              "on CPU time); where the time went (s): "
+              + ", ".join(f"{k} {v}" for k, v in ex["phases_seconds"].items()))
     sp = f["page_split"]
-    print(f"  last {sp['pages']} pages redone step by step, ms a page: "
+    print(f"  last {sp['pages']} pages of {sp['page_size']:,} redone step by step, ms a page: "
           + ", ".join(f"{k} {v}" for k, v in sp["ms_per_page"].items()))
 
 

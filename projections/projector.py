@@ -15,6 +15,7 @@ from typing import Any
 
 CASE_EVENTS = {
     "Applied", "AssessmentStarted", "Granted", "Denied", "Offered", "LandlordApproved", "Assigned",
+    "StageStalledNoted", "ReminderEscalatedNoted",
     "LandlordRefused", "MovedIn", "VisitRecorded", "CourseSessionAttended",
     "RentArrearsRecorded", "RepaymentPlanAgreed", "ComplaintRecorded", "TakeoverReferred",
     "TakeoverApproved", "TakeoverRefused", "Exited", "UnexecutedDecisionNoted",
@@ -23,9 +24,18 @@ CASE_EVENTS = {
 APARTMENT_EVENTS = {
     "Registered", "OfferedTo", "OfferWithdrawn", "Occupied", "Vacated", "TakenOver", "Returned",
 }
+NOTICE_EVENTS = {
+    "NoticeRegistered", "ContactAttempted", "OutreachAssigned", "OutreachVisited",
+    "OutcomeRecorded", "HousingCaseOpened", "OutreachRequired", "OutreachEscalated",
+}
 CASE_TOPIC = "domain.case:Case."
 NOTICE_TOPIC = "domain.notice:Notice."
 APARTMENT_TOPIC = "domain.apartment:Apartment."
+# The stored topics the projection reads; command markers and identities are never selected.
+TOPICS = tuple(sorted(
+    [CASE_TOPIC + e for e in CASE_EVENTS] + [APARTMENT_TOPIC + e for e in APARTMENT_EVENTS]
+    + [NOTICE_TOPIC + e for e in NOTICE_EVENTS]
+))
 
 CASE_COLUMNS = (
     "case_uuid", "case_id", "client_id", "target_group", "district", "stage", "applied_on",

@@ -21,6 +21,7 @@ from projections.projector import (
     APARTMENT_TOPIC,
     CASE_TOPIC,
     NOTICE_TOPIC,
+    TOPICS,
     Page,
     project_apartment,
     project_case,
@@ -67,13 +68,16 @@ class ProjectionRunner:
         return self.app.recorder.max_notification_id() or 0
 
     def run_page(self) -> int:
-        """Project the next page; returns how many notifications it covered."""
+        """Project the next page: the domain events among the next `page_size` notification
+        ids up to the head; returns how many notification ids it covered."""
         start = self.position
-        notifications = self.app.recorder.select_notifications(
-            start=start, limit=self.page_size, inclusive_of_start=False
-        )
-        if not notifications:
+        stop = min(start + self.page_size, self.head())
+        if stop <= start:
             return 0
+        notifications = self.app.recorder.select_notifications(
+            start=start, limit=self.page_size, stop=stop, topics=TOPICS,
+            inclusive_of_start=False,
+        )
         decoded: list[tuple[str, str, dict[str, Any]]] = []
         case_ids: set[str] = set()
         apartment_ids: set[str] = set()
@@ -100,10 +104,10 @@ class ProjectionRunner:
             else:
                 project_notice(page, uuid, name, data)
         try:
-            self.view.save_page(page, Tracking(self.app.name, notifications[-1].id))
+            self.view.save_page(page, start, Tracking(self.app.name, stop))
         except IntegrityError:
             log.info("page already projected by another runner", start=start)
-        return len(notifications)
+        return stop - start
 
     def catch_up(self, until: int | None = None) -> int:
         """Project pages until the head (or `until`); returns the notifications covered."""
@@ -142,21 +146,28 @@ class ProjectionRunner:
             if time.monotonic() > deadline:
                 raise Behind(
                     f"the read models are at event {self.position} of {position} after "
-                    f"{timeout:.0f} s; is the projection running? "
+                    f"waiting {timeout:g} s; is the projection running? "
                     "(`housing-chain projections status`)"
                 )
             time.sleep(0.05)
 
     def wait_or_catch_up(self, position: int, timeout: float) -> None:
-        """Read your writes: reach `position`, projecting here if no runner gets there first.
+        """Read your writes: reach `position`, projecting here as long as pages progress, and
+        waiting at most `timeout` seconds for another runner when they do not.
 
-        Safe beside a running projection: a page projected twice fails its tracking insert.
+        Safe beside a running projection: a page two runners both project is written by one
+        (the position is moved by compare-and-set).
         """
-        deadline = time.monotonic() + timeout
-        while self.position < position and time.monotonic() < deadline:
-            if not self.run_page():
+        while self.position < position and not self.stopping.is_set():
+            before = self.position
+            try:
+                self.run_page()
+            except Exception as exc:  # noqa: BLE001 - e.g. a locked database: wait instead
+                log.info("catching up here failed; waiting for the projection", error=str(exc))
                 break
-        self.wait(position, max(0.0, deadline - time.monotonic()))
+            if self.position <= before:
+                break
+        self.wait(position, timeout)
 
     def rebuild(self) -> int:
         self.view.drop_all()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
@@ -101,8 +101,13 @@ class FactsMixin:
                 page.open_vacancies[row["apartment_uuid"]] = row
         return page
 
-    def save_page(self, page: Page, tracking: Tracking) -> None:
+    def save_page(self, page: Page, start: int, tracking: Tracking) -> None:
+        """Write a page's facts and move the position from `start` to the page's end, in one
+        transaction. The move is a compare-and-set: if the position is no longer `start`
+        (another runner got there first, or a rebuild reset it), IntegrityError, and nothing
+        of this page is written."""
         with self.datastore.transaction(commit=True) as c:
+            self._move_position(c, start, tracking)
             for table, rows in (("rm_cases", page.cases.values()),
                                 ("rm_apartments", page.apartments.values()),
                                 ("rm_vacancies", page.vacancies),
@@ -118,7 +123,19 @@ class FactsMixin:
                     f"VALUES ({', '.join([self.mark] * len(columns))})",
                     page.audit,
                 )
-            self._insert_tracking(c, tracking)  # type: ignore[attr-defined]
+
+    def _move_position(self, c: Any, start: int, tracking: Tracking) -> None:
+        table = getattr(self, "tracking_table_name", "tracking")
+        m = self.mark
+        if start == 0:
+            self._insert_tracking(c, tracking)  # type: ignore[attr-defined]  # fails if a row exists
+            return
+        c.execute(f"UPDATE {table} SET notification_id = {m} WHERE application_name = {m} "
+                  f"AND notification_id = {m} RETURNING notification_id",
+                  (tracking.notification_id, tracking.application_name, start))
+        if c.fetchone() is None:
+            raise IntegrityError(
+                f"position of {tracking.application_name} moved from {start} meanwhile")
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         sql = sql.replace("?", self.mark)

@@ -158,3 +158,22 @@ def test_sqlite_and_postgresql_give_identical_reports(tmp_path: Path):
         assert results[0] == results[1]
     finally:
         drop_database(name)
+
+
+def test_the_projection_selects_every_event_type_of_the_aggregates():
+    """A new event type must be added to the projection's topics, or it is never read."""
+    from eventsourcing.domain import Aggregate
+
+    from domain.apartment import Apartment
+    from domain.case import Case
+    from domain.notice import Notice
+    from projections.projector import TOPICS
+
+    for aggregate in (Case, Apartment, Notice):
+        events = {name for name, obj in vars(aggregate).items()
+                  if isinstance(obj, type) and issubclass(obj, Aggregate.Event)
+                  and name not in ("Event", "Created")}  # the library's base classes
+        assert events, aggregate
+        prefix = f"{aggregate.__module__}:{aggregate.__qualname__}."
+        missing = {e for e in events if prefix + e not in TOPICS}
+        assert not missing, f"{aggregate.__name__} events not projected: {sorted(missing)}"

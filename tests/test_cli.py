@@ -327,3 +327,32 @@ def test_import_refuses_garbage_by_line_and_lets_good_lines_through(stack, tmp_p
     history = json.loads(stack.run("history", case, "--json").stdout)
     assert [r["event"] for r in history] == ["Applied", "AssessmentStarted"]
     assert events_in_store(stack) - before == 2
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(command=st.sampled_from([
+    ["rent-arrears", "{case}", "--amount", "{value}"],
+    ["record-visit", "{case}", "--on", "{value}"],
+    ["course-session", "{case}", "--session", "{value}"],
+    ["decide", "{case}", "--outcome", "{value}"],
+    ["apply", "{value}", "--client", "kl-x", "--target-group", "elderly", "--district", "X"],
+    ["exit", "{case}", "--destination", "{value}"],
+    ["status", "{value}"],
+]), value=st.one_of(
+    st.text(min_size=1, max_size=40).filter(lambda v: not v.startswith("-") and "\x00" not in v),
+    st.sampled_from(["1e400", "-5", "99999999999999999999", "2999-01-01", "0000-00-00",
+                     "NaN", "ÅÄÖ", "\u202e", "granted"]),
+))
+def test_cli_steps_answer_bad_values_with_a_message_not_a_crash(stack, command, value):
+    case = "fuzz-cli"
+    stack.run("apply", case, "--client", "kl-fz", "--target-group", "elderly",
+              "--district", "Farsta", "--on", d(5))
+    before = events_in_store(stack)
+    args = [part.format(case=case, value=value) for part in command]
+    result = stack.run(*args)
+    assert result.returncode in (0, 1, 2), result.stderr
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    if result.returncode != 0:
+        assert result.stderr.strip()  # a message says why
+        assert events_in_store(stack) == before  # and nothing was recorded

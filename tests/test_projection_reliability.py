@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -271,9 +270,9 @@ def test_two_runners_at_once_apply_every_event_exactly_once(tmp_path, store_120)
     saved = [0, 0]
     refused = [0, 0]
     for i, runner in enumerate(runners):
-        def counting_save(page, tracking, i=i, save=runner.view.save_page):
+        def counting_save(page, start, tracking, i=i, save=runner.view.save_page):
             try:
-                save(page, tracking)
+                save(page, start, tracking)
             except Exception:
                 refused[i] += 1
                 raise
@@ -322,32 +321,20 @@ def new_case_lines(case: str, first_day: int) -> tuple[list[dict], list[dict]]:
     return first, second
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: run_page reads the position, the page's rows and writes the tracking record in "
-    "three transactions; a runner that read position P before another runner committed "
-    "P..Q, and whose page reaches past Q (events written meanwhile), loads rows that already "
-    "include P..Q, applies P..Q again and its tracking insert (R > Q) succeeds: counters "
-    "doubled. Fix: compare-and-set the tracking row on the page's start position."))
-def test_a_runner_never_applies_a_page_on_top_of_a_newer_view(tmp_path, store_120):
-    """The interleaving, made deterministic: A has selected its page (head at H1) and is
-    projecting it; meanwhile more events arrive and B (say `report` catching up beside a
-    running `project`) reads the position, selects up to H2, and loads rows after A saved."""
-    store = copy_store(store_120, tmp_path / "events.sqlite")
-    views = tmp_path / "views.sqlite"
-    writer = store_app(store)
-    a, b = runner_for(store, views), runner_for(store, views)
-    a.catch_up()
-    batch1, batch2 = new_case_lines("RACE-1", 2)
-    write(writer, parse(batch1, "race1-"))
+def interleave(a: ProjectionRunner, b: ProjectionRunner, meanwhile: Callable[[], Any]) -> None:
+    """Two runners' pages, interleaved deterministically: A reads the position and selects
+    its page; `meanwhile` writes more events; B reads the same position and selects a longer
+    page; A loads its rows, projects and saves; only then does B load its rows and save.
+    (A `project` process and a `report` catching up beside it, while an import runs.)"""
     a_selected, b_selected = threading.Event(), threading.Event()
     a_load, b_load = a.view.load_page, b.view.load_page
 
-    def a_loads(*args):
+    def a_loads(*args: Any) -> Any:
         a_selected.set()
         assert b_selected.wait(30)
         return a_load(*args)
 
-    def b_loads(*args):
+    def b_loads(*args: Any) -> Any:
         b_selected.set()
         thread_a.join(30)
         return b_load(*args)
@@ -356,22 +343,77 @@ def test_a_runner_never_applies_a_page_on_top_of_a_newer_view(tmp_path, store_12
     b.view.load_page = b_loads  # type: ignore[method-assign]
     thread_a = threading.Thread(target=a.run_page)
     thread_a.start()
-    assert a_selected.wait(30)
-    write(writer, parse(batch2, "race2-"))
-    b.run_page()
-    thread_a.join(30)
-    assert b.position == head_of(store)
+    try:
+        assert a_selected.wait(30)
+        meanwhile()
+        b.run_page()
+    finally:
+        b_selected.set()
+        thread_a.join(30)
+        del a.view.load_page, b.view.load_page
+
+
+def test_a_runner_that_read_an_old_position_does_not_apply_a_page_twice(tmp_path, store_120):
+    """B's rows are loaded after A saved, so they already hold A's page, which B's page
+    repeats. B must not apply those events again. (Today it is the audit table's primary
+    key that refuses B's page: re-inserting a case event's audit row fails the transaction.)"""
+    store = copy_store(store_120, tmp_path / "events.sqlite")
+    views = tmp_path / "views.sqlite"
+    writer = store_app(store)
+    a, b = runner_for(store, views), runner_for(store, views)
+    a.catch_up()
+    first, second = new_case_lines("RACE-1", 2)
+    write(writer, parse(first, "race1-"))
+    interleave(a, b, lambda: write(writer, parse(second, "race2-")))
+    b.catch_up()
+    assert a.position == b.position == head_of(store)
 
     assert_each_event_applied_once(store, views)
     _, expected_facts = reference(store, tmp_path / "single.sqlite", [])
     assert fact_tables(views) == expected_facts
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a rebuild (drop_all) while another runner is between loading and saving a page "
-    "lets that runner's save re-create the tracking row at its page's end over emptied "
-    "tables; the rebuild's catch-up then starts there and the earlier facts are never "
-    "projected again. Fix: the same compare-and-set of the tracking row on the page's start."))
+def tenancy_lines(case: str, apartment: str) -> list[dict]:
+    """A new apartment and a new case up to the landlord's approval, in November 2026."""
+    day = lambda n: date(2026, 11, n).isoformat()  # noqa: E731
+    client = {"id": f"kl-{case}", "target_group": "young_adults", "district": "Farsta"}
+    return [
+        {"type": "register_apartment", "apartment": apartment, "landlord": "Stockholmshem",
+         "rooms": 1, "on": day(2)},
+        {"type": "apply", "case": case, "on": day(2), "client": client},
+        {"type": "start_assessment", "case": case, "on": day(2)},
+        {"type": "decide", "case": case, "on": day(3), "outcome": "granted",
+         "programme": "training_apartment"},
+        {"type": "offer", "case": case, "apartment": apartment, "on": day(4)},
+        {"type": "landlord_decision", "case": case, "approved": True, "on": day(5)},
+    ]
+
+
+def test_a_runner_that_read_an_old_position_does_not_fold_apartment_events_twice(
+        tmp_path, store_120):
+    store = copy_store(store_120, tmp_path / "events.sqlite")
+    views = tmp_path / "views.sqlite"
+    writer = store_app(store)
+    a, b = runner_for(store, views), runner_for(store, views)
+    write(writer, parse(tenancy_lines("RACE-2", "APT-RACE-2"), "tenancy-"))
+    a.catch_up()
+    write(writer, parse([{"type": "move_in", "case": "RACE-2", "apartment": "APT-RACE-2",
+                          "on": date(2026, 11, 6).isoformat()}], "movein-"))
+    # a page ends between the move-in's two events, as a full page can end anywhere
+    cutter = runner_for(store, views, page_size=1)
+    assert cutter.run_page() == 1
+    after_cut = a.app.recorder.select_notifications(
+        start=a.position, limit=1, inclusive_of_start=False)
+    assert after_cut[0].topic == "domain.apartment:Apartment.Occupied"
+    session = [{"type": "course_session", "case": "RACE-2", "session": 1,
+                "on": date(2026, 11, 7).isoformat()}]
+    interleave(a, b, lambda: write(writer, parse(session, "session-")))
+    b.catch_up()
+    assert a.position == b.position == head_of(store)
+
+    assert_each_event_applied_once(store, views)
+
+
 def test_a_rebuild_beside_a_running_projection_loses_nothing(tmp_path, store_120):
     store = copy_store(store_120, tmp_path / "events.sqlite")
     views = tmp_path / "views.sqlite"
@@ -382,9 +424,9 @@ def test_a_rebuild_beside_a_running_projection_loses_nothing(tmp_path, store_120
     write(writer, parse(batch1, "reb-"))
     save = running.view.save_page
 
-    def rebuild_starts_meanwhile(page, tracking):
+    def rebuild_starts_meanwhile(page, start, tracking):
         rebuilding.view.drop_all()  # `housing-chain projections rebuild`'s first step
-        save(page, tracking)
+        save(page, start, tracking)
 
     running.view.save_page = rebuild_starts_meanwhile  # type: ignore[method-assign]
     running.run_page()

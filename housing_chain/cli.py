@@ -260,6 +260,16 @@ def takeover_decision(case: str, approved: bool = typer.Option(..., "--approved/
                "reason": reason}, on, actor, as_json, command_id, data)
 
 
+@app.command()
+def assign(case: str, role: str = typer.Option(..., help="caseworker or housing_pilot"),
+           to: str = typer.Option(..., help="the actor who takes it on"),
+           on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+           command_id: str = IdOption, data: Path = DataOption) -> None:
+    """Assign (or reassign) the responsible caseworker or the housing pilot."""
+    send_step({"type": "assign", "case": case, "role": role, "to": to}, on, actor, as_json,
+              command_id, data)
+
+
 @app.command("exit")
 def exit_case(case: str, destination: str = typer.Option(
                   ..., help="first_hand_lease, own_housing, terminated, withdrawn, deceased, "

@@ -356,3 +356,23 @@ def test_cli_steps_answer_bad_values_with_a_message_not_a_crash(stack, command, 
     if result.returncode != 0:
         assert result.stderr.strip()  # a message says why
         assert events_in_store(stack) == before  # and nothing was recorded
+
+
+def test_assign_and_worklist_commands(stack):
+    stack.run("apply", "wl-1", "--client", "p-wl1", "--target-group", "elderly",
+              "--district", "Farsta", "--on", d(120), "--as", "handlaggare.ek")
+    stack.run("start-assessment", "wl-1", "--on", d(119), "--as", "handlaggare.ek")
+    stack.run("decide", "wl-1", "--outcome", "granted", "--programme", "housing_first",
+              "--on", d(100), "--as", "handlaggare.ek")
+    moved = stack.run("assign", "wl-1", "--role", "caseworker", "--to", "handlaggare.lind",
+                      "--on", d(90), "--json")
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout)["events"] == ["Assigned"]
+    bad = stack.run("assign", "wl-1", "--role", "janitor", "--to", "x")
+    assert bad.returncode == 2 and "role" in bad.stderr
+    lind = json.loads(stack.run("worklist", "--as", "handlaggare.lind", "--json").stdout)
+    item = next(i for i in lind["rows"] if i["case"] == "wl-1")
+    assert item["kind"] == "unexecuted_decision" and item["status"] == "overdue"
+    ek = json.loads(stack.run("worklist", "--as", "handlaggare.ek", "--json").stdout)
+    assert all(i["case"] != "wl-1" for i in ek["rows"])
+    assert "wl-1" in stack.run("worklist", "--as", "handlaggare.lind").stdout

@@ -1,6 +1,6 @@
 """Record workflow histories from a running stack as replay fixtures.
 
-    python -m tests.record_histories CASE [CASE ...]
+    python -m tests.record_histories CASE [CASE ...] [notice-NOTICE ...]
 
 Run it against a stack that has imported the demo (`make run`), choosing cases in different
 stages. The histories carry only pseudonymous ids. tests/test_replay.py replays them, so a
@@ -23,7 +23,8 @@ async def record(cases: list[str]) -> None:
     client = await connect(Settings())
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for case in cases:
-        history = await client.get_workflow_handle(case_workflow_id(case)).fetch_history()
+        workflow_id = case if case.startswith("notice-") else case_workflow_id(case)
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
         (FIXTURES / f"{case}.json").write_text(history.to_json(), encoding="utf-8")
         print(f"{case}: {len(history.events)} events")
 

@@ -407,3 +407,16 @@ async def test_a_long_notice_continues_as_new_and_keeps_its_deadline_and_command
     await h.sleep_until(deadline + timedelta(seconds=1))
     assert h.events("l-1")[-1] == "OutreachRequired"
     assert h.events("l-1").count("OutreachRequired") == 1
+
+
+async def test_a_missed_outreach_escalation_is_delivered_to_the_supervisor(notices):
+    """The escalation goes through the reminder delivery (outbox; e-mail when configured)."""
+    from activities.notify import Notifier
+
+    h = notices
+    await h.register("dl-1", kind="outreach", pilot="bolots.ahmed")
+    await h.env.sleep(timedelta(hours=49))
+    assert "OutreachEscalated" in h.events("dl-1")
+    outbox = Notifier(h.settings).outbox
+    rows = outbox._execute("SELECT reminder_id, status FROM outbox")
+    assert any(r[0].startswith("notice-dl-1:outreach:") for r in rows), rows

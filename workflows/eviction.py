@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         NoticeStatus,
         NoticeStepRequest,
     )
-    from workflows.messages import CarriedState, CaseStart
+    from workflows.messages import CarriedState, CaseStart, ReminderDelivery
 
 STEP_TIMEOUT = timedelta(seconds=30)
 STEP_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["StepRefused"])
@@ -166,6 +166,21 @@ class EvictionPreventionWorkflow:
                              noted=sorted(self.noted), last_step_at=self.last_step_at)
 
     async def raise_due(self) -> None:
+        delivery = await self.raise_one()
+        if delivery is not None and workflow.patched("notice-delivery-v1"):
+            try:
+                await workflow.execute_activity(
+                    "deliver_reminder", delivery, result_type=str,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=RetryPolicy(maximum_attempts=20,
+                                             maximum_interval=timedelta(minutes=10)),
+                )
+            except ActivityError as exc:  # recorded on the notice either way
+                workflow.logger.warning("escalation not delivered by e-mail: %s", exc.cause)
+
+    async def raise_one(self) -> ReminderDelivery | None:
+        """Record the first item that is due; the escalation of a missed 48-hour outreach is
+        also delivered (to the supervisor by e-mail when configured)."""
         async with self.lock:
             now = workflow.now()
             for item in self.due():
@@ -190,8 +205,18 @@ class EvictionPreventionWorkflow:
                     retry_policy=STEP_RETRY,
                 )
                 self.noted.add(command_id)
+                escalated_now = snapshot.escalated and not (self.snapshot and self.snapshot.escalated)
                 self.snapshot = snapshot
-                break  # the next item (the outreach clock just started) is recomputed
+                if item.kind != "reach" and escalated_now:
+                    return ReminderDelivery(
+                        reminder_id=command_id, case=self.notice, kind="outreach_missed",
+                        due=local_date(item.deadline, self.policy),
+                        to_actor=snapshot.pilot or "unassigned", escalation=True,
+                        text=(f"Notice {self.notice}: no outreach visit within "
+                              f"{self.policy.outreach_hours} hours (by {item.deadline})."),
+                    )
+                return None  # the next item (the outreach clock just started) is recomputed
+        return None
 
     # --- steps ----------------------------------------------------------------------------
 

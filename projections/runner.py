@@ -45,6 +45,7 @@ class ProjectionRunner:
         self.page_size = page_size
         self.poll_interval = poll_interval
         self.stopping = threading.Event()
+        self.notified = threading.Event()
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
@@ -121,13 +122,43 @@ class ProjectionRunner:
         return covered
 
     def run_forever(self) -> None:
+        """Catch up, then follow the event store: on PostgreSQL woken by the recorder's
+        LISTEN/NOTIFY channel (eventsourcing NOTIFYs it on every insert), on SQLite, which
+        has no notifications, by polling."""
+        listening = self.listen()
+        idle = 5.0 if listening else self.poll_interval
         while not self.stopping.is_set():
             try:
+                self.notified.clear()
                 if not self.catch_up():
-                    self.stopping.wait(self.poll_interval)
+                    self.notified.wait(idle)
             except Exception as exc:  # noqa: BLE001 - logged; a locked database clears up
                 log.warning("projection page failed; retrying", error=str(exc))
                 self.stopping.wait(1.0)
+
+    def listen(self) -> bool:
+        """Start a thread that LISTENs on the PostgreSQL recorder's channel; False on SQLite."""
+        recorder = self.app.recorder
+        channel = getattr(recorder, "channel_name", None)
+        if channel is None:
+            return False
+        from psycopg.sql import SQL, Identifier
+
+        def run() -> None:
+            while not self.stopping.is_set():
+                try:
+                    with recorder.datastore.get_connection() as conn:
+                        conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+                        while not self.stopping.is_set():
+                            for _ in conn.notifies(timeout=0.5, stop_after=1):
+                                self.notified.set()
+                except Exception as exc:  # noqa: BLE001 - reconnect after a restart
+                    log.warning("LISTEN failed; retrying", error=str(exc))
+                    self.notified.set()
+                    self.stopping.wait(1.0)
+
+        threading.Thread(target=run, name="projection-listen", daemon=True).start()
+        return True
 
     def start(self) -> ProjectionRunner:
         self.thread = threading.Thread(target=self.run_forever, name="projection", daemon=True)
@@ -136,6 +167,7 @@ class ProjectionRunner:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.notified.set()
         if self.thread is not None:
             self.thread.join(timeout=30)
 

@@ -177,3 +177,22 @@ def test_the_projection_selects_every_event_type_of_the_aggregates():
         prefix = f"{aggregate.__module__}:{aggregate.__qualname__}."
         missing = {e for e in events if prefix + e not in TOPICS}
         assert not missing, f"{aggregate.__name__} events not projected: {sorted(missing)}"
+
+
+def test_a_running_projection_follows_new_events(backend):
+    """SQLite by polling; PostgreSQL woken by LISTEN/NOTIFY."""
+    import time
+
+    store, views = backend
+    app = HousingChain(env=store)
+    runner = ProjectionRunner(HousingChain(env=store), open_view(views)).start()
+    try:
+        write(app, demo_steps(3))
+        deadline = time.monotonic() + 20
+        while runner.position < app.recorder.max_notification_id():
+            assert time.monotonic() < deadline, "the projection did not follow"
+            time.sleep(0.05)
+        listening = [t.name for t in threading.enumerate() if t.name == "projection-listen"]
+        assert bool(listening) == store["PERSISTENCE_MODULE"].endswith("postgres")
+    finally:
+        runner.stop()

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -114,54 +114,53 @@ class ChainClient:
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         )
 
-    async def send(self, step: CaseStep) -> LineResult:
-        """One caseworker step; raises Refused."""
+    async def update(
+        self, workflow_id: str, update: Any, request: Any, update_id: str,
+        start: Callable[[], WithStartWorkflowOperation] | None = None,
+    ) -> Any:
+        """Send an update, starting the workflow first when `start` is given, and retry
+        transient errors with the same update id. Temporal's own errors propagate."""
         starts: list[WithStartWorkflowOperation] = []
 
-        async def call() -> LineResult:
-            if step.type == "apply":
+        async def call() -> Any:
+            if start is not None:
                 for earlier in starts:  # a retry: collect the failed attempt's operation
                     await _settle(earlier)
-                starts.append(self._start(step.case))  # an operation is good for one request
+                starts.append(start())  # an operation is good for one request
                 return await self.client.execute_update_with_start_workflow(
-                    CaseWorkflow.step, StepRequest(step=step),
-                    start_workflow_operation=starts[-1], id=step.id,
+                    update, request, start_workflow_operation=starts[-1], id=update_id,
                 )
-            handle = self.client.get_workflow_handle(case_workflow_id(step.case))
-            return await handle.execute_update(CaseWorkflow.step, StepRequest(step=step), id=step.id)
+            handle = self.client.get_workflow_handle(workflow_id)
+            return await handle.execute_update(update, request, id=update_id)
 
         try:
             return await self._retrying(call)
+        except (RPCError, WorkflowAlreadyStartedError):
+            for operation in starts:
+                await _settle(operation)
+            raise
+
+    async def send(self, step: CaseStep) -> LineResult:
+        """One caseworker step; raises Refused."""
+        start = (lambda: self._start(step.case)) if step.type == "apply" else None
+        try:
+            return await self.update(case_workflow_id(step.case), CaseWorkflow.step,
+                                     StepRequest(step=step), step.id or "", start)
         except WorkflowUpdateFailedError as exc:
             raise Refused(_reason(exc)) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            for start in starts:
-                await _settle(start)
             raise Refused(await self._explain(step.case, exc)) from None
 
     async def send_batch(self, case: str, steps: Sequence[CaseStep], batch_id: str) -> list[LineResult]:
         """Consecutive steps of one case in one update; each line accepted or refused alone."""
-        batch = StepBatch(batch_id=batch_id, steps=list(steps))
-        starts: list[WithStartWorkflowOperation] = []
-
-        async def call() -> list[LineResult]:
-            if steps[0].type == "apply":
-                for earlier in starts:
-                    await _settle(earlier)
-                starts.append(self._start(case))
-                return await self.client.execute_update_with_start_workflow(
-                    CaseWorkflow.steps, batch, start_workflow_operation=starts[-1], id=batch_id,
-                )
-            handle = self.client.get_workflow_handle(case_workflow_id(case))
-            return await handle.execute_update(CaseWorkflow.steps, batch, id=batch_id)
-
+        start = (lambda: self._start(case)) if steps[0].type == "apply" else None
         try:
-            return await self._retrying(call)
+            return await self.update(case_workflow_id(case), CaseWorkflow.steps,
+                                     StepBatch(batch_id=batch_id, steps=list(steps)), batch_id,
+                                     start)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            for start in starts:
-                await _settle(start)
             reason = await self._explain(case, exc)
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 

@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.notice_commands import NoticeStep
 from domain.views import LineResult
-from housing_chain.client import ChainClient, Refused, _reason, _settle
+from housing_chain.client import ChainClient, Refused, _reason
 from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id
 from workflows.eviction_messages import NoticeStart, NoticeStatus, NoticeStepRequest
 
@@ -31,28 +31,13 @@ class NoticeClient(ChainClient):
 
     async def send_notice(self, step: NoticeStep) -> LineResult:
         """One notice step (`register` starts the workflow); raises Refused."""
-        starts: list[WithStartWorkflowOperation] = []
-        request = NoticeStepRequest(step=step)
-
-        async def call() -> LineResult:
-            if step.type == "register":
-                for earlier in starts:  # a retry: collect the failed attempt's operation
-                    await _settle(earlier)
-                starts.append(self._start_notice(step.notice))
-                return await self.client.execute_update_with_start_workflow(
-                    EvictionPreventionWorkflow.step, request,
-                    start_workflow_operation=starts[-1], id=step.id,
-                )
-            handle = self.client.get_workflow_handle(notice_workflow_id(step.notice))
-            return await handle.execute_update(EvictionPreventionWorkflow.step, request, id=step.id)
-
+        start = (lambda: self._start_notice(step.notice)) if step.type == "register" else None
         try:
-            return await self._retrying(call)
+            return await self.update(notice_workflow_id(step.notice), EvictionPreventionWorkflow.step,
+                                     NoticeStepRequest(step=step), step.id or "", start)
         except WorkflowUpdateFailedError as exc:
             raise Refused(_reason(exc)) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            for start in starts:
-                await _settle(start)
             raise Refused(await self._explain_notice(step.notice, exc)) from None
 
     async def notice_status(self, notice: str) -> NoticeStatus:

@@ -1,0 +1,790 @@
+"""Sustained load: 10,000 open cases on the embedded stack, steps at a steady rate for 5 min.
+
+The stack runs as `python -m housing_chain.cli up`, a subprocess of its own (free ports,
+temporary data directory), exactly as an operator starts it: so "worker memory" is that
+process's RSS (worker, projection thread, event store) and "server memory" the RSS of its
+`temporal` child (the dev server). This benchmark's process is only the client.
+
+1. Set-up: an import file with, per case, register_apartment + apply + start_assessment +
+   decide (granted, training_apartment) + offer + landlord_decision (approved) + move_in,
+   dated over the last 60 days, ascending per case (move-ins 1–54 days ago), imported with
+   `python -m housing_chain.cli import FILE --json --parallel 16` (timed, refusals counted;
+   20 random cases' stages are then checked to be `training`). The apartments come first in
+   the file (the stock is there before the cases), so each case's six steps go as one
+   batched update-with-start. Cases that moved in more
+   than a week ago have a home visit overdue: each raises it as a system note 120 s after its
+   import (the policy's catch-up delay), part of them during the load phase. That is realistic
+   load and is left in (the count is reported).
+2. Load: `record_visit` (home_visit, dated today) to random cases through `ChainClient.send`,
+   open loop: one step every 1/rate s, whether or not the earlier ones have answered, at most
+   `--max-in-flight` at once (a step that finds the cap full waits for a slot; every such
+   wait is counted). Each step's latency is measured from when it was sent (service time) and
+   from when the schedule said it should be sent (includes any wait for the cap, so a stall
+   is not hidden). Errors: any exception, refusal, or a step not applied, by kind; transient
+   RPC errors the client retries by itself are counted apart.
+3. Memory: VmRSS of the worker process and the server process at the start of the load, every
+   30 s, and at the end; start, end, max and growth (target ≤ 20 %). CPU of each during the load.
+
+Prints a table and writes bench/results/sustained_load.json. Timings are reported, never
+asserted; exits non-zero only if the benchmark could not run (stack did not start, import
+did not run, stack died). Stops the stack (its process group and the dev server's) and
+removes the data directory on the way out, on an error or Ctrl-C as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from harness import CpuMeter, free_port, machine, percentile, run_main, write_results
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from domain.commands import Checklist, RecordVisit
+from housing_chain.client import ChainClient, Refused, connect, today_in
+from housing_chain.settings import Settings
+
+CLI = [sys.executable, "-m", "housing_chain.cli"]
+MEMORY_TARGET_PCT = 20.0
+SAMPLE_EVERY = 30.0
+TARGET_GROUPS = ("young_adults", "substance_abuse", "psychiatric_disability", "families_with_children",
+                 "newly_arrived", "elderly", "exposed_to_violence", "other")
+DISTRICTS = ("Farsta", "Skärholmen", "Rinkeby-Kista", "Södermalm", "Hägersten-Älvsjö", "Spånga-Tensta")
+# the environment of the stack and the CLI: our data directory only, the default policy
+STRIPPED_ENV = ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT",
+                "HOUSING_CHAIN_POLICY_FILE", "HOUSING_CHAIN_TASK_QUEUE", "TEMPORAL_NAMESPACE",
+                "HOUSING_CHAIN_TEMPORAL_NAMESPACE", "HOUSING_CHAIN_TEMPORAL_ADDRESS")
+
+
+# --- processes ------------------------------------------------------------------------------
+
+def proc_stat(pid: int) -> tuple[str, str, int, int] | None:
+    """(comm, state, parent pid, utime + stime ticks) of a process, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    fields = text.rsplit(")", 1)[1].split()
+    return comm, fields[0], int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def alive(pid: int | None) -> bool:
+    stat = proc_stat(pid) if pid else None
+    return stat is not None and stat[1] not in ("Z", "X")
+
+
+def rss_kib(pid: int | None) -> int | None:
+    """VmRSS of a live process, in KiB."""
+    if not alive(pid):
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = proc_stat(int(entry))
+            if stat is not None and stat[2] == pid:
+                found.append((int(entry), stat[0]))
+    return found
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """Machine-wide (busy, all) ticks from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])
+    return total - values[3] - values[4], total
+
+
+class StackProcess:
+    """`housing-chain up` as a subprocess in a session of its own, and its dev server child."""
+
+    def __init__(self, data: Path, env: dict[str, str]) -> None:
+        self.data = data
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.server_pid: int | None = None
+        self.out_path = data / "up.out"
+        self.log_path = data / "worker.log"
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout: float = 120.0) -> float:
+        began = time.perf_counter()
+        with self.out_path.open("wb") as out, self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*CLI, "up"], env=self.env, stdout=out, stderr=log, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # our Ctrl-C is handled here, then stops it in order
+            )
+        while time.perf_counter() - began < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the stack exited ({self.proc.returncode}) before it was "
+                                   f"ready:\n{self.tail()}")
+            if "housing-chain ready" in self.out_path.read_text(errors="replace"):
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the stack was not ready after {timeout:.0f} s:\n{self.tail()}")
+        servers = [pid for pid, comm in children(self.proc.pid) if comm == "temporal"]
+        if len(servers) != 1:
+            raise RuntimeError(f"expected one `temporal` child of the stack process, found "
+                               f"{children(self.proc.pid)}")
+        self.server_pid = servers[0]
+        return time.perf_counter() - began
+
+    def tail(self, lines: int = 20) -> str:
+        text = []
+        for path in (self.out_path, self.log_path, self.data / "temporal-server.log"):
+            if path.exists():
+                text += path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(text)
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            stopped = "stopping" in self.out_path.read_text(errors="replace")
+            raise RuntimeError(
+                f"the stack process exited ({self.proc.returncode}) during the run"
+                + (" after printing `stopping…`: something outside this benchmark sent it "
+                   "SIGINT or SIGTERM" if stopped else "") + f":\n{self.tail()}")
+        if self.server_pid is not None and not alive(self.server_pid):
+            raise RuntimeError(f"the dev server (pid {self.server_pid}) exited during the run:\n"
+                               f"{self.tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM `up` (it stops the projection, the worker and the dev server), then make
+        sure: kill what is left of both process groups. Blocking, so a second Ctrl-C cannot
+        cut it short half-way."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                pass
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its group
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        server = self.server_pid
+        if server is not None and alive(server) and proc_stat(server)[0] == "temporal":  # type: ignore[index]
+            # the dev server runs in a session of its own (EmbeddedStack): its group is its pid
+            for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(server, sig)
+                except (ProcessLookupError, PermissionError):
+                    break
+                deadline = time.monotonic() + wait
+                while alive(server) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not alive(server):
+                    break
+
+
+async def run_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    began = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(), err.decode(), time.perf_counter() - began
+
+
+# --- set-up ---------------------------------------------------------------------------------
+
+def case_name(k: int) -> str:
+    return f"load-{k:05d}"
+
+
+def write_import(path: Path, cases: int, today: date) -> int:
+    """The apartments first (the stock is there before the cases), then per case apply …
+    move_in, dated within the last 60 days, ascending per case."""
+    pilot = "handlaggare.bench"
+    stock: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    for k in range(cases):
+        case, apartment = case_name(k), f"APT-L{k:05d}"
+        back = 60 - k % 54  # applied 60..7 days ago; moved in 6 days later (54..1 days ago)
+        day = lambda n, back=back: (today - timedelta(days=back - n)).isoformat()  # noqa: E731
+        stock.append({"type": "register_apartment", "apartment": apartment, "landlord": "Stockholmshem",
+                      "rooms": 1 + k % 3, "on": day(0), "actor": "bostadsenheten.bench"})
+        steps += [
+            {"type": "apply", "case": case, "on": day(0), "actor": pilot, "referral": "self",
+             "client": {"id": f"client-{case}", "target_group": TARGET_GROUPS[k % len(TARGET_GROUPS)],
+                        "district": DISTRICTS[k % len(DISTRICTS)],
+                        "household": {"adults": 1, "children": k % 3}}},
+            {"type": "start_assessment", "case": case, "on": day(1), "actor": pilot},
+            {"type": "decide", "case": case, "on": day(2), "actor": pilot, "outcome": "granted",
+             "programme": "training_apartment"},
+            {"type": "offer", "case": case, "on": day(3), "actor": pilot, "apartment": apartment},
+            {"type": "landlord_decision", "case": case, "on": day(4), "actor": pilot, "approved": True},
+            {"type": "move_in", "case": case, "on": day(6), "actor": pilot, "apartment": apartment},
+        ]
+    with path.open("w", encoding="utf-8") as f:
+        for row in stock + steps:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(stock) + len(steps)
+
+
+# --- load -----------------------------------------------------------------------------------
+
+class CountingChainClient(ChainClient):
+    """ChainClient as the CLI uses it, counting the transient errors it retries by itself
+    (so a retried step is visible here even though it ends up accepted)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retried: Counter[str] = Counter()
+
+    async def _retrying(self, call):  # type: ignore[override]
+        async def counted():
+            try:
+                return await call()
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                self.retried["update RPC timeout"] += 1
+                raise
+            except RPCError as exc:
+                self.retried[f"RPC {exc.status.name if exc.status else '?'}"] += 1
+                raise
+        return await super()._retrying(counted)
+
+
+class Load:
+    def __init__(self, chain: CountingChainClient, cases: list[str], args: argparse.Namespace,
+                 run_id: str) -> None:
+        self.chain = chain
+        self.cases = cases
+        self.args = args
+        self.run_id = run_id
+        self.rng = random.Random(args.seed)
+        self.inflight: set[asyncio.Task] = set()
+        self.records: list[dict[str, Any]] = []  # one per step
+        self.errors: Counter[str] = Counter()
+        self.error_examples: dict[str, str] = {}
+        self.cap_hits = 0
+        self.max_inflight = 0
+        self.t0 = 0.0
+        self.issue_end = 0.0
+
+    def error(self, kind: str, example: str) -> None:
+        self.errors[kind] += 1
+        self.error_examples.setdefault(kind, example[:300])
+
+    async def one(self, n: int, scheduled: float) -> None:
+        loop = asyncio.get_running_loop()
+        case = self.rng.choice(self.cases)
+        step = RecordVisit(
+            case=case, on=today_in(self.chain.policy), actor="boendestod.bench",
+            id=f"load:{self.run_id}:{n}", kind="home_visit",
+            checklist=Checklist(rent_paid=True, home_insurance=True, in_housing_queue=True),
+        )
+        sent = loop.time()
+        record: dict[str, Any] = {"n": n, "scheduled": scheduled - self.t0, "sent": sent - self.t0,
+                                  "ok": False}
+        self.records.append(record)
+        try:
+            result = await asyncio.wait_for(self.chain.send(step), self.args.step_timeout)
+        except Refused as exc:
+            reason = str(exc).replace(case, "CASE")
+            self.error(f"refused: {reason[:80]}", str(exc))
+        except TimeoutError:
+            self.error(f"no answer within {self.args.step_timeout:.0f} s", case)
+        except Exception as exc:  # noqa: BLE001 - every failure is a figure here
+            self.error(type(exc).__name__, f"{case}: {exc!r}")
+        else:
+            if result.accepted and not result.duplicate:
+                record["ok"] = True
+            else:
+                self.error("not applied" if not result.accepted else "duplicate", repr(result))
+        done = loop.time()
+        record["done"] = done - self.t0
+        record["latency"] = done - sent
+        record["latency_from_schedule"] = done - scheduled
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        total = round(self.args.rate * self.args.seconds)
+        interval = 1.0 / self.args.rate
+        self.t0 = loop.time()
+        for n in range(total):
+            scheduled = self.t0 + n * interval
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(self.inflight) >= self.args.max_in_flight:
+                self.cap_hits += 1
+                while len(self.inflight) >= self.args.max_in_flight:
+                    await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(self.one(n, scheduled))
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
+            self.max_inflight = max(self.max_inflight, len(self.inflight))
+        self.issue_end = loop.time() - self.t0
+        if self.inflight:
+            await asyncio.wait(set(self.inflight))
+
+    async def cancel(self) -> None:
+        for task in list(self.inflight):
+            task.cancel()
+        if self.inflight:
+            await asyncio.wait(set(self.inflight), timeout=10)
+
+
+class Sampler:
+    """RSS of the worker and the server (and CPU ticks of both and of us) every 30 s."""
+
+    def __init__(self, stack: StackProcess, load: Load) -> None:
+        self.stack = stack
+        self.load = load
+        self.samples: list[dict[str, Any]] = []
+        self.cpu_began: dict[str, Any] = {}
+
+    def sample(self, label: str) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.began
+        done = [r for r in self.load.records if "done" in r]
+        row = {
+            "label": label,
+            "t_s": round(elapsed, 1),
+            "worker_rss_mib": _mib(rss_kib(self.stack.worker_pid)),
+            "server_rss_mib": _mib(rss_kib(self.stack.server_pid)),
+            "bench_rss_mib": _mib(rss_kib(os.getpid())),
+            "steps_sent": len(self.load.records),
+            "steps_ok": sum(1 for r in done if r["ok"]),
+            "errors": sum(self.load.errors.values()),
+            "in_flight": len(self.load.inflight),
+        }
+        self.samples.append(row)
+        return row
+
+    def ticks(self) -> dict[str, Any]:
+        busy, total = cpu_ticks()
+        return {
+            "t": time.perf_counter(), "busy": busy, "total": total,
+            "worker": (proc_stat(self.stack.worker_pid) or (0, 0, 0, 0))[3],  # type: ignore[arg-type]
+            "server": (proc_stat(self.stack.server_pid) or (0, 0, 0, 0))[3],  # type: ignore[arg-type]
+            "bench": (proc_stat(os.getpid()) or (0, 0, 0, 0))[3],
+        }
+
+    def start(self) -> None:
+        self.began = time.perf_counter()
+        self.cpu_began = self.ticks()
+        self.print(self.sample("start"))
+
+    def print(self, row: dict[str, Any]) -> None:
+        print(f"  {row['label']:>6} t={row['t_s']:6.1f} s  worker {row['worker_rss_mib']} MiB, "
+              f"server {row['server_rss_mib']} MiB; steps sent {row['steps_sent']}, ok "
+              f"{row['steps_ok']}, errors {row['errors']}, in flight {row['in_flight']}",
+              flush=True)
+
+    async def every(self, seconds: float) -> None:
+        k = 1
+        while True:
+            await asyncio.sleep(max(0.0, self.began + k * seconds - time.perf_counter()))
+            self.stack.check()
+            self.print(self.sample(f"{int(k * seconds)}s"))
+            k += 1
+
+    def cpu(self) -> dict[str, Any]:
+        end = self.ticks()
+        b = self.cpu_began
+        wall = end["t"] - b["t"]
+        hz = CpuMeter.HZ
+        pct = lambda key: round((end[key] - b[key]) / hz / wall * 100)  # noqa: E731
+        busy = pct("busy")
+        ours = pct("worker") + pct("server") + pct("bench")
+        return {"seconds": round(wall, 1), "worker_pct_of_core": pct("worker"),
+                "server_pct_of_core": pct("server"), "bench_client_pct_of_core": pct("bench"),
+                "machine_busy_pct_of_core": busy, "others_pct_of_core": max(0, busy - ours)}
+
+
+def _mib(kib: int | None) -> float | None:
+    return None if kib is None else round(kib / 1024, 1)
+
+
+def memory_summary(samples: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    values = [s[key] for s in samples if s[key] is not None]
+    if not values:
+        return {"start_mib": None, "end_mib": None, "max_mib": None, "growth_pct": None}
+    start, end = values[0], values[-1]
+    growth = (end - start) / start * 100
+    return {"start_mib": start, "end_mib": end, "max_mib": max(values),
+            "growth_pct": round(growth, 1), "max_growth_pct": round((max(values) - start) / start * 100, 1),
+            "target_met": growth <= MEMORY_TARGET_PCT}
+
+
+def latency_summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), **{f"p{p}_ms": round(percentile(values, p) * 1000, 1) for p in (50, 90, 99)},
+            "max_ms": round(max(values) * 1000, 1), "mean_ms": round(sum(values) / len(values) * 1000, 1)}
+
+
+def log_counts(path: Path, since: datetime, until: datetime) -> dict[str, Any]:
+    """What the worker logged in a time window: steps, system notes, warnings; and when
+    each kind of entry first and last appeared (seconds into the window)."""
+    events: Counter[str] = Counter()
+    spans: dict[str, list[float]] = {}
+    levels: Counter[str] = Counter()
+    examples: list[str] = []
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    with handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                levels["unparsed"] += 1
+                continue
+            try:
+                stamp = datetime.fromisoformat(str(row.get("timestamp")))
+            except ValueError:
+                continue
+            if not (since <= stamp <= until):
+                continue
+            name = str(row.get("event"))
+            events[name] += 1
+            offset = round((stamp - since).total_seconds(), 1)
+            spans.setdefault(name, [offset, offset])[1] = offset
+            level = str(row.get("level", "?"))
+            levels[level] += 1
+            if level in ("warning", "error", "critical") and len(examples) < 5:
+                examples.append(line.strip()[:400])
+    return {"events": dict(events.most_common(12)), "levels": dict(levels),
+            "first_last_s": {k: spans[k] for k, _ in events.most_common(12)},
+            "warning_examples": examples}
+
+
+async def import_progress(stack: StackProcess, cases: int, every: float = 60.0) -> None:
+    """A line a minute while the import runs (it prints nothing with --json): how many
+    apartments and case steps the worker has logged so far. Raises if the stack dies."""
+    keys = {"apartments": b'"stock step accepted"', "steps": b'"step accepted"',
+            "notes": b'"due item"'}
+    offset, counts = 0, Counter()
+    began = time.perf_counter()
+    while True:
+        for _ in range(round(every)):  # and a stack that died stops the import at once
+            await asyncio.sleep(1.0)
+            stack.check()
+        with stack.log_path.open("rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        chunk = chunk[:chunk.rfind(b"\n") + 1]
+        offset += len(chunk)
+        for name, key in keys.items():
+            counts[name] += chunk.count(key)
+        print(f"  {time.perf_counter() - began:5.0f} s: apartments {counts['apartments']}/{cases}, "
+              f"case steps {counts['steps']}/{6 * cases}, system notes {counts['notes']}", flush=True)
+
+
+def projection_lag(settings: Settings) -> dict[str, int] | None:
+    """The read models' position against the event store's head (read-only)."""
+    try:
+        from housing_chain.cli import projection_for
+
+        runner = projection_for(settings)
+        position, head = runner.position, runner.head()
+        return {"position": position, "head": head, "behind": head - position}
+    except Exception as exc:  # noqa: BLE001 - a figure, not a condition
+        print(f"  (projection position not read: {exc})", file=sys.stderr)
+        return None
+
+
+# --- the run --------------------------------------------------------------------------------
+
+async def run(args: argparse.Namespace) -> None:
+    for key in STRIPPED_ENV:
+        os.environ.pop(key, None)
+    data = Path(tempfile.mkdtemp(prefix="housing-chain-bench-sustained-"))
+    address = f"127.0.0.1:{free_port()}"
+    ui_port = free_port()
+    env = dict(os.environ, HOUSING_CHAIN_DATA=str(data), TEMPORAL_ADDRESS=address,
+               HOUSING_CHAIN_UI_PORT=str(ui_port), HOUSING_CHAIN_LOG_FORMAT="json")
+    os.environ.update(HOUSING_CHAIN_DATA=str(data), TEMPORAL_ADDRESS=address)
+    settings = Settings().model_copy(update={"data": data, "temporal_address": address,
+                                             "ui_port": ui_port})
+    stack = StackProcess(data, env)
+    load: Load | None = None
+    figures: dict[str, Any] = {
+        "benchmark": "sustained_load",
+        "stack": "subprocess: `python -m housing_chain.cli up` (worker + projection thread + event "
+                 "store in that process; the Temporal dev server its `temporal` child)",
+        "config": {"cases": args.cases, "rate_per_s": args.rate, "seconds": args.seconds,
+                   "max_in_flight": args.max_in_flight, "import_parallel": args.parallel,
+                   "step_timeout_s": args.step_timeout, "seed": args.seed},
+    }
+    try:
+        print("stack: subprocess `python -m housing_chain.cli up` (worker memory = its RSS, "
+              "server memory = its `temporal` child's RSS)", flush=True)
+        startup = stack.start()
+        print(f"stack up on {address} in {startup:.1f} s (worker pid {stack.worker_pid}, dev "
+              f"server pid {stack.server_pid}); data {data}", flush=True)
+        setup: dict[str, Any] = {"stack_start_s": round(startup, 2),
+                                 "rss_after_start_mib": {
+                                     "worker": _mib(rss_kib(stack.worker_pid)),
+                                     "server": _mib(rss_kib(stack.server_pid))}}
+        figures["setup"] = setup
+
+        # -- set-up: 10,000 open cases in the training stage, through the CLI import
+        policy = settings.policy()
+        today = today_in(policy)
+        path = data / "sustained-cases.jsonl"
+        began = time.perf_counter()
+        count = write_import(path, args.cases, today)
+        setup["file_lines"] = count
+        setup["write_file_s"] = round(time.perf_counter() - began, 2)
+        print(f"set-up: importing {count} lines ({args.cases} cases × register_apartment, apply, "
+              f"start_assessment, decide, offer, landlord_decision, move_in; --parallel "
+              f"{args.parallel})…", flush=True)
+        meter = CpuMeter()
+        import_began_utc = datetime.now(UTC)
+        progress = asyncio.create_task(import_progress(stack, args.cases))
+        importing = asyncio.create_task(run_process(
+            [*CLI, "import", str(path), "--json", "--parallel", str(args.parallel)], env))
+        try:
+            await asyncio.wait({progress, importing}, return_when=asyncio.FIRST_COMPLETED)
+            if progress.done():
+                progress.result()  # the stack died: raise (the import is killed below)
+            code, out, err, import_s = importing.result()
+        finally:
+            progress.cancel()
+            importing.cancel()
+            await asyncio.wait({progress, importing})
+        setup["import_cpu"] = meter.stop()
+        setup["worker_log_during_import"] = log_counts(stack.log_path, import_began_utc, datetime.now(UTC))
+        stack.check()
+        try:
+            result = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise RuntimeError(f"the import gave no JSON report (exit {code}):\n{err[-3000:]}") from None
+        refused = result.get("refused", [])
+        refused_cases = {r["case"] for r in refused if r.get("case")}
+        cases = [case_name(k) for k in range(args.cases) if case_name(k) not in refused_cases]
+        setup.update({"import_s": round(import_s, 1), "import_lines_per_s": round(count / import_s, 1),
+                      "accepted": result.get("accepted"), "refused": len(refused),
+                      "refused_examples": refused[:10], "import_exit_code": code,
+                      "cases_open": len(cases)})
+        print(f"set-up: import took {import_s:.1f} s ({count / import_s:.0f} lines/s); accepted "
+              f"{result.get('accepted')}, refused {len(refused)}", flush=True)
+        if refused:
+            for r in refused[:10]:
+                print(f"  WARNING refused line {r['line']} ({r['case']}): {r['reason']}", file=sys.stderr)
+            print(f"  WARNING: {len(refused)} lines refused; the load goes to the {len(cases)} "
+                  "cases whose lines were all accepted", file=sys.stderr)
+        if not cases:
+            raise RuntimeError("no case was set up")
+
+        client = await connect(settings)
+        chain = CountingChainClient(client, settings, policy)
+        check_rng = random.Random(args.seed + 1)
+        stages = Counter()
+        for case in check_rng.sample(cases, min(20, len(cases))):
+            stages[(await chain.status(case)).stage] += 1
+        setup["sample_stages"] = dict(stages)
+        print(f"set-up: stages of 20 random cases: {dict(stages)}", flush=True)
+        setup["projection_after_import"] = projection_lag(settings)
+        chain.retried.clear()
+
+        # -- load
+        load = Load(chain, cases, args, run_id=f"{int(time.time())}")
+        sampler = Sampler(stack, load)
+        print(f"load: record_visit to random cases of {len(cases)}, {args.rate:g} steps/s for "
+              f"{args.seconds:g} s, open loop, at most {args.max_in_flight} in flight…", flush=True)
+        load_began_utc = datetime.now(UTC)
+        load_began = time.perf_counter()
+        sampler.start()
+        sampling = asyncio.create_task(sampler.every(SAMPLE_EVERY))
+        driving = asyncio.create_task(load.run())
+        try:
+            await asyncio.wait({sampling, driving}, return_when=asyncio.FIRST_COMPLETED)
+            if sampling.done():
+                sampling.result()  # the stack died: raise
+            driving.result()
+        finally:
+            sampling.cancel()
+            driving.cancel()
+        load_wall = time.perf_counter() - load_began
+        stack.check()
+        sampler.print(sampler.sample("end"))
+        cpu = sampler.cpu()
+        load_ended_utc = datetime.now(UTC)
+        figures["projection_after_load"] = projection_lag(settings)
+        figures.update(report(args, load, sampler, cpu, load_wall, setup))
+        figures["worker_log_during_load"] = log_counts(stack.log_path, load_began_utc, load_ended_utc)
+        figures["machine"] = machine()
+        print_tail(figures)
+        path_out = write_results("sustained_load", figures)
+        print(f"\nwritten: {path_out}")
+    finally:
+        if load is not None:
+            await load.cancel()
+        stack.stop()
+        if os.environ.get("BENCH_KEEP_DATA"):
+            print(f"data kept in {data}", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup) -> dict[str, Any]:
+    records = load.records
+    ok = [r for r in records if r.get("ok")]
+    done = [r for r in records if "done" in r]
+    last_done = max((r["done"] for r in done), default=load.issue_end)
+    issued_rate = len(records) / load.issue_end if load.issue_end else 0.0
+    ok_rate = len(ok) / last_done if last_done else 0.0
+    service = latency_summary([r["latency"] for r in ok])
+    from_schedule = latency_summary([r["latency_from_schedule"] for r in ok])
+    lag = [r["sent"] - r["scheduled"] for r in records]
+    windows = []
+    for start in range(0, int(args.seconds), int(SAMPLE_EVERY)):
+        inside = [r for r in ok if start <= r["scheduled"] < start + SAMPLE_EVERY]
+        span = min(SAMPLE_EVERY, args.seconds - start)
+        s = latency_summary([r["latency"] for r in inside])
+        windows.append({"from_s": start, "steps_ok": len(inside),
+                        "steps_per_s": round(len(inside) / span, 2),
+                        "p50_ms": s.get("p50_ms"), "p99_ms": s.get("p99_ms")})
+    worker_mem = memory_summary(sampler.samples, "worker_rss_mib")
+    server_mem = memory_summary(sampler.samples, "server_rss_mib")
+    errors = sum(load.errors.values())
+
+    s, f = service, from_schedule
+    print(f"\nsustained load: {len(load.cases)} open cases, record_visit at "
+          f"{args.rate:g} steps/s for {args.seconds:g} s ({load_wall:.0f} s with the drain)")
+    print(f"  {'steps/s achieved (accepted)':34} {ok_rate:8.2f}   target rate {args.rate:g}; "
+          f"issued {issued_rate:.2f}/s ({len(records)} steps)")
+    print(f"  {'':34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8}  (ms)")
+    for label, x in (("latency, from send", s), ("latency, from scheduled time", f)):
+        if x["n"]:
+            print(f"  {label:34} {x['p50_ms']:8.1f} {x['p90_ms']:8.1f} {x['p99_ms']:8.1f} "
+                  f"{x['max_ms']:8.1f} {x['mean_ms']:8.1f}")
+    print(f"  {'errors':34} {errors:8d}   (target: none)"
+          + "".join(f"\n      {n} × {k}: {load.error_examples[k][:160]}"
+                    for k, n in load.errors.most_common()))
+    retried = sum(load.chain.retried.values())
+    print(f"  {'transient errors retried by client':34} {retried:8d}"
+          + (f"   ({dict(load.chain.retried)})" if retried else ""))
+    print(f"  {'in-flight cap hits':34} {load.cap_hits:8d}   (cap {args.max_in_flight}; most in "
+          f"flight {load.max_inflight}; send lag behind schedule p99 "
+          f"{percentile(lag, 99) * 1000:.1f} ms, max {max(lag) * 1000:.1f} ms)")
+    print(f"  {'memory (RSS, MiB)':34} {'start':>8} {'end':>8} {'max':>8} {'growth':>8}  (target ≤ "
+          f"{MEMORY_TARGET_PCT:g} %)")
+    for label, m in (("worker (housing-chain up)", worker_mem), ("server (temporal dev server)", server_mem)):
+        if m["start_mib"] is not None:
+            verdict = "met" if m["target_met"] else "NOT met"
+            print(f"  {label:34} {m['start_mib']:8.1f} {m['end_mib']:8.1f} {m['max_mib']:8.1f} "
+                  f"{m['growth_pct']:7.1f}%  {verdict}")
+    print("  per 30 s: " + "; ".join(f"{w['from_s']}s {w['steps_per_s']:.1f}/s p50 {w['p50_ms']} "
+                                    f"p99 {w['p99_ms']}" for w in windows))
+    print(f"  CPU during the load, % of one core (2 cores = 200 %): worker {cpu['worker_pct_of_core']}, "
+          f"server {cpu['server_pct_of_core']}, this client {cpu['bench_client_pct_of_core']}, "
+          f"other processes {cpu['others_pct_of_core']}")
+    imp = setup
+    print(f"  set-up: stack start {imp['stack_start_s']:.1f} s; import of {imp['file_lines']} lines "
+          f"({args.cases} cases) {imp['import_s']:.1f} s = {imp['import_lines_per_s']:.0f} lines/s, "
+          f"accepted {imp['accepted']}, refused {imp['refused']}; open cases {imp['cases_open']}; "
+          f"sample stages {imp['sample_stages']}")
+    logged = imp.get("worker_log_during_import") or {}
+    ev, span = logged.get("events", {}), logged.get("first_last_s", {})
+    for name, label in (("stock step accepted", "apartments registered"),
+                        ("step accepted", "case steps applied"), ("due item", "system notes raised")):
+        if name in span:
+            print(f"          {label}: {ev[name]} from {span[name][0]:.0f} s to {span[name][1]:.0f} s "
+                  f"into the import")
+    cpu_imp = imp.get("import_cpu", {})
+    if cpu_imp.get("busy_pct_of_core") is not None:
+        print(f"          machine busy during the import {cpu_imp['busy_pct_of_core']} % of one core")
+    return {
+        "load": {
+            "steps_issued": len(records),
+            "steps_accepted": len(ok),
+            "issued_per_s": round(issued_rate, 2),
+            "accepted_per_s": round(ok_rate, 2),
+            "target_rate_per_s": args.rate,
+            "wall_s_with_drain": round(load_wall, 1),
+            "latency_from_send": service,
+            "latency_from_schedule": from_schedule,
+            "send_lag_behind_schedule_ms": {"p99": round(percentile(lag, 99) * 1000, 1),
+                                            "max": round(max(lag) * 1000, 1)} if lag else None,
+            "errors": errors,
+            "errors_by_kind": dict(load.errors),
+            "error_examples": load.error_examples,
+            "transient_retries": dict(load.chain.retried),
+            "in_flight_cap": args.max_in_flight,
+            "in_flight_cap_hits": load.cap_hits,
+            "max_in_flight": load.max_inflight,
+            "windows": windows,
+        },
+        "memory": {"target_growth_pct_max": MEMORY_TARGET_PCT, "worker": worker_mem,
+                   "server": server_mem, "samples": sampler.samples},
+        "cpu_during_load": cpu,
+    }
+
+
+def print_tail(figures: dict[str, Any]) -> None:
+    logged = figures.get("worker_log_during_load") or {}
+    events = logged.get("events", {})
+    print(f"  worker log during the load: {events.get('step accepted', 0)} steps accepted, "
+          f"{events.get('due item', 0)} system notes (overdue visits from the set-up), levels "
+          f"{logged.get('levels', {})}")
+    for line in logged.get("warning_examples", []):
+        print(f"      {line[:200]}")
+    for key in ("projection_after_import", "projection_after_load"):
+        p = (figures.get("setup", {}) if key == "projection_after_import" else figures).get(key)
+        if p:
+            print(f"  read models {key.split('_', 2)[2].replace('_', ' ')}: event {p['position']} of "
+                  f"{p['head']} ({p['behind']} behind)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000, help="open cases to set up")
+    parser.add_argument("--rate", type=float, default=20.0, help="steps per second")
+    parser.add_argument("--seconds", type=float, default=300.0, help="length of the load phase")
+    parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--parallel", type=int, default=16, help="as `import --parallel`")
+    parser.add_argument("--step-timeout", type=float, default=60.0,
+                        help="a step without an answer after this long counts as an error")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.rate <= 0 or args.seconds <= 0 or args.cases <= 0 or args.max_in_flight <= 0:
+        parser.error("--rate, --seconds, --cases and --max-in-flight must be above zero")
+    run_main(lambda: run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -296,6 +296,7 @@ class Load:
         self.errors: Counter[str] = Counter()
         self.error_examples: dict[str, str] = {}
         self.cap_hits = 0
+        self.cap_hit_times: list[float] = []
         self.max_inflight = 0
         self.t0 = 0.0
         self.issue_end = 0.0
@@ -347,6 +348,7 @@ class Load:
                 await asyncio.sleep(delay)
             if len(self.inflight) >= self.args.max_in_flight:
                 self.cap_hits += 1
+                self.cap_hit_times.append(loop.time() - self.t0)
                 while len(self.inflight) >= self.args.max_in_flight:
                     await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(self.one(n, scheduled))
@@ -436,14 +438,24 @@ def _mib(kib: int | None) -> float | None:
 
 
 def memory_summary(samples: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    values = [s[key] for s in samples if s[key] is not None]
-    if not values:
+    """Start, end, max, growth; and the trend over the second half of the samples (MiB per
+    minute), which tells a level that settles from one that keeps climbing."""
+    rows = [(s["t_s"], s[key]) for s in samples if s[key] is not None]
+    if not rows:
         return {"start_mib": None, "end_mib": None, "max_mib": None, "growth_pct": None}
+    values = [v for _, v in rows]
     start, end = values[0], values[-1]
     growth = (end - start) / start * 100
+    half = rows[len(rows) // 2:]
+    slope = None
+    if len(half) >= 3:
+        mt = sum(t for t, _ in half) / len(half)
+        mv = sum(v for _, v in half) / len(half)
+        var = sum((t - mt) ** 2 for t, _ in half)
+        slope = round(sum((t - mt) * (v - mv) for t, v in half) / var * 60, 2) if var else None
     return {"start_mib": start, "end_mib": end, "max_mib": max(values),
             "growth_pct": round(growth, 1), "max_growth_pct": round((max(values) - start) / start * 100, 1),
-            "target_met": growth <= MEMORY_TARGET_PCT}
+            "second_half_trend_mib_per_min": slope, "target_met": growth <= MEMORY_TARGET_PCT}
 
 
 def latency_summary(values: list[float]) -> dict[str, Any]:
@@ -453,41 +465,58 @@ def latency_summary(values: list[float]) -> dict[str, Any]:
             "max_ms": round(max(values) * 1000, 1), "mean_ms": round(sum(values) / len(values) * 1000, 1)}
 
 
-def log_counts(path: Path, since: datetime, until: datetime) -> dict[str, Any]:
-    """What the worker logged in a time window: steps, system notes, warnings; and when
-    each kind of entry first and last appeared (seconds into the window)."""
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def log_counts(path: Path, start: int, end: int, t0: datetime,
+               window: float | None = None) -> dict[str, Any]:
+    """What the worker logged between two byte offsets of its log: entries by event and
+    level, when each kind first and last appeared (seconds after t0), with `window` the
+    system notes and reminders per window, and examples of warnings and of lines that are
+    not structlog JSON (Python logging and the Temporal core write those)."""
     events: Counter[str] = Counter()
     spans: dict[str, list[float]] = {}
     levels: Counter[str] = Counter()
+    per_window: dict[str, Counter[int]] = {"due item": Counter(), "step accepted": Counter()}
     examples: list[str] = []
+    other_lines: list[str] = []
     try:
-        handle = path.open(encoding="utf-8", errors="replace")
+        with path.open("rb") as handle:
+            handle.seek(start)
+            chunk = handle.read(max(0, end - start))
     except OSError:
         return {}
-    with handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                levels["unparsed"] += 1
-                continue
-            try:
-                stamp = datetime.fromisoformat(str(row.get("timestamp")))
-            except ValueError:
-                continue
-            if not (since <= stamp <= until):
-                continue
-            name = str(row.get("event"))
-            events[name] += 1
-            offset = round((stamp - since).total_seconds(), 1)
-            spans.setdefault(name, [offset, offset])[1] = offset
-            level = str(row.get("level", "?"))
-            levels[level] += 1
-            if level in ("warning", "error", "critical") and len(examples) < 5:
-                examples.append(line.strip()[:400])
-    return {"events": dict(events.most_common(12)), "levels": dict(levels),
-            "first_last_s": {k: spans[k] for k, _ in events.most_common(12)},
-            "warning_examples": examples}
+    for raw in chunk.decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(raw)
+            stamp = datetime.fromisoformat(str(row["timestamp"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            levels["not JSON"] += 1
+            if raw.strip() and len(other_lines) < 8:
+                other_lines.append(raw.strip()[:300])
+            continue
+        name = str(row.get("event"))
+        events[name] += 1
+        offset = round((stamp - t0).total_seconds(), 1)
+        spans.setdefault(name, [offset, offset])[1] = offset
+        if window and name in per_window:
+            per_window[name][int(offset // window)] += 1
+        level = str(row.get("level", "?"))
+        levels[level] += 1
+        if level in ("warning", "error", "critical") and len(examples) < 5:
+            examples.append(raw.strip()[:400])
+    out: dict[str, Any] = {
+        "events": dict(events.most_common(12)), "levels": dict(levels),
+        "first_last_s": {k: spans[k] for k, _ in events.most_common(12)},
+        "warning_examples": examples, "not_json_examples": other_lines,
+    }
+    if window:
+        out["per_window"] = {k: dict(sorted(v.items())) for k, v in per_window.items()}
+    return out
 
 
 async def import_progress(stack: StackProcess, cases: int, every: float = 60.0) -> None:
@@ -572,7 +601,7 @@ async def run(args: argparse.Namespace) -> None:
               f"start_assessment, decide, offer, landlord_decision, move_in; --parallel "
               f"{args.parallel})…", flush=True)
         meter = CpuMeter()
-        import_began_utc = datetime.now(UTC)
+        import_began_utc, import_offset = datetime.now(UTC), log_size(stack.log_path)
         progress = asyncio.create_task(import_progress(stack, args.cases))
         importing = asyncio.create_task(run_process(
             [*CLI, "import", str(path), "--json", "--parallel", str(args.parallel)], env))
@@ -586,7 +615,8 @@ async def run(args: argparse.Namespace) -> None:
             importing.cancel()
             await asyncio.wait({progress, importing})
         setup["import_cpu"] = meter.stop()
-        setup["worker_log_during_import"] = log_counts(stack.log_path, import_began_utc, datetime.now(UTC))
+        setup["worker_log_during_import"] = log_counts(
+            stack.log_path, import_offset, log_size(stack.log_path), import_began_utc)
         stack.check()
         try:
             result = json.loads(out.strip().splitlines()[-1])
@@ -625,7 +655,7 @@ async def run(args: argparse.Namespace) -> None:
         sampler = Sampler(stack, load)
         print(f"load: record_visit to random cases of {len(cases)}, {args.rate:g} steps/s for "
               f"{args.seconds:g} s, open loop, at most {args.max_in_flight} in flight…", flush=True)
-        load_began_utc = datetime.now(UTC)
+        load_began_utc, load_offset = datetime.now(UTC), log_size(stack.log_path)
         load_began = time.perf_counter()
         sampler.start()
         sampling = asyncio.create_task(sampler.every(SAMPLE_EVERY))
@@ -642,10 +672,12 @@ async def run(args: argparse.Namespace) -> None:
         stack.check()
         sampler.print(sampler.sample("end"))
         cpu = sampler.cpu()
-        load_ended_utc = datetime.now(UTC)
         figures["projection_after_load"] = projection_lag(settings)
-        figures.update(report(args, load, sampler, cpu, load_wall, setup))
-        figures["worker_log_during_load"] = log_counts(stack.log_path, load_began_utc, load_ended_utc)
+        await asyncio.sleep(0.5)  # the last log lines of the load reach the file
+        logged = log_counts(stack.log_path, load_offset, log_size(stack.log_path), load_began_utc,
+                            window=SAMPLE_EVERY)
+        figures.update(report(args, load, sampler, cpu, load_wall, setup, logged))
+        figures["worker_log_during_load"] = logged
         figures["machine"] = machine()
         print_tail(figures)
         path_out = write_results("sustained_load", figures)
@@ -660,7 +692,7 @@ async def run(args: argparse.Namespace) -> None:
             shutil.rmtree(data, ignore_errors=True)
 
 
-def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup) -> dict[str, Any]:
+def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup, logged) -> dict[str, Any]:
     records = load.records
     ok = [r for r in records if r.get("ok")]
     done = [r for r in records if "done" in r]
@@ -670,14 +702,29 @@ def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup) -> dict[st
     service = latency_summary([r["latency"] for r in ok])
     from_schedule = latency_summary([r["latency_from_schedule"] for r in ok])
     lag = [r["sent"] - r["scheduled"] for r in records]
+    # per 30 s, by when the steps were answered: what the stack actually got through
+    notes = (logged or {}).get("per_window", {}).get("due item", {})
+    rss_at = {int(r["label"][:-1]) // int(SAMPLE_EVERY): r for r in sampler.samples
+              if r["label"].endswith("s") and r["label"][:-1].isdigit()}
+    end_sample = sampler.samples[-1]
     windows = []
-    for start in range(0, int(args.seconds), int(SAMPLE_EVERY)):
-        inside = [r for r in ok if start <= r["scheduled"] < start + SAMPLE_EVERY]
-        span = min(SAMPLE_EVERY, args.seconds - start)
-        s = latency_summary([r["latency"] for r in inside])
-        windows.append({"from_s": start, "steps_ok": len(inside),
-                        "steps_per_s": round(len(inside) / span, 2),
-                        "p50_ms": s.get("p50_ms"), "p99_ms": s.get("p99_ms")})
+    k = 0
+    while k * SAMPLE_EVERY < max(args.seconds, last_done):
+        lo, hi = k * SAMPLE_EVERY, (k + 1) * SAMPLE_EVERY
+        inside = [r for r in ok if lo <= r["done"] < hi]
+        span = min(hi, max(args.seconds, last_done)) - lo
+        x = latency_summary([r["latency"] for r in inside])
+        sent = [r["sent"] - r["scheduled"] for r in records if lo <= r["sent"] < hi]
+        rss = rss_at.get(k + 1, end_sample)
+        windows.append({"from_s": int(lo), "to_s": round(lo + span), "steps_ok": len(inside),
+                        "steps_per_s": round(len(inside) / span, 2) if span > 0 else None,
+                        "p50_ms": x.get("p50_ms"), "p99_ms": x.get("p99_ms"),
+                        "send_lag_max_ms": round(max(sent) * 1000) if sent else None,
+                        "cap_hits": sum(1 for t in load.cap_hit_times if lo <= t < hi),
+                        "system_notes": notes.get(k, 0),
+                        "worker_rss_mib": rss.get("worker_rss_mib"),
+                        "server_rss_mib": rss.get("server_rss_mib")})
+        k += 1
     worker_mem = memory_summary(sampler.samples, "worker_rss_mib")
     server_mem = memory_summary(sampler.samples, "server_rss_mib")
     errors = sum(load.errors.values())
@@ -687,6 +734,9 @@ def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup) -> dict[st
           f"{args.rate:g} steps/s for {args.seconds:g} s ({load_wall:.0f} s with the drain)")
     print(f"  {'steps/s achieved (accepted)':34} {ok_rate:8.2f}   target rate {args.rate:g}; "
           f"issued {issued_rate:.2f}/s ({len(records)} steps)")
+    rates = [w["steps_per_s"] for w in windows if w["steps_per_s"] is not None]
+    if rates:
+        print(f"  {'  per 30-s window, min / max':34} {min(rates):8.2f} / {max(rates):.2f}")
     print(f"  {'':34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8}  (ms)")
     for label, x in (("latency, from send", s), ("latency, from scheduled time", f)):
         if x["n"]:
@@ -708,8 +758,19 @@ def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup) -> dict[st
             verdict = "met" if m["target_met"] else "NOT met"
             print(f"  {label:34} {m['start_mib']:8.1f} {m['end_mib']:8.1f} {m['max_mib']:8.1f} "
                   f"{m['growth_pct']:7.1f}%  {verdict}")
-    print("  per 30 s: " + "; ".join(f"{w['from_s']}s {w['steps_per_s']:.1f}/s p50 {w['p50_ms']} "
-                                    f"p99 {w['p99_ms']}" for w in windows))
+    for label, m in (("worker", worker_mem), ("server", server_mem)):
+        if m.get("second_half_trend_mib_per_min") is not None:
+            trend = m["second_half_trend_mib_per_min"]
+            print(f"      {label} trend over the second half of the samples: {trend:+.2f} MiB/min")
+    print(f"  per 30 s (by answer time)   {'done/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'lag max':>8} "
+          f"{'cap hits':>8} {'notes':>6} {'worker':>7} {'server':>7}")
+    for w in windows:
+        cells = [f"{w['steps_per_s']:7.1f}", *(f"{w[c]:8.0f}" if w[c] is not None else f"{'-':>8}"
+                                              for c in ("p50_ms", "p99_ms", "send_lag_max_ms")),
+                 f"{w['cap_hits']:8d}", f"{w['system_notes']:6d}",
+                 *(f"{w[c]:7.1f}" if w[c] is not None else f"{'-':>7}"
+                   for c in ("worker_rss_mib", "server_rss_mib"))]
+        print(f"    {str(w['from_s']) + '–' + str(w['to_s']) + ' s':<26}" + " ".join(cells))
     print(f"  CPU during the load, % of one core (2 cores = 200 %): worker {cpu['worker_pct_of_core']}, "
           f"server {cpu['server_pct_of_core']}, this client {cpu['bench_client_pct_of_core']}, "
           f"other processes {cpu['others_pct_of_core']}")
@@ -759,9 +820,9 @@ def print_tail(figures: dict[str, Any]) -> None:
     logged = figures.get("worker_log_during_load") or {}
     events = logged.get("events", {})
     print(f"  worker log during the load: {events.get('step accepted', 0)} steps accepted, "
-          f"{events.get('due item', 0)} system notes (overdue visits from the set-up), levels "
+          f"{events.get('due item', 0)} system notes (overdue visits of the set-up's cases), levels "
           f"{logged.get('levels', {})}")
-    for line in logged.get("warning_examples", []):
+    for line in logged.get("warning_examples", []) + logged.get("not_json_examples", []):
         print(f"      {line[:200]}")
     for key in ("projection_after_import", "projection_after_load"):
         p = (figures.get("setup", {}) if key == "projection_after_import" else figures).get(key)

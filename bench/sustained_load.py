@@ -274,8 +274,9 @@ class CountingChainClient(ChainClient):
         async def counted():
             try:
                 return await call()
-            except WorkflowUpdateRPCTimeoutOrCancelledError:
-                self.retried["update RPC timeout"] += 1
+            except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+                if not isinstance(exc.__cause__, asyncio.CancelledError):  # a cancel is no retry
+                    self.retried["update RPC timeout"] += 1
                 raise
             except RPCError as exc:
                 self.retried[f"RPC {exc.status.name if exc.status else '?'}"] += 1

@@ -95,7 +95,11 @@ class ChainClient:
         while True:
             try:
                 return await call()
-            except WorkflowUpdateRPCTimeoutOrCancelledError:
+            except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+                if isinstance(exc.__cause__, asyncio.CancelledError):
+                    # temporalio wraps our own cancellation (Ctrl-C, a caller's timeout)
+                    # in the same error as a server-side timeout: a cancel must stop here
+                    raise asyncio.CancelledError() from exc
                 if time.monotonic() > deadline:
                     raise
             except RPCError as exc:
@@ -120,24 +124,24 @@ class ChainClient:
     ) -> Any:
         """Send an update, starting the workflow first when `start` is given, and retry
         transient errors with the same update id. Temporal's own errors propagate."""
-        starts: list[WithStartWorkflowOperation] = []
+        unsettled: list[WithStartWorkflowOperation] = []
 
         async def call() -> Any:
             if start is not None:
-                for earlier in starts:  # a retry: collect the failed attempt's operation
-                    await _settle(earlier)
-                starts.append(start())  # an operation is good for one request
+                while unsettled:  # a retry: collect the failed attempt's operation
+                    await _settle(unsettled.pop())
+                unsettled.append(start())  # an operation is good for one request
                 return await self.client.execute_update_with_start_workflow(
-                    update, request, start_workflow_operation=starts[-1], id=update_id,
+                    update, request, start_workflow_operation=unsettled[-1], id=update_id,
                 )
             handle = self.client.get_workflow_handle(workflow_id)
             return await handle.execute_update(update, request, id=update_id)
 
         try:
             return await self._retrying(call)
-        except (RPCError, WorkflowAlreadyStartedError):
-            for operation in starts:
-                await _settle(operation)
+        except (RPCError, WorkflowAlreadyStartedError, asyncio.CancelledError):
+            while unsettled:
+                await _settle(unsettled.pop())
             raise
 
     async def send(self, step: CaseStep) -> LineResult:
@@ -202,6 +206,10 @@ async def _settle(start: WithStartWorkflowOperation) -> None:
     """Collect the start operation's own failure (else asyncio reports it as never retrieved)."""
     try:
         await asyncio.wait_for(start.workflow_handle(), timeout=0.1)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # we are being cancelled ourselves
+            raise
     except Exception:  # noqa: BLE001 - the caller reports the refusal
         pass
 

@@ -8,9 +8,11 @@ text in SQL and in Python.
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 CASE_EVENTS = {
@@ -43,7 +45,13 @@ CASE_COLUMNS = (
     "exit_on", "destination", "closed_on", "caseworker", "housing_pilot", "last_home_visit",
     "last_follow_up", "course_sessions", "course_completed_on", "arrears", "arrears_without_plan",
     "complaints", "assigned_pilot", "stage_since", "last_checklist", "arrears_since",
+    "applied_day", "decided_day", "move_in_day", "exit_day",
 )
+# Beside the ISO dates the waiting times are measured between, their day numbers
+# (date.toordinal()): a difference of two integers is what a report over tens of thousands
+# of cases can afford per row, parsing two dates is not.
+DAY_COLUMNS = {"applied_on": "applied_day", "decided_on": "decided_day",
+               "move_in_on": "move_in_day", "exit_on": "exit_day"}
 APARTMENT_COLUMNS = (
     "apartment_uuid", "apartment_id", "landlord", "rooms", "registered_on", "status", "case_id",
     "lettings", "left_on",
@@ -53,14 +61,12 @@ NOTICE_COLUMNS = (
     "eviction_date", "reached_on", "outreach_required_on", "visited_on", "escalated_on",
     "outcome", "closed_on", "case_id",
 )
-VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason")
-# Event fields the audit row has columns for, or that are bookkeeping, not details.
-AUDIT_HIDDEN = frozenset({"on", "actor", "command_id", "timestamp", "originator_id",
-                          "originator_version", "originator_topic", "_raw"})
-AUDIT_COLUMNS = ("case_uuid", "version", "event", "on_date", "recorded", "actor", "command_id",
-                 "details")
-
-
+# Per effective day, how many applications, grants, takeovers and exits by destination
+# (`exit:<destination>`): the throughput report adds these up per period instead of grouping
+# every case row, and a page adds its counts to the stored ones.
+DAILY_COLUMNS = ("day", "measure", "n")
+VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason", "start_day",
+                   "end_day")
 def new_case(uuid: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(CASE_COLUMNS)
     row.update(case_uuid=uuid, course_sessions=0, arrears="0", arrears_without_plan=0,
@@ -77,12 +83,16 @@ class Page:
     open_vacancies: dict[str, dict[str, Any]] = field(default_factory=dict)
     notices: dict[str, dict[str, Any]] = field(default_factory=dict)
     vacancies: list[dict[str, Any]] = field(default_factory=list)
-    audit: list[tuple] = field(default_factory=list)
-    case_ids: dict[str, str] = field(default_factory=dict)
+    daily: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 def iso(value: Any) -> str | None:
     return None if value is None else value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@lru_cache(maxsize=10_000)
+def day_number(on: str | None) -> int | None:
+    return None if on is None else date.fromisoformat(on).toordinal()
 
 
 def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
@@ -90,24 +100,23 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
     if name == "Applied":
         row = page.cases.setdefault(uuid, new_case(uuid))
         row.update(case_id=e["case_id"], client_id=e["client_id"], target_group=e["target_group"],
-                   district=e["district"], stage="applied", applied_on=on, caseworker=e["actor"])
+                   district=e["district"], stage="applied", applied_on=on, caseworker=e["actor"],
+                   applied_day=day_number(on))
+        page.daily[on, "applications"] += 1
     row = page.cases.get(uuid)
     if row is None:  # an event of a case the view never saw open: nothing to fold it into
         return
     stage_before = row["stage"]
-    raw = e.get("_raw")
-    details = raw.decode() if raw is not None else json.dumps(
-        {k: iso(v) if not isinstance(v, Decimal) else str(v) for k, v in e.items()
-         if k not in AUDIT_HIDDEN}, ensure_ascii=False)
-    page.audit.append((uuid, e["originator_version"], name, on, iso(e["timestamp"]),
-                       e.get("actor"), e.get("command_id"), details))
     if name == "AssessmentStarted":
         row["stage"] = "assessment"
     elif name == "Granted":
-        row.update(stage="waiting", decided_on=on, outcome="granted", programme=e["programme"])
+        row.update(stage="waiting", decided_on=on, outcome="granted", programme=e["programme"],
+                   decided_day=day_number(on))
+        page.daily[on, "grants"] += 1
     elif name == "Denied":
         row.update(stage="closed", decided_on=on, outcome="denied", destination="denied",
-                   closed_on=on)
+                   closed_on=on, decided_day=day_number(on))
+        page.daily[on, "exit:denied"] += 1
     elif name == "Offered":
         row.update(stage="offered", apartment=e["apartment"])
     elif name == "LandlordApproved":
@@ -116,7 +125,8 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row.update(stage="waiting", apartment=None)
     elif name == "MovedIn":
         row["stage"] = "training"
-        row["move_in_on"] = row["move_in_on"] or on  # the first night; moves do not reset it
+        if row["move_in_on"] is None:  # the first night; moves do not reset it
+            row.update(move_in_on=on, move_in_day=day_number(on))
     elif name == "VisitRecorded":
         if e.get("checklist") is not None:
             row["last_checklist"] = on
@@ -141,10 +151,13 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row["stage"] = "takeover_review"
     elif name == "TakeoverApproved":
         row.update(stage="takeover_approved", takeover_approved_on=on)
+        page.daily[on, "takeovers"] += 1
     elif name == "TakeoverRefused":
         row["stage"] = "training"
     elif name == "Exited":
-        row.update(stage="closed", exit_on=on, destination=e["destination"], closed_on=on)
+        row.update(stage="closed", exit_on=on, destination=e["destination"], closed_on=on,
+                   exit_day=day_number(on))
+        page.daily[on, "exit:" + e["destination"]] += 1
     elif name == "Assigned":
         row["caseworker" if e["role"] == "caseworker" else "assigned_pilot"] = e["to"]
     if name == "Applied" or row["stage"] != stage_before:
@@ -183,7 +196,7 @@ def project_apartment(page: Page, uuid: str, name: str, e: dict[str, Any]) -> No
 
 def open_vacancy(page: Page, uuid: str, on: str | None, kind: str) -> None:
     vacancy = {"apartment_uuid": uuid, "start_on": on, "kind": kind, "end_on": None,
-               "end_reason": None}
+               "end_reason": None, "start_day": day_number(on), "end_day": None}
     page.open_vacancies[uuid] = vacancy
     page.vacancies.append(vacancy)
 
@@ -191,7 +204,7 @@ def open_vacancy(page: Page, uuid: str, on: str | None, kind: str) -> None:
 def close_vacancy(page: Page, uuid: str, on: str | None, reason: str) -> None:
     vacancy = page.open_vacancies.pop(uuid, None)
     if vacancy is not None:
-        vacancy.update(end_on=on, end_reason=reason)
+        vacancy.update(end_on=on, end_reason=reason, end_day=day_number(on))
         if not any(v is vacancy for v in page.vacancies):
             page.vacancies.append(vacancy)
 

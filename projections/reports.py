@@ -8,20 +8,27 @@ period of the interval's end date; "three months" is `domain.calendar.unexecuted
 
 from __future__ import annotations
 
-import json
 import statistics
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
 
 from domain.calendar import add_months, quarter_bounds, unexecuted_deadline
 from domain.commands import PERMANENT_DESTINATIONS
+from domain.errors import DomainError
 from domain.policy import Policy
+from projections.projector import DAY_COLUMNS
 from projections.view import ChainView
 from workflows.due import visit_interval_after
+
+if TYPE_CHECKING:
+    from housing_chain.service import HousingChain
 
 PERMANENT = {d.value for d in PERMANENT_DESTINATIONS}
 INTERVALS: dict[str, tuple[str, str]] = {
@@ -81,26 +88,45 @@ def summary(values: list[int]) -> dict[str, Any]:
     }
 
 
+def summaries(view: ChainView, values_sql: str, params: Iterable[Any] = ()
+              ) -> dict[Any, dict[str, Any]]:
+    """`summary` of the whole days `d` per group `g` of a query. The database counts each
+    (group, days) pair, so a report over tens of thousands of cases moves a few hundred
+    rows into Python, not one per case; the count, mean, median and percentile computed
+    from those counts are exactly `summary`'s (tests/test_report_properties.py checks it)."""
+    counted: dict[Any, list[tuple[int, int]]] = defaultdict(list)
+    for r in view.query(f"SELECT g, d, COUNT(*) AS k FROM ({values_sql}) v GROUP BY g, d",
+                        params):
+        counted[r["g"]].append((int(r["d"]), int(r["k"])))
+    return {group: _summary_of_counts(sorted(pairs)) for group, pairs in counted.items()}
+
+
+def _summary_of_counts(pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    """`summary` of the values `d` each repeated `k` times, (d, k) sorted by d."""
+    ends = list(accumulate(k for _, k in pairs))  # rank of each value's last copy, plus one
+    n, total = ends[-1], sum(d * k for d, k in pairs)
+
+    def at(rank: int) -> int:
+        return pairs[bisect_right(ends, rank)][0]
+
+    if n == 1:
+        p90: float = pairs[0][0]
+    else:  # statistics.quantiles(..., n=10, method="inclusive")[8]
+        j, delta = divmod(9 * (n - 1), 10)
+        p90 = (at(j) * (10 - delta) + at(j + 1) * delta) / 10
+    return {
+        "count": n,
+        "mean_days": round(total / n, 1),
+        "median_days": round((at((n - 1) // 2) + at(n // 2)) / 2, 1),
+        "p90_days": round(float(p90), 1),
+    }
+
+
 def _within(day: str | None, date_from: date | None, date_to: date | None) -> bool:
     if day is None:
         return False
     return not ((date_from and day < date_from.isoformat())
                 or (date_to and day > date_to.isoformat()))
-
-
-def _filters(programme: str | None, target_group: str | None, district: str | None):
-    def keep(row: dict[str, Any]) -> bool:
-        return ((programme is None or row["programme"] == programme)
-                and (target_group is None or row["target_group"] == target_group)
-                and (district is None or row["district"] == district))
-    return keep
-
-
-def _days_sql(view: ChainView, start: str, end: str) -> str:
-    """Whole days from `start` to `end` (ISO date expressions), in the view's SQL dialect."""
-    if view.mark == "?":
-        return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
-    return f"(CAST({end} AS date) - CAST({start} AS date))"
 
 
 def waiting_times(
@@ -113,9 +139,11 @@ def waiting_times(
     if by not in GROUPINGS:
         raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     start, end = INTERVALS[interval]
+    start_day, end_day = DAY_COLUMNS[start], DAY_COLUMNS[end]
     if interval == "application-to-housed":
-        end = (f"(CASE WHEN destination IN ({', '.join(repr(d) for d in sorted(PERMANENT))}) "
-               "THEN exit_on END)")
+        permanent = f"destination IN ({', '.join(repr(d) for d in sorted(PERMANENT))})"
+        end = f"(CASE WHEN {permanent} THEN exit_on END)"
+        end_day = f"(CASE WHEN {permanent} THEN exit_day END)"
     where, params = [f"{start} IS NOT NULL"], []
     for column, value in (("programme", programme), ("target_group", target_group),
                           ("district", district)):
@@ -135,19 +163,16 @@ def waiting_times(
     if date_to:
         done.append(f"{end} <= ?")
         done_params.append(date_to.isoformat())
-    groups: dict[str, list[int]] = defaultdict(list)
-    for r in view.query(f"SELECT {group} AS g, {_days_sql(view, start, end)} AS d "
-                        f"FROM rm_cases WHERE {' AND '.join(done)}", done_params):
-        groups[r["g"]].append(r["d"])
+    groups = summaries(view, f"SELECT {group} AS g, {end_day} - {start_day} AS d "
+                             f"FROM rm_cases WHERE {' AND '.join(done)}", done_params)
     still = view.query(
-        f"SELECT COUNT(*) AS n, AVG({_days_sql(view, start, '?')}) AS mean FROM rm_cases "
+        f"SELECT COUNT(*) AS n, AVG(? - {start_day}) AS mean FROM rm_cases "
         f"WHERE {' AND '.join(where)} AND {start} <= ? AND ({end} IS NULL OR {end} > ?) "
         "AND (closed_on IS NULL OR closed_on > ?)",
-        [day, *params, day, day, day],
+        [(as_of or date.today()).toordinal(), *params, day, day, day],
     )[0]
     return {
-        "rows": [{"group": key, **summary(sorted(values))}
-                 for key, values in sorted(groups.items())],
+        "rows": [{"group": key, **stats} for key, stats in sorted(groups.items())],
         "still_waiting": {
             "count": still["n"],
             "mean_days_so_far": round(float(still["mean"]), 1) if still["n"] else None,
@@ -170,33 +195,24 @@ def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
                date_to: date | None = None) -> dict[str, Any]:
     if by not in PERIODS:
         raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for key, column, where in (
-        ("applications", "applied_on", "applied_on IS NOT NULL"),
-        ("grants", "decided_on", "outcome = 'granted'"),
-        ("takeovers", "takeover_approved_on", "takeover_approved_on IS NOT NULL"),
-    ):
-        for r in view.query(f"SELECT {_period_sql(column, by)} AS p, COUNT(*) AS n "
-                            f"FROM rm_cases WHERE {where} GROUP BY 1"):
-            counts[r["p"]][key] = r["n"]
-    for r in view.query(f"SELECT {_period_sql('closed_on', by)} AS p, destination, "
-                        "COUNT(*) AS n FROM rm_cases WHERE closed_on IS NOT NULL GROUP BY 1, 2"):
-        counts[r["p"]]["exit:" + r["destination"]] = r["n"]
-    if not counts:
+    daily = [(r["day"], r["measure"], int(r["n"]))
+             for r in view.query("SELECT day, measure, n FROM rm_daily")]
+    if not daily:
         return {"rows": []}
-    bounds = view.query("SELECT MIN(applied_on) AS first FROM rm_cases")[0]
-    first = period(date_from.isoformat() if date_from else bounds["first"], by)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for day, measure, n in daily:
+        counts[period(day, by)][measure] += n
+    first_application = min(day for day, measure, _ in daily if measure == "applications")
+    first = period(date_from.isoformat() if date_from else first_application, by)
     last = period(date_to.isoformat(), by) if date_to else max(counts)
-
-    def active(day: date) -> int:
-        text = day.isoformat()
-        r = view.query("SELECT COUNT(*) AS n FROM rm_cases WHERE applied_on <= ? "
-                       "AND (closed_on IS NULL OR closed_on > ?)", (text, text))[0]
-        return r["n"]
+    # active at the end of the day before `first`: applied by then and not yet closed (a case
+    # closes on or after the day it applied)
+    before = (period_bounds(first, by)[0] - timedelta(days=1)).isoformat()
+    at_start = sum(n if measure == "applications" else -n for day, measure, n in daily
+                   if day <= before and (measure == "applications" or measure[:5] == "exit:"))
 
     out = []
     label = first
-    at_start = active(period_bounds(first, by)[0] - timedelta(days=1))
     while label <= last:
         c = counts.get(label, Counter())
         exits = {k[5:]: v for k, v in sorted(c.items()) if k.startswith("exit:")}
@@ -326,11 +342,10 @@ def stock(view: ChainView, as_of: date) -> dict[str, Any]:
     vacated = view.query(
         "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN end_reason = 'let' THEN 1 ELSE 0 END), 0)"
         " AS relet FROM rm_vacancies WHERE kind = 'vacated'")[0]
-    ends = f"(CASE WHEN end_on IS NULL OR end_on > {view.mark} THEN {view.mark} ELSE end_on END)"
-    spells = [r["d"] for r in view.query(
-        f"SELECT {_days_sql(view, 'start_on', ends.replace(view.mark, '?'))} AS d "
-        "FROM rm_vacancies WHERE start_on <= ? AND (end_reason IS NULL OR end_reason = 'let' "
-        "OR end_on > ?)", (day, day, day, day))]
+    spells = summaries(
+        view, "SELECT 1 AS g, (CASE WHEN end_on IS NULL OR end_on > ? THEN ? ELSE end_day END)"
+        " - start_day AS d FROM rm_vacancies WHERE start_on <= ? AND (end_reason IS NULL OR "
+        "end_reason = 'let' OR end_on > ?)", (day, as_of.toordinal(), day, day))
     relet = int(vacated["relet"])
     return {
         "as_of": day,
@@ -338,7 +353,7 @@ def stock(view: ChainView, as_of: date) -> dict[str, Any]:
         "vacated": vacated["n"],
         "relet": relet,
         "reuse_rate": round(relet / vacated["n"], 3) if vacated["n"] else None,
-        "vacant_days": summary(sorted(spells)),
+        "vacant_days": spells.get(1, summary([])),
     }
 
 
@@ -351,66 +366,66 @@ def returns(view: ChainView, date_from: date | None = None,
     if date_to:
         where.append("e.exit_on <= ?")
         params.append(date_to.isoformat())
+    # the client's first application after the exit, and its case (the first by case id
+    # on that day): one look-up per exit in the (client_id, applied_on, case_id) index
     rows = view.query(
         "SELECT e.case_id, e.client_id, e.exit_on, e.destination, "
-        "(SELECT MIN(a.applied_on) FROM rm_cases a WHERE a.client_id = e.client_id "
-        " AND a.applied_on > e.exit_on) AS applied_on "
+        "(SELECT a.applied_on || ' ' || a.case_id FROM rm_cases a "
+        " WHERE a.client_id = e.client_id AND a.applied_on > e.exit_on "
+        " ORDER BY a.applied_on, a.case_id LIMIT 1) AS returned "
         f"FROM rm_cases e WHERE {' AND '.join(where)}", params)
-    firsts = {(r["client_id"], r["applied_on"]) for r in rows if r["applied_on"]}
-    returned_case: dict[tuple[str, str], str] = {}
-    if firsts:
-        clients = sorted({c for c, _ in firsts})
-        for start in range(0, len(clients), 500):
-            chunk = clients[start:start + 500]
-            for a in view.query(
-                "SELECT client_id, applied_on, case_id FROM rm_cases WHERE client_id IN "
-                f"({', '.join('?' * len(chunk))}) ORDER BY case_id", chunk):
-                key = (a["client_id"], a["applied_on"])
-                if key in firsts:
-                    returned_case.setdefault(key, a["case_id"])
     out = []
+    returned = dict.fromkeys((6, 12, 24), 0)
     for r in rows:
-        exit_on = _parse(r["exit_on"])
         entry = {"case": r["case_id"], "client": r["client_id"], "exit_on": r["exit_on"],
-                 "destination": r["destination"],
-                 "returned_case": returned_case.get((r["client_id"], r["applied_on"])),
-                 "applied_on": r["applied_on"]}
-        for months in (6, 12, 24):
-            entry[f"within_{months}_months"] = bool(
-                r["applied_on"] and r["applied_on"] <= add_months(exit_on, months).isoformat())
+                 "destination": r["destination"], "returned_case": None, "applied_on": None,
+                 "within_6_months": False, "within_12_months": False,
+                 "within_24_months": False}
+        if r["returned"]:
+            applied_on, entry["returned_case"] = r["returned"].split(" ", 1)
+            entry["applied_on"] = applied_on
+            exit_on = _parse(r["exit_on"])
+            for months in (6, 12, 24):
+                if applied_on <= add_months(exit_on, months).isoformat():
+                    entry[f"within_{months}_months"] = True
+                    returned[months] += 1
         out.append(entry)
     out.sort(key=lambda e: (e["exit_on"], e["case"]))
     return {
         "exits_to_permanent_housing": len(out),
-        **{f"returned_within_{m}_months": sum(e[f"within_{m}_months"] for e in out)
-           for m in (6, 12, 24)},
+        **{f"returned_within_{m}_months": n for m, n in returned.items()},
         "rows": out,
     }
 
 
-def _plain(obj: dict[str, Any]) -> Any:
-    """eventsourcing's JSON wraps dates, decimals and ids as {"_type_": ..., "_data_": ...}."""
-    return obj["_data_"] if set(obj) == {"_type_", "_data_"} else obj
+def _json_safe(value: Any) -> Any:
+    """Event fields as JSON data: dates as ISO text, decimals and ids as text, enums by value."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)  # Decimal, UUID
 
 
-def audit_details(text: str) -> dict[str, Any]:
-    from projections.projector import AUDIT_HIDDEN
-
-    data = json.loads(text, object_hook=_plain)
-    return {k: v for k, v in data.items() if k not in AUDIT_HIDDEN}
-
-
-def case_history(view: ChainView, case: str) -> dict[str, Any]:
-    rows = view.query(
-        "SELECT e.version, e.event, e.on_date, e.recorded, e.actor, e.command_id, e.details "
-        "FROM rm_case_events e JOIN rm_cases c ON c.case_uuid = e.case_uuid "
-        "WHERE c.case_id = ? ORDER BY e.version", (case,))
-    if not rows:
-        raise ReportError(f"case {case} is not in the read models")
+def case_history(app: HousingChain, case: str) -> dict[str, Any]:
+    """Every event of a case, from the event store itself rather than a copy in the view:
+    the audit trail is the case's own event stream, read by the case's id, so it is never
+    behind the store and never differs from it."""
+    try:
+        events = app.history(case)
+    except DomainError as exc:
+        raise ReportError(str(exc)) from None
     return {"case": case, "rows": [{"version": r["version"], "event": r["event"],
-                                    "on": r["on_date"], "recorded": r["recorded"],
+                                    "on": _json_safe(r["on"]),
+                                    "recorded": r["recorded"].isoformat(),
                                     "actor": r["actor"], "command_id": r["command_id"],
-                                    "details": audit_details(r["details"])} for r in rows]}
+                                    "details": _json_safe(r["details"])} for r in events]}
 
 
 def evictions(view: ChainView, by: str = "year", date_from: date | None = None,

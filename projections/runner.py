@@ -9,6 +9,7 @@ and `wait()` lets a command read its own writes.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -23,6 +24,7 @@ from projections.projector import (
     NOTICE_TOPIC,
     TOPICS,
     Page,
+    iso,
     project_apartment,
     project_case,
     project_notice,
@@ -31,6 +33,12 @@ from projections.view import ChainView
 
 log = structlog.get_logger("projections")
 PAGE = 5_000
+
+
+def _plain(obj: dict[str, Any]) -> Any:
+    """eventsourcing's JSON wraps dates, decimals and ids as {"_type_": ..., "_data_": ...}:
+    keep the data, which is the ISO or decimal text."""
+    return obj["_data_"] if len(obj) == 2 and "_type_" in obj and "_data_" in obj else obj
 
 
 class Behind(Exception):
@@ -50,14 +58,14 @@ class ProjectionRunner:
         self.error: BaseException | None = None
 
     def decode(self, n: Any) -> dict[str, Any]:
-        """The event's fields. Without a cipher or compressor the stored state is plain
-        transcoded JSON, and decoding it directly skips building an event object."""
+        """The event's fields, with dates and decimals as the strings they are stored as
+        (the projector keeps ISO dates as text). Without a cipher or compressor the stored
+        state is plain JSON, and parsing it directly skips building an event object."""
         mapper = self.app.mapper
         if mapper.cipher is None and mapper.compressor is None:
-            state = mapper.transcoder.decode(n.state)
-            state["_raw"] = n.state  # the audit trail keeps the stored JSON as it is
+            state = json.loads(n.state, object_hook=_plain)
         else:
-            state = dict(mapper.to_domain_event(n).__dict__)
+            state = {k: iso(v) for k, v in mapper.to_domain_event(n).__dict__.items()}
         state["originator_version"] = n.originator_version
         return state
 

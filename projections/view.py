@@ -20,8 +20,8 @@ from psycopg.sql import SQL
 
 from projections.projector import (
     APARTMENT_COLUMNS,
-    AUDIT_COLUMNS,
     CASE_COLUMNS,
+    DAILY_COLUMNS,
     NOTICE_COLUMNS,
     VACANCY_COLUMNS,
     Page,
@@ -31,16 +31,18 @@ TABLES = {
     "rm_cases": (CASE_COLUMNS, ("case_uuid",)),
     "rm_apartments": (APARTMENT_COLUMNS, ("apartment_uuid",)),
     "rm_vacancies": (VACANCY_COLUMNS, ("apartment_uuid", "start_on", "kind")),
-    "rm_case_events": (AUDIT_COLUMNS, ("case_uuid", "version")),
     "rm_notices": (NOTICE_COLUMNS, ("notice_uuid",)),
+    "rm_daily": (DAILY_COLUMNS, ("day", "measure")),
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 4
-INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings", "version"}
+SCHEMA_VERSION = 5
+RETIRED_TABLES = ("rm_case_events",)  # v4 copied every case event; history reads the store
+INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings",
+           "applied_day", "decided_day", "move_in_day", "exit_day", "start_day", "end_day", "n"}
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
-    "CREATE INDEX IF NOT EXISTS rm_cases_client ON rm_cases (client_id)",
+    "CREATE INDEX IF NOT EXISTS rm_cases_client ON rm_cases (client_id, applied_on, case_id)",
 )
 
 
@@ -116,13 +118,11 @@ class FactsMixin:
                 values = [tuple(r[col] for col in columns) for r in rows]
                 if values:
                     c.executemany(self._upsert(table), values)
-            if page.audit:  # new rows only: a page is applied once (or rolls back whole)
-                columns = TABLES["rm_case_events"][0]
+            if page.daily:  # counts: added to what earlier pages counted
                 c.executemany(
-                    f"INSERT INTO rm_case_events ({', '.join(columns)}) "
-                    f"VALUES ({', '.join([self.mark] * len(columns))})",
-                    page.audit,
-                )
+                    f"INSERT INTO rm_daily (day, measure, n) VALUES ({self.mark}, {self.mark}, "
+                    f"{self.mark}) ON CONFLICT (day, measure) DO UPDATE SET n = rm_daily.n + "
+                    "excluded.n", [(day, measure, n) for (day, measure), n in page.daily.items()])
 
     def _move_position(self, c: Any, start: int, tracking: Tracking) -> None:
         table = getattr(self, "tracking_table_name", "tracking")
@@ -158,7 +158,7 @@ class FactsMixin:
             found = None if row is None else (row["value"] if isinstance(row, dict) else row[0])
             if found == str(SCHEMA_VERSION):
                 return False
-            for table in TABLES:
+            for table in (*TABLES, *RETIRED_TABLES):
                 c.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in create_statements():
                 c.execute(statement)

@@ -175,3 +175,21 @@ def check(view: Any, cases: int, picks: list[tuple[int, int]], offset: int) -> N
                                    ("move-in-to-exit", sets["tenancy"])):
             still = reports.waiting_times(view, interval, as_of=day)["still_waiting"]
             assert still["count"] == len(expected), (interval, text)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(groups=st.dictionaries(st.sampled_from(["2025", "2026Q1", "Farsta", "x"]),
+                              st.lists(st.integers(0, 4000), min_size=1, max_size=40),
+                              min_size=1))
+def test_summaries_in_sql_equal_the_python_definition(backend, groups):
+    """Count, mean, median and p90 computed by the database's window functions are the
+    documented ones (statistics' median and quantiles(method="inclusive")), on SQLite and
+    on PostgreSQL."""
+    view = open_view(backend[1])
+    pairs = [(g, d) for g, values in groups.items() for d in values]
+    values_sql = ("SELECT column1 AS g, column2 AS d FROM (VALUES "
+                  + ", ".join(["(?, ?)"] * len(pairs)) + ") AS t")
+    params = [x for pair in pairs for x in pair]
+    assert reports.summaries(view, values_sql, params) == {
+        g: reports.summary(sorted(values)) for g, values in groups.items()}

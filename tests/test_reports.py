@@ -176,10 +176,20 @@ def municipality() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def view(tmp_path_factory):
+def world(tmp_path_factory):
     app, view = municipality().run(tmp_path_factory.mktemp("reports"))
-    yield view
+    yield app, view
     app.close()
+
+
+@pytest.fixture(scope="module")
+def view(world):
+    return world[1]
+
+
+@pytest.fixture(scope="module")
+def app(world):
+    return world[0]
 
 
 def stats(count: int, mean: float | None, median: float | None, p90: float | None
@@ -530,8 +540,8 @@ def test_returns_counts_new_applications_within_6_12_24_months_of_a_permanent_ex
     assert [r["case"] for r in reports.returns(view, d("2026-01-01"))["rows"]] == ["c01"]
 
 
-def test_case_history_lists_every_event_with_effective_date_recorded_time_actor_command(view):
-    rows = reports.case_history(view, "c07")["rows"]
+def test_case_history_lists_every_event_with_effective_date_recorded_time_actor_command(app):
+    rows = reports.case_history(app, "c07")["rows"]
     assert [(r["version"], r["event"], r["on"], r["actor"], r["command_id"]) for r in rows] == [
         (1, "Applied", "2026-01-05", "cw-anna", "c07-1"),
         (2, "AssessmentStarted", "2026-01-06", "cw-anna", "c07-2"),
@@ -550,7 +560,7 @@ def test_case_history_lists_every_event_with_effective_date_recorded_time_actor_
     assert rows[2]["details"] == {"programme": "training_apartment"}
     assert rows[10]["details"] == {"destination": "terminated", "apartment": "A5"}
     with pytest.raises(reports.ReportError):
-        reports.case_history(view, "no-such-case")
+        reports.case_history(app, "no-such-case")
 
 
 # --- the JSON shapes docs/metrics.md shows -------------------------------------------------
@@ -583,7 +593,7 @@ def documented_examples() -> dict[str, Any]:
     return examples
 
 
-def test_the_json_examples_in_docs_metrics_md_have_the_reports_shapes(view):
+def test_the_json_examples_in_docs_metrics_md_have_the_reports_shapes(view, app):
     answers = {
         "waiting-times": reports.waiting_times(view, "decision-to-move-in", "target-group",
                                                as_of=d("2027-06-30")),
@@ -594,7 +604,7 @@ def test_the_json_examples_in_docs_metrics_md_have_the_reports_shapes(view):
         "arrears": reports.arrears(view),
         "stock": reports.stock(view, d("2026-12-31")),
         "returns": reports.returns(view),
-        "history": reports.case_history(view, "c07"),
+        "history": reports.case_history(app, "c07"),
     }
     examples = documented_examples()
     assert sorted(examples) == sorted(answers)

@@ -348,7 +348,7 @@ def split_page_work(store: Path, views: Path, notifications: int) -> dict[str, A
         began = time.perf_counter()
         for table, rows in (("rm_cases", page.cases.values()),
                             ("rm_apartments", page.apartments.values()),
-                            ("rm_vacancies", page.vacancies)):
+                            ("rm_vacancies", page.vacancies.values())):
             _ = [tuple(r[c] for c in TABLES[table][0]) for r in rows]
         t["row tuples (save's Python part)"] += time.perf_counter() - began
         n += len(page_of)

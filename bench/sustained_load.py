@@ -7,23 +7,28 @@ process's RSS (worker, projection thread, event store) and "server memory" the R
 
 1. Set-up: an import file with, per case, register_apartment + apply + start_assessment +
    decide (granted, training_apartment) + offer + landlord_decision (approved) + move_in,
-   dated over the last 60 days, ascending per case (move-ins 1–54 days ago), imported with
-   `python -m housing_chain.cli import FILE --json --parallel 16` (timed, refusals counted;
-   20 random cases' stages are then checked to be `training`). The apartments come first in
-   the file (the stock is there before the cases), so each case's six steps go as one
-   batched update-with-start. Cases that moved in more
-   than a week ago have a home visit overdue: each raises it as a system note 120 s after its
-   import (the policy's catch-up delay), part of them during the load phase. That is realistic
-   load and is left in (the count is reported).
-2. Load: `record_visit` (home_visit, dated today) to random cases through `ChainClient.send`,
+   dated over the last 12 days, ascending per case (move-ins 0–6 days ago, so no visit is
+   overdue yet), imported with `python -m housing_chain.cli import FILE --json --parallel 16`
+   (timed, refusals counted; 20 random cases' stages are then checked to be `training`). The
+   apartments come first in the file (the stock is there before the cases), so each case's
+   six steps go as one batched update-with-start. Then the stack is left until it is quiet
+   (its log still for 15 s), so the load starts from a settled stack, not in the tail of the
+   import. (Backdated move-ins a week or more old would each raise an overdue visit 120 s
+   after their import, the policy's catch-up delay: thousands of system notes that kept
+   the dev server saturated for minutes in an earlier version of this benchmark.)
+2. Warm-up: the load below for `--warmup` s (default 60), not counted, so the worker's
+   workflow cache and the server's caches hold the working set before anything is measured.
+3. Load: `record_visit` (home_visit, dated today) to random cases through `ChainClient.send`,
    open loop: one step every 1/rate s, whether or not the earlier ones have answered, at most
    `--max-in-flight` at once (a step that finds the cap full waits for a slot; every such
    wait is counted). Each step's latency is measured from when it was sent (service time) and
    from when the schedule said it should be sent (includes any wait for the cap, so a stall
    is not hidden). Errors: any exception, refusal, or a step not applied, by kind; transient
    RPC errors the client retries by itself are counted apart.
-3. Memory: VmRSS of the worker process and the server process at the start of the load, every
-   30 s, and at the end; start, end, max and growth (target ≤ 20 %). CPU of each during the load.
+4. Memory: VmRSS of the worker process and the server process before the warm-up, at the
+   start of the load, every 30 s, and at the end; start, end, max and growth over the load
+   (target ≤ 20 %), and growth from before the warm-up for comparison. CPU of each during
+   the load.
 
 Prints a table and writes bench/results/sustained_load.json. Timings are reported, never
 asserted; exits non-zero only if the benchmark could not run (stack did not start, import
@@ -232,13 +237,14 @@ def case_name(k: int) -> str:
 
 def write_import(path: Path, cases: int, today: date) -> int:
     """The apartments first (the stock is there before the cases), then per case apply …
-    move_in, dated within the last 60 days, ascending per case."""
+    move_in, dated within the last 12 days, ascending per case, so that no case has a visit
+    overdue yet (the first weekly home visit falls due 7 days after the move-in)."""
     pilot = "handlaggare.bench"
     stock: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     for k in range(cases):
         case, apartment = case_name(k), f"APT-L{k:05d}"
-        back = 60 - k % 54  # applied 60..7 days ago; moved in 6 days later (54..1 days ago)
+        back = 12 - k % 7  # applied 12..6 days ago; moved in 6 days later (6..0 days ago)
         day = lambda n, back=back: (today - timedelta(days=back - n)).isoformat()  # noqa: E731
         stock.append({"type": "register_apartment", "apartment": apartment, "landlord": "Stockholmshem",
                       "rooms": 1 + k % 3, "on": day(0), "actor": "bostadsenheten.bench"})
@@ -286,11 +292,12 @@ class CountingChainClient(ChainClient):
 
 class Load:
     def __init__(self, chain: CountingChainClient, cases: list[str], args: argparse.Namespace,
-                 run_id: str) -> None:
+                 run_id: str, seconds: float | None = None) -> None:
         self.chain = chain
         self.cases = cases
         self.args = args
         self.run_id = run_id
+        self.seconds = args.seconds if seconds is None else seconds
         self.rng = random.Random(args.seed)
         self.inflight: set[asyncio.Task] = set()
         self.records: list[dict[str, Any]] = []  # one per step
@@ -339,7 +346,7 @@ class Load:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        total = round(self.args.rate * self.args.seconds)
+        total = round(self.args.rate * self.seconds)
         interval = 1.0 / self.args.rate
         self.t0 = loop.time()
         for n in range(total):
@@ -542,6 +549,22 @@ async def import_progress(stack: StackProcess, cases: int, every: float = 60.0) 
               f"case steps {counts['steps']}/{6 * cases}, system notes {counts['notes']}", flush=True)
 
 
+async def settle(stack: StackProcess, quiet: float = 15.0, limit: float = 1200.0) -> float:
+    """Wait until the worker's log has not grown for `quiet` seconds (nothing raised, no
+    step in flight), at most `limit` seconds; returns how long it took."""
+    began = time.perf_counter()
+    size, still_since = log_size(stack.log_path), time.perf_counter()
+    while time.perf_counter() - began < limit:
+        await asyncio.sleep(1.0)
+        stack.check()
+        now = log_size(stack.log_path)
+        if now != size:
+            size, still_since = now, time.perf_counter()
+        elif time.perf_counter() - still_since >= quiet:
+            break
+    return time.perf_counter() - began
+
+
 def projection_lag(settings: Settings) -> dict[str, int] | None:
     """The read models' position against the event store's head (read-only)."""
     try:
@@ -576,7 +599,8 @@ async def run(args: argparse.Namespace) -> None:
                  "store in that process; the Temporal dev server its `temporal` child)",
         "config": {"cases": args.cases, "rate_per_s": args.rate, "seconds": args.seconds,
                    "max_in_flight": args.max_in_flight, "import_parallel": args.parallel,
-                   "step_timeout_s": args.step_timeout, "seed": args.seed},
+                   "step_timeout_s": args.step_timeout, "seed": args.seed,
+                   "warmup_s": args.warmup},
     }
     try:
         print("stack: subprocess `python -m housing_chain.cli up` (worker memory = its RSS, "
@@ -648,7 +672,27 @@ async def run(args: argparse.Namespace) -> None:
             stages[(await chain.status(case)).stage] += 1
         setup["sample_stages"] = dict(stages)
         print(f"set-up: stages of 20 random cases: {dict(stages)}", flush=True)
+        settled = await settle(stack)
+        setup["settle_s"] = round(settled, 1)
+        print(f"set-up: the stack was quiet after {settled:.0f} s", flush=True)
         setup["projection_after_import"] = projection_lag(settings)
+
+        # -- warm-up: the same load, not counted
+        warm = {"worker": _mib(rss_kib(stack.worker_pid)),
+                "server": _mib(rss_kib(stack.server_pid))}
+        figures["warmup"] = {"seconds": args.warmup, "rss_before_mib": warm}
+        if args.warmup > 0:
+            print(f"warm-up: {args.rate:g} steps/s for {args.warmup:g} s, not counted (worker "
+                  f"{warm['worker']} MiB, server {warm['server']} MiB before)…", flush=True)
+            warming = Load(chain, cases, args, run_id=f"warm-{int(time.time())}",
+                           seconds=args.warmup)
+            await warming.run()
+            figures["warmup"].update(
+                steps=len(warming.records),
+                ok=sum(1 for r in warming.records if r.get("ok")),
+                errors=dict(warming.errors),
+                latency_from_send=latency_summary(
+                    [r["latency"] for r in warming.records if "latency" in r]))
         chain.retried.clear()
 
         # -- load
@@ -818,10 +862,23 @@ def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup, logged) ->
 
 
 def print_tail(figures: dict[str, Any]) -> None:
+    warm = figures.get("warmup") or {}
+    before = warm.get("rss_before_mib") or {}
+    if warm.get("steps"):
+        print(f"  warm-up: {warm['steps']} steps in {warm['seconds']:g} s, {warm['ok']} accepted, "
+              f"errors {warm['errors'] or 0}; p50 {warm['latency_from_send'].get('p50_ms')} ms, "
+              f"p99 {warm['latency_from_send'].get('p99_ms')} ms")
+    for key, label in (("worker", "worker"), ("server", "server")):
+        end = figures.get("memory", {}).get(key, {}).get("end_mib")
+        if before.get(key) and end:
+            growth = (end - before[key]) / before[key] * 100
+            figures["memory"][key]["growth_from_before_warmup_pct"] = round(growth, 1)
+            print(f"  {label} RSS before the warm-up {before[key]:.1f} MiB → end {end:.1f} MiB "
+                  f"({growth:+.1f} %, warm-up included)")
     logged = figures.get("worker_log_during_load") or {}
     events = logged.get("events", {})
     print(f"  worker log during the load: {events.get('step accepted', 0)} steps accepted, "
-          f"{events.get('due item', 0)} system notes (overdue visits of the set-up's cases), levels "
+          f"{events.get('due item', 0)} system notes, levels "
           f"{logged.get('levels', {})}")
     for line in logged.get("warning_examples", []) + logged.get("not_json_examples", []):
         print(f"      {line[:200]}")
@@ -842,6 +899,8 @@ def main() -> None:
     parser.add_argument("--step-timeout", type=float, default=60.0,
                         help="a step without an answer after this long counts as an error")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=60.0,
+                        help="seconds of the same load before the measured one, not counted")
     args = parser.parse_args()
     if args.rate <= 0 or args.seconds <= 0 or args.cases <= 0 or args.max_in_flight <= 0:
         parser.error("--rate, --seconds, --cases and --max-in-flight must be above zero")

@@ -82,7 +82,7 @@ class Page:
     apartments: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_vacancies: dict[str, dict[str, Any]] = field(default_factory=dict)
     notices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    vacancies: list[dict[str, Any]] = field(default_factory=list)
+    vacancies: dict[tuple[str, str | None, str], dict[str, Any]] = field(default_factory=dict)
     daily: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
@@ -198,15 +198,14 @@ def open_vacancy(page: Page, uuid: str, on: str | None, kind: str) -> None:
     vacancy = {"apartment_uuid": uuid, "start_on": on, "kind": kind, "end_on": None,
                "end_reason": None, "start_day": day_number(on), "end_day": None}
     page.open_vacancies[uuid] = vacancy
-    page.vacancies.append(vacancy)
+    page.vacancies[uuid, on, kind] = vacancy
 
 
 def close_vacancy(page: Page, uuid: str, on: str | None, reason: str) -> None:
     vacancy = page.open_vacancies.pop(uuid, None)
     if vacancy is not None:
         vacancy.update(end_on=on, end_reason=reason, end_day=day_number(on))
-        if not any(v is vacancy for v in page.vacancies):
-            page.vacancies.append(vacancy)
+        page.vacancies[uuid, vacancy["start_on"], vacancy["kind"]] = vacancy
 
 
 def project_notice(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:

@@ -41,6 +41,9 @@ def _plain(obj: dict[str, Any]) -> Any:
     return obj["_data_"] if len(obj) == 2 and "_type_" in obj and "_data_" in obj else obj
 
 
+_DECODER = json.JSONDecoder(object_hook=_plain)
+
+
 class Behind(Exception):
     """The read models did not reach the event store's position in time."""
 
@@ -63,7 +66,7 @@ class ProjectionRunner:
         state is plain JSON, and parsing it directly skips building an event object."""
         mapper = self.app.mapper
         if mapper.cipher is None and mapper.compressor is None:
-            state = json.loads(n.state, object_hook=_plain)
+            state = _DECODER.decode(n.state.decode())
         else:
             state = {k: iso(v) for k, v in mapper.to_domain_event(n).__dict__.items()}
         state["originator_version"] = n.originator_version

@@ -10,6 +10,7 @@ PostgreSQL when the event store is PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
@@ -46,6 +47,9 @@ INDEXES = (
 )
 
 
+ROW_TUPLE = {table: itemgetter(*columns) for table, (columns, _) in TABLES.items()}
+
+
 def create_statements() -> list[str]:
     statements = []
     for table, (columns, key) in TABLES.items():
@@ -80,13 +84,12 @@ class FactsMixin:
                 f"({', '.join([self.mark] * len(chunk))}){extra}",
                 tuple(chunk),
             )
-            rows.extend(dict(zip(columns, self._values(r, columns), strict=True))
-                        for r in c.fetchall())
+            fetched = c.fetchall()
+            if fetched and isinstance(fetched[0], dict):  # psycopg's dict rows
+                rows.extend(fetched)
+            else:
+                rows.extend(dict(zip(columns, r, strict=True)) for r in fetched)
         return rows
-
-    @staticmethod
-    def _values(row: Any, columns: Sequence[str]) -> list[Any]:
-        return [row[c] for c in columns] if isinstance(row, dict) else list(row)
 
     def load_page(self, case_uuids: Sequence[str], apartment_uuids: Sequence[str],
                   notice_uuids: Sequence[str] = ()) -> Page:
@@ -112,10 +115,9 @@ class FactsMixin:
             self._move_position(c, start, tracking)
             for table, rows in (("rm_cases", page.cases.values()),
                                 ("rm_apartments", page.apartments.values()),
-                                ("rm_vacancies", page.vacancies),
+                                ("rm_vacancies", page.vacancies.values()),
                                 ("rm_notices", page.notices.values())):
-                columns = TABLES[table][0]
-                values = [tuple(r[col] for col in columns) for r in rows]
+                values = list(map(ROW_TUPLE[table], rows))
                 if values:
                     c.executemany(self._upsert(table), values)
             if page.daily:  # counts: added to what earlier pages counted

@@ -289,22 +289,26 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
              date_to: date | None = None) -> dict[str, Any]:
     """Per housing pilot: cases in a tenancy whose latest visit they made, and overdue visits."""
     day = as_of.isoformat()
-    rows = view.query(
-        "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit, "
-        "course_sessions FROM rm_cases "
+    rows = view.rows(
+        "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit FROM rm_cases "
         "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')")
     pilots: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        pilot = r["housing_pilot"] or f"(none; caseworker {r['caseworker']})"
-        entry = pilots.setdefault(pilot, {"pilot": pilot, "cases": 0, "overdue_visits": 0,
-                                          "overdue": []})
+    due_after: dict[tuple[str, str], date] = {}  # many cases share a move-in and a visit day
+    for case, housing_pilot, caseworker, move_in_on, last_home_visit in rows:
+        pilot = housing_pilot or f"(none; caseworker {caseworker})"
+        entry = pilots.get(pilot)
+        if entry is None:
+            entry = pilots[pilot] = {"pilot": pilot, "cases": 0, "overdue_visits": 0,
+                                     "overdue": []}
         entry["cases"] += 1
-        move_in = _parse(r["move_in_on"])
-        anchor = _parse(r["last_home_visit"] or r["move_in_on"])
-        due = visit_interval_after(anchor, move_in, policy)
+        anchor = last_home_visit or move_in_on
+        due = due_after.get((anchor, move_in_on))
+        if due is None:
+            due = due_after[anchor, move_in_on] = visit_interval_after(
+                _parse(anchor), _parse(move_in_on), policy)
         if due < as_of:
             entry["overdue_visits"] += 1
-            entry["overdue"].append({"case": r["case_id"], "due": due.isoformat(),
+            entry["overdue"].append({"case": case, "due": due.isoformat(),
                                      "days_overdue": (as_of - due).days})
     course = view.query(
         "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN course_sessions >= 4 THEN 1 ELSE 0 END), 0)"
@@ -324,15 +328,16 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
 
 
 def arrears(view: ChainView) -> dict[str, Any]:
-    rows = view.query("SELECT case_id, client_id, stage, arrears, arrears_without_plan "
-                      "FROM rm_cases WHERE arrears <> '0'")
-    out = sorted(({"case": r["case_id"], "client": r["client_id"], "stage": r["stage"],
-                   "amount": str(Decimal(r["arrears"])),
-                   "repayment_plan": not r["arrears_without_plan"]} for r in rows),
-                 key=lambda r: (-Decimal(r["amount"]), r["case"]))
-    total = sum((Decimal(r["amount"]) for r in out), Decimal(0))
-    return {"rows": out, "total": str(total),
-            "without_plan": sum(1 for r in out if not r["repayment_plan"])}
+    rows = [(Decimal(amount), case, client, stage, without_plan)
+            for case, client, stage, amount, without_plan in view.rows(
+                "SELECT case_id, client_id, stage, arrears, arrears_without_plan "
+                "FROM rm_cases WHERE arrears <> '0'")]
+    rows.sort(key=lambda r: (-r[0], r[1]))
+    return {"rows": [{"case": case, "client": client, "stage": stage, "amount": str(amount),
+                      "repayment_plan": not without_plan}
+                     for amount, case, client, stage, without_plan in rows],
+            "total": str(sum((r[0] for r in rows), Decimal(0))),
+            "without_plan": sum(1 for r in rows if r[4])}
 
 
 def stock(view: ChainView, as_of: date) -> dict[str, Any]:
@@ -368,29 +373,29 @@ def returns(view: ChainView, date_from: date | None = None,
         params.append(date_to.isoformat())
     # the client's first application after the exit, and its case (the first by case id
     # on that day): one look-up per exit in the (client_id, applied_on, case_id) index
-    rows = view.query(
+    rows = view.rows(
         "SELECT e.case_id, e.client_id, e.exit_on, e.destination, "
         "(SELECT a.applied_on || ' ' || a.case_id FROM rm_cases a "
         " WHERE a.client_id = e.client_id AND a.applied_on > e.exit_on "
         " ORDER BY a.applied_on, a.case_id LIMIT 1) AS returned "
         f"FROM rm_cases e WHERE {' AND '.join(where)}", params)
+    rows.sort(key=lambda r: (r[2], r[0]))  # by exit date, then case
     out = []
     returned = dict.fromkeys((6, 12, 24), 0)
-    for r in rows:
-        entry = {"case": r["case_id"], "client": r["client_id"], "exit_on": r["exit_on"],
-                 "destination": r["destination"], "returned_case": None, "applied_on": None,
+    for case, client, exit_on, destination, again in rows:
+        entry = {"case": case, "client": client, "exit_on": exit_on,
+                 "destination": destination, "returned_case": None, "applied_on": None,
                  "within_6_months": False, "within_12_months": False,
                  "within_24_months": False}
-        if r["returned"]:
-            applied_on, entry["returned_case"] = r["returned"].split(" ", 1)
+        if again:
+            applied_on, entry["returned_case"] = again.split(" ", 1)
             entry["applied_on"] = applied_on
-            exit_on = _parse(r["exit_on"])
+            exited = _parse(exit_on)
             for months in (6, 12, 24):
-                if applied_on <= add_months(exit_on, months).isoformat():
+                if applied_on <= add_months(exited, months).isoformat():
                     entry[f"within_{months}_months"] = True
                     returned[months] += 1
         out.append(entry)
-    out.sort(key=lambda e: (e["exit_on"], e["case"]))
     return {
         "exits_to_permanent_housing": len(out),
         **{f"returned_within_{m}_months": n for m, n in returned.items()},

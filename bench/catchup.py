@@ -21,10 +21,10 @@ Then, each on a quiet process (no projection running):
     the same with `app.mapper.to_domain_event` on every notification;
 (b) catch-up: `ProjectionRunner.catch_up()` as the CLI runs it (its default page size,
     `projections.runner.PAGE`) into a fresh views file in a temporary directory, seconds and
-    notifications/s, with where the time went (select, decode + project, load rows, save
-    rows + tracking and its commit; page-level timers only, so no per-event overhead), and a
-    split of decode vs project measured on the log's last 50,000 notifications against the
-    full view; target ≥ 25 % of the raw read rate and the whole catch-up under 2 minutes;
+    notifications/s, with where the time went (read = select + decode, load rows, project,
+    save rows + tracking and its commit; page-level timers only, so no per-event overhead),
+    and the same steps re-done one by one on the log's last 50,000 notifications against
+    the full view; target ≥ 25 % of the raw read rate and the whole catch-up under 2 minutes;
     `--extra-page-size N` times one more catch-up with pages of N, for comparison;
 (c) reports: every report (`projections.reports`, as `housing-chain report` calls them) on
     the caught-up view, 20 timed runs each after one warm-up, p50/p95; target p95 < 200 ms.
@@ -60,7 +60,7 @@ from housing_chain.service import HousingChain
 from projections import projector, reports
 from projections import runner as runner_module
 from projections.runner import ProjectionRunner
-from projections.view import TABLES, open_view
+from projections.view import ROW_TUPLE, open_view
 
 TODAY = date(2026, 11, 24)  # after the demo's last line (2026-10-30)
 AS_OF = date(2026, 11, 20)
@@ -256,8 +256,7 @@ def catch_up(store: Path, views: Path, page_size: int | None = None) -> dict[str
     # the commit at the end of save_page (WAL write, fsync, checkpoints), timed on its own
     commit = SQLiteConnection.commit
     SQLiteConnection.commit = timer.wrap("commit (part of save)", commit)  # type: ignore[method-assign]
-    app.recorder.select_notifications = timer.wrap(  # type: ignore[method-assign]
-        "select notifications", app.recorder.select_notifications)
+    runner.read = timer.wrap("read (select + decode)", runner.read)  # type: ignore[method-assign]
     view.load_page = timer.wrap("load rows", view.load_page)  # type: ignore[method-assign]
     view.save_page = timer.wrap("save rows + tracking", view.save_page)  # type: ignore[method-assign]
     view.max_tracking_id = timer.wrap("read position", view.max_tracking_id)  # type: ignore[method-assign]
@@ -282,7 +281,7 @@ def catch_up(store: Path, views: Path, page_size: int | None = None) -> dict[str
     position_in_pages = timer.seconds.get("read position", 0.0) / 2
     in_memory = page_total - position_in_pages - sum(
         v for k, v in timer.seconds.items() if k not in ("read position", "commit (part of save)"))
-    phases = {**timer.seconds, "decode + project (in memory)": in_memory,
+    phases = {**timer.seconds, "project (in memory)": in_memory,
               "outside pages (loop, head)": seconds - page_total - position_in_pages}
     tenth = max(1, len(timer.save_by_page) // 10)
     return {
@@ -304,36 +303,27 @@ def catch_up(store: Path, views: Path, page_size: int | None = None) -> dict[str
 
 
 def split_page_work(store: Path, views: Path, notifications: int) -> dict[str, Any]:
-    """Select vs decode vs load vs project, on the log's last pages against the full view:
-    `run_page`'s steps re-done one by one with the runner's own methods (its page size, its
-    `decode`), without saving (the view is already at the head)."""
+    """Read (select + decode) vs load vs project, on the log's last pages against the full
+    view: `run_page`'s steps re-done one by one with the runner's own methods and page size,
+    without saving (the view is already at the head)."""
     app = HousingChain(env=sqlite_env(store))
     view = open_view(sqlite_env(views))
     runner = ProjectionRunner(app, view)
     size = runner.page_size
-    decode = getattr(runner, "decode", None) or (lambda n: app.mapper.to_domain_event(n).__dict__)
     head = runner.head()
     t: dict[str, float] = dict.fromkeys(
-        ("select", "decode", "load rows", "project (fold into rows)",
+        ("read (select + decode)", "load rows", "project (fold into rows)",
          "row tuples (save's Python part)"), 0.0)
     n = domain = pages = 0
     position = max(0, head - notifications)
     while position < head:
+        stop = min(position + size, head)
         began = time.perf_counter()
-        page_of = app.recorder.select_notifications(start=position, limit=size,
-                                                    inclusive_of_start=False)
-        t["select"] += time.perf_counter() - began
-        began = time.perf_counter()
-        decoded, case_ids, apartment_ids = [], set(), set()
-        for x in page_of:
-            if x.topic.startswith(projector.CASE_TOPIC):
-                case_ids.add(x.originator_id.hex)
-            elif x.topic.startswith(projector.APARTMENT_TOPIC):
-                apartment_ids.add(x.originator_id.hex)
-            else:
-                continue
-            decoded.append((x.topic, x.originator_id.hex, decode(x)))
-        t["decode"] += time.perf_counter() - began
+        decoded = runner.read(position, stop)
+        t["read (select + decode)"] += time.perf_counter() - began
+        case_ids = {uuid for topic, uuid, _ in decoded if topic.startswith(projector.CASE_TOPIC)}
+        apartment_ids = {uuid for topic, uuid, _ in decoded
+                         if topic.startswith(projector.APARTMENT_TOPIC)}
         began = time.perf_counter()
         page = view.load_page(sorted(case_ids), sorted(apartment_ids))
         t["load rows"] += time.perf_counter() - began
@@ -348,13 +338,14 @@ def split_page_work(store: Path, views: Path, notifications: int) -> dict[str, A
         began = time.perf_counter()
         for table, rows in (("rm_cases", page.cases.values()),
                             ("rm_apartments", page.apartments.values()),
-                            ("rm_vacancies", page.vacancies.values())):
-            _ = [tuple(r[c] for c in TABLES[table][0]) for r in rows]
+                            ("rm_vacancies", page.vacancies.values()),
+                            ("rm_exits", page.exits.values())):
+            _ = list(map(ROW_TUPLE[table], rows))
         t["row tuples (save's Python part)"] += time.perf_counter() - began
-        n += len(page_of)
+        n += stop - position
         domain += len(decoded)
         pages += 1
-        position = page_of[-1].id
+        position = stop
     return {"page_size": size, "pages": pages, "notifications": n, "domain_events": domain,
             "ms_per_page": {k: round(v / max(1, pages) * 1e3, 2) for k, v in t.items()},
             "us_per_domain_event": {k: round(v / max(1, domain) * 1e6, 2) for k, v in t.items()}}

@@ -65,6 +65,9 @@ NOTICE_COLUMNS = (
 # (`exit:<destination>`): the throughput report adds these up per period instead of grouping
 # every case row, and a page adds its counts to the stored ones.
 DAILY_COLUMNS = ("day", "measure", "n")
+# One row per exit from the chain, written once: what the returns report starts from, kept
+# apart from the case rows so that its index is not rewritten by every later event.
+EXIT_COLUMNS = ("case_uuid", "case_id", "client_id", "exit_on", "destination")
 VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason", "start_day",
                    "end_day")
 def new_case(uuid: str) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class Page:
     notices: dict[str, dict[str, Any]] = field(default_factory=dict)
     vacancies: dict[tuple[str, str | None, str], dict[str, Any]] = field(default_factory=dict)
     daily: Counter[tuple[str, str]] = field(default_factory=Counter)
+    exits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def iso(value: Any) -> str | None:
@@ -158,6 +162,9 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row.update(stage="closed", exit_on=on, destination=e["destination"], closed_on=on,
                    exit_day=day_number(on))
         page.daily[on, "exit:" + e["destination"]] += 1
+        page.exits[uuid] = {"case_uuid": uuid, "case_id": row["case_id"],
+                            "client_id": row["client_id"], "exit_on": on,
+                            "destination": e["destination"]}
     elif name == "Assigned":
         row["caseworker" if e["role"] == "caseworker" else "assigned_pilot"] = e["to"]
     if name == "Applied" or row["stage"] != stage_before:

@@ -378,7 +378,7 @@ def returns(view: ChainView, date_from: date | None = None,
         "(SELECT a.applied_on || ' ' || a.case_id FROM rm_cases a "
         " WHERE a.client_id = e.client_id AND a.applied_on > e.exit_on "
         " ORDER BY a.applied_on, a.case_id LIMIT 1) AS returned "
-        f"FROM rm_cases e WHERE {' AND '.join(where)}", params)
+        f"FROM rm_exits e WHERE {' AND '.join(where)}", params)
     rows.sort(key=lambda r: (r[2], r[0]))  # by exit date, then case
     out = []
     returned = dict.fromkeys((6, 12, 24), 0)

@@ -23,6 +23,7 @@ from projections.projector import (
     APARTMENT_COLUMNS,
     CASE_COLUMNS,
     DAILY_COLUMNS,
+    EXIT_COLUMNS,
     NOTICE_COLUMNS,
     VACANCY_COLUMNS,
     Page,
@@ -34,16 +35,19 @@ TABLES = {
     "rm_vacancies": (VACANCY_COLUMNS, ("apartment_uuid", "start_on", "kind")),
     "rm_notices": (NOTICE_COLUMNS, ("notice_uuid",)),
     "rm_daily": (DAILY_COLUMNS, ("day", "measure")),
+    "rm_exits": (EXIT_COLUMNS, ("case_uuid",)),
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 RETIRED_TABLES = ("rm_case_events",)  # v4 copied every case event; history reads the store
 INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings",
            "applied_day", "decided_day", "move_in_day", "exit_day", "start_day", "end_day", "n"}
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
     "CREATE INDEX IF NOT EXISTS rm_cases_client ON rm_cases (client_id, applied_on, case_id)",
+    "CREATE INDEX IF NOT EXISTS rm_exits_destination ON rm_exits (destination, exit_on, "
+    "client_id, case_id)",
 )
 
 
@@ -53,6 +57,7 @@ FIXED = {
                  "applied_day"},
     "rm_apartments": {"apartment_id", "landlord", "rooms", "registered_on"},
     "rm_vacancies": {"start_day"},
+    "rm_exits": {"case_id", "client_id", "exit_on", "destination"},
     "rm_notices": {"notice_id", "kind", "source", "client_id", "district", "notice_date",
                    "eviction_date"},
 }
@@ -84,7 +89,8 @@ class FactsMixin:
         # indexes are not rewritten for every later event of the case
         updates = ", ".join(f"{c} = excluded.{c}" for c in CHANGING[table])
         return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
-                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+                f"ON CONFLICT ({', '.join(key)}) "
+                + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING"))
 
     def _select_in(self, c: Any, table: str, key: str, ids: Sequence[str],
                    extra: str = "") -> list[dict[str, Any]]:
@@ -129,7 +135,8 @@ class FactsMixin:
             for table, rows in (("rm_cases", page.cases.values()),
                                 ("rm_apartments", page.apartments.values()),
                                 ("rm_vacancies", page.vacancies.values()),
-                                ("rm_notices", page.notices.values())):
+                                ("rm_notices", page.notices.values()),
+                                ("rm_exits", page.exits.values())):
                 values = list(map(ROW_TUPLE[table], rows))
                 if values:
                     c.executemany(self._upsert(table), values)

@@ -197,8 +197,12 @@ def assert_each_event_applied_once(store: Path, views: Path) -> None:
             "SELECT SUM(course_sessions), SUM(complaints) FROM rm_cases").fetchone()
         lettings = db.execute("SELECT SUM(lettings) FROM rm_apartments").fetchone()[0]
         cases = db.execute("SELECT COUNT(*) FROM rm_cases").fetchone()[0]
+        exits = db.execute("SELECT COUNT(*) FROM rm_exits").fetchone()[0]
+        applications = db.execute(
+            "SELECT SUM(n) FROM rm_daily WHERE measure = 'applications'").fetchone()[0]
     db.close()
-    assert cases == count_topic(store, "domain.case:Case.Applied")
+    assert cases == applications == count_topic(store, "domain.case:Case.Applied")
+    assert exits == count_topic(store, "domain.case:Case.Exited")
     assert sessions == count_topic(store, "domain.case:Case.CourseSessionAttended")
     assert complaints == count_topic(store, "domain.case:Case.ComplaintRecorded")
     assert lettings == count_topic(store, "domain.apartment:Apartment.Occupied")

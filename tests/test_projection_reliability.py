@@ -572,3 +572,27 @@ def test_report_never_prints_stale_numbers_when_far_behind(tmp_path, store_600):
     full = report(data, "throughput", "--by", "quarter")
     assert assert_current_or_refused(full, expected) == "answered"
     assert tracking_position(views) == head
+
+
+def test_a_compressed_event_store_gives_the_same_reports_as_a_plain_one(tmp_path):
+    """With a compressor (or a cipher) the stored state is not plain JSON: the runner then
+    reads through the library's mapper, and the read models must come out the same."""
+    steps = demo_steps(20, seed=5)
+    plain = tmp_path / "plain.sqlite"
+    compressed = tmp_path / "compressed.sqlite"
+    write(store_app(plain), steps)
+    zipped = {**sqlite_env(compressed), "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"}
+    write(HousingChain(env=zipped), steps)
+    with sqlite3.connect(compressed) as db:  # the state really is compressed
+        state = db.execute("SELECT state FROM stored_events LIMIT 1").fetchone()[0]
+    db.close()
+    assert not state.startswith(b"{")
+
+    expected = runner_for(plain, tmp_path / "views-plain.sqlite")
+    expected.catch_up()
+    runner = ProjectionRunner(HousingChain(env=zipped), view_at(tmp_path / "views-zip.sqlite"),
+                              page_size=1_000)
+    runner.catch_up()
+    assert runner.position == expected.position
+    assert_meaningful(all_reports(runner.view))
+    assert all_reports(runner.view) == all_reports(expected.view)

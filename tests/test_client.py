@@ -6,30 +6,45 @@ import asyncio
 import uuid
 
 import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from domain.commands import import_line_adapter
 from domain.policy import Policy
+from housing_chain.binaries import temporal_test_server
 from housing_chain.client import ChainClient, case_workflow_id
 from housing_chain.settings import Settings
 from workflows.case import CaseWorkflow
 from workflows.messages import CaseStart
 
 
+@pytest_asyncio.fixture
+async def own_server():
+    """A test server of its own: a cancelled call leaves the time-skipping client's lock
+    count off, which would stop time skipping for every later test on a shared server."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server())
+    yield env
+    await env.shutdown()
+
+
 @pytest.mark.parametrize("kind", ["apply", "record_visit"])
-async def test_a_cancelled_step_stops_at_once_instead_of_being_retried(kind, time_skipping,
+async def test_a_cancelled_step_stops_at_once_instead_of_being_retried(kind, own_server,
                                                                         tmp_path):
     """temporalio reports our own cancellation (Ctrl-C, a caller's timeout) with the same
     error as an update RPC that timed out on the server, which the client retries."""
     # no worker polls this task queue, so the update waits until it is cancelled
     settings = Settings(task_queue=f"nobody-{uuid.uuid4()}", data=tmp_path)
-    chain = ChainClient(time_skipping.client, settings, Policy(), retry_for=6.0)
+    chain = ChainClient(own_server.client, settings, Policy(), retry_for=6.0)
     case = f"c-{uuid.uuid4().hex[:8]}"
     fields = {"case": case, "on": "2026-01-05", "actor": "handlaggare.lind", "id": f"{kind}-{case}"}
     if kind == "apply":
         fields["client"] = {"id": "p-1", "target_group": "young_adults", "district": "Farsta"}
     else:
         fields["kind"] = "home_visit"
-        await time_skipping.client.start_workflow(
+        await own_server.client.start_workflow(
             CaseWorkflow.run, CaseStart(case=case), id=case_workflow_id(case),
             task_queue=settings.task_queue)
     step = import_line_adapter.validate_python({"type": kind, **fields})
@@ -38,6 +53,6 @@ async def test_a_cancelled_step_stops_at_once_instead_of_being_retried(kind, tim
     await asyncio.sleep(1.0)
     sending.cancel()
     done, _ = await asyncio.wait({sending}, timeout=4.0)  # waits; cancels nothing
-    await time_skipping.client.get_workflow_handle(case_workflow_id(case)).terminate("done")
+    await own_server.client.get_workflow_handle(case_workflow_id(case)).terminate("done")
     assert done, "the cancelled step was retried instead of stopping"
     assert sending.cancelled()

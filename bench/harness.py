@@ -281,3 +281,20 @@ def run_main(coro_fn) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # temporalio sdk-python#300, as housing_chain.cli.main does
+
+
+async def run_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    """Run a child without blocking this event loop (the worker lives on it)."""
+    began = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(), err.decode(), time.perf_counter() - began

@@ -30,13 +30,20 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import bare
-from harness import BenchStack, CpuMeter, bench_stack, machine, run_main, write_results
+from harness import (
+    BenchStack,
+    CpuMeter,
+    bench_stack,
+    machine,
+    run_main,
+    run_process,
+    write_results,
+)
 from step_latency import STEPS_PER_CASE, journey, ours, register_apartments
 
 from housing_chain import demo
@@ -46,23 +53,6 @@ TARGET = 2.0
 DEMO_CASES = 309  # generate(cases=309) gives 10,040 lines, the closest to 10,000 near it
 BARE = Path(__file__).resolve().parent / "bare.py"
 CLI = [sys.executable, "-m", "housing_chain.cli"]
-
-
-async def run_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
-    """Run a child without blocking this event loop (the worker lives on it)."""
-    began = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        out, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    return proc.returncode or 0, out.decode(), err.decode(), time.perf_counter() - began
 
 
 async def bare_spread(bs: BenchStack, steps: int, workflows: int, parallel: int,

@@ -54,7 +54,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from harness import CpuMeter, free_port, machine, percentile, run_main, write_results
+from harness import (
+    CpuMeter,
+    free_port,
+    machine,
+    percentile,
+    run_main,
+    run_process,
+    write_results,
+)
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
@@ -211,22 +219,6 @@ class StackProcess:
                     time.sleep(0.1)
                 if not alive(server):
                     break
-
-
-async def run_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
-    began = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        out, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    return proc.returncode or 0, out.decode(), err.decode(), time.perf_counter() - began
 
 
 # --- set-up ---------------------------------------------------------------------------------

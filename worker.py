@@ -20,10 +20,10 @@ from activities.case import CaseActivities
 from activities.eviction import NoticeActivities
 from activities.notify import Notifier
 from activities.reports import ReportActivities
-from housing_chain.logs import configure, route_temporal_logs
-from housing_chain.schedules import ensure_schedules
-from housing_chain.service import HousingChain
-from housing_chain.settings import Settings
+from application.schedules import ensure_schedules
+from application.store import HousingChain
+from config.logs import configure, route_temporal_logs
+from config.settings import Settings
 from workflows.case import CaseWorkflow
 from workflows.eviction import EvictionPreventionWorkflow
 from workflows.reports import ScheduledReportWorkflow

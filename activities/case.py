@@ -12,9 +12,9 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from application.store import HousingChain, snapshot_of
 from domain.errors import DomainError
 from domain.views import CaseSnapshot, LineResult, StepsOutcome
-from housing_chain.service import HousingChain, snapshot_of
 from workflows.messages import ApplyStepsInput, NoteDueInput, NoteOutcome, StockInput
 
 log = structlog.get_logger("activities")

@@ -11,15 +11,15 @@ import structlog
 from temporalio import activity
 
 from activities.case import refusal
-from domain.errors import DomainError
-from domain.notice_views import NoticeSnapshot, NoticeStepOutcome
-from housing_chain.notices import (
+from application.notice_store import (
     execute_notice_step,
     note_escalated,
     note_unreached,
     notice_snapshot,
 )
-from housing_chain.service import HousingChain, snapshot_of
+from application.store import HousingChain, snapshot_of
+from domain.errors import DomainError
+from domain.notice_views import NoticeSnapshot, NoticeStepOutcome
 from workflows.eviction_messages import ApplyNoticeStepInput, NoteNoticeInput
 
 log = structlog.get_logger("activities")

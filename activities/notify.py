@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from housing_chain.settings import Settings
+from config.settings import Settings
 from workflows.messages import ReminderDelivery
 
 log = structlog.get_logger("notify")

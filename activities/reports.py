@@ -31,7 +31,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from housing_chain.settings import Settings
+from config.settings import Settings
 from workflows.messages import WriteReportInput
 
 log = structlog.get_logger("reports")
@@ -93,7 +93,7 @@ class ReportActivities:
     def runner(self):
         with self._lock:
             if self._runner is None:
-                from housing_chain.cli import projection_for
+                from application.readmodels import projection_for
 
                 self._runner = projection_for(self.settings)
             return self._runner

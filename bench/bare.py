@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(json.dumps(asyncio.run(go())), flush=True)
     sys.stderr.flush()
-    os._exit(0)  # temporalio sdk-python#300, as housing_chain.cli.main does
+    os._exit(0)  # temporalio sdk-python#300, as interfaces.cli.main.main does
 
 
 if __name__ == "__main__":

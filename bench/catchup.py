@@ -2,7 +2,7 @@
 
 The event store (cached, built once): about 50,000 demo-like cases written straight through
 `HousingChain.run`, the service the workflows' activities call, without Temporal. The demo
-simulation is run as 50 municipalities of 1,000 cases (`housing_chain.demo.generate` with
+simulation is run as 50 municipalities of 1,000 cases (`runtime.demo.generate` with
 seeds 5000..5049; one simulation of 50,000 cases would model one huge queue instead, and its
 lines are not needed to be any more "real"), each one's case, apartment and client ids
 prefixed `Mnn-` so they never collide, merged in date order (stable, so a municipality's
@@ -53,14 +53,14 @@ from uuid import UUID
 from eventsourcing.sqlite import SQLiteConnection
 from harness import RESULTS, CpuMeter, machine, percentile, write_results
 
+from application.store import HousingChain
 from domain.commands import import_line_adapter
 from domain.policy import Policy
-from housing_chain import demo
-from housing_chain.service import HousingChain
 from projections import projector, reports
 from projections import runner as runner_module
 from projections.runner import ProjectionRunner
 from projections.view import ROW_TUPLE, open_view
+from runtime import demo
 
 TODAY = date(2026, 11, 24)  # after the demo's last line (2026-10-30)
 AS_OF = date(2026, 11, 20)

@@ -41,10 +41,10 @@ from temporalio.worker import (
 )
 
 import worker as worker_module
-from housing_chain.client import connect
-from housing_chain.logs import configure
-from housing_chain.settings import Settings
-from housing_chain.stack import EmbeddedStack
+from application.gateway import connect
+from config.logs import configure
+from config.settings import Settings
+from runtime.stack import EmbeddedStack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -280,7 +280,7 @@ def run_main(coro_fn) -> None:
             code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # temporalio sdk-python#300, as housing_chain.cli.main does
+    os._exit(code)  # temporalio sdk-python#300, as interfaces.cli.main.main does
 
 
 async def run_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:

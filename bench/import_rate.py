@@ -46,13 +46,13 @@ from harness import (
 )
 from step_latency import STEPS_PER_CASE, journey, ours, register_apartments
 
-from housing_chain import demo
-from housing_chain.client import ChainClient, today_in
+from application.gateway import ChainClient, today_in
+from runtime import demo
 
 TARGET = 2.0
 DEMO_CASES = 309  # generate(cases=309) gives 10,040 lines, the closest to 10,000 near it
 BARE = Path(__file__).resolve().parent / "bare.py"
-CLI = [sys.executable, "-m", "housing_chain.cli"]
+CLI = [sys.executable, "-m", "interfaces.cli.main"]
 
 
 async def bare_spread(bs: BenchStack, steps: int, workflows: int, parallel: int,

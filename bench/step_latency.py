@@ -27,8 +27,8 @@ import bare
 from harness import CpuMeter, bench_stack, machine, run_main, summary_ms, write_results
 from pydantic import TypeAdapter
 
+from application.gateway import ChainClient, today_in
 from domain.commands import CaseStep, RegisterApartment
-from housing_chain.client import ChainClient, today_in
 
 TARGET = 1.5
 STEPS_PER_CASE = 10

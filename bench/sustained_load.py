@@ -1,6 +1,6 @@
 """Sustained load: 10,000 open cases on the embedded stack, steps at a steady rate for 5 min.
 
-The stack runs as `python -m housing_chain.cli up`, a subprocess of its own (free ports,
+The stack runs as `python -m interfaces.cli.main up`, a subprocess of its own (free ports,
 temporary data directory), exactly as an operator starts it: so "worker memory" is that
 process's RSS (worker, projection thread, event store) and "server memory" the RSS of its
 `temporal` child (the dev server). This benchmark's process is only the client.
@@ -8,7 +8,7 @@ process's RSS (worker, projection thread, event store) and "server memory" the R
 1. Set-up: an import file with, per case, register_apartment + apply + start_assessment +
    decide (granted, training_apartment) + offer + landlord_decision (approved) + move_in,
    dated over the last 12 days, ascending per case (move-ins 0–6 days ago, so no visit is
-   overdue yet), imported with `python -m housing_chain.cli import FILE --json --parallel 16`
+   overdue yet), imported with `python -m interfaces.cli.main import FILE --json --parallel 16`
    (timed, refusals counted; 20 random cases' stages are then checked to be `training`). The
    apartments come first in the file (the stock is there before the cases), so each case's
    six steps go as one batched update-with-start. Then the stack is left until it is quiet
@@ -66,11 +66,11 @@ from harness import (
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from application.gateway import ChainClient, Refused, connect, today_in
+from config.settings import Settings
 from domain.commands import Checklist, RecordVisit
-from housing_chain.client import ChainClient, Refused, connect, today_in
-from housing_chain.settings import Settings
 
-CLI = [sys.executable, "-m", "housing_chain.cli"]
+CLI = [sys.executable, "-m", "interfaces.cli.main"]
 MEMORY_TARGET_PCT = 20.0
 SAMPLE_EVERY = 30.0
 TARGET_GROUPS = ("young_adults", "substance_abuse", "psychiatric_disability", "families_with_children",
@@ -560,7 +560,7 @@ async def settle(stack: StackProcess, quiet: float = 15.0, limit: float = 1200.0
 def projection_lag(settings: Settings) -> dict[str, int] | None:
     """The read models' position against the event store's head (read-only)."""
     try:
-        from housing_chain.cli import projection_for
+        from application.readmodels import projection_for
 
         runner = projection_for(settings)
         position, head = runner.position, runner.head()
@@ -579,7 +579,8 @@ async def run(args: argparse.Namespace) -> None:
     address = f"127.0.0.1:{free_port()}"
     ui_port = free_port()
     env = dict(os.environ, HOUSING_CHAIN_DATA=str(data), TEMPORAL_ADDRESS=address,
-               HOUSING_CHAIN_UI_PORT=str(ui_port), HOUSING_CHAIN_LOG_FORMAT="json")
+               HOUSING_CHAIN_UI_PORT=str(ui_port), HOUSING_CHAIN_LOG_FORMAT="json",
+               HOUSING_CHAIN_API_PORT=str(free_port()))
     os.environ.update(HOUSING_CHAIN_DATA=str(data), TEMPORAL_ADDRESS=address)
     settings = Settings().model_copy(update={"data": data, "temporal_address": address,
                                              "ui_port": ui_port})
@@ -587,7 +588,7 @@ async def run(args: argparse.Namespace) -> None:
     load: Load | None = None
     figures: dict[str, Any] = {
         "benchmark": "sustained_load",
-        "stack": "subprocess: `python -m housing_chain.cli up` (worker + projection thread + event "
+        "stack": "subprocess: `python -m interfaces.cli.main up` (worker + projection thread + event "
                  "store in that process; the Temporal dev server its `temporal` child)",
         "config": {"cases": args.cases, "rate_per_s": args.rate, "seconds": args.seconds,
                    "max_in_flight": args.max_in_flight, "import_parallel": args.parallel,
@@ -595,7 +596,7 @@ async def run(args: argparse.Namespace) -> None:
                    "warmup_s": args.warmup},
     }
     try:
-        print("stack: subprocess `python -m housing_chain.cli up` (worker memory = its RSS, "
+        print("stack: subprocess `python -m interfaces.cli.main up` (worker memory = its RSS, "
               "server memory = its `temporal` child's RSS)", flush=True)
         startup = stack.start()
         print(f"stack up on {address} in {startup:.1f} s (worker pid {stack.worker_pid}, dev "

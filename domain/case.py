@@ -17,16 +17,17 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.calendar import add_months, unexecuted_deadline
-from domain.errors import DomainError, InvalidDate, StepNotAllowed
+from domain.errors import DomainError, StepNotAllowed
 from domain.stages import (
     ALLOWED,
     EXITS,
     GRANTED_NOT_MOVED_IN,
     IN_HOME,
-    NEEDS,
     ROLES,
     STAGE_LABELS,
     Stage,
+    check_dates,
+    check_step,
 )
 
 CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:case")
@@ -104,8 +105,7 @@ class Case(Aggregate):
         command_id: str,
         today: date,
     ) -> Case:
-        if on > today:
-            raise InvalidDate(f"case {case_id}: apply on {on} is after today ({today})")
+        check_dates(case_id, "apply", on, today, None)
         return cls(
             case_id=case_id, client_id=client_id, target_group=target_group, district=district,
             adults=adults, children=children, housing_situation=housing_situation,
@@ -133,19 +133,7 @@ class Case(Aggregate):
     # --- guards --------------------------------------------------------------------------
 
     def check_step(self, command: str, on: date, today: date) -> None:
-        if command not in ALLOWED[self.stage]:
-            allowed = ", ".join(ALLOWED[self.stage]) or "nothing (the case is closed)"
-            raise StepNotAllowed(
-                f"case {self.case_id} is {self.stage_label}: {command} {NEEDS[command]}; "
-                f"allowed now: {allowed}"
-            )
-        if on > today:
-            raise InvalidDate(f"case {self.case_id}: {command} on {on} is after today ({today})")
-        if on < self.last_on:
-            raise InvalidDate(
-                f"case {self.case_id}: {command} on {on} is before the case's last step "
-                f"on {self.last_on}"
-            )
+        check_step(self.case_id, self.stage, self.stage_label, command, on, today, self.last_on)
 
     def _refuse(self, command: str, why: str, list_allowed: bool = True) -> DomainError:
         message = f"case {self.case_id} is {self.stage_label}: {command} {why}"
@@ -286,19 +274,8 @@ class Case(Aggregate):
         self._assigned(role=role, to=to, on=on, actor=actor, command_id=command_id)
 
     def exit(self, destination: str, *, on: date, actor: str, command_id: str, today: date) -> None:
-        self.check_step("exit", on, today)
-        if destination not in EXITS[self.stage]:
-            needs = (
-                "needs a takeover approved by the landlord"
-                if destination == "first_hand_lease"
-                else "needs a tenancy in the training apartment"
-                if destination == "terminated"
-                else "is not an exit"
-            )
-            raise self._refuse(
-                "exit", f"to {destination} {needs}; exits now: {', '.join(EXITS[self.stage])}",
-                list_allowed=False,
-            )
+        check_step(self.case_id, self.stage, self.stage_label, "exit", on, today, self.last_on,
+                   destination=destination)
         self._exited(
             destination=destination, apartment=self.apartment if self.stage in IN_HOME or
             self.stage in GRANTED_NOT_MOVED_IN else None,

@@ -6,7 +6,10 @@ words the aggregate would use.
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
+
+from domain.errors import InvalidDate, StepNotAllowed
 
 
 class Stage(StrEnum):
@@ -88,3 +91,47 @@ NEEDS = {
     "assign": "needs an open case",
     "exit": "needs an open case",
 }
+
+
+def exit_refusal(stage: Stage, destination: str) -> str | None:
+    """Why an exit to `destination` cannot happen from `stage`, or None when it can."""
+    if destination in EXITS[stage]:
+        return None
+    needs = (
+        "needs a takeover approved by the landlord"
+        if destination == "first_hand_lease"
+        else "needs a tenancy in the training apartment"
+        if destination == "terminated"
+        else "is not an exit"
+    )
+    return f"to {destination} {needs}; exits now: {', '.join(EXITS[stage])}"
+
+
+def check_step(case_id: str, stage: Stage, stage_label: str, command: str, on: date, today: date,
+               last_on: date | None, destination: str | None = None) -> None:
+    """The one check of a step against where the case stands: the stage allows it (and its
+    exit destination), its date is not after today nor before the case's last step.
+
+    The aggregate runs it before every command; the workflow's update validator runs it on
+    its snapshot, so a refused step never enters the workflow history, with the same words.
+    """
+    if command not in ALLOWED[stage]:
+        allowed = ", ".join(ALLOWED[stage]) or "nothing (the case is closed)"
+        raise StepNotAllowed(
+            f"case {case_id} is {stage_label}: {command} {NEEDS[command]}; allowed now: {allowed}"
+        )
+    if destination is not None:
+        why = exit_refusal(stage, destination)
+        if why is not None:
+            raise StepNotAllowed(f"case {case_id} is {stage_label}: exit {why}")
+    check_dates(case_id, command, on, today, last_on)
+
+
+def check_dates(case_id: str, command: str, on: date, today: date, last_on: date | None) -> None:
+    """A step's effective date is neither after today nor before the case's last step."""
+    if on > today:
+        raise InvalidDate(f"case {case_id}: {command} on {on} is after today ({today})")
+    if last_on is not None and on < last_on:
+        raise InvalidDate(
+            f"case {case_id}: {command} on {on} is before the case's last step on {last_on}"
+        )

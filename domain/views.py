@@ -6,7 +6,7 @@ need) without touching an aggregate.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -45,3 +45,10 @@ class LineResult(BaseModel):
 class StepsOutcome(BaseModel):
     results: list[LineResult]
     snapshot: CaseSnapshot | None = None
+
+
+class DueItem(BaseModel):
+    kind: str  # unexecuted_decision | home_visit | follow_up | takeover_eligible
+    due: date
+    fires_at: datetime
+    quarter: int = 0

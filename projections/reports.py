@@ -17,18 +17,15 @@ from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from domain.calendar import add_months, quarter_bounds, unexecuted_deadline
 from domain.commands import PERMANENT_DESTINATIONS
+from domain.due import visit_interval_after
 from domain.errors import DomainError
 from domain.policy import Policy
 from projections.projector import DAY_COLUMNS
 from projections.view import ChainView
-from workflows.due import visit_interval_after
-
-if TYPE_CHECKING:
-    from housing_chain.service import HousingChain
 
 PERMANENT = {d.value for d in PERMANENT_DESTINATIONS}
 INTERVALS: dict[str, tuple[str, str]] = {
@@ -403,12 +400,12 @@ def returns(view: ChainView, date_from: date | None = None,
     }
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Event fields as JSON data: dates as ISO text, decimals and ids as text, enums by value."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, (date, datetime)):
@@ -418,7 +415,11 @@ def _json_safe(value: Any) -> Any:
     return str(value)  # Decimal, UUID
 
 
-def case_history(app: HousingChain, case: str) -> dict[str, Any]:
+class EventHistory(Protocol):
+    def history(self, case_id: str) -> list[dict[str, Any]]: ...
+
+
+def case_history(app: EventHistory, case: str) -> dict[str, Any]:
     """Every event of a case, from the event store itself rather than a copy in the view:
     the audit trail is the case's own event stream, read by the case's id, so it is never
     behind the store and never differs from it."""
@@ -427,10 +428,10 @@ def case_history(app: HousingChain, case: str) -> dict[str, Any]:
     except DomainError as exc:
         raise ReportError(str(exc)) from None
     return {"case": case, "rows": [{"version": r["version"], "event": r["event"],
-                                    "on": _json_safe(r["on"]),
+                                    "on": json_safe(r["on"]),
                                     "recorded": r["recorded"].isoformat(),
                                     "actor": r["actor"], "command_id": r["command_id"],
-                                    "details": _json_safe(r["details"])} for r in events]}
+                                    "details": json_safe(r["details"])} for r in events]}
 
 
 def evictions(view: ChainView, by: str = "year", date_from: date | None = None,

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 import structlog
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from housing_chain.service import HousingChain
 from projections.projector import (
     APARTMENT_TOPIC,
     CASE_TOPIC,
@@ -51,7 +51,7 @@ class Behind(Exception):
 
 
 class ProjectionRunner:
-    def __init__(self, app: HousingChain, view: ChainView, page_size: int = PAGE,
+    def __init__(self, app: Application, view: ChainView, page_size: int = PAGE,
                  poll_interval: float = 0.2) -> None:
         self.app = app
         self.view = view

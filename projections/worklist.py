@@ -1,7 +1,7 @@
 """The worklist: what each caseworker and housing pilot has due and overdue, per case.
 
 Computed from the read model's facts (applied exactly once) with the same date rules as the
-workflow timers (workflows/due.py, domain/calendar.py) and the municipality's policy. An item
+workflow timers (domain/due.py, domain/calendar.py) and the municipality's policy. An item
 goes to the assigned housing pilot when it is theirs (visits, follow-ups, the monthly
 checklist) and one is assigned; everything else, and anything whose role has nobody
 assigned, goes to the case's responsible caseworker.
@@ -12,13 +12,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from domain.calendar import add_months, unexecuted_deadline
+from domain.calendar import unexecuted_deadline
+from domain.due import (
+    next_checklist,
+    next_follow_up,
+    next_visit,
+    owner_of,
+    stall_due,
+    takeover_eligible_date,
+)
 from domain.policy import Policy
 from domain.stages import GRANTED_NOT_MOVED_IN, IN_HOME
 from projections.view import ChainView
-from workflows.due import visit_interval_after
-
-PILOT_KINDS = ("support_visit", "follow_up", "monthly_checklist")
 
 
 def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dict[str, Any]]:
@@ -32,31 +37,27 @@ def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dic
                           "granted decision not executed: three months end on this day"))
     if stage in IN_HOME and row["move_in_on"]:
         move_in = d(row["move_in_on"])
-        anchor = d(row["last_home_visit"] or row["move_in_on"])
-        items.append(("support_visit", visit_interval_after(anchor, move_in, policy),
+        optional = lambda key: d(row[key]) if row[key] else None  # noqa: E731
+        items.append(("support_visit", next_visit(move_in, optional("last_home_visit"), policy),
                       "support visit"))
-        follow = d(row["last_follow_up"] or row["move_in_on"])
-        items.append(("follow_up", add_months(follow, policy.follow_up_months),
+        items.append(("follow_up", next_follow_up(move_in, optional("last_follow_up"), policy),
                       "quarterly follow-up meeting"))
-        checklist = d(row["last_checklist"] or row["move_in_on"])
-        items.append(("monthly_checklist", add_months(checklist, 1),
+        items.append(("monthly_checklist", next_checklist(move_in, optional("last_checklist")),
                       "monthly checklist: rent receipt, home insurance, housing queues"))
         if stage == "training":
-            eligible = add_months(move_in, policy.takeover_minimum(row["programme"] or ""))
+            eligible = takeover_eligible_date(move_in, row["programme"], policy)
             items.append(("takeover_eligible", eligible,
                           "minimum training period reached: consider a takeover referral"))
     if row["arrears_without_plan"]:
         items.append(("arrears_without_plan", d(row["arrears_since"] or row["stage_since"]),
                       f"rent arrears of {row['arrears']} SEK without a repayment plan"))
-    stall_days = policy.stall_days.get(stage)
-    if stall_days is not None and row["stage_since"]:
-        items.append((f"stalled:{stage}", d(row["stage_since"]) + timedelta(days=stall_days),
-                      f"in stage {stage} since {row['stage_since']}"))
-    pilot = row["assigned_pilot"]
+    stalled = stall_due(stage, d(row["stage_since"]) if row["stage_since"] else None, policy)
+    if stalled is not None:
+        items.append((f"stalled:{stage}", stalled, f"in stage {stage} since {row['stage_since']}"))
     out = []
     for kind, due, what in items:
-        owner = pilot if (kind in PILOT_KINDS and pilot) else row["caseworker"]
-        out.append({"actor": owner, "case": row["case_id"], "kind": kind, "due": due.isoformat(),
+        out.append({"actor": owner_of(kind, row["caseworker"], row["assigned_pilot"]),
+                    "case": row["case_id"], "kind": kind, "due": due.isoformat(),
                     "status": "overdue" if due < as_of else "due", "what": what,
                     "days_overdue": max(0, (as_of - due).days)})
     return out

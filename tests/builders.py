@@ -9,13 +9,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from application.store import HousingChain, IdentityRegistry
 from domain.calendar import add_months
 from domain.commands import ApplyLine, import_line_adapter
 from domain.errors import DomainError
 from domain.policy import Policy
 from domain.stages import Stage
 from domain.views import LineResult
-from housing_chain.service import HousingChain, IdentityRegistry
 
 START = date(2025, 1, 1)
 TODAY = date(2027, 6, 30)

@@ -16,12 +16,12 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from application.gateway import ChainClient
+from application.store import HousingChain
+from config.settings import Settings
 from domain.commands import import_line_adapter
 from domain.policy import Policy
-from housing_chain.binaries import temporal_test_server
-from housing_chain.client import ChainClient
-from housing_chain.service import HousingChain
-from housing_chain.settings import Settings
+from runtime.binaries import temporal_test_server
 from worker import build_worker
 from workflows.case import CaseWorkflow
 

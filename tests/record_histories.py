@@ -13,8 +13,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from housing_chain.client import case_workflow_id, connect
-from housing_chain.settings import Settings
+from application.gateway import case_workflow_id, connect
+from config.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "histories"
 

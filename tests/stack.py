@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "housing_chain.cli"]
+CLI = [sys.executable, "-m", "interfaces.cli.main"]
 
 
 def free_port() -> int:
@@ -37,6 +37,7 @@ class Stack:
             "HOUSING_CHAIN_DATA": str(data),
             "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
             "HOUSING_CHAIN_UI_PORT": str(free_port()),
+            "HOUSING_CHAIN_API_PORT": str(free_port()),
             "HOUSING_CHAIN_LOG_FORMAT": "json",
             "COLUMNS": "200",
         })

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from application.store import HousingChain, IdentityRegistry
 from domain.commands import import_line_adapter
 from domain.policy import Policy
-from housing_chain import demo
-from housing_chain.service import HousingChain, IdentityRegistry
 from projections import reports
 from projections.runner import ProjectionRunner
 from projections.view import open_view
+from runtime import demo
 from tests.backends import (
     create_database,
     drop_database,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from application.gateway import Refused
 from domain.calendar import add_months
-from housing_chain.client import Refused
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.slow

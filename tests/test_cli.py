@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from housing_chain.service import HousingChain, IdentityRegistry
+from application.store import HousingChain, IdentityRegistry
 from tests.backends import (
     BACKENDS,
     create_database,
@@ -232,12 +232,12 @@ def test_a_whole_case_imports_as_batches_in_order(stack, tmp_path):
 def test_personal_data_stays_out_of_workflows_and_case_events(stack, tmp_path):
     path = tmp_path / "identity.jsonl"
     write_lines(path, [apply_line("pd-1", d(3), name="Astrid Testsson",
-                                  personal_number="19400101-0000")])
+                                  personal_number="19400101-9803")])
     assert json.loads(stack.run("import", str(path), "--json").stdout)["accepted"] == 1
 
     async def history_bytes() -> bytes:
-        from housing_chain.client import connect
-        from housing_chain.settings import Settings
+        from application.gateway import connect
+        from config.settings import Settings
 
         settings = Settings(temporal_address=stack.env["TEMPORAL_ADDRESS"])
         client = await connect(settings)

@@ -10,11 +10,11 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from application.gateway import ChainClient, case_workflow_id
+from config.settings import Settings
 from domain.commands import import_line_adapter
 from domain.policy import Policy
-from housing_chain.binaries import temporal_test_server
-from housing_chain.client import ChainClient, case_workflow_id
-from housing_chain.settings import Settings
+from runtime.binaries import temporal_test_server
 from workflows.case import CaseWorkflow
 from workflows.messages import CaseStart
 

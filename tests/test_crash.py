@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from housing_chain import demo
-from housing_chain.binaries import temporal_cli
-from housing_chain.importer import Line, parse, read_lines
+from application.importer import Line, parse, read_lines
+from runtime import demo
+from runtime.binaries import temporal_cli
 from tests.stack import CLI, free_port
 
 pytestmark = pytest.mark.slow
@@ -105,6 +105,7 @@ class Run:
     dir: Path
     port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen] = field(default_factory=list)
     groups: set[int] = field(default_factory=set)  # process groups found, not started, here
     logs: list[Path] = field(default_factory=list)
@@ -123,6 +124,7 @@ class Run:
             "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
             "HOUSING_CHAIN_DATA": str(self.data),
             "HOUSING_CHAIN_UI_PORT": str(self.ui_port),
+            "HOUSING_CHAIN_API_PORT": str(self.api_port),
             "HOUSING_CHAIN_POLICY_FILE": str(policy),  # the importer's policy goes to the cases
             "HOUSING_CHAIN_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
@@ -347,9 +349,9 @@ def apartments_of(lines: list[Line]) -> list[str]:
 
 
 def recorded(run: Run, lines: list[Line]) -> Recorded:
+    from application.store import HousingChain
     from domain.apartment import apartment_uuid
     from domain.errors import DomainError
-    from housing_chain.service import HousingChain
 
     app = HousingChain(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                             "SQLITE_DBNAME": str(run.events_db), "SQLITE_LOCK_TIMEOUT": "30"})

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from application.store import HousingChain
 from domain.calendar import add_months
 from domain.commands import ApplyLine, import_line_adapter
 from domain.policy import Policy
-from housing_chain.demo import generate, write
-from housing_chain.service import HousingChain
+from runtime.demo import generate, write
 
 END = date(2026, 10, 30)
 TODAY = date(2026, 11, 24)

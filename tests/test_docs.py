@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from housing_chain.cli import import_schema
+from interfaces.cli.main import import_schema
 
 DOCS = Path(__file__).parent.parent / "docs"
 

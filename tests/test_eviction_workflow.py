@@ -16,16 +16,16 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from application.gateway import ChainClient, Refused
+from application.notice_gateway import NoticeClient
+from application.notice_store import notice_history, notice_snapshot
+from application.store import HousingChain
+from config.settings import Settings
 from domain.commands import import_line_adapter
 from domain.notice_commands import notice_step_adapter
 from domain.notice_views import NoticeSnapshot
 from domain.policy import Policy
 from domain.workdays import add_working_days, is_working_day
-from housing_chain.client import ChainClient, Refused
-from housing_chain.notice_client import NoticeClient
-from housing_chain.notices import notice_history, notice_snapshot
-from housing_chain.service import HousingChain
-from housing_chain.settings import Settings
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from housing_chain.importer import UNDECODABLE, parse
+from application.importer import UNDECODABLE, parse
 
 TODAY = date(2026, 11, 24)
 json_values = st.recursive(

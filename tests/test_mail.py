@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
 from activities.notify import Notifier, message_id
-from housing_chain.settings import Settings
+from config.settings import Settings
 from tests.stack import free_port
 from workflows.messages import ReminderDelivery
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from application.notice_store import execute_notice_step, note_escalated
+from application.store import HousingChain
 from domain.notice_commands import (
     ContactAttempt,
     OpenCase,
@@ -11,8 +13,6 @@ from domain.notice_commands import (
     RegisterNotice,
 )
 from domain.policy import Policy
-from housing_chain.notices import execute_notice_step, note_escalated
-from housing_chain.service import HousingChain
 from projections import reports
 from projections.runner import ProjectionRunner
 from projections.view import open_view
@@ -46,7 +46,7 @@ def test_evictions_report_counts_notices_reach_outcomes_and_cases(tmp_path):
     # 2026Q2: an outreach assignment, not yet reached, escalated
     do(RegisterNotice, notice="o-1", kind="outreach", client="kl-3", district="Spånga",
        pilot="bolots.ahmed", on=date(2026, 4, 6))
-    from housing_chain.notices import get_notice
+    from application.notice_store import get_notice
 
     notice = get_notice(app, "o-1")
     assert note_escalated(app, "o-1", notice.outreach_due, on=date(2026, 4, 8), command_id="esc-o-1")

@@ -13,6 +13,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from application.notice_store import (
+    execute_notice_step,
+    get_notice,
+    note_escalated,
+    note_unreached,
+    notice_history,
+    notice_snapshot,
+    open_case_from_notice,
+)
+from application.store import ProcessedCommand
 from domain.errors import DomainError, InvalidDate, StepNotAllowed
 from domain.notice import Notice
 from domain.notice_commands import case_apply_id, notice_step_adapter
@@ -24,16 +34,6 @@ from domain.notice_stages import (
     outcomes_allowed,
 )
 from domain.policy import Policy
-from housing_chain.notices import (
-    execute_notice_step,
-    get_notice,
-    note_escalated,
-    note_unreached,
-    notice_history,
-    notice_snapshot,
-    open_case_from_notice,
-)
-from housing_chain.service import ProcessedCommand
 from tests.builders import POLICY, new_chain
 
 START = date(2026, 3, 2)

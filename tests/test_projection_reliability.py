@@ -24,18 +24,18 @@ from typing import Any
 
 import pytest
 
+from application.store import HousingChain
 from domain.commands import import_line_adapter
 from domain.policy import Policy
-from housing_chain.demo import generate
-from housing_chain.service import HousingChain
 from projections import reports
 from projections.runner import ProjectionRunner
 from projections.view import TABLES, ChainView, open_view
+from runtime.demo import generate
 
 TODAY = date(2026, 11, 24)  # after the demo's last line (2026-10-30)
 AS_OF = date(2026, 11, 20)
 POLICY = Policy()
-CLI = [sys.executable, "-m", "housing_chain.cli"]
+CLI = [sys.executable, "-m", "interfaces.cli.main"]
 APP = HousingChain.name
 
 

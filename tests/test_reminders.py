@@ -86,7 +86,7 @@ async def test_reminders_go_to_the_assigned_pilot_or_else_the_caseworker(harness
     outbox = Notifier(h.settings).outbox
     reminder = f"case-rt-1:home_visit:{visit.due}"
     assert outbox.status(reminder) is not None  # delivered: the worklist always has it
-    from workflows.due import responsible
+    from domain.due import responsible
 
     snapshot = h.store.snapshot("rt-1")
     assert responsible(snapshot, "home_visit") == "bolots.ahmed"

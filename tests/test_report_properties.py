@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application.store import HousingChain
 from domain.calendar import add_months
 from domain.policy import Policy
 from domain.stages import EXITS, Stage
-from housing_chain.service import HousingChain
 from projections import reports
 from projections.runner import ProjectionRunner
 from projections.view import open_view

@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
+from application.store import HousingChain
 from domain.policy import Policy
-from housing_chain.service import HousingChain
 from projections import reports
 from projections.runner import ProjectionRunner
 from projections.view import open_view

@@ -16,11 +16,11 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from application.gateway import today_in
+from application.schedules import SCHEDULE_IDS, ensure_schedules
+from config.settings import Settings
 from domain.calendar import add_months, quarter_bounds, quarter_of
 from domain.policy import Policy
-from housing_chain.client import today_in
-from housing_chain.schedules import SCHEDULE_IDS, ensure_schedules
-from housing_chain.settings import Settings
 from tests.stack import Stack
 from workflows.messages import ScheduledReport
 from workflows.reports import ScheduledReportWorkflow, previous_period
@@ -102,7 +102,7 @@ def settings_of(stack: Stack) -> Settings:
 
 async def connect(settings: Settings) -> Client:
     """A plain client: the test process may already have a Temporal runtime (another test's
-    time-skipping server), which `housing_chain.client.connect` would try to replace."""
+    time-skipping server), which `application.gateway.connect` would try to replace."""
     return await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from application.store import HousingChain
 from domain.commands import import_line_adapter
 from domain.policy import Policy
-from housing_chain.service import HousingChain
 from projections.runner import ProjectionRunner
 from projections.view import open_view
 from projections.worklist import worklist

@@ -19,9 +19,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.commands import CaseStep
-    from domain.stages import NEEDS
+    from domain.due import ESCALATING, answered, due_items, local_date, responsible
+    from domain.errors import DomainError
+    from domain.stages import Stage, check_dates, check_step
+    from domain.steps import missing_fields
     from domain.views import CaseSnapshot, LineResult, StepsOutcome
-    from workflows.due import ESCALATING, answered, due_items, local_date, responsible
     from workflows.messages import (
         ApplyStepsInput,
         CarriedState,
@@ -297,7 +299,7 @@ class CaseWorkflow:
     def check_identity(self, step: CaseStep) -> None:
         if step.case != self.case:
             raise refused(f"step for case {step.case} sent to the workflow of case {self.case}")
-        missing = [f for f in ("on", "actor", "id") if getattr(step, f) is None]
+        missing = missing_fields(step)
         if missing:
             raise refused(f"case {self.case}: {step.type} needs {', '.join(missing)}")
 
@@ -313,26 +315,15 @@ class CaseWorkflow:
                 f"case {self.case} already exists ({snap.stage_label}); "
                 "a new application needs a new case id"
             )
-        elif step.type not in snap.allowed:
-            allowed = ", ".join(snap.allowed) or "nothing (the case is closed)"
-            raise refused(
-                f"case {self.case} is {snap.stage_label}: {step.type} {NEEDS[step.type]}; "
-                f"allowed now: {allowed}"
-            )
-        elif step.type == "exit" and step.destination.value not in snap.exits:
-            raise refused(
-                f"case {self.case} is {snap.stage_label}: exit to {step.destination.value} "
-                f"is not allowed now; exits now: {', '.join(snap.exits)}"
-            )
-        assert step.on is not None
-        today = self.today()
-        if step.on > today:
-            raise refused(f"case {self.case}: {step.type} on {step.on} is after today ({today})")
-        if snap is not None and snap.last_on is not None and step.on < snap.last_on:
-            raise refused(
-                f"case {self.case}: {step.type} on {step.on} is before the case's last step "
-                f"on {snap.last_on}"
-            )
+        try:
+            if snap is None:
+                check_dates(self.case, step.type, step.on, self.today(), None)
+                return
+            check_step(self.case, Stage(snap.stage), snap.stage_label, step.type, step.on,
+                       self.today(), snap.last_on,
+                       destination=step.destination.value if step.type == "exit" else None)
+        except DomainError as exc:
+            raise refused(str(exc)) from None
 
     # --- queries --------------------------------------------------------------------------
 

@@ -36,12 +36,13 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.due import local_date
     from domain.notice_commands import NoticeStep, case_apply_id
     from domain.notice_deadlines import outreach_deadline
     from domain.notice_stages import NOTICE_NEEDS, outcome_needs
     from domain.notice_views import NoticeSnapshot, NoticeStepOutcome
+    from domain.steps import missing_fields
     from domain.views import CaseSnapshot, LineResult
-    from workflows.due import local_date
     from workflows.eviction_messages import (
         ApplyNoticeStepInput,
         NoteNoticeInput,
@@ -290,7 +291,7 @@ class EvictionPreventionWorkflow:
             raise refused(
                 f"step for notice {step.notice} sent to the workflow of notice {self.notice}"
             )
-        missing = [f for f in ("on", "actor", "id") if getattr(step, f) is None]
+        missing = missing_fields(step)
         if missing:
             raise refused(f"notice {self.notice}: {step.type} needs {', '.join(missing)}")
         snap = self.snapshot

@@ -9,14 +9,7 @@ from pydantic import BaseModel, Field
 
 from domain.commands import CaseStep, StockStep
 from domain.policy import Policy
-from domain.views import CaseSnapshot
-
-
-class DueItem(BaseModel):
-    kind: str  # unexecuted_decision | home_visit | follow_up | takeover_eligible
-    due: date
-    fires_at: datetime
-    quarter: int = 0
+from domain.views import CaseSnapshot, DueItem
 
 
 class CarriedState(BaseModel):

@@ -1,7 +1,7 @@
 """ScheduledReportWorkflow: the report for the period that has just ended, written as CSV.
 
 Started by the Temporal Schedules `report-ivo`, `report-monthly` and `report-yearly`
-(housing_chain/schedules.py) at 06:00 on the first day of a quarter, month or year in the
+(application/schedules.py) at 06:00 on the first day of a quarter, month or year in the
 municipality's time zone. The period is the one before the schedule's time (the action's
 `TemporalScheduledStartTime`, so a run caught up after an outage still reports the period it
 was meant for; the workflow's start time when started by hand), or a fixed `period` given in
@@ -16,8 +16,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
+    from domain.due import local_date
     from domain.policy import Policy
-    from workflows.due import local_date
     from workflows.messages import ScheduledReport, WriteReportInput
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")

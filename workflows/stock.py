@@ -12,9 +12,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.due import local_date
     from domain.views import LineResult
     from workflows.case import STEP_RETRY
-    from workflows.due import local_date
     from workflows.messages import StockInput, StockRequest
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import structlog
 
-from housing_chain.binaries import temporal_cli
-from housing_chain.client import Unreachable, connect
-from housing_chain.settings import Settings
+from application.gateway import Unreachable, connect
+from config.settings import Settings
+from runtime.binaries import temporal_cli
 from worker import run_worker
 
 log = structlog.get_logger("stack")
@@ -38,6 +38,8 @@ class EmbeddedStack:
         self.server: subprocess.Popen | None = None
         self.worker_task: asyncio.Task | None = None
         self.projection = None
+        self.api = None
+        self.api_task: asyncio.Task | None = None
         self.stop_worker = asyncio.Event()
 
     @property
@@ -80,13 +82,40 @@ class EmbeddedStack:
             raise
         self.worker_task = asyncio.create_task(run_worker(self.settings, self.stop_worker))
         self.projection = self.start_projection()
+        await self.start_api()
         await asyncio.sleep(0.2)
         if self.worker_task.done():
             self.worker_task.result()
 
+    async def start_api(self) -> None:
+        """The HTTP API (and the web pages) in this process, on `api_host:api_port`."""
+        import uvicorn
+
+        from interfaces.api.app import create_app
+
+        host, port = self.settings.api_host, self.settings.api_port
+        if listening(host, port):
+            raise RuntimeError(f"the API port {host}:{port} is taken by another program: stop "
+                               "it, or set HOUSING_CHAIN_API_PORT to a free port")
+        config = uvicorn.Config(create_app(self.settings), host=host, port=port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self.api = uvicorn.Server(config)
+        self.api_task = asyncio.create_task(self.api.serve())
+        for _ in range(100):
+            if self.api.started or self.api_task.done():
+                break
+            await asyncio.sleep(0.05)
+        if self.api_task.done():
+            self.api_task.result()
+            raise RuntimeError(f"the API did not start on {host}:{port}")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
     def start_projection(self):
         """The read models follow the event store in a thread of this process."""
-        from housing_chain.service import HousingChain
+        from application.store import HousingChain
         from projections.runner import ProjectionRunner
         from projections.view import open_view
 
@@ -94,6 +123,12 @@ class EmbeddedStack:
                                 open_view(self.settings.view_env())).start()
 
     async def stop(self) -> None:
+        if self.api is not None:
+            self.api.should_exit = True
+            try:
+                await asyncio.wait_for(self.api_task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
         if self.projection is not None:
             self.projection.stop()
         self.stop_worker.set()

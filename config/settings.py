@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     )
     supervisor: str = Field("enhetschef", description="actor who receives escalations")
     reports_dir: Path | None = Field(None, description="scheduled reports; default <data>/reports")
+    api_host: str = Field("127.0.0.1", description="where `up` and `serve` listen for the API")
+    api_port: int = Field(8000, description="the HTTP API and the web pages")
+    api_url: str | None = Field(
+        None, description="a remote installation's API: the CLI's steps and reports go there"
+    )
+    api_token: str | None = Field(None, description="the bearer token the CLI sends to api_url")
+    oidc_issuer: str | None = Field(
+        None, description="the identity provider (OIDC issuer URL); unset: the local issuer"
+    )
+    oidc_audience: str = "housing-chain"
+    oidc_role_claim: str = "roles"
+    oidc_unit_claim: str = "units"
 
     def policy(self) -> Policy:
         return Policy.load(self.policy_file)
@@ -65,6 +77,13 @@ class Settings(BaseSettings):
             "SQLITE_DBNAME": str(self.data / "views.sqlite"),
             "SQLITE_LOCK_TIMEOUT": "30",
         }
+
+    def audit_env(self) -> dict[str, str]:
+        """Where the access log lives: PostgreSQL with the event store, else audit.sqlite."""
+        if self.uses_postgres:
+            return dict(os.environ)
+        self.data.mkdir(parents=True, exist_ok=True)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite"}
 
     def event_store_env(self, store: str = "events") -> dict[str, str]:
         """eventsourcing environment for one store (`events` or `identities`).

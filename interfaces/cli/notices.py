@@ -1,11 +1,11 @@
 """`housing-chain notice …`: eviction prevention (vräkningsförebyggande) and outreach
 assignments (uppsök) on the command line.
 
-Same conventions as the case steps in `housing_chain.cli`: every step takes `--on DATE`
+Same conventions as the case steps in `interfaces.cli.main`: every step takes `--on DATE`
 (effective date, default today), `--as ACTOR`, `--json` and `--id`; exit codes 0 done,
 1 refused (the message names the notice, where it stands and what is allowed; nothing
-recorded), 2 usage. The helpers of `housing_chain.cli` are imported when a command runs, so
-this module can be registered from `housing_chain.cli` without an import cycle.
+recorded), 2 usage. The helpers of `interfaces.cli.main` are imported when a command runs, so
+this module can be registered from `interfaces.cli.main` without an import cycle.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ IdOption = typer.Option(None, "--id", help="command id (default: a new one)")
 
 
 def describe(exc: Any) -> str:
-    """A pydantic error as a user reads it (like `housing_chain.importer.describe`)."""
+    """A pydantic error as a user reads it (like `application.importer.describe`)."""
     from domain.notice_commands import NOTICE_COMMANDS
 
     parts = []
@@ -51,10 +51,10 @@ def send_notice_step(fields: dict[str, Any], on: date | None, actor: str | None,
 
     from pydantic import ValidationError
 
+    from application.gateway import Refused, Unreachable, connect, today_in
+    from application.notice_gateway import NoticeClient
     from domain.notice_commands import notice_step_adapter
-    from housing_chain.cli import configure_logs, default_actor, fail, out, settings_for
-    from housing_chain.client import Refused, Unreachable, connect, today_in
-    from housing_chain.notice_client import NoticeClient
+    from interfaces.cli.main import configure_logs, default_actor, fail, out, settings_for
 
     settings = settings_for(data)
     configure_logs(settings)
@@ -182,9 +182,9 @@ def status(notice: str, as_json: bool = JsonOption, data: Path = DataOption) -> 
     """Where a notice stands: its stage, the steps and outcomes allowed now, its deadlines."""
     from zoneinfo import ZoneInfo
 
-    from housing_chain.cli import configure_logs, fail, out, settings_for
-    from housing_chain.client import Refused, Unreachable, connect
-    from housing_chain.notice_client import NoticeClient
+    from application.gateway import Refused, Unreachable, connect
+    from application.notice_gateway import NoticeClient
+    from interfaces.cli.main import configure_logs, fail, out, settings_for
 
     settings = settings_for(data)
     configure_logs(settings)

@@ -11,9 +11,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from application.gateway import ChainClient, Refused, _reason
 from domain.notice_commands import NoticeStep
 from domain.views import LineResult
-from housing_chain.client import ChainClient, Refused, _reason
 from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id
 from workflows.eviction_messages import NoticeStart, NoticeStatus, NoticeStepRequest
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -23,11 +24,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from application.errors import Refused, Unavailable
+from config.logs import route_temporal_logs
+from config.settings import Settings
 from domain.commands import CaseStep, StockStep
 from domain.policy import Policy
 from domain.views import LineResult
-from housing_chain.logs import route_temporal_logs
-from housing_chain.settings import Settings
 from workflows.case import CaseWorkflow
 from workflows.messages import CaseStart, CaseStatus, StepBatch, StepRequest, StockRequest
 from workflows.stock import StockWorkflow
@@ -40,11 +42,7 @@ TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
              RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
 
 
-class Refused(Exception):
-    """The stack refused a step; nothing was recorded."""
-
-
-class Unreachable(Exception):
+class Unreachable(Unavailable):
     """No Temporal server answers at the configured address."""
 
 
@@ -169,6 +167,14 @@ class ChainClient:
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 
     async def send_stock(self, step: StockStep) -> LineResult:
+        """A step on the apartment stock; a refusal (the id exists, the apartment is not
+        vacant) raises Refused with the domain's message, as a case step does."""
+        try:
+            return await self._send_stock(step)
+        except WorkflowFailureError as exc:
+            raise Refused(_reason(exc)) from None
+
+    async def _send_stock(self, step: StockStep) -> LineResult:
         return await self._retrying(lambda: self.client.execute_workflow(
             StockWorkflow.run,
             StockRequest(step=step, policy=self.policy),

@@ -37,6 +37,7 @@ from domain.commands import (
 from domain.errors import DomainError
 from domain.identity import ClientIdentity, identity_uuid
 from domain.policy import Policy
+from domain.steps import missing_fields, target_of
 from domain.views import CaseSnapshot, LineResult
 
 MARKER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:command")
@@ -193,10 +194,9 @@ class HousingChain(_Transcoded):
         return result
 
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
-        missing = [f for f in ("on", "actor", "id") if getattr(step, f) is None]
+        missing = missing_fields(step)
         if missing:
-            target = getattr(step, "case", None) or getattr(step, "apartment", "")
-            raise DomainError(f"{step.type} {target}: needs {', '.join(missing)}")
+            raise DomainError(f"{step.type} {target_of(step)}: needs {', '.join(missing)}")
         kw = {"on": step.on, "actor": step.actor, "command_id": step.id, "today": today}
         if isinstance(step, RegisterApartment):
             if unit.get(apartment_uuid(step.apartment)) is not None:

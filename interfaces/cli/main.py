@@ -14,19 +14,24 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from application.reporting import REPORT_NAMES
+from config.settings import Settings
 from domain.commands import import_line_adapter
-from housing_chain.cli_notices import notice_app
-from housing_chain.settings import Settings
+from domain.steps import BY_TYPE
+from domain.text import terminal_safe
+from interfaces.cli.notices import notice_app
+
+T = TypeVar("T")
 
 app = typer.Typer(
     add_completion=False,
@@ -39,7 +44,8 @@ err = Console(stderr=True)
 DataOption = typer.Option(None, "--data", envvar="HOUSING_CHAIN_DATA",
                           help="data directory of the stack (default ./var)")
 OnOption = typer.Option(None, "--on", help="effective date YYYY-MM-DD (default today)")
-AsOption = typer.Option(None, "--as", help="who does the step (default $USER)")
+AsOption = typer.Option(None, "--as", help="on behalf of: who did the step, when recording it "
+                        "for someone else (default: you)")
 JsonOption = typer.Option(False, "--json", help="answer as JSON")
 IdOption = typer.Option(None, "--id", help="command id (default: a new one)")
 
@@ -52,7 +58,7 @@ def settings_for(data: Path | None) -> Settings:
 
 
 def configure_logs(settings: Settings) -> None:
-    from housing_chain.logs import configure
+    from config.logs import configure
 
     configure(settings.log_format, os.environ.get("HOUSING_CHAIN_LOG_LEVEL", "warning"),
               stream=sys.stderr)
@@ -67,63 +73,56 @@ def fail(message: str, code: int, as_json: bool = False) -> None:
     raise typer.Exit(code)
 
 
-def default_actor() -> str:
-    return os.environ.get("HOUSING_CHAIN_ACTOR") or os.environ.get("USER") or "caseworker"
+def call(settings: Settings, work: Callable[[Any], Awaitable[T]], as_json: bool = False) -> T:
+    """Run one use case through the CLI's backend (in-process, or a remote API) and turn its
+    refusals into the CLI's exit codes: 1 refused / not found / not allowed, 2 bad input."""
+    from application import errors
+    from domain.access import Forbidden
+    from interfaces.cli.backend import backend_for
+
+    async def go() -> T:
+        return await work(backend_for(settings))
+
+    try:
+        return asyncio.run(go())
+    except errors.BadInput as exc:
+        fail(str(exc), 2, as_json)
+    except (errors.UseCaseError, Forbidden) as exc:
+        fail(str(exc), 1, as_json)
+    raise AssertionError("unreachable")  # pragma: no cover - fail() exits
+
+
+def clean(text: Any) -> str:
+    """Anything stored, escaped for the terminal (an actor named ESC[2J clears nothing)."""
+    return terminal_safe(str(text))
 
 
 # --- steps -------------------------------------------------------------------------------
 
 def send_step(fields: dict[str, Any], on: date | None, actor: str | None, as_json: bool,
               command_id: str | None, data: Path | None) -> None:
-    import uuid
-
-    from housing_chain.client import ChainClient, Refused, Unreachable, connect, today_in
-    from housing_chain.importer import describe
-
     settings = settings_for(data)
     configure_logs(settings)
-    policy = settings.policy()
-    fields = {k: v for k, v in fields.items() if v is not None}
-    fields.update(on=(on or today_in(policy)).isoformat(), actor=actor or default_actor(),
-                  id=command_id or f"cli:{uuid.uuid4()}")
-    try:
-        line = import_line_adapter.validate_python(fields)
-    except ValidationError as exc:
-        fail(describe(exc), 2, as_json)
-    identity = None
-    if line.type == "apply":
-        c = line.client
-        identity = (c.id, c.name, c.personal_number) if (c.name or c.personal_number) else None
-        line = line.without_identity()
-
-    async def go():
-        chain = ChainClient(await connect(settings), settings, policy)
-        if line.type in ("register_apartment", "return_apartment"):
-            return await chain.send_stock(line)
-        return await chain.send(line)
-
-    try:
-        result = asyncio.run(go())
-    except Unreachable as exc:
-        fail(str(exc), 1, as_json)
-    except Refused as exc:
-        fail(str(exc), 1, as_json)
-    if not result.accepted:
-        fail(result.reason or "refused", 1, as_json)
-    if identity:
-        from housing_chain.service import IdentityRegistry
-
-        IdentityRegistry(env=settings.event_store_env("identities")).record(*identity)
+    if on is not None:
+        fields["on"] = on.isoformat()
+    result = call(settings, lambda b: b.submit_step(fields, command_id, actor), as_json)
     if as_json:
         print(result.model_dump_json())
     else:
-        what = getattr(line, "case", None) or getattr(line, "apartment", "")
+        what = fields.get("case") or fields.get("apartment", "")
+        day = fields.get("on") or "today"
         note = " (already recorded)" if result.duplicate else ""
-        out.print(f"[green]done:[/] {line.type} {what} on {line.on}{note} → {result.stage}"
+        out.print(f"[green]done:[/] {fields['type']} {clean(what)} on {day}{note} → {result.stage}"
                   f"  [dim]{', '.join(result.events)}[/]", highlight=False)
 
 
-@app.command()
+def step_command(step_type: str, name: str | None = None):
+    """Register a step's command under its name in the one list of steps, with its summary."""
+    spec = BY_TYPE[step_type]
+    return app.command(name or spec.cli_name, help=spec.summary)
+
+
+@step_command("apply")
 def apply(
     case: str, client: str = typer.Option(..., help="pseudonymous client id"),
     target_group: str = typer.Option(..., help="e.g. substance_abuse, families_with_children"),
@@ -142,7 +141,7 @@ def apply(
     }}, on, actor, as_json, command_id, data)
 
 
-@app.command("start-assessment")
+@step_command("start_assessment")
 def start_assessment(case: str, on: date = OnOption, actor: str = AsOption,
                      as_json: bool = JsonOption, command_id: str = IdOption,
                      data: Path = DataOption) -> None:
@@ -150,7 +149,7 @@ def start_assessment(case: str, on: date = OnOption, actor: str = AsOption,
     send_step({"type": "start_assessment", "case": case}, on, actor, as_json, command_id, data)
 
 
-@app.command()
+@step_command("decide")
 def decide(case: str, outcome: str = typer.Option(..., help="granted or denied"),
            programme: str = typer.Option(None, help="training_apartment, housing_first, "
                                                     "municipal_contract"),
@@ -162,7 +161,7 @@ def decide(case: str, outcome: str = typer.Option(..., help="granted or denied")
                "reason": reason}, on, actor, as_json, command_id, data)
 
 
-@app.command()
+@step_command("offer")
 def offer(case: str, apartment: str = typer.Option(...), on: date = OnOption,
           actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
           data: Path = DataOption) -> None:
@@ -171,7 +170,7 @@ def offer(case: str, apartment: str = typer.Option(...), on: date = OnOption,
               command_id, data)
 
 
-@app.command("landlord-decision")
+@step_command("landlord_decision")
 def landlord_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
                       reason: str = typer.Option(None), on: date = OnOption,
                       actor: str = AsOption, as_json: bool = JsonOption,
@@ -181,7 +180,7 @@ def landlord_decision(case: str, approved: bool = typer.Option(..., "--approved/
                "reason": reason}, on, actor, as_json, command_id, data)
 
 
-@app.command("move-in")
+@step_command("move_in")
 def move_in(case: str, apartment: str = typer.Option(...), on: date = OnOption,
             actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
             data: Path = DataOption) -> None:
@@ -190,7 +189,7 @@ def move_in(case: str, apartment: str = typer.Option(...), on: date = OnOption,
               command_id, data)
 
 
-@app.command("record-visit")
+@step_command("record_visit")
 def record_visit(case: str, kind: str = "home_visit",
                  rent_paid: bool = typer.Option(None, "--rent-paid/--rent-unpaid"),
                  home_insurance: bool = typer.Option(None, "--insured/--uninsured"),
@@ -207,7 +206,7 @@ def record_visit(case: str, kind: str = "home_visit",
               on, actor, as_json, command_id, data)
 
 
-@app.command("course-session")
+@step_command("course_session")
 def course_session(case: str, session: int = typer.Option(..., min=1, max=4),
                    on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
                    command_id: str = IdOption, data: Path = DataOption) -> None:
@@ -216,7 +215,7 @@ def course_session(case: str, session: int = typer.Option(..., min=1, max=4),
               as_json, command_id, data)
 
 
-@app.command("rent-arrears")
+@step_command("rent_arrears")
 def rent_arrears(case: str, amount: Decimal = typer.Option(..., help="SEK"),
                  on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
                  command_id: str = IdOption, data: Path = DataOption) -> None:
@@ -225,7 +224,7 @@ def rent_arrears(case: str, amount: Decimal = typer.Option(..., help="SEK"),
               as_json, command_id, data)
 
 
-@app.command("repayment-plan")
+@step_command("repayment_plan")
 def repayment_plan(case: str, on: date = OnOption, actor: str = AsOption,
                    as_json: bool = JsonOption, command_id: str = IdOption,
                    data: Path = DataOption) -> None:
@@ -233,7 +232,7 @@ def repayment_plan(case: str, on: date = OnOption, actor: str = AsOption,
     send_step({"type": "repayment_plan", "case": case}, on, actor, as_json, command_id, data)
 
 
-@app.command()
+@step_command("complaint")
 def complaint(case: str, note: str = typer.Option(""), on: date = OnOption,
               actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
               data: Path = DataOption) -> None:
@@ -242,7 +241,7 @@ def complaint(case: str, note: str = typer.Option(""), on: date = OnOption,
               command_id, data)
 
 
-@app.command("refer-takeover")
+@step_command("refer_takeover")
 def refer_takeover(case: str, on: date = OnOption, actor: str = AsOption,
                    as_json: bool = JsonOption, command_id: str = IdOption,
                    data: Path = DataOption) -> None:
@@ -250,7 +249,7 @@ def refer_takeover(case: str, on: date = OnOption, actor: str = AsOption,
     send_step({"type": "refer_takeover", "case": case}, on, actor, as_json, command_id, data)
 
 
-@app.command("takeover-decision")
+@step_command("takeover_decision")
 def takeover_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
                       reason: str = typer.Option(None), on: date = OnOption,
                       actor: str = AsOption, as_json: bool = JsonOption,
@@ -260,7 +259,7 @@ def takeover_decision(case: str, approved: bool = typer.Option(..., "--approved/
                "reason": reason}, on, actor, as_json, command_id, data)
 
 
-@app.command()
+@step_command("assign")
 def assign(case: str, role: str = typer.Option(..., help="caseworker or housing_pilot"),
            to: str = typer.Option(..., help="the actor who takes it on"),
            on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
@@ -270,7 +269,7 @@ def assign(case: str, role: str = typer.Option(..., help="caseworker or housing_
               command_id, data)
 
 
-@app.command("exit")
+@step_command("exit")
 def exit_case(case: str, destination: str = typer.Option(
                   ..., help="first_hand_lease, own_housing, terminated, withdrawn, deceased, "
                             "moved_away"),
@@ -281,7 +280,7 @@ def exit_case(case: str, destination: str = typer.Option(
               command_id, data)
 
 
-@app.command("register-apartment")
+@step_command("register_apartment")
 def register_apartment(apartment: str, landlord: str = typer.Option(...),
                        rooms: int = typer.Option(...), on: date = OnOption,
                        actor: str = AsOption, as_json: bool = JsonOption,
@@ -291,7 +290,7 @@ def register_apartment(apartment: str, landlord: str = typer.Option(...),
                "rooms": rooms}, on, actor, as_json, command_id, data)
 
 
-@app.command("return-apartment")
+@step_command("return_apartment")
 def return_apartment(apartment: str, on: date = OnOption, actor: str = AsOption,
                      as_json: bool = JsonOption, command_id: str = IdOption,
                      data: Path = DataOption) -> None:
@@ -305,56 +304,45 @@ def return_apartment(apartment: str, on: date = OnOption, actor: str = AsOption,
 @app.command()
 def status(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
     """Where a case stands: its stage (or exit), the steps allowed now and what is due."""
-    from housing_chain.client import ChainClient, Refused, Unreachable, connect
-
     settings = settings_for(data)
     configure_logs(settings)
-
-    async def go():
-        return await ChainClient(await connect(settings), settings).status(case)
-
-    try:
-        st = asyncio.run(go())
-    except (Refused, Unreachable) as exc:
-        fail(str(exc), 1, as_json)
+    st = call(settings, lambda b: b.status(case), as_json)
     if as_json:
-        print(st.model_dump_json())
+        print(json.dumps(st, ensure_ascii=False))
         return
-    stage = st.outcome if st.stage == "closed" else st.stage
-    out.print(f"[bold]case {st.case}[/]: {stage} — {st.stage_label}", highlight=False)
-    if st.last_on:
-        out.print(f"last step on {st.last_on}")
-    if st.stage != "closed":
-        out.print(f"allowed now: {', '.join(st.allowed)}; exits: {', '.join(st.exits)}")
-    if st.due:
+    stage = st["outcome"] if st["stage"] == "closed" else st["stage"]
+    out.print(f"[bold]case {clean(st['case'])}[/]: {stage} — {st['stage_label']}", highlight=False)
+    if st.get("last_on"):
+        out.print(f"last step on {st['last_on']}")
+    if st["stage"] != "closed":
+        out.print(f"allowed now: {', '.join(st['allowed'])}; exits: {', '.join(st['exits'])}")
+    if st.get("due"):
         table = Table("due", "what", "raised")
-        for item in sorted(st.due, key=lambda i: i.due):
-            label = item.kind.replace("_", " ") + (f" (quarter {item.quarter})" if item.quarter else "")
-            table.add_row(str(item.due), label, item.fires_at.strftime("%Y-%m-%d %H:%M"))
+        for item in sorted(st["due"], key=lambda i: i["due"]):
+            label = item["kind"].replace("_", " ") + (
+                f" (quarter {item['quarter']})" if item.get("quarter") else "")
+            table.add_row(item["due"], label, item["fires_at"][:16].replace("T", " "))
         out.print(table)
+    if st.get("workflow") == "missing":
+        out.print("[yellow]the case's workflow is not running: its timers are stopped[/]")
 
 
 @app.command()
 def history(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
     """Every domain event of a case: effective date, recorded time, actor, what happened."""
-    from domain.errors import DomainError
-    from housing_chain.service import HousingChain
-
     settings = settings_for(data)
     configure_logs(settings)
-    try:
-        rows = HousingChain(env=settings.event_store_env("events")).history(case)
-    except DomainError as exc:
-        fail(str(exc), 1, as_json)
+    result = call(settings, lambda b: b.history(case), as_json)
+    rows = result["rows"]
     if as_json:
-        print(json.dumps(rows, default=str))
+        print(json.dumps(rows, ensure_ascii=False))
         return
     table = Table("#", "effective", "recorded (UTC)", "actor", "event", "details",
-                  title=f"case {case}")
+                  title=f"case {clean(case)}")
     for r in rows:
         details = ", ".join(f"{k}={v}" for k, v in r["details"].items())
-        table.add_row(str(r["version"]), str(r["on"]), r["recorded"].strftime("%Y-%m-%d %H:%M:%S"),
-                      r["actor"] or "", r["event"], details)
+        table.add_row(str(r["version"]), str(r["on"]), r["recorded"][:19].replace("T", " "),
+                      clean(r["actor"] or ""), r["event"], clean(details))
     out.print(table)
 
 
@@ -367,7 +355,7 @@ def import_file(
     as_json: bool = JsonOption, data: Path = DataOption,
 ) -> None:
     """Send a JSONL file of commands through the workflows, line by line."""
-    from housing_chain.importer import read_lines
+    from application.importer import read_lines
 
     settings = settings_for(data)
     configure_logs(settings)
@@ -378,65 +366,38 @@ def import_file(
     report = do_import(settings, raw, file.stem, actor, strict=strict, parallel=parallel,
                        show_progress=not as_json)
     if as_json:
-        print(json.dumps(report.as_json()))
+        print(json.dumps({"accepted": report["accepted"], "refused": report["refused"]}))
     else:
         print_import_report(report)
-    if report.refused:
+    if report["refused"]:
         raise typer.Exit(1)
 
 
 def do_import(settings: Settings, raw: list[str], source: str, actor: str, *, strict: bool,
-              parallel: int, show_progress: bool):
+              parallel: int, show_progress: bool) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from housing_chain.client import ChainClient, Unreachable, connect, today_in
-    from housing_chain.importer import ImportReport, parse, run_import
-    from housing_chain.service import HousingChain, IdentityRegistry
-
-    policy = settings.policy()
-    lines, refused = parse(raw, source=source, actor=actor, today=today_in(policy))
-    report = ImportReport(refused=refused)
-    if strict and refused:
-        report.stopped_early = True
-        return report
-    identities: IdentityRegistry | None = None
-
-    def record_identity(client_id: str, name: str | None, number: str | None) -> None:
-        nonlocal identities
-        identities = identities or IdentityRegistry(env=settings.event_store_env("identities"))
-        identities.record(client_id, name, number)
-
-    store = HousingChain(env=settings.event_store_env("events"))
-
-    async def go(progress) -> None:
-        chain = ChainClient(await connect(settings), settings, policy)
-        task = progress.add_task("importing", total=len(lines)) if progress else None
-        await run_import(
-            chain, lines, report, parallel=parallel, strict=strict,
-            record_identity=record_identity, processed=store.processed,
-            progress=(lambda n: progress.advance(task, n)) if progress else None,
-        )
-
-    try:
-        if show_progress:
-            with Progress("[progress.description]{task.description}", BarColumn(),
-                          MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-                          transient=False) as progress:
-                asyncio.run(go(progress))
-        else:
-            asyncio.run(go(None))
-    except Unreachable as exc:
-        fail(str(exc), 1)
-    return report
+    if not show_progress:
+        return call(settings, lambda b: b.import_lines(raw, source, actor, strict, parallel,
+                                                       None, None))
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                  transient=False) as progress:
+        task = progress.add_task("importing", total=len(raw))
+        return call(settings, lambda b: b.import_lines(
+            raw, source, actor, strict, parallel, lambda n: progress.advance(task, n),
+            lambda n: progress.update(task, total=n)))
 
 
-def print_import_report(report) -> None:
-    for r in report.refused:
-        where = f"case {r.case}: " if r.case and f"case {r.case}" not in r.reason else ""
-        err.print(f"[red]line {r.line}[/] refused: {where}{r.reason}", highlight=False)
-    dup = f" ({report.duplicates} already recorded)" if report.duplicates else ""
-    stop = " — stopped at the first refusal (--strict)" if report.stopped_early else ""
-    out.print(f"[bold]{report.accepted} accepted{dup}, {len(report.refused)} refused[/]{stop}",
+def print_import_report(report: dict[str, Any]) -> None:
+    for r in report["refused"]:
+        case = r.get("case")
+        where = f"case {case}: " if case and f"case {case}" not in r["reason"] else ""
+        err.print(f"[red]line {r['line']}[/] refused: {clean(where)}{clean(r['reason'])}",
+                  highlight=False)
+    dup = f" ({report['duplicates']} already recorded)" if report.get("duplicates") else ""
+    stop = " — stopped at the first refusal (--strict)" if report.get("stopped_early") else ""
+    out.print(f"[bold]{report['accepted']} accepted{dup}, {len(report['refused'])} refused[/]{stop}",
               highlight=False)
 
 
@@ -444,16 +405,9 @@ def print_import_report(report) -> None:
 
 def projection_for(settings: Settings):
     """The projection over this stack's event store (also used to catch up on demand)."""
-    from housing_chain.service import HousingChain
-    from projections.runner import ProjectionRunner
-    from projections.view import open_view
+    from application.readmodels import projection_for as runner_for
 
-    return ProjectionRunner(HousingChain(env=settings.event_store_env("events")),
-                            open_view(settings.view_env()))
-
-
-REPORT_NAMES = ("waiting-times", "throughput", "queue", "ivo", "caseload", "arrears", "stock",
-                "returns", "history", "evictions")
+    return runner_for(settings)
 
 
 @app.command()
@@ -464,9 +418,9 @@ def report(
     date_to: date = typer.Option(None, "--to", help="last day (of the later date)"),
     as_of: date = typer.Option(None, "--as-of", help="the day the report looks from"),
     by: str = typer.Option(None, help="year, quarter, month, target-group or district"),
-    interval: str = typer.Option("application-to-decision", help="for waiting-times: "
-                                 "application-to-decision, decision-to-move-in, "
-                                 "move-in-to-exit, application-to-housed"),
+    interval: str = typer.Option(None, help="for waiting-times: application-to-decision "
+                                 "(default), decision-to-move-in, move-in-to-exit, "
+                                 "application-to-housed"),
     quarter: str = typer.Option(None, help="for ivo: e.g. 2026Q3"),
     programme: str = typer.Option(None), target_group: str = typer.Option(None),
     district: str = typer.Option(None),
@@ -476,81 +430,34 @@ def report(
 ) -> None:
     """Waiting times, throughput, the queue, the IVO report, caseloads, arrears, the stock
     and returns from the read models (caught up first); a case's audit history from the
-    event store."""
-    from housing_chain.client import today_in
-    from projections import reports
-    from projections.runner import Behind
+    event store. An option the report does not take is refused."""
+    from application.reporting import ReportOptions
 
     settings = settings_for(data)
     configure_logs(settings)
     if name not in REPORT_NAMES:
         fail(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}", 2)
-    policy = settings.policy()
-    today = as_of or today_in(policy)
-    if name == "history":  # read from the event store itself, which is never behind
-        if not case:
-            fail("report history needs a case: housing-chain report history CASE", 2)
-        from housing_chain.service import HousingChain
-
-        try:
-            result = reports.case_history(HousingChain(env=settings.event_store_env("events")),
-                                          case)
-        except reports.ReportError as exc:
-            fail(str(exc), 1, as_json)
-        emit_report(name, result, as_json, as_csv)
-        return
-    runner = projection_for(settings)
-    try:
-        runner.wait_or_catch_up(runner.head(), timeout=wait)
-    except Behind as exc:
-        fail(str(exc), 1, as_json)
-    view = runner.view
-    try:
-        if name == "waiting-times":
-            result = reports.waiting_times(view, interval, by or "year", date_from, date_to,
-                                           today, programme, target_group, district)
-        elif name == "throughput":
-            result = reports.throughput(view, by or "year", date_from, date_to)
-        elif name == "queue":
-            result = reports.queue(view, today, by)
-        elif name == "ivo":
-            if not quarter:
-                fail("report ivo needs --quarter, e.g. --quarter 2026Q3", 2)
-            result = reports.ivo(view, quarter)
-        elif name == "caseload":
-            result = reports.caseload(view, today, policy, date_from, date_to)
-        elif name == "arrears":
-            result = reports.arrears(view)
-        elif name == "stock":
-            result = reports.stock(view, today)
-        elif name == "returns":
-            result = reports.returns(view, date_from, date_to)
-        else:
-            result = reports.evictions(view, by or "year", date_from, date_to)
-    except reports.ReportError as exc:
-        fail(str(exc), 2 if str(exc).startswith("--") else 1, as_json)
+    options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
+                            interval=interval, quarter=quarter, programme=programme,
+                            target_group=target_group, district=district)
+    result = call(settings, lambda b: b.report(name, options, case, wait), as_json)
     emit_report(name, result, as_json, as_csv)
 
 
 def emit_report(name: str, result: dict[str, Any], as_json: bool, as_csv: bool) -> None:
-    from projections.reports import flatten
 
     if as_json:
         print(json.dumps(result, ensure_ascii=False, default=str))
     elif as_csv:
-        import csv
+        from application.reporting import csv_text
 
-        rows = flatten(result.get("rows", []))
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        sys.stdout.write(csv_text(result.get("rows", [])))
     else:
         print_report(name, result)
 
 
 def print_report(name: str, result: dict[str, Any]) -> None:
-    from projections.reports import flatten
+    from application.reporting import flatten
 
     rows = flatten(result.get("rows", []))
     title = name + "".join(f"  {k}: {v}" for k, v in result.items()
@@ -575,31 +482,21 @@ def worklist_command(
 ) -> None:
     """What is due and overdue: visits, follow-ups, the monthly checklist, decisions near or
     past three months, takeover eligibility, arrears without a plan, stalled stages."""
-    from housing_chain.client import today_in
-    from projections.runner import Behind
-    from projections.worklist import worklist
-
     settings = settings_for(data)
     configure_logs(settings)
-    policy = settings.policy()
-    runner = projection_for(settings)
-    try:
-        runner.wait_or_catch_up(runner.head(), timeout=30)
-    except Behind as exc:
-        fail(str(exc), 1, as_json)
-    result = worklist(runner.view, actor, policy, as_of or today_in(policy), days)
+    result = call(settings, lambda b: b.worklist(actor, days, as_of), as_json)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
-    who = actor or "everyone"
+    who = clean(actor) if actor else "everyone"
     table = Table("due", "status", "case", "what", *(["actor"] if actor is None else []),
                   title=f"Worklist of {who} on {result['as_of']}: {result['overdue']} overdue, "
                         f"{result['due']} due by {result['until']}")
     for item in result["rows"]:
         status = f"[red]overdue {item['days_overdue']} d[/]" if item["status"] == "overdue" \
             else "due"
-        table.add_row(item["due"], status, item["case"], item["what"],
-                      *([item["actor"] or ""] if actor is None else []))
+        table.add_row(item["due"], status, clean(item["case"]), item["what"],
+                      *([clean(item["actor"] or "")] if actor is None else []))
     out.print(table)
 
 
@@ -610,12 +507,11 @@ app.add_typer(projections_app, name="projections")
 @projections_app.command("status")
 def projections_status(as_json: bool = JsonOption, data: Path = DataOption) -> None:
     """Where each projection stands against the event store's head."""
+    from application.use_cases import UseCases, local_operator
+
     settings = settings_for(data)
     configure_logs(settings)
-    runner = projection_for(settings)
-    position, head = runner.position, runner.head()
-    row = {"projection": "ChainView", "position": position, "head": head,
-           "behind": head - position}
+    row = UseCases(settings).projection_status(local_operator())["projections"][0]
     if as_json:
         print(json.dumps({"projections": [row]}))
     else:
@@ -627,17 +523,18 @@ def projections_status(as_json: bool = JsonOption, data: Path = DataOption) -> N
 @projections_app.command("rebuild")
 def projections_rebuild(data: Path = DataOption) -> None:
     """Drop the read models and replay every event from the first."""
+    from application.use_cases import UseCases, local_operator
+
     settings = settings_for(data)
     configure_logs(settings)
-    runner = projection_for(settings)
-    covered = runner.rebuild()
-    out.print(f"rebuilt: {covered} events projected, position {runner.position}")
+    done = UseCases(settings).rebuild_projections(local_operator())
+    out.print(f"rebuilt: {done['events']} events projected, position {done['position']}")
 
 
 @app.command()
 def project(data: Path = DataOption) -> None:
     """Run the projection on its own (scale-out): catch up, then follow the event store."""
-    from housing_chain.logs import configure
+    from config.logs import configure
 
     settings = settings_for(data)
     configure(settings.log_format, settings.log_level)
@@ -657,8 +554,8 @@ def project(data: Path = DataOption) -> None:
 def up(data: Path = DataOption) -> None:
     """Run the embedded stack in the foreground: Temporal dev server, its UI, the worker and
     the event store under the data directory. Ctrl-C stops it."""
-    from housing_chain.logs import configure
-    from housing_chain.stack import EmbeddedStack
+    from config.logs import configure
+    from runtime.stack import EmbeddedStack
 
     settings = settings_for(data)
     configure(settings.log_format, settings.log_level)
@@ -672,6 +569,7 @@ def up(data: Path = DataOption) -> None:
         await stack.start()
         store = "PostgreSQL" if settings.uses_postgres else str(settings.data / "events.sqlite")
         print(f"Temporal UI: {stack.ui_url}", flush=True)
+        print(f"API: {stack.api_url}/docs", flush=True)
         print(f"housing-chain ready: Temporal at {settings.temporal_address} "
               f"(namespace {settings.temporal_namespace}), event store {store}", flush=True)
         await stop.wait()
@@ -685,10 +583,120 @@ def up(data: Path = DataOption) -> None:
         fail(str(exc), 1)
 
 
+@app.command()
+def serve(data: Path = DataOption,
+          host: str = typer.Option(None, help="default HOUSING_CHAIN_API_HOST (127.0.0.1)"),
+          port: int = typer.Option(None, help="default HOUSING_CHAIN_API_PORT (8000)")) -> None:
+    """Run the HTTP API on its own, against the configured Temporal and stores (stateless:
+    run several behind a proxy)."""
+    import uvicorn
+
+    from config.logs import configure
+    from interfaces.api.app import create_app
+
+    settings = settings_for(data)
+    configure(settings.log_format, settings.log_level)
+    uvicorn.run(create_app(settings), host=host or settings.api_host,
+                port=port or settings.api_port, log_level="warning", access_log=False)
+
+
+@app.command()
+def token(
+    subject: str = typer.Option(..., "--as", help="the token's subject: who signs in"),
+    role: list[str] = typer.Option(..., help="caseworker, housing_pilot, supervisor, landlord, "
+                                             "admin (repeat for several)"),
+    unit: list[str] = typer.Option([], help="a district (or, for a landlord, its name); repeat"),
+    hours: float = typer.Option(8.0, min=0.01, max=24 * 30, help="valid for"),
+    data: Path = DataOption,
+) -> None:
+    """Print a bearer token from the embedded stack's own issuer (for scripts and tests)."""
+    from application.tokens import LocalIssuer
+    from domain.access import ROLE_NAMES
+
+    settings = settings_for(data)
+    unknown = [r for r in role if r not in ROLE_NAMES]
+    if unknown:
+        fail(f"--role {unknown[0]!r} is not a role; roles: {', '.join(ROLE_NAMES)}", 2)
+    if settings.oidc_issuer:
+        fail(f"this installation signs in with {settings.oidc_issuer}: get a token there", 2)
+    issuer = LocalIssuer(settings.data, audience=settings.oidc_audience)
+    print(issuer.mint(subject, role, unit, ttl_seconds=int(hours * 3600)))
+
+
+audit_app = typer.Typer(help="The access log: verify its hash chain, the monthly review.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Recompute the access log's hash chain and name the first broken record."""
+    from application.use_cases import UseCases, local_operator
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    result = UseCases(settings).audit_verify(local_operator())
+    if as_json:
+        print(result.model_dump_json())
+    elif result.ok:
+        out.print(f"[green]intact:[/] {result.checked} access records, hash chain unbroken")
+    else:
+        err.print(f"[bold red]broken:[/] record {result.first_broken}: {result.reason} "
+                  f"({result.checked} checked)", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("review")
+def audit_review(month: str = typer.Option(..., help="YYYY-MM"), as_json: bool = JsonOption,
+                 data: Path = DataOption) -> None:
+    """The monthly log review: reads by people with no assignment to the case's unit or the
+    case at that moment, and every refused access."""
+    import re
+
+    from application.use_cases import UseCases, local_operator
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        fail(f"--month {month!r}: give the month as YYYY-MM, e.g. 2026-11", 2)
+    settings = settings_for(data)
+    configure_logs(settings)
+    rows = UseCases(settings).audit_review(local_operator(), month)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False))
+        return
+    table = Table("#", "when (UTC)", "who", "roles", "units", "what", "case", "unit", "outcome",
+                  title=f"Access log review {month}: {len(rows)} to look at")
+    for r in rows:
+        table.add_row(str(r.seq), r.at.strftime("%Y-%m-%d %H:%M"), clean(r.subject),
+                      ",".join(r.roles), ",".join(r.units), r.action, clean(r.case or ""),
+                      clean(r.case_unit or ""), r.outcome)
+    out.print(table)
+
+
+identity_app = typer.Typer(help="Client identities: erasure (GDPR art. 17).")
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("erase")
+def identity_erase(client: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Erase a client's name and personal identity number for good; case histories and
+    reports stay as they are."""
+    from application.use_cases import UseCases, local_operator
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    result = UseCases(settings).erase_identity(local_operator(), client)
+    if as_json:
+        print(json.dumps(result))
+    elif result["erased"]:
+        out.print(f"[green]erased:[/] the identity of client {clean(client)}")
+    else:
+        out.print(f"no identity was recorded for client {clean(client)}")
+
+
 def start_stack_process(settings: Settings, timeout: float = 120) -> subprocess.Popen:
     """`housing-chain up` as a child process; returns once it prints `ready`."""
     env = dict(os.environ, HOUSING_CHAIN_DATA=str(settings.data))
-    proc = subprocess.Popen([sys.executable, "-m", "housing_chain.cli", "up"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli.main", "up"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ready = threading.Event()
     lines: list[str] = []
@@ -714,9 +722,9 @@ def demo(
     data: Path = DataOption,
 ) -> None:
     """The main job: start the stack, import the demo municipality, show where cases stand."""
-    from housing_chain import demo as demo_data
-    from housing_chain.client import connect
-    from housing_chain.stack import listening, split_address
+    from application.gateway import connect
+    from runtime import demo as demo_data
+    from runtime.stack import listening, split_address
 
     settings = settings_for(data)
     configure_logs(settings)
@@ -733,11 +741,11 @@ def demo(
     report = do_import(settings, path.read_text(encoding="utf-8").splitlines(), path.stem,
                        "import", strict=False, parallel=16, show_progress=True)
     print_import_report(report)
-    print_where_cases_stand(report.stages)
+    print_where_cases_stand(report["stages"])
     print_headline_figures(settings)
     ui_port = settings.ui_port
     out.print(f"\nTemporal UI: http://localhost:{ui_port}   "
-              f"try: housing-chain status {next(iter(sorted(report.stages)), 'CASE')}")
+              f"try: housing-chain status {next(iter(sorted(report['stages'])), 'CASE')}")
     if proc is None:
         return
     if not keep_running:
@@ -754,14 +762,13 @@ def demo(
 
 def print_headline_figures(settings: Settings) -> None:
     """What a supervisor looks at first: waits by year, the queue, the last IVO quarter."""
+    from application.reporting import ReportOptions
     from domain.calendar import quarter_bounds, quarter_of
-    from housing_chain.client import today_in
-    from projections import reports
 
-    runner = projection_for(settings)
-    runner.wait_or_catch_up(runner.head(), timeout=60)
-    today = today_in(settings.policy())
-    waits = reports.waiting_times(runner.view, "decision-to-move-in", "year", as_of=today)
+    def report(name: str, **options: Any) -> dict[str, Any]:
+        return call(settings, lambda b: b.report(name, ReportOptions(**options), None, 60.0))
+
+    waits = report("waiting-times", interval="decision-to-move-in", by="year")
     table = Table("year", "moved in", "mean days", "median", "p90",
                   title="Waiting time from decision to move-in")
     for row in waits["rows"]:
@@ -771,8 +778,9 @@ def print_headline_figures(settings: Settings) -> None:
     still = waits["still_waiting"]
     out.print(f"still waiting today: {still['count']} (on average {still['mean_days_so_far']} "
               "days so far)")
+    today = date.fromisoformat(waits.get("as_of") or date.today().isoformat())
     last_quarter = quarter_of(quarter_bounds(quarter_of(today))[0] - timedelta(days=1))
-    rows = reports.ivo(runner.view, last_quarter)["rows"]
+    rows = report("ivo", quarter=last_quarter)["rows"]
     late = sum(1 for r in rows if r["status"] == "unexecuted")
     out.print(f"IVO report {last_quarter}: {late} decisions unexecuted after three months, "
               f"{len(rows) - late} executed late  (housing-chain report ivo --quarter "

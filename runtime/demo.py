@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.calendar import add_months
+from domain.personal_number import luhn_check_digit
 from domain.policy import Policy
 
 # --- the municipality -------------------------------------------------------------------
@@ -407,9 +408,10 @@ class _Municipality:
         }.get(target_group, (26, 64))
         born = day - timedelta(days=rng.randint(age[0] * 365 + 1, age[1] * 365))
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        # serial number 000 is never issued: clearly not a real personnummer
+        # generated: a valid date and check digit (the identity store refuses any other)
+        nine = f"{born:%y%m%d}{rng.randint(980, 999)}"
         return client_id, {
-            "name": name, "personal_number": f"{born:%Y%m%d}-000{rng.randint(0, 9)}"
+            "name": name, "personal_number": f"{born:%Y%m%d}-{nine[6:]}{luhn_check_digit(nine)}"
         }
 
     def _apply(self, day: date) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
+from application.store import HousingChain, ProcessedCommand, _UnitOfWork
 from domain.commands import Apply, Client
 from domain.errors import DomainError
 from domain.notice import Notice, notice_uuid
@@ -33,8 +34,8 @@ from domain.notice_deadlines import reach_deadline
 from domain.notice_stages import NoticeKind
 from domain.notice_views import NoticeSnapshot
 from domain.policy import Policy
+from domain.steps import missing_fields
 from domain.views import LineResult
-from housing_chain.service import HousingChain, ProcessedCommand, _UnitOfWork
 
 NOTICE_EVENT_FIELDS = ("originator_id", "originator_version", "timestamp", "on", "actor",
                        "command_id", "originator_topic")
@@ -83,7 +84,7 @@ def _notice(unit: _UnitOfWork, notice_id: str) -> Notice:
 def _dispatch(
     app: HousingChain, step: Any, unit: _UnitOfWork, today: date, policy: Policy, now: datetime
 ) -> Notice:
-    missing = [f for f in ("on", "actor", "id") if getattr(step, f) is None]
+    missing = missing_fields(step)
     if missing:
         raise DomainError(f"notice {step.notice}: {step.type} needs {', '.join(missing)}")
     kw = {"on": step.on, "actor": step.actor, "command_id": step.id, "today": today}

@@ -1,6 +1,7 @@
 """When is what due: pure functions from a case snapshot and the policy.
 
-Used by the workflow to set its timers and by its status query. Deadlines and reminders
+The one place for the due rules: the workflow sets its timers and answers its status query
+with them, and the worklist (projections/worklist.py) lists what is due with them. Deadlines and reminders
 come from the effective dates of the case (decision date, move-in, last visit), never from
 when things were recorded.
 """
@@ -13,8 +14,7 @@ from zoneinfo import ZoneInfo
 from domain.calendar import add_months, unexecuted_deadline
 from domain.policy import Policy
 from domain.stages import GRANTED_NOT_MOVED_IN, IN_HOME
-from domain.views import CaseSnapshot
-from workflows.messages import DueItem
+from domain.views import CaseSnapshot, DueItem
 
 
 def local_date(moment: datetime, policy: Policy) -> date:
@@ -31,6 +31,47 @@ def visit_interval_after(anchor: date, move_in: date, policy: Policy) -> date:
     if anchor < add_months(move_in, policy.weekly_visits_months):
         return anchor + timedelta(days=policy.weekly_visit_days)
     return add_months(anchor, policy.monthly_visit_months)
+
+
+def next_visit(move_in: date, last_visit: date | None, policy: Policy) -> date:
+    """When the next support visit is due, from the move-in and the last home visit."""
+    anchor = max(filter(None, [move_in, last_visit]))
+    return visit_interval_after(anchor, move_in, policy)
+
+
+def next_follow_up(move_in: date, last_follow_up: date | None, policy: Policy) -> date:
+    """The quarterly (policy) follow-up meeting after the last one, or after move-in."""
+    return add_months(max(filter(None, [move_in, last_follow_up])), policy.follow_up_months)
+
+
+def next_checklist(move_in: date, last_checklist: date | None) -> date:
+    """The monthly checklist (rent receipt, home insurance, housing queues)."""
+    return add_months(max(filter(None, [move_in, last_checklist])), 1)
+
+
+def takeover_eligible_date(move_in: date, programme: str | None, policy: Policy) -> date:
+    """The end of the programme's minimum period before a takeover referral."""
+    return add_months(move_in, policy.takeover_minimum(programme or ""))
+
+
+def stall_due(stage: str, stage_since: date | None, policy: Policy) -> date | None:
+    """The last day a stage may stay open (policy `stall_days`; None: no rule or no date)."""
+    limit = policy.stall_days.get(stage)
+    if limit is None or stage_since is None:
+        return None
+    return stage_since + timedelta(days=limit)
+
+
+PILOT_KINDS = frozenset({"home_visit", "support_visit", "follow_up", "monthly_checklist"})
+
+
+def owner_of(kind: str, caseworker: str | None, pilot: str | None) -> str | None:
+    """Whose item it is: the housing pilot's for visits, follow-ups and the checklist when one
+    is assigned; everything else, and anything whose role has nobody, the caseworker's."""
+    base = kind.split(":", 1)[1] if kind.startswith("escalation:") else kind
+    if base in PILOT_KINDS and pilot:
+        return pilot
+    return caseworker
 
 
 def _chain(first: date, step, reminded: date | None, today: date) -> date:
@@ -86,10 +127,9 @@ def answered(snapshot: CaseSnapshot | None, policy: Policy, kind: str, due: date
 
 def _stall(snapshot: CaseSnapshot, policy: Policy) -> DueItem | None:
     """A stage open longer than the policy allows (assessment, an unanswered offer, ...)."""
-    limit = policy.stall_days.get(snapshot.stage)
-    if limit is None or snapshot.stage_since is None:
+    due = stall_due(snapshot.stage, snapshot.stage_since, policy)
+    if due is None:
         return None
-    due = snapshot.stage_since + timedelta(days=limit)
     return DueItem(kind=f"stalled:{snapshot.stage}", due=due,
                    fires_at=start_of(due + timedelta(days=1), policy))
 
@@ -99,10 +139,7 @@ def responsible(snapshot: CaseSnapshot | None, kind: str) -> str:
     responsible caseworker."""
     if snapshot is None:
         return "unassigned"
-    base = kind.split(":", 1)[1] if kind.startswith("escalation:") else kind
-    if base in ("home_visit", "follow_up") and snapshot.housing_pilot:
-        return snapshot.housing_pilot
-    return snapshot.caseworker or "unassigned"
+    return owner_of(kind, snapshot.caseworker, snapshot.housing_pilot) or "unassigned"
 
 
 def _due(
@@ -122,9 +159,8 @@ def _due(
         )
     if snapshot.stage in IN_HOME and snapshot.move_in_date:
         move_in = snapshot.move_in_date
-        visit_anchor = max(filter(None, [move_in, snapshot.last_home_visit]))
         visit_due = _chain(
-            visit_interval_after(visit_anchor, move_in, policy),
+            next_visit(move_in, snapshot.last_home_visit, policy),
             lambda d: visit_interval_after(d, move_in, policy),
             reminded.get("home_visit"),
             today,
@@ -133,9 +169,8 @@ def _due(
             DueItem(kind="home_visit", due=visit_due,
                     fires_at=start_of(visit_due + timedelta(days=1), policy))
         )
-        follow_anchor = max(filter(None, [move_in, snapshot.last_follow_up]))
         follow_due = _chain(
-            add_months(follow_anchor, policy.follow_up_months),
+            next_follow_up(move_in, snapshot.last_follow_up, policy),
             lambda d: add_months(d, policy.follow_up_months),
             reminded.get("follow_up"),
             today,
@@ -145,7 +180,7 @@ def _due(
                     fires_at=start_of(follow_due + timedelta(days=1), policy))
         )
         if snapshot.stage == "training" and snapshot.takeover_eligible_on is None:
-            eligible = add_months(move_in, policy.takeover_minimum(snapshot.programme or ""))
+            eligible = takeover_eligible_date(move_in, snapshot.programme, policy)
             items.append(
                 DueItem(kind="takeover_eligible", due=eligible, fires_at=start_of(eligible, policy))
             )

@@ -31,7 +31,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from housing_chain.settings import Settings
+from config.settings import Settings
 from workflows.messages import ScheduledReport
 from workflows.reports import ScheduledReportWorkflow
 

@@ -1,0 +1,138 @@
+"""Encrypt every Temporal payload, so the Temporal UI, its HTTP API and its database only ever
+hold ciphertext.
+
+Workflow inputs, results, signals, queries, memos and (with the failure converter below)
+failure messages pass through `EncryptionCodec`. The Temporal UI and CLI read them through the
+remote codec protocol (`codec_endpoint`), which only signed-in staff can reach. What the codec
+cannot cover: workflow ids, search attributes and task queue names are never encoded, so they
+must not contain personal data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import temporalio.converter
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+
+from application.keys import NONCE_BYTES, DecryptionError, KeySet, UnknownKeyError
+
+ENCODING = b"binary/encrypted"
+KEY_ID_META = "encryption-key-id"
+
+
+class CodecKeys(KeySet):
+    """Payload keys, separate from the master keys: the codec server needs these, and should
+    not be able to unwrap client data keys."""
+
+    FILENAME = "codec.keys"
+    ENV = "HOUSING_CHAIN_CODEC_KEYS"
+    PREFIX = "c"
+
+
+class EncryptionCodec(temporalio.converter.PayloadCodec):
+    """AES-256-GCM over each whole serialized payload (metadata included, so even the original
+    encoding is hidden), under the current codec key; any key id still loaded decrypts."""
+
+    def __init__(self, keys: CodecKeys) -> None:
+        self.keys = keys
+        self._aeads: dict[tuple[str, bytes], AESGCM] = {}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        key_id, key = self.keys.current()
+        aead = self._aead(key_id, key)
+        encoded = []
+        for payload in payloads:
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = aead.encrypt(nonce, payload.SerializeToString(), _aad(key_id))
+            encoded.append(Payload(
+                metadata={"encoding": ENCODING, KEY_ID_META: key_id.encode()},
+                data=nonce + sealed))
+        return encoded
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Payloads without our encoding pass unchanged: histories recorded before encryption
+        was switched on must still replay."""
+        return [self._decode_one(payload) if payload.metadata.get("encoding") == ENCODING
+                else payload for payload in payloads]
+
+    def _decode_one(self, payload: Payload) -> Payload:
+        key_id = payload.metadata.get(KEY_ID_META, b"").decode()
+        key = self.keys.get(key_id)
+        if key is None:
+            raise UnknownKeyError(f"payload encrypted under codec key {key_id!r}, "
+                                  "which is not loaded (retired?)")
+        data = payload.data
+        try:
+            plain = self._aead(key_id, key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:],
+                                                    _aad(key_id))
+        except InvalidTag as exc:
+            raise DecryptionError("encrypted payload was altered") from exc
+        return Payload.FromString(plain)
+
+    def _aead(self, key_id: str, key: bytes) -> AESGCM:
+        aead = self._aeads.get((key_id, key))
+        if aead is None:
+            aead = self._aeads[(key_id, key)] = AESGCM(key)
+        return aead
+
+
+def _aad(key_id: str) -> bytes:
+    return b"housing-chain/payload/v1\0" + key_id.encode()
+
+
+def data_converter(keys: CodecKeys) -> DataConverter:
+    """The project's pydantic converter with every payload encrypted.
+
+    Failure messages and stack traces are moved into an encoded attribute as well: an exception
+    text can quote a client's name, and the UI shows failures to anyone who opens the workflow.
+    """
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+
+
+# -- remote codec protocol (Temporal UI / CLI `--codec-endpoint`) -----------------------------
+
+
+class CodecRequestError(Exception):
+    """A request the codec endpoint refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def codec_endpoint(codec: temporalio.converter.PayloadCodec, path: str, body: bytes) -> bytes:
+    """Answer POST `.../encode` or `.../decode`: JSON `{"payloads": [{"metadata": {k: base64},
+    "data": base64}]}` in, the same shape out.
+
+    No web framework here: the HTTP layer authenticates, checks roles, sets CORS for the
+    Temporal UI's origin, and maps `CodecRequestError` to its status.
+    """
+    operation = path.rstrip("/").rsplit("/", 1)[-1]
+    if operation not in ("encode", "decode"):
+        raise CodecRequestError(404, "the codec endpoint answers /encode and /decode")
+    try:
+        request = json_format.ParseDict(json.loads(body or b"{}"), Payloads(),
+                                        ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError) as exc:
+        raise CodecRequestError(400, f"expected {{\"payloads\": [...]}}: {exc}") from exc
+    try:
+        if operation == "encode":
+            result = await codec.encode(request.payloads)
+        else:
+            result = await codec.decode(request.payloads)
+    except (UnknownKeyError, DecryptionError) as exc:
+        raise CodecRequestError(400, str(exc)) from exc
+    answer = json_format.MessageToDict(Payloads(payloads=result))
+    answer.setdefault("payloads", [])
+    return json.dumps(answer).encode()

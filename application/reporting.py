@@ -1,0 +1,120 @@
+"""Every report by name, with the options it takes: the one dispatch the CLI, the API, the
+scheduled reports and the web pages share.
+
+An option a report does not take is refused with its name, never silently ignored: a
+supervisor who asks for `stock --by landlord` must not get an answer to another question.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.policy import Policy
+from projections import reports
+from projections.view import ChainView
+
+
+class ReportOptions(BaseModel):
+    """The options of `housing-chain report` and of `GET /api/reports/{name}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date_from: date | None = None
+    date_to: date | None = None
+    as_of: date | None = None
+    by: str | None = None
+    interval: str | None = None
+    quarter: str | None = None
+    programme: str | None = None
+    target_group: str | None = None
+    district: str | None = None
+
+    def given(self) -> dict[str, str]:
+        """The options set, as text (for the access log and messages)."""
+        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+OPTION_NAMES = {"date_from": "--from", "date_to": "--to", "as_of": "--as-of", "by": "--by",
+                "interval": "--interval", "quarter": "--quarter", "programme": "--programme",
+                "target_group": "--target-group", "district": "--district"}
+
+
+class Report(BaseModel):
+    name: str
+    options: tuple[str, ...]
+    summary: str
+
+
+def _waiting(view: ChainView, o: ReportOptions, policy: Policy, today: date) -> dict[str, Any]:
+    return reports.waiting_times(view, o.interval or "application-to-decision", o.by or "year",
+                                 o.date_from, o.date_to, o.as_of or today, o.programme,
+                                 o.target_group, o.district)
+
+
+def _ivo(view: ChainView, o: ReportOptions, policy: Policy, today: date) -> dict[str, Any]:
+    if not o.quarter:
+        raise reports.ReportError("report ivo needs --quarter, e.g. --quarter 2026Q3")
+    return reports.ivo(view, o.quarter)
+
+
+Runner = Callable[[ChainView, ReportOptions, Policy, date], dict[str, Any]]
+REPORTS: dict[str, tuple[Runner, tuple[str, ...], str]] = {
+    "waiting-times": (_waiting, ("interval", "by", "date_from", "date_to", "as_of", "programme",
+                                 "target_group", "district"),
+                      "days from one step to another, by period or group"),
+    "throughput": (lambda v, o, p, t: reports.throughput(v, o.by or "year", o.date_from, o.date_to),
+                   ("by", "date_from", "date_to"), "inflow, outflow by destination, active"),
+    "queue": (lambda v, o, p, t: reports.queue(v, o.as_of or t, o.by), ("as_of", "by"),
+              "granted and waiting on a date, with days waiting"),
+    "ivo": (_ivo, ("quarter",), "decisions unexecuted after three months, for the inspectorate"),
+    "caseload": (lambda v, o, p, t: reports.caseload(v, o.as_of or t, p, o.date_from, o.date_to),
+                 ("as_of", "date_from", "date_to"), "cases per housing pilot"),
+    "arrears": (lambda v, o, p, t: reports.arrears(v), (), "rent arrears per case"),
+    "stock": (lambda v, o, p, t: reports.stock(v, o.as_of or t), ("as_of",),
+              "the apartments, their status and vacant days"),
+    "returns": (lambda v, o, p, t: reports.returns(v, o.date_from, o.date_to),
+                ("date_from", "date_to"), "returns to homelessness after an exit to housing"),
+    "evictions": (lambda v, o, p, t: reports.evictions(v, o.by or "year", o.date_from, o.date_to),
+                  ("by", "date_from", "date_to"), "eviction notices, reached within 48 h, outcomes"),
+}
+REPORT_NAMES = (*REPORTS, "history")
+CATALOGUE = [Report(name=n, options=tuple(OPTION_NAMES[o] for o in spec[1]), summary=spec[2])
+             for n, spec in REPORTS.items()]
+
+
+def check_options(name: str, options: ReportOptions) -> None:
+    """Refuse an unknown report, and any option the report does not take, by name."""
+    if name not in REPORTS:
+        raise reports.ReportError(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}")
+    taken = set(REPORTS[name][1])
+    unsupported = [OPTION_NAMES[k] for k in options.model_dump(exclude_none=True) if k not in taken]
+    if unsupported:
+        takes = ", ".join(OPTION_NAMES[o] for o in REPORTS[name][1]) or "no options"
+        raise reports.ReportError(
+            f"report {name} does not take {', '.join(unsupported)} (it takes {takes})")
+
+
+def run_report(view: ChainView, name: str, options: ReportOptions, policy: Policy,
+               today: date) -> dict[str, Any]:
+    check_options(name, options)
+    return REPORTS[name][0](view, options, policy, today)
+
+
+flatten = reports.flatten
+
+
+def csv_text(rows: Iterable[dict[str, Any]]) -> str:
+    """A report's rows as CSV, nested objects as `parent.child` columns."""
+    flat = reports.flatten(rows)
+    columns = list(dict.fromkeys(k for r in flat for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return buffer.getvalue()

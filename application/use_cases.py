@@ -1,0 +1,482 @@
+"""Every use case of the engine, for every interface: one method each.
+
+The CLI, the HTTP API and the web pages parse their input, call a method here with the
+signed-in `Principal`, and render what it returns; none of them decides anything. Each
+method follows the same order: find what the rules need to know (the case's unit and who
+is assigned, from the event store), ask the access rules (domain/access.py), do the work
+(a step through the case's workflow, a read from the event store or the read models), and
+append an access record before answering: no record, no answer. A refused permission is
+recorded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from application import gateway as gw
+from application.audit import AccessLog, AccessRecord
+from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailable
+from application.importer import ImportReport, describe, parse, run_import
+from application.readmodels import projection_for
+from application.reporting import REPORT_NAMES, ReportOptions, check_options, run_report
+from application.store import HousingChain, IdentityRegistry
+from config.settings import Settings
+from domain import access
+from domain.access import CaseScope, Principal
+from domain.commands import ApplyLine, import_line_adapter
+from domain.errors import DomainError
+from domain.personal_number import find_personal_number
+from domain.policy import Policy
+from domain.steps import BY_TYPE
+from domain.views import LineResult
+from projections import reports
+from projections.runner import Behind
+from projections.worklist import worklist as worklist_of
+
+log = structlog.get_logger("use_cases")
+
+
+class UseCases:
+    """The application layer over one installation (its settings: stores, Temporal)."""
+
+    def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or settings.policy()
+        self._lock = threading.Lock()
+        self._view_lock = threading.Lock()
+        self._store: HousingChain | None = None
+        self._identities: IdentityRegistry | None = None
+        self._runner: Any = None
+        self._audit: AccessLog | None = None
+        self._clients: dict[int, gw.ChainClient] = {}
+
+    # --- what the use cases stand on, opened on first use ----------------------------------
+
+    @property
+    def store(self) -> HousingChain:
+        with self._lock:
+            if self._store is None:
+                self._store = HousingChain(env=self.settings.event_store_env("events"))
+            return self._store
+
+    @property
+    def identities(self) -> IdentityRegistry:
+        with self._lock:
+            if self._identities is None:
+                self._identities = IdentityRegistry(env=self.settings.event_store_env("identities"))
+            return self._identities
+
+    @property
+    def runner(self) -> Any:
+        with self._lock:
+            if self._runner is None:
+                self._runner = projection_for(self.settings)
+            return self._runner
+
+    @property
+    def audit(self) -> AccessLog:
+        with self._lock:
+            if self._audit is None:
+                self._audit = AccessLog(self.settings.audit_env(),
+                                        self.settings.data / "audit.sqlite")
+            return self._audit
+
+    async def chain(self) -> gw.ChainClient:
+        """The Temporal gateway, one client per event loop."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._clients:
+            client = await gw.connect(self.settings)
+            self._clients[loop] = gw.ChainClient(client, self.settings, self.policy)
+        return self._clients[loop]
+
+    def today(self) -> date:
+        return gw.today_in(self.policy)
+
+    # --- access: the rules, then the record --------------------------------------------------
+
+    def scope(self, case: str) -> CaseScope:
+        """The case's unit and who is assigned to it now, from the event store."""
+        try:
+            c = self.store.get_case(case)
+        except DomainError:
+            return CaseScope(case=case, exists=False)
+        landlord = None
+        if c.apartment:
+            try:
+                landlord = self.store.get_apartment(c.apartment).landlord
+            except DomainError:
+                landlord = None
+        return CaseScope(case=case, district=c.district, caseworker=c.caseworker,
+                         housing_pilot=c.housing_pilot, landlord=landlord)
+
+    def record(self, who: Principal, action: str, *, case: str | None = None,
+               scope: CaseScope | None = None, report: str | None = None,
+               params: dict[str, str] | None = None, outcome: str = "allowed") -> AccessRecord:
+        return self.audit.append(
+            subject=who.subject, roles=sorted(who.roles), units=sorted(who.units), action=action,
+            case=case, report=report, params=params or {}, address=who.address or "local",
+            outcome=outcome, case_unit=scope.district if scope else None,
+            relation=access.relation(who, scope) if scope else "none",
+        )
+
+    def allow(self, who: Principal, action: str, check: Callable[[], None], **where: Any) -> None:
+        """Run an access rule; a refusal is recorded before it is raised."""
+        try:
+            check()
+        except Forbidden:
+            self.record(who, action, outcome="denied", **where)
+            raise
+
+    def readable_case(self, who: Principal, case: str, action: str,
+                      params: dict[str, str] | None = None) -> CaseScope:
+        scope = self.scope(case)
+        if not scope.exists:
+            if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
+                raise NotFound(f"case {case} does not exist")
+            self.record(who, action, case=case, params=params, outcome="denied")
+            raise Forbidden(f"{who.subject} may not read case {case}")
+        self.allow(who, action, lambda: access.check_read_case(who, scope), case=case,
+                   scope=scope, params=params)
+        return scope
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def parse_step(self, fields: dict[str, Any], who: Principal, *, command_id: str | None = None,
+                   on_behalf_of: str | None = None) -> Any:
+        """One step from its fields: defaults (today, the signed-in person, a new command id)
+        filled in, validated by the import format's models; BadInput names the field."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if "actor" in fields and on_behalf_of is None and not who.is_admin:
+            raise BadInput("actor: the actor of a step is the signed-in person")
+        fields.setdefault("on", self.today().isoformat())
+        fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
+        fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
+        try:
+            return import_line_adapter.validate_python(fields)
+        except ValidationError as exc:
+            raise BadInput(describe(exc)) from None
+
+    async def submit_step(self, who: Principal, fields: dict[str, Any], *,
+                          command_id: str | None = None,
+                          on_behalf_of: str | None = None) -> LineResult:
+        """A step on a case or on the stock, as the signed-in person (or, for the admin
+        recording older records, on behalf of another actor)."""
+        line = self.parse_step(fields, who, command_id=command_id, on_behalf_of=on_behalf_of)
+        spec = BY_TYPE[line.type]
+        case = getattr(line, "case", None)
+        params = {"type": line.type, "command_id": line.id or ""}
+        scope: CaseScope | None = None
+        if line.type == "apply":
+            district = line.client.district
+            self.allow(who, "case.step", lambda: access.check_apply(who, line.case, district),
+                       case=line.case, params=params)
+        elif spec.target == "case":
+            scope = await asyncio.to_thread(self.scope, case)
+            if not scope.exists and not who.is_admin and not who.has(access.Role.CASEWORKER):
+                self.record(who, "case.step", case=case, params=params, outcome="denied")
+                raise Forbidden(f"{who.subject} may not take the step {line.type} on case {case}")
+            if scope.exists:
+                self.allow(who, "case.step", lambda: access.check_step(who, line.type, scope),
+                           case=case, scope=scope, params=params)
+        else:
+            self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
+                       params={**params, "apartment": line.apartment})
+        identity = None
+        if isinstance(line, ApplyLine):
+            c = line.client
+            identity = (c.id, c.name, c.personal_number) if (c.name or c.personal_number) else None
+            line = line.without_identity()
+        chain = await self.chain()
+        if spec.target == "stock":
+            result = await chain.send_stock(line)
+        else:
+            result = await chain.send(line)
+        if not result.accepted:
+            raise Refused(result.reason or "refused")
+        if identity:
+            await asyncio.to_thread(self.identities.record, *identity)
+        if case and scope is None:
+            scope = await asyncio.to_thread(self.scope, case)
+        await asyncio.to_thread(
+            self.record, who, "case.step" if case else "stock.step", case=case, scope=scope,
+            params={**params, "duplicate": str(result.duplicate).lower()})
+        return result
+
+    # --- reading a case ---------------------------------------------------------------------
+
+    async def status(self, who: Principal, case: str) -> dict[str, Any]:
+        """Where the case stands (from the event store), the steps allowed now and what is
+        due (from the case's workflow, which keeps the timers)."""
+        scope = await asyncio.to_thread(self.readable_case, who, case, "case.read")
+        c = await asyncio.to_thread(self.store.get_case, case)
+        due: list[dict[str, Any]] = []
+        workflow = "running"
+        try:
+            st = await (await self.chain()).status(case)
+            due = [d.model_dump(mode="json") for d in st.due]
+        except (Refused, Unavailable) as exc:
+            workflow = "unavailable" if isinstance(exc, Unavailable) else "missing"
+        view = {
+            "case": case, "client": c.client_id, "stage": c.stage.value,
+            "stage_label": c.stage_label, "outcome": c.outcome, "district": c.district,
+            "target_group": c.target_group, "household": {"adults": c.household[0],
+                                                          "children": c.household[1]},
+            "housing_situation": c.housing_situation, "referral": c.referral,
+            "programme": c.programme, "apartment": c.apartment, "caseworker": c.caseworker,
+            "housing_pilot": c.housing_pilot, "applied_on": c.applied_on.isoformat(),
+            "decision_date": c.decision_date.isoformat() if c.decision_date else None,
+            "move_in_date": c.move_in_date.isoformat() if c.move_in_date else None,
+            "last_on": c.last_on.isoformat() if c.last_on else None,
+            "allowed": c.allowed(), "exits": c.allowed_exits(), "due": due,
+            "workflow": workflow,
+        }
+        await asyncio.to_thread(self.record, who, "case.read", case=case, scope=scope)
+        return view
+
+    def history(self, who: Principal, case: str) -> dict[str, Any]:
+        """Every event of the case, from the event store: the audit trail."""
+        scope = self.readable_case(who, case, "case.history")
+        result = reports.case_history(self.store, case)
+        self.record(who, "case.history", case=case, scope=scope)
+        return result
+
+    def reveal_identity(self, who: Principal, case: str) -> dict[str, Any]:
+        """The client's name and personal identity number: an explicit, logged reveal."""
+        scope = self.readable_case(who, case, "identity.reveal")
+        self.allow(who, "identity.reveal", lambda: access.check_reveal(who, scope), case=case,
+                   scope=scope)
+        client = self.store.get_case(case).client_id
+        identity = self.identities.lookup(client)
+        self.record(who, "identity.reveal", case=case, scope=scope)
+        if identity is None:
+            raise NotFound(f"no identity is recorded for the client of case {case}")
+        return {"case": case, "client": client, "name": identity.name,
+                "personal_number": identity.personal_number}
+
+    def access_log(self, who: Principal, case: str, limit: int = 200) -> dict[str, Any]:
+        scope = self.scope(case)
+        self.allow(who, "access_log.read", lambda: _check_access_log(who, scope), case=case,
+                   scope=scope)
+        rows = [r.model_dump(mode="json") for r in self.audit.for_case(case, limit=limit)]
+        self.record(who, "access_log.read", case=case, scope=scope)
+        return {"case": case, "rows": rows}
+
+    # --- read models ------------------------------------------------------------------------
+
+    def caught_up_view(self, wait: float = 30.0) -> Any:
+        runner = self.runner
+        try:
+            runner.wait_or_catch_up(runner.head(), timeout=wait)
+        except Behind as exc:
+            raise Unavailable(str(exc)) from None
+        return runner.view
+
+    def worklist(self, who: Principal, actor: str | None = None, days: int = 14,
+                 as_of: date | None = None, everyone: bool = False) -> dict[str, Any]:
+        """What is due and overdue: the signed-in person's own, or (supervisors, the admin)
+        another actor's or everyone's."""
+        whose = None if everyone else (actor or who.subject)
+        if whose != who.subject:
+            self.allow(who, "worklist.read",
+                       lambda: access.check_role(who, "read another person's worklist",
+                                                 access.Role.SUPERVISOR),
+                       params={"actor": whose or "everyone"})
+        with self._view_lock:
+            view = self.caught_up_view()
+            result = worklist_of(view, whose, self.policy, as_of or self.today(), days)
+        self.record(who, "worklist.read", params={"actor": whose or "everyone"})
+        return result
+
+    def report(self, who: Principal, name: str, options: ReportOptions,
+               case: str | None = None, wait: float = 30.0) -> dict[str, Any]:
+        """A report by name (options checked against what it takes); `history` is a case's
+        audit trail and follows the case's access rules."""
+        if name == "history":
+            if not case:
+                raise BadInput("report history needs a case: housing-chain report history CASE")
+            return self.history(who, case)
+        if name not in REPORT_NAMES:
+            raise BadInput(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}")
+        self.allow(who, "report.read", lambda: access.check_report(who, name), report=name,
+                   params=options.given())
+        try:
+            check_options(name, options)
+            with self._view_lock:
+                view = self.caught_up_view(wait)
+                result = run_report(view, name, options, self.policy, self.today())
+        except reports.ReportError as exc:
+            raise BadInput(str(exc)) from None
+        self.record(who, "report.read", report=name, params=options.given())
+        return result
+
+    def apartments(self, who: Principal, as_of: date | None = None) -> dict[str, Any]:
+        """The stock: each apartment, its status and who lives there; a landlord sees its own."""
+        if not who.has(access.Role.LANDLORD) or who.is_admin:
+            return self.report(who, "stock", ReportOptions(as_of=as_of))
+        with self._view_lock:
+            view = self.caught_up_view()
+            result = reports.stock(view, as_of or self.today())
+        own = who.units | {who.subject}
+        result = {**result, "rows": [r for r in result.get("rows", []) if r.get("landlord") in own]}
+        self.record(who, "report.read", report="stock", params={"landlord": ",".join(sorted(own))})
+        return result
+
+    def projection_status(self, who: Principal) -> dict[str, Any]:
+        self.allow(who, "projections.read",
+                   lambda: access.check_role(who, "see the projections", access.Role.SUPERVISOR))
+        runner = self.runner
+        position, head = runner.position, runner.head()
+        return {"projections": [{"projection": "ChainView", "position": position, "head": head,
+                                 "behind": head - position}]}
+
+    def rebuild_projections(self, who: Principal) -> dict[str, Any]:
+        self.allow(who, "projections.rebuild",
+                   lambda: access.check_role(who, "rebuild the read models"))
+        with self._view_lock:
+            covered = self.runner.rebuild()
+        self.record(who, "projections.rebuild", params={"events": str(covered)})
+        return {"events": covered, "position": self.runner.position}
+
+    # --- eviction-prevention notices ------------------------------------------------------
+
+    def notice_scope(self, notice: str) -> CaseScope:
+        """A notice is scoped like a case: its district, and the pilot sent to the door."""
+        from application.notice_store import get_notice
+
+        try:
+            n = get_notice(self.store, notice)
+        except DomainError:
+            return CaseScope(case=notice, exists=False)
+        return CaseScope(case=notice, district=n.district, housing_pilot=n.pilot)
+
+    async def submit_notice_step(self, who: Principal, fields: dict[str, Any], *,
+                                 command_id: str | None = None,
+                                 on_behalf_of: str | None = None) -> LineResult:
+        from application.notice_gateway import NoticeClient
+        from domain.notice_commands import notice_step_adapter
+
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if "actor" in fields and on_behalf_of is None and not who.is_admin:
+            raise BadInput("actor: the actor of a step is the signed-in person")
+        fields.setdefault("on", self.today().isoformat())
+        fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
+        fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
+        try:
+            step = notice_step_adapter.validate_python(fields)
+        except ValidationError as exc:
+            raise BadInput(describe(exc)) from None
+        params = {"type": f"notice.{step.type}", "command_id": step.id or ""}
+        scope = await asyncio.to_thread(self.notice_scope, step.notice)
+        if step.type == "register":
+            district = step.district
+            self.allow(who, "notice.step", lambda: access.check_apply(who, step.notice, district),
+                       params=params)
+        else:
+            kind = "record_visit" if step.type == "outreach_visit" else "offer"
+            self.allow(who, "notice.step", lambda: access.check_step(who, kind, scope),
+                       scope=scope, params=params)
+        chain = await self.chain()
+        result = await NoticeClient(chain.client, self.settings, self.policy).send_notice(step)
+        if not result.accepted:
+            raise Refused(result.reason or "refused")
+        await asyncio.to_thread(self.record, who, "notice.step", scope=scope,
+                                params={**params, "notice": step.notice})
+        return result
+
+    async def notice_status(self, who: Principal, notice: str) -> dict[str, Any]:
+        from application.notice_gateway import NoticeClient
+
+        scope = await asyncio.to_thread(self.notice_scope, notice)
+        if not scope.exists:
+            raise NotFound(f"notice {notice} does not exist")
+        self.allow(who, "notice.read", lambda: access.check_read_case(who, scope),
+                   params={"notice": notice})
+        chain = await self.chain()
+        st = await NoticeClient(chain.client, self.settings, self.policy).notice_status(notice)
+        await asyncio.to_thread(self.record, who, "notice.read", scope=scope,
+                                params={"notice": notice})
+        return st.model_dump(mode="json")
+
+    # --- import and erasure -----------------------------------------------------------------
+
+    async def import_lines(self, who: Principal, raw: list[str], source: str, *,
+                           default_actor: str = "import", strict: bool = False, parallel: int = 16,
+                           progress: Callable[[int], None] | None = None,
+                           total: Callable[[int], None] | None = None) -> ImportReport:
+        """A JSONL file of steps through the workflows (admin: migrating older records, each
+        line may name its own actor; the access record names who imported)."""
+        self.allow(who, "import", lambda: access.check_role(who, "import records"),
+                   params={"source": source, "lines": str(len(raw))})
+        lines, refused = parse(raw, source=source, actor=default_actor, today=self.today())
+        report = ImportReport(refused=refused)
+        if total:
+            total(len(lines))
+        if strict and refused:
+            report.stopped_early = True
+            return report
+        await run_import(await self.chain(), lines, report, parallel=parallel, strict=strict,
+                         record_identity=self.identities.record, processed=self.store.processed,
+                         progress=progress)
+        self.record(who, "import", params={"source": source, "lines": str(len(raw)),
+                                           "accepted": str(report.accepted),
+                                           "refused": str(len(report.refused))})
+        return report
+
+    def erase_identity(self, who: Principal, client: str) -> dict[str, Any]:
+        self.allow(who, "identity.erase", lambda: access.check_role(who, "erase identities"),
+                   params={"client": client})
+        erased = self.identities.erase(client)
+        self.record(who, "identity.erase", params={"client": client, "erased": str(erased).lower()})
+        return {"client": client, "erased": erased}
+
+    # --- the audit ---------------------------------------------------------------------------
+
+    def audit_verify(self, who: Principal) -> Any:
+        self.allow(who, "audit.verify",
+                   lambda: access.check_role(who, "verify the access log", access.Role.SUPERVISOR))
+        return self.audit.verify()
+
+    def audit_review(self, who: Principal, month: str) -> list[AccessRecord]:
+        self.allow(who, "audit.review",
+                   lambda: access.check_role(who, "review the access log", access.Role.SUPERVISOR),
+                   params={"month": month})
+        rows = self.audit.review(month)
+        self.record(who, "audit.review", params={"month": month, "rows": str(len(rows))})
+        return rows
+
+
+def new_command_id(prefix: str) -> str:
+    """A fresh command id; never one whose digits happen to form a personal identity number."""
+    while True:
+        candidate = f"{prefix}:{uuid.uuid4()}"
+        if find_personal_number(candidate) is None:
+            return candidate
+
+
+def _check_access_log(who: Principal, scope: CaseScope) -> None:
+    """The access log of a case: the supervisors of its unit and the admin."""
+    if who.is_admin:
+        return
+    if who.has(access.Role.SUPERVISOR) and scope.district in who.units:
+        return
+    raise Forbidden(f"{who.subject} may not read the access log of case {scope.case}: "
+                    "supervisors of the case's unit do")
+
+
+def local_operator(on_behalf: Iterable[str] = ()) -> Principal:
+    """Whoever runs the CLI on the server of the embedded stack: the OS user, as admin."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in a bare container: still the operator
+        user = "operator"
+    return Principal(subject=user, roles=frozenset({access.Role.ADMIN.value}), address="local")

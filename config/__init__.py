@@ -1,0 +1,1 @@
+"""Configuration (pydantic-settings) and logging, shared by every layer above the domain."""

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): `housing-chain up` serves it, `housing-chain serve` runs it alone."""

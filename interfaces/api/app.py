@@ -1,0 +1,291 @@
+"""The HTTP API: each endpoint parses its request, calls one use case with the signed-in
+person, and renders the answer (JSON, or CSV for reports when asked). Errors are RFC 9457
+problem details carrying the domain's own message.
+
+Stateless: everything lives in the stores and Temporal, so several API processes can run
+behind a proxy (`housing-chain serve`).
+"""
+
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from application.errors import BadInput, UseCaseError
+from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_text
+from application.use_cases import UseCases
+from config.settings import Settings
+from domain.access import Forbidden, Principal
+from domain.views import LineResult
+from interfaces.api.auth import Authenticator
+from interfaces.api.models import (
+    AccessLogAnswer,
+    CaseView,
+    ErasureAnswer,
+    HistoryAnswer,
+    Problem,
+    ProjectionsAnswer,
+    ReportAnswer,
+    RevealAnswer,
+    VerifyAnswer,
+    WorklistAnswer,
+)
+
+PROBLEM = "application/problem+json"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM: {}}, "description": title}
+    for code, title in ((401, "Not signed in"), (403, "Not allowed for this role or unit"),
+                        (404, "No such case"), (409, "The case refuses the step"),
+                        (422, "Invalid input (the field is named)"), (503, "Stack unavailable"))
+}
+
+
+def problem(status: int, title: str, detail: str, instance: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"type": "about:blank", "title": title, "status": status,
+                         "detail": detail, "instance": instance},
+                        status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None, use_cases: UseCases | None = None) -> FastAPI:
+    settings = settings or Settings()
+    cases = use_cases or UseCases(settings)
+    auth = Authenticator(settings)
+    app = FastAPI(
+        title="housing-chain",
+        version="1",
+        description="The housing chain's case engine: steps, case status and history, "
+                    "worklists, reports. Sign in with a bearer token (OIDC).",
+    )
+    app.state.use_cases = cases
+    app.state.authenticator = auth
+    Who = Annotated[Principal, Depends(auth)]
+
+    @app.exception_handler(UseCaseError)
+    async def _use_case_error(request: Request, exc: UseCaseError) -> JSONResponse:
+        return problem(exc.status, exc.title, str(exc), request.url.path)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return problem(403, "Forbidden", str(exc), request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem(422, "Invalid input", describe_validation(exc), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        import structlog
+
+        structlog.get_logger("api").error("request failed", path=request.url.path,
+                                          error=type(exc).__name__)
+        return problem(500, "Internal error", "the request failed; it is logged",
+                       request.url.path)
+
+    # --- sign-in: the local issuer's keys (embedded stack) ----------------------------------
+
+    @app.get("/.well-known/openid-configuration", include_in_schema=False)
+    def openid_configuration(request: Request) -> dict[str, Any]:
+        if auth.local is None:
+            raise BadInput("this installation signs in with " + (settings.oidc_issuer or ""))
+        return auth.local.openid_configuration(str(request.base_url).rstrip("/"))
+
+    @app.get("/.well-known/jwks.json", include_in_schema=False)
+    def jwks() -> dict[str, Any]:
+        if auth.local is None:
+            raise BadInput("this installation signs in with " + (settings.oidc_issuer or ""))
+        return auth.local.jwks()
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/me", responses=ERRORS)
+    def me(who: Who) -> dict[str, Any]:
+        """Who the token says you are: subject, roles, units."""
+        return {"subject": who.subject, "roles": sorted(who.roles), "units": sorted(who.units)}
+
+    # --- cases --------------------------------------------------------------------------------
+
+    @app.post("/api/cases/{case}/steps", response_model=LineResult, responses=ERRORS)
+    async def take_step(case: str, who: Who,
+                        step: Annotated[dict[str, Any], Body(examples=[{
+                            "type": "record_visit", "kind": "home_visit", "on": "2026-11-30"}])],
+                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+                        ) -> LineResult:
+        """One step on the case, in the import-line shape without `case` (see
+        docs/import-line.schema.json). `Idempotency-Key` is the command id: the same key
+        again records nothing new and answers as the first time."""
+        if "case" in step:
+            raise BadInput("case: the case is in the path, not the body")
+        return await cases.submit_step(who, {**step, "case": case}, command_id=idempotency_key)
+
+    @app.get("/api/cases/{case}", response_model=CaseView, responses=ERRORS)
+    async def case_status(case: str, who: Who) -> dict[str, Any]:
+        """Where the case stands, the steps allowed now, what is due."""
+        return await cases.status(who, case)
+
+    @app.get("/api/cases/{case}/history", response_model=HistoryAnswer, responses=ERRORS)
+    def case_history(case: str, who: Who) -> dict[str, Any]:
+        """Every event of the case: effective date, recorded time, actor, what happened."""
+        return cases.history(who, case)
+
+    @app.get("/api/cases/{case}/access-log", response_model=AccessLogAnswer, responses=ERRORS)
+    def case_access_log(case: str, who: Who,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+        """Who read or changed the case, newest first (supervisors of its unit)."""
+        return cases.access_log(who, case, limit)
+
+    @app.post("/api/cases/{case}/identity", response_model=RevealAnswer, responses=ERRORS)
+    def reveal_identity(case: str, who: Who) -> dict[str, Any]:
+        """Reveal the client's name and personal identity number (caseworkers of the unit);
+        the reveal itself is logged."""
+        return cases.reveal_identity(who, case)
+
+    # --- the stock and notices -----------------------------------------------------------------
+
+    @app.post("/api/apartments/steps", response_model=LineResult, responses=ERRORS)
+    async def stock_step(who: Who, step: Annotated[dict[str, Any], Body(examples=[{
+            "type": "register_apartment", "apartment": "SH-1042", "landlord": "Stockholmshem",
+            "rooms": 2}])],
+            idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> LineResult:
+        """Register an apartment in the stock or return one to its landlord."""
+        if step.get("type") not in ("register_apartment", "return_apartment"):
+            raise BadInput("type: must be register_apartment or return_apartment")
+        return await cases.submit_step(who, step, command_id=idempotency_key)
+
+    @app.get("/api/apartments", response_model=ReportAnswer, responses=ERRORS)
+    def apartments(who: Who, as_of: date | None = None) -> dict[str, Any]:
+        """The stock: status, vacant days, who lives where (a landlord: its own)."""
+        return cases.apartments(who, as_of)
+
+    @app.post("/api/notices/{notice}/steps", response_model=LineResult, responses=ERRORS)
+    async def notice_step(notice: str, who: Who, step: Annotated[dict[str, Any], Body()],
+                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+                          ) -> LineResult:
+        """A step on an eviction-prevention notice (register, contact_attempt, ...)."""
+        if "notice" in step:
+            raise BadInput("notice: the notice is in the path, not the body")
+        return await cases.submit_notice_step(who, {**step, "notice": notice},
+                                              command_id=idempotency_key)
+
+    @app.get("/api/notices/{notice}", responses=ERRORS)
+    async def notice_status(notice: str, who: Who) -> dict[str, Any]:
+        """Where a notice stands, its 48-hour clock and deadlines."""
+        return await cases.notice_status(who, notice)
+
+    # --- worklists and reports ---------------------------------------------------------------
+
+    @app.get("/api/worklist", response_model=WorklistAnswer, responses=ERRORS)
+    def worklist(who: Who, actor: str | None = None,
+                 days: Annotated[int, Query(ge=0, le=366)] = 14, as_of: date | None = None,
+                 everyone: bool = False) -> dict[str, Any]:
+        """Your worklist: what is due and overdue, per case (supervisors: anyone's)."""
+        return cases.worklist(who, actor, days, as_of, everyone=everyone)
+
+    @app.get("/api/reports")
+    def report_catalogue() -> list[dict[str, Any]]:
+        """The reports and the options each takes."""
+        return [r.model_dump() for r in CATALOGUE]
+
+    @app.get("/api/reports/{name}", response_model=ReportAnswer, responses={
+        **ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}}})
+    def report(name: str, who: Who, request: Request,
+               date_from: Annotated[date | None, Query(alias="from")] = None,
+               date_to: Annotated[date | None, Query(alias="to")] = None,
+               as_of: date | None = None, by: str | None = None, interval: str | None = None,
+               quarter: str | None = None, programme: str | None = None,
+               target_group: str | None = None, district: str | None = None,
+               case: str | None = None) -> Any:
+        """A report with the CLI's options as query parameters; CSV with `Accept: text/csv`."""
+        if name not in REPORT_NAMES:
+            raise BadInput(f"name: no report {name!r}; reports: {', '.join(REPORT_NAMES)}")
+        options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
+                                interval=interval, quarter=quarter, programme=programme,
+                                target_group=target_group, district=district)
+        result = cases.report(who, name, options, case=case)
+        if "text/csv" in request.headers.get("accept", ""):
+            return Response(csv_text(result.get("rows", [])), media_type="text/csv")
+        return result
+
+    # --- administration ---------------------------------------------------------------------
+
+    @app.post("/api/imports", responses=ERRORS)
+    async def import_file(request: Request, who: Who, source: str = "api",
+                          actor: str = "import", strict: bool = False) -> StreamingResponse:
+        """A JSONL upload (admin): progress and refused lines streamed as JSON lines, then a
+        summary line `{"summary": {...}}`."""
+        body = (await request.body()).decode("utf-8", errors="replace")
+        raw = body.splitlines()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        async def run() -> None:
+            try:
+                report = await cases.import_lines(
+                    who, raw, source, default_actor=actor, strict=strict,
+                    progress=lambda n: queue.put_nowait({"done": n}))
+                for r in report.refused:
+                    queue.put_nowait({"line": r.line, "case": r.case, "accepted": False,
+                                      "reason": r.reason})
+                queue.put_nowait({"summary": {**report.as_json(), "duplicates": report.duplicates,
+                                              "stopped_early": report.stopped_early,
+                                              "stages": report.stages}})
+            except (UseCaseError, Forbidden) as exc:
+                queue.put_nowait({"error": str(exc)})
+            finally:
+                queue.put_nowait(None)
+
+        cases.allow(who, "import", lambda: _admin(who))  # refuse before the stream starts
+        task = asyncio.create_task(run())
+
+        async def stream() -> AsyncIterator[bytes]:
+            while (item := await queue.get()) is not None:
+                yield (json.dumps(item, ensure_ascii=False) + "\n").encode()
+            await task
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+    @app.get("/api/projections", response_model=ProjectionsAnswer, responses=ERRORS)
+    def projections(who: Who) -> dict[str, Any]:
+        """Where the read models stand against the event store's head."""
+        return cases.projection_status(who)
+
+    @app.post("/api/identities/{client}/erase", response_model=ErasureAnswer, responses=ERRORS)
+    def erase_identity(client: str, who: Who) -> dict[str, Any]:
+        """Erase a client's identity for good (admin)."""
+        return cases.erase_identity(who, client)
+
+    @app.get("/api/audit/verify", response_model=VerifyAnswer, responses=ERRORS)
+    def audit_verify(who: Who) -> dict[str, Any]:
+        """Recompute the access log's hash chain; names the first broken record."""
+        return cases.audit_verify(who).model_dump()
+
+    @app.get("/api/audit/review", response_model=AccessLogAnswer, responses=ERRORS)
+    def audit_review(who: Who, month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],
+                     ) -> dict[str, Any]:
+        """The monthly log review: reads by people with no assignment to the case's unit or
+        the case at that moment, and every refused access."""
+        rows = cases.audit_review(who, month)
+        return {"case": None, "rows": [r.model_dump(mode="json") for r in rows]}
+
+    return app
+
+
+def _admin(who: Principal) -> None:
+    from domain import access
+
+    access.check_role(who, "import records")

@@ -1,0 +1,1 @@
+"""`housing-chain`: the command line."""

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
 
 import structlog
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities
 from activities.eviction import NoticeActivities
 from activities.notify import Notifier
 from activities.reports import ReportActivities
+from application.codec import CodecKeys, data_converter
+from application.readmodels import keyring_for
 from application.schedules import ensure_schedules
 from application.store import HousingChain
 from config.logs import configure, route_temporal_logs
@@ -34,11 +36,12 @@ log = structlog.get_logger("worker")
 
 
 async def connect(settings: Settings) -> Client:
+    """The worker's client encrypts payloads like every other client (`application.codec`)."""
     route_temporal_logs()
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(CodecKeys.load(settings.data)),
     )
 
 
@@ -62,6 +65,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     client = await connect(settings)
     await ensure_schedules(client, settings)
     app = HousingChain(env=settings.event_store_env("events"))
+    app.keyring = keyring_for(settings)  # reasons and notes are stored encrypted
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
         worker = build_worker(client, settings, app, executor)
         log.info("worker started", task_queue=settings.task_queue,
@@ -75,6 +79,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 def main() -> None:
+    os.umask(0o077)  # every file the worker creates (stores, keys, reports) is the owner's only
     settings = Settings()
     configure(settings.log_format, settings.log_level)
     stop = asyncio.Event()

@@ -37,7 +37,8 @@ class CaseActivities:
         if req.batch_id is None:
             step = req.steps[0]
             try:
-                result = self.app.execute(step, today=req.today, policy=req.policy)
+                result = self.app.execute(step, today=req.today, policy=req.policy,
+                                          recorded_by=req.recorded_by)
             except DomainError as exc:
                 bound.info("step refused", command=step.type, command_id=step.id,
                            actor=step.actor, reason=str(exc))
@@ -45,7 +46,8 @@ class CaseActivities:
             results = [result]
         else:
             results = self.app.run(
-                req.steps, today=req.today, policy=req.policy, batch_id=req.batch_id
+                req.steps, today=req.today, policy=req.policy, batch_id=req.batch_id,
+                recorded_by=req.recorded_by,
             )
         for step, result in zip(req.steps, results, strict=True):
             bound.info(

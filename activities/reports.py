@@ -17,13 +17,11 @@ rerun replaces it atomically and a reader never sees half a report.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +29,14 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from application.reporting import ReportOptions, csv_text, run_report
 from config.settings import Settings
+from domain.policy import Policy
 from workflows.messages import WriteReportInput
 
 log = structlog.get_logger("reports")
 
 PATTERNS = {"ivo": r"\d{4}Q[1-4]", "monthly": r"\d{4}-(0[1-9]|1[0-2])", "yearly": r"\d{4}"}
-
-
-def csv_text(rows: Iterable[dict[str, Any]]) -> str:
-    """The CSV the `report … --csv` command prints for these rows."""
-    from projections.reports import flatten
-
-    flat = flatten(rows)
-    columns = list(dict.fromkeys(k for r in flat for k in r))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(flat)
-    return buffer.getvalue()
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -65,20 +52,27 @@ def write_atomically(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def report_files(view: Any, kind: str, period: str) -> dict[str, str]:
-    """File name → CSV text for one scheduled report (see the module docstring)."""
-    from projections import reports
+def report_files(view: Any, kind: str, period: str, policy: Policy | None = None) -> dict[str, str]:
+    """File name → CSV text for one scheduled report (see the module docstring), through the
+    same report table as `housing-chain report` and the API."""
+    from projections.reports import INTERVALS, period_bounds
+
+    policy = policy or Policy()
+
+    def rows(name: str, **options: Any) -> list[dict[str, Any]]:
+        last = options.get("date_to") or options.get("as_of") or date.today()
+        return run_report(view, name, ReportOptions(**options), policy, last)["rows"]
 
     if kind == "ivo":
-        return {f"ivo-{period}.csv": csv_text(reports.ivo(view, period)["rows"])}
+        return {f"ivo-{period}.csv": csv_text(rows("ivo", quarter=period))}
     by = "month" if kind == "monthly" else "year"
-    first, last = reports.period_bounds(period, by)
+    first, last = period_bounds(period, by)
     waits = []
-    for interval in reports.INTERVALS:
-        result = reports.waiting_times(view, interval, by, first, last, as_of=last)
-        waits += [{"interval": interval, **row} for row in result["rows"]]
+    for interval in INTERVALS:
+        waits += [{"interval": interval, **row} for row in rows(
+            "waiting-times", interval=interval, by=by, date_from=first, date_to=last, as_of=last)]
     return {
-        f"throughput-{period}.csv": csv_text(reports.throughput(view, by, first, last)["rows"]),
+        f"throughput-{period}.csv": csv_text(rows("throughput", by=by, date_from=first, date_to=last)),
         f"waiting-times-{period}.csv": csv_text(waits),
     }
 
@@ -107,7 +101,7 @@ class ReportActivities:
                                    type="BadPeriod", non_retryable=True)
         runner = self.runner()
         runner.wait_or_catch_up(runner.head(), timeout=self.catch_up_timeout)
-        files = report_files(runner.view, req.kind, req.period)
+        files = report_files(runner.view, req.kind, req.period, self.settings.policy())
         folder = self.settings.reports_path()
         for name, text in files.items():
             write_atomically(folder / name, text)

@@ -15,23 +15,31 @@ from typing import Any, TypeVar
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from application.codec import CodecKeys, data_converter
 from application.errors import Refused, Unavailable
 from config.logs import route_temporal_logs
 from config.settings import Settings
 from domain.commands import CaseStep, StockStep
 from domain.policy import Policy
-from domain.views import LineResult
-from workflows.case import CaseWorkflow
-from workflows.messages import CaseStart, CaseStatus, StepBatch, StepRequest, StockRequest
+from domain.views import CaseSnapshot, LineResult
+from workflows.case import APPLIED_KEPT, CaseWorkflow
+from workflows.messages import (
+    CarriedState,
+    CaseStart,
+    CaseStatus,
+    StepBatch,
+    StepRequest,
+    StockRequest,
+)
 from workflows.stock import StockWorkflow
 
 T = TypeVar("T")
@@ -51,14 +59,17 @@ def case_workflow_id(case: str) -> str:
 
 
 async def connect(settings: Settings, attempts: int = 1) -> Client:
+    """A client whose payloads are encrypted (`application.codec`): Temporal's database, UI and
+    HTTP API only ever see ciphertext of what the engine sends it."""
     route_temporal_logs()
+    converter = data_converter(CodecKeys.load(settings.data))
     last: Exception | None = None
     for attempt in range(attempts):
         try:
             return await Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=converter,
             )
         except RuntimeError as exc:
             last = exc
@@ -79,13 +90,22 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+# What the event store knows of a case, for a repair: its snapshot and the command ids its
+# events carry (oldest first), or None when the store has no such case.
+Recorded = tuple[CaseSnapshot, list[str]] | None
+
+
 class ChainClient:
     def __init__(self, client: Client, settings: Settings, policy: Policy | None = None,
-                 retry_for: float = 600.0) -> None:
+                 retry_for: float = 600.0,
+                 recorded: Callable[[str], Recorded] | None = None) -> None:
         self.client = client
         self.settings = settings
         self.policy = policy or settings.policy()
         self.retry_for = retry_for
+        # Given, a step that finds its case's workflow gone (terminated or failed outside
+        # the engine) while the event store has the case repairs it and is sent once more.
+        self.recorded = recorded
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         deadline = time.monotonic() + self.retry_for
@@ -142,28 +162,51 @@ class ChainClient:
                 await _settle(unsettled.pop())
             raise
 
-    async def send(self, step: CaseStep) -> LineResult:
-        """One caseworker step; raises Refused."""
+    async def send(self, step: CaseStep, *, repaired: bool = False,
+                   recorded_by: str | None = None) -> LineResult:
+        """One caseworker step; raises Refused. `recorded_by`: the signed-in person, kept
+        with the step when it is not the step's actor."""
         start = (lambda: self._start(step.case)) if step.type == "apply" else None
         try:
             return await self.update(case_workflow_id(step.case), CaseWorkflow.step,
-                                     StepRequest(step=step), step.id or "", start)
+                                     StepRequest(step=step, recorded_by=recorded_by),
+                                     step.id or "", start)
         except WorkflowUpdateFailedError as exc:
-            raise Refused(_reason(exc)) from None
+            reason = _reason(exc)
+            # an empty run (an `apply` sent again after a terminate started one) while the
+            # store has the case: repaired like a missing one
+            if (not repaired and step.type != "apply" and reason.endswith("does not exist: apply first")
+                    and await self._repaired(step.case)):
+                return await self.send(step, repaired=True, recorded_by=recorded_by)
+            raise Refused(reason) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
+            if not repaired and step.type != "apply" and await self._repaired(step.case, exc):
+                return await self.send(step, repaired=True, recorded_by=recorded_by)
+            _raise_if_outage(exc)
             raise Refused(await self._explain(step.case, exc)) from None
 
-    async def send_batch(self, case: str, steps: Sequence[CaseStep], batch_id: str) -> list[LineResult]:
+    async def send_batch(self, case: str, steps: Sequence[CaseStep], batch_id: str,
+                         recorded_by: str | None = None) -> list[LineResult]:
         """Consecutive steps of one case in one update; each line accepted or refused alone."""
         start = (lambda: self._start(case)) if steps[0].type == "apply" else None
+        request = StepBatch(batch_id=batch_id, steps=list(steps), recorded_by=recorded_by)
         try:
-            return await self.update(case_workflow_id(case), CaseWorkflow.steps,
-                                     StepBatch(batch_id=batch_id, steps=list(steps)), batch_id,
-                                     start)
+            return await self.update(case_workflow_id(case), CaseWorkflow.steps, request,
+                                     batch_id, start)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            reason = await self._explain(case, exc)
+            if start is None and await self._repaired(case, exc):
+                try:
+                    return await self.update(case_workflow_id(case), CaseWorkflow.steps,
+                                             request, batch_id)
+                except WorkflowUpdateFailedError as again:
+                    reason = _reason(again)
+                except RPCError as again:
+                    reason = await self._explain(case, again)
+            else:
+                _raise_if_outage(exc)
+                reason = await self._explain(case, exc)
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 
     async def send_stock(self, step: StockStep) -> LineResult:
@@ -193,6 +236,55 @@ class ChainClient:
                 raise Refused(f"case {case} does not exist") from None
             raise
 
+    async def _repaired(self, case: str, exc: Exception | None = None) -> bool:
+        """After 'not found' (no run, or its last run ended), repair when the store has it."""
+        if self.recorded is None:
+            return False
+        if exc is not None and not (isinstance(exc, RPCError)
+                                    and exc.status == RPCStatusCode.NOT_FOUND):
+            return False
+        recorded = await asyncio.to_thread(self.recorded, case)
+        if recorded is None:
+            return False
+        return await self.repair(case, *recorded) == "restarted"
+
+    async def repair(self, case: str, snapshot: CaseSnapshot, applied: Sequence[str]) -> str:
+        """Start the case's workflow again from the event store when its run was terminated
+        or failed outside the engine, or is missing: a new run carrying the store's snapshot
+        (the same stage; the timers follow from its dates, and the notes they raise are
+        idempotent by their ids) and the command ids already applied (a retried step answers
+        as a duplicate). Answers "restarted", "running" or "closed"."""
+        handle = self.client.get_workflow_handle(case_workflow_id(case))
+        try:
+            description = await self._retrying(handle.describe)
+            status = description.status
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            status = None
+        if status == WorkflowExecutionStatus.RUNNING:
+            if (await self.status(case)).stage != "new":
+                return "running"
+            # a run that never saw the case's `apply` (started by one sent again after the
+            # case's run was terminated): it would wait ten minutes and fail as never opened
+            await handle.terminate("repair: an empty run of a case the event store holds")
+        if snapshot.stage == "closed" or status == WorkflowExecutionStatus.COMPLETED:
+            return "closed"
+        carried = CarriedState(snapshot=snapshot, applied=list(applied)[-APPLIED_KEPT:])
+        try:
+            await self._retrying(lambda: self.client.start_workflow(
+                CaseWorkflow.run,
+                CaseStart(case=case, policy=self.policy, carried=carried),
+                id=case_workflow_id(case),
+                task_queue=self.settings.task_queue,
+                # a new run after a terminated, failed, cancelled or timed-out one only
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            ))
+        except WorkflowAlreadyStartedError:
+            return "closed"
+        return "restarted"
+
     async def _explain(self, case: str, exc: Exception) -> str:
         """Turn 'not found' and 'already completed' into what they mean for the case."""
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
@@ -206,6 +298,12 @@ class ChainClient:
         if isinstance(exc, WorkflowAlreadyStartedError):
             return f"case {case} already exists ({status.stage_label})"
         return f"case {case}: {exc}"
+
+
+def _raise_if_outage(exc: Exception) -> None:
+    """A server still away after the retries is an outage, never a refusal of the step."""
+    if isinstance(exc, RPCError) and exc.status in TRANSIENT:
+        raise Unavailable(f"Temporal did not answer: {exc}") from exc
 
 
 async def _settle(start: WithStartWorkflowOperation) -> None:

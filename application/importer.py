@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
-from application.gateway import ChainClient, Refused
+from application.errors import Unavailable
+from application.gateway import TRANSIENT, ChainClient, Refused
 from domain.commands import ApplyLine, import_line_adapter
 from domain.personal_number import find_personal_number
 from domain.views import LineResult
@@ -58,12 +62,30 @@ class ImportReport:
     refused: list[Refusal] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)
     stopped_early: bool = False
+    outage: str | None = None  # why the import stopped without an answer from the stack
+    not_sent: int = 0  # lines neither accepted nor refused, because of the outage
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "accepted": self.accepted,
             "refused": [{"line": r.line, "case": r.case, "reason": r.reason} for r in self.refused],
         }
+        if self.outage:
+            answer.update(outage=self.outage, not_sent=self.not_sent)
+        return answer
+
+
+class Outage(Exception):
+    """The stack did not answer a line within the import's patience: not a refusal."""
+
+
+def transient(exc: BaseException) -> bool:
+    """An error of the transport or a busy server, worth sending the line again for: never
+    a refusal (that is `Refused`, or a refused LineResult)."""
+    if isinstance(exc, RPCError):
+        return exc.status in TRANSIENT
+    return isinstance(exc, (Unavailable, WorkflowUpdateRPCTimeoutOrCancelledError,
+                            ConnectionError, TimeoutError))
 
 
 def describe(exc: ValidationError) -> str:
@@ -97,6 +119,21 @@ def command_id(source: str, number: int, text: str) -> str:
 _LETTERS = str.maketrans("0123456789", "ghijklmnop")
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse a repeated key: `json.loads` would silently keep the last value, so a line
+    `{"on": "2024-01-02", …, "on": "2025-01-02"}` would be recorded with a date nobody checked."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise DuplicateKey(f"duplicate key {key!r}: each field may appear once")
+        data[key] = value
+    return data
+
+
 def parse(
     lines: list[str], *, source: str, actor: str, today: date
 ) -> tuple[list[Line], list[Refusal]]:
@@ -111,7 +148,10 @@ def parse(
             refused.append(Refusal(number, None, text[len(UNDECODABLE):]))
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except DuplicateKey as exc:
+            refused.append(Refusal(number, None, str(exc)))
+            continue
         except json.JSONDecodeError as exc:
             refused.append(Refusal(number, None, f"not valid JSON: {exc.msg} at column {exc.colno}"))
             continue
@@ -253,29 +293,54 @@ async def run_import(
     parallel: int = 16,
     strict: bool = False,
     record_identity: Callable[[str, str | None, str | None], None] | None = None,
-    processed: Callable[[str], LineResult | None] | None = None,
+    processed: Callable[[Any], LineResult | None] | None = None,
     progress: Callable[[int], None] | None = None,
+    outage_for: float = 300.0,
+    recorded_by: str | None = None,
 ) -> ImportReport:
+    """Send the lines; a refusal is reported per line and the import goes on.
+
+    An outage (the stack or the network away past the gateway's own retries) is never a
+    refusal: the line is sent again with backoff for up to `outage_for` seconds; if the stack
+    stays away the import stops, sends nothing more (so no later line of that case runs out
+    of order) and reports how many lines were not sent. Importing the file again then
+    resumes: what was recorded answers as a duplicate."""
     scheduler = Scheduler(lines, max_batch=1 if strict else MAX_BATCH)
     limit = 1 if strict else parallel
     inflight: dict[asyncio.Task, list[int]] = {}
 
     async def send(batch: list[int]) -> list[LineResult]:
+        deadline = time.monotonic() + outage_for
+        delay = 0.5
+        while True:
+            try:
+                return await attempt(batch)
+            except Exception as exc:
+                if not transient(exc):  # not the domain's answer either: stop, never "refused"
+                    raise Outage(f"line {lines[batch[0]].number} failed: {exc!r}") from exc
+                if time.monotonic() + delay > deadline:
+                    raise Outage(f"the stack did not answer for {outage_for:.0f} s ({exc})") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def attempt(batch: list[int]) -> list[LineResult]:
         first = lines[batch[0]]
         if first.case is None:
             try:
                 return [await chain.send_stock(first.step)]
-            except Exception as exc:  # noqa: BLE001 - reported per line, the import goes on
+            except Refused as exc:
                 return [LineResult(accepted=False, command_id=first.step.id, reason=str(exc))]
         steps = [lines[i].step for i in batch]
         if len(steps) == 1:
             try:
-                return [await chain.send(steps[0])]
+                return [await chain.send(steps[0], recorded_by=recorded_by)]
             except Refused as exc:
                 return [LineResult(accepted=False, command_id=steps[0].id, reason=str(exc))]
-        return await chain.send_batch(first.case, steps, batch_id=f"{steps[0].id}+{len(steps)}")
+        return await chain.send_batch(first.case, steps, batch_id=f"{steps[0].id}+{len(steps)}",
+                                      recorded_by=recorded_by)
 
     stop = False
+    outage: str | None = None
     while not scheduler.finished and not (stop and not inflight):
         if not stop:
             for batch in scheduler.take_ready(limit - len(inflight)):
@@ -285,12 +350,17 @@ async def run_import(
         done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             batch = inflight.pop(task)
-            results = task.result()
+            try:
+                results = task.result()
+            except Outage as exc:
+                outage = outage or str(exc)
+                stop = True  # its lines stay unsent, and so does every line after them
+                continue
             for i, result in zip(batch, results, strict=True):
                 line = lines[i]
                 if not result.accepted and processed is not None:
                     # refused now (its case closed since, say) but recorded by an earlier import
-                    earlier = processed(line.step.id)
+                    earlier = processed(line.step)  # on this line's own case or apartment
                     result = earlier.model_copy(update={"duplicate": True}) if earlier else result
                 if result.accepted:
                     report.accepted += 1
@@ -307,6 +377,11 @@ async def run_import(
             if progress:
                 progress(len(batch))
     report.stopped_early = stop
+    if outage:
+        report.not_sent = len(lines) - len(scheduler.done)
+        report.outage = (f"{outage}: the import stopped with {report.not_sent} lines not sent; "
+                         "import the file again once the stack is back (what was recorded "
+                         "answers as already recorded)")
     report.refused.sort(key=lambda r: r.line)
     return report
 

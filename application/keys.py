@@ -159,6 +159,7 @@ class KeySet:
         self._state = _validated(keys, current, created or {})
         self._path = path
         self._lock = threading.Lock()
+        self._mtime = self._file_mtime()
 
     # sources
 
@@ -219,6 +220,10 @@ class KeySet:
         return self._path
 
     def current(self) -> tuple[str, bytes]:
+        """The key new data is encrypted with; re-read first if another process rotated the
+        file, or this process would go on wrapping under a key that is about to be retired."""
+        if self._path is not None and self._file_mtime() != self._mtime:
+            self.reload()
         state = self._state
         return state.current, state.keys[state.current]
 
@@ -238,7 +243,14 @@ class KeySet:
     def reload(self) -> None:
         if self._path is not None:
             with self._lock:
+                self._mtime = self._file_mtime()
                 self._state = _read(self._path)
+
+    def _file_mtime(self) -> int | None:
+        try:
+            return self._path.stat().st_mtime_ns if self._path is not None else None
+        except FileNotFoundError:
+            return None
 
     # changing (file source only: an injected variable is changed by whoever injects it)
 
@@ -723,3 +735,29 @@ def _parse_token(token: str) -> tuple[str, bytes]:
     if len(sealed) < NONCE_BYTES + 16:
         raise DecryptionError("token is truncated")
     return kid, sealed
+
+
+# -- one installation's key ring ----------------------------------------------------------------
+
+BLIND_INDEX_OWNER = "housing-chain/blind-index"  # no client id has a slash
+
+
+def open_keyring(data_dir: str | Path, postgres_env: Mapping[str, str] | None = None) -> KeyRing:
+    """The key ring of an installation: master keys from the data directory (or
+    HOUSING_CHAIN_MASTER_KEYS), wrapped data keys beside the event store - in PostgreSQL when
+    that is given, so every process of a production installation shares them."""
+    master = MasterKeys.load(data_dir)
+    store: WrappedKeyStore = (PostgresWrappedKeys(postgres_env) if postgres_env is not None
+                              else SqliteWrappedKeys(Path(data_dir) / "data-keys.sqlite"))
+    return KeyRing(master, store)
+
+
+def blind_index(keyring: KeyRing, normalized: str) -> str:
+    """HMAC-SHA256 of a normalized personal number: finds a number already registered without
+    storing it in the clear. The HMAC key is a data key of its own, wrapped under the master key,
+    so it survives master key rotation (an index derived from the master key itself would change
+    with every rotation) and is unreadable without the master key."""
+    base = keyring.data_key(BLIND_INDEX_OWNER)
+    assert base is not None
+    key = hmac.new(base, b"housing-chain/blind-index/personal-number/v1", hashlib.sha256).digest()
+    return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()

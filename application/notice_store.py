@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from application.store import HousingChain, ProcessedCommand, _UnitOfWork
+from application.store import HousingChain, _UnitOfWork
 from domain.commands import Apply, Client
 from domain.errors import DomainError
 from domain.notice import Notice, notice_uuid
@@ -50,7 +50,8 @@ def execute_notice_step(
     the workflow passes its own clock.
     """
     unit = _UnitOfWork(app)
-    previous = unit.previous_result(step.id or "")
+    target = notice_uuid(step.notice)
+    previous = unit.previous_result(step.id or "", target)
     if previous is not None:
         return previous.model_copy(update={"duplicate": True})
     notice = _dispatch(app, step, unit, today, policy, now or datetime.now(UTC))
@@ -60,8 +61,7 @@ def execute_notice_step(
     result = LineResult(
         accepted=True, command_id=step.id, stage=notice.stage.value, events=events
     )
-    unit.markers.append(ProcessedCommand(command_id=step.id, result=result.model_dump()))
-    unit.seen_commands[step.id] = result
+    unit.mark(step.id, target, result)
     app.save(*unit.pending())
     return result
 
@@ -162,14 +162,14 @@ def note_escalated(
 
 def _note(app: HousingChain, notice_id: str, command_id: str, note) -> bool:
     unit = _UnitOfWork(app)
-    previous = unit.previous_result(command_id)
+    previous = unit.previous_result(command_id, notice_uuid(notice_id))
     if previous is not None:
         return previous.accepted
     notice = _notice(unit, notice_id)
     noted = note(notice)
     result = LineResult(accepted=noted, command_id=command_id, stage=notice.stage.value,
                         events=[type(e).__name__ for e in notice.pending_events])
-    unit.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump()))
+    unit.mark(command_id, notice_uuid(notice_id), result)
     app.save(*unit.pending())
     return noted
 

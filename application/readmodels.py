@@ -3,12 +3,22 @@ catch up on demand (a report always answers from a view at the event store's hea
 
 from __future__ import annotations
 
+import os
+
+from application.keys import KeyRing, open_keyring
 from application.store import HousingChain
 from config.settings import Settings
 from projections.runner import ProjectionRunner
 from projections.view import open_view
 
 
+def keyring_for(settings: Settings) -> KeyRing:
+    """The installation's data keys: beside the SQLite stores, or in the PostgreSQL that holds
+    the event store, so that every process (API, worker, CLI) shares one set."""
+    return open_keyring(settings.data, dict(os.environ) if settings.uses_postgres else None)
+
+
 def projection_for(settings: Settings) -> ProjectionRunner:
-    return ProjectionRunner(HousingChain(env=settings.event_store_env("events")),
-                            open_view(settings.view_env()))
+    app = HousingChain(env=settings.event_store_env("events"))
+    app.keyring = keyring_for(settings)
+    return ProjectionRunner(app, open_view(settings.view_env()))

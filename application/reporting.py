@@ -34,6 +34,7 @@ class ReportOptions(BaseModel):
     programme: str | None = None
     target_group: str | None = None
     district: str | None = None
+    year: int | None = None
 
     def given(self) -> dict[str, str]:
         """The options set, as text (for the access log and messages)."""
@@ -42,7 +43,8 @@ class ReportOptions(BaseModel):
 
 OPTION_NAMES = {"date_from": "--from", "date_to": "--to", "as_of": "--as-of", "by": "--by",
                 "interval": "--interval", "quarter": "--quarter", "programme": "--programme",
-                "target_group": "--target-group", "district": "--district"}
+                "target_group": "--target-group", "district": "--district",
+                "year": "--year"}
 
 
 class Report(BaseModel):
@@ -63,6 +65,12 @@ def _ivo(view: ChainView, o: ReportOptions, policy: Policy, today: date) -> dict
     return reports.ivo(view, o.quarter)
 
 
+def _kpis(view: ChainView, o: ReportOptions, policy: Policy, today: date) -> dict[str, Any]:
+    if not o.year:
+        raise reports.ReportError("report kpis needs --year, e.g. --year 2026")
+    return reports.kpis(view, policy, o.year)
+
+
 Runner = Callable[[ChainView, ReportOptions, Policy, date], dict[str, Any]]
 REPORTS: dict[str, tuple[Runner, tuple[str, ...], str]] = {
     "waiting-times": (_waiting, ("interval", "by", "date_from", "date_to", "as_of", "programme",
@@ -75,13 +83,25 @@ REPORTS: dict[str, tuple[Runner, tuple[str, ...], str]] = {
     "ivo": (_ivo, ("quarter",), "decisions unexecuted after three months, for the inspectorate"),
     "caseload": (lambda v, o, p, t: reports.caseload(v, o.as_of or t, p, o.date_from, o.date_to),
                  ("as_of", "date_from", "date_to"), "cases per housing pilot"),
-    "arrears": (lambda v, o, p, t: reports.arrears(v), (), "rent arrears per case"),
-    "stock": (lambda v, o, p, t: reports.stock(v, o.as_of or t), ("as_of",),
-              "the apartments, their status and vacant days"),
+    "arrears": (lambda v, o, p, t: reports.arrears(v, o.as_of), ("as_of",),
+                "rent arrears per case, on a date"),
+    "stock": (lambda v, o, p, t: reports.stock(v, o.as_of or t, o.by), ("as_of", "by"),
+              "the apartments, their status and vacant days, on a date, by landlord"),
     "returns": (lambda v, o, p, t: reports.returns(v, o.date_from, o.date_to),
                 ("date_from", "date_to"), "returns to homelessness after an exit to housing"),
     "evictions": (lambda v, o, p, t: reports.evictions(v, o.by or "year", o.date_from, o.date_to),
                   ("by", "date_from", "date_to"), "eviction notices, reached within 48 h, outcomes"),
+    "by-name": (lambda v, o, p, t: reports.by_name(v, p, o.by or "month", o.date_from, o.date_to),
+                ("by", "date_from", "date_to"),
+                "by-name list: active, inflow and outflow by kind, net change (Built for Zero)"),
+    "kpis": (_kpis, ("year",), "the municipalities' targets next to the year's figures"),
+    "refusals": (lambda v, o, p, t: reports.refusals(v, o.by or "year", o.date_from, o.date_to),
+                 ("by", "date_from", "date_to"),
+                 "landlord refusals, refused takeovers and denials, per period and reason"),
+    "placements": (lambda v, o, p, t: reports.placements(v, o.by or "month", o.date_from,
+                                                         o.date_to, o.as_of or t),
+                   ("by", "date_from", "date_to", "as_of"),
+                   "temporary placements while waiting: placements, nights and cost per period"),
 }
 REPORT_NAMES = (*REPORTS, "history")
 CATALOGUE = [Report(name=n, options=tuple(OPTION_NAMES[o] for o in spec[1]), summary=spec[2])
@@ -103,7 +123,8 @@ def check_options(name: str, options: ReportOptions) -> None:
 def run_report(view: ChainView, name: str, options: ReportOptions, policy: Policy,
                today: date) -> dict[str, Any]:
     check_options(name, options)
-    return REPORTS[name][0](view, options, policy, today)
+    answer = REPORTS[name][0](view, options, policy, today)
+    return {"definition_version": reports.DEFINITION_VERSIONS[name], **answer}
 
 
 flatten = reports.flatten

@@ -1,14 +1,17 @@
 """The application service: one method per use case, get → command → save.
 
-Every command has an id. Applying a command whose id was already applied records nothing and
-returns the first result: a `ProcessedCommand` marker is saved in the same atomic save as the
-events it caused, so a Temporal activity retried after a lost reply never doubles a step. A
-batch of lines (one import update) is saved atomically too, with a `ProcessedBatch` marker
-holding every line's result, so a retried batch answers exactly as the first run did.
+Every command has an id, and the id belongs to its target (case, apartment or notice): the
+same id on another case is another command. Applying a command whose id was already applied
+to the same target records nothing and returns the first result: a `ProcessedCommand` marker
+is saved in the same atomic save as the events it caused, so a Temporal activity retried
+after a lost reply never doubles a step. A batch of lines (one import update) is saved
+atomically too, with a `ProcessedBatch` marker holding every line's result, so a retried batch
+answers exactly as the first run did.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from application.keys import DecryptionError, KeyRing, blind_index
 from domain.apartment import Apartment, Status, apartment_uuid
 from domain.case import Case, Stage, case_uuid
 from domain.commands import (
@@ -34,8 +38,11 @@ from domain.commands import (
     RentArrears,
     ReturnApartment,
 )
+from domain.due import CASE_FILE_KINDS, CASE_FILE_PREFIXES
 from domain.errors import DomainError
-from domain.identity import ClientIdentity, identity_uuid
+from domain.identity import ClientIdentity, IdentityTombstone, PersonalNumberClaim, identity_uuid
+from domain.notice import notice_uuid
+from domain.personal_number import parse_personal_number
 from domain.policy import Policy
 from domain.steps import missing_fields, target_of
 from domain.views import CaseSnapshot, LineResult
@@ -55,16 +62,26 @@ class DateAsISO(Transcoding):
 
 
 class ProcessedCommand(Aggregate):
-    """Marks a command id as applied, with the result its first run gave."""
+    """Marks a command id as applied to one target (a case, apartment or notice), with the
+    result its first run gave.
+
+    A command id belongs to its target: the same id sent to another case is another command.
+    Markers saved before this rule are keyed by the command id alone (`target=None`); see
+    `_UnitOfWork.previous_result` for when such a legacy marker still counts.
+    """
 
     @staticmethod
-    def create_id(command_id: str) -> UUID:
-        return uuid5(MARKER_NAMESPACE, f"command:{command_id}")
+    def create_id(command_id: str, target: UUID | str | None = None) -> UUID:
+        if target is None:
+            return uuid5(MARKER_NAMESPACE, f"command:{command_id}")
+        key = target.hex if isinstance(target, UUID) else target
+        return uuid5(MARKER_NAMESPACE, f"command:{key}:{command_id}")
 
     @event("Processed")
-    def __init__(self, command_id: str, result: dict[str, Any]) -> None:
+    def __init__(self, command_id: str, result: dict[str, Any], target: str | None = None) -> None:
         self.command_id = command_id
         self.result = result
+        self.target = target  # the target aggregate's id (hex); None on a legacy marker
 
 
 class ProcessedBatch(Aggregate):
@@ -76,6 +93,18 @@ class ProcessedBatch(Aggregate):
     def __init__(self, batch_id: str, results: list[dict[str, Any]]) -> None:
         self.batch_id = batch_id
         self.results = results
+
+
+def marker_target(step: Any) -> UUID:
+    """The aggregate a step's command id belongs to: its notice, else its case, else its
+    apartment (a notice's `open_case` names a case too, but it is the notice's step)."""
+    notice = getattr(step, "notice", None)
+    if notice:
+        return notice_uuid(notice)
+    case = getattr(step, "case", None)
+    if case:
+        return case_uuid(case)
+    return apartment_uuid(getattr(step, "apartment", None) or "")
 
 
 class _Transcoded(Application[UUID]):
@@ -115,14 +144,35 @@ class _UnitOfWork:
         assert isinstance(apartment, Apartment)
         return apartment
 
-    def previous_result(self, command_id: str) -> LineResult | None:
-        if command_id in self.seen_commands:
-            return self.seen_commands[command_id]
-        try:
-            marker = self.app.repository.get(ProcessedCommand.create_id(command_id))
-        except AggregateNotFoundError:
-            return None
-        return LineResult.model_validate(marker.result)
+    def previous_result(self, command_id: str, target: UUID) -> LineResult | None:
+        """The first result of this command on this target, or None.
+
+        A legacy marker (keyed by the command id alone, saved before ids belonged to their
+        target) counts only when the target's own events carry that command id: then the
+        step really was applied here. Otherwise it was another case's command (or a system
+        note that recorded nothing, whose domain check refuses a repeat anyway)."""
+        seen = self.seen_commands.get(f"{target.hex}:{command_id}")
+        if seen is not None:
+            return seen
+        for key in (ProcessedCommand.create_id(command_id, target), None):
+            try:
+                marker = self.app.repository.get(key or ProcessedCommand.create_id(command_id))
+            except AggregateNotFoundError:
+                continue
+            if key is None and not self._carries(target, command_id):
+                return None
+            return LineResult.model_validate(marker.result)
+        return None
+
+    def _carries(self, target: UUID, command_id: str) -> bool:
+        events = self.app.events.get(target)
+        return any(getattr(e, "command_id", None) == command_id for e in events)
+
+    def mark(self, command_id: str, target: UUID, result: LineResult) -> None:
+        """The marker of an applied command, saved with its events."""
+        self.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump(),
+                                             target=target.hex))
+        self.seen_commands[f"{target.hex}:{command_id}"] = result
 
     def pending(self) -> list[Aggregate]:
         return [a for a in self.loaded.values() if a.pending_events] + self.markers
@@ -132,6 +182,9 @@ class HousingChain(_Transcoded):
     """Cases and the apartment stock."""
 
     name = "HousingChain"
+    # set by whoever opens the store with settings: reasons and notes typed by caseworkers are
+    # then stored encrypted with the client's data key; without one (unit tests) as typed
+    keyring: KeyRing | None = None
 
     def run(
         self,
@@ -140,8 +193,15 @@ class HousingChain(_Transcoded):
         today: date,
         policy: Policy,
         batch_id: str | None = None,
+        recorded_by: str | None = None,
     ) -> list[LineResult]:
-        """Apply steps in order, each accepted or refused on its own; save once."""
+        """Apply steps in order, each accepted or refused on its own; save once.
+
+        A batch id, like a command id, belongs to its case: the batch marker is keyed by the
+        first step's target too (a batch holds the lines of one case). A batch retried across
+        this change finds no marker and is answered line by line from the command markers."""
+        if batch_id is not None and steps:
+            batch_id = f"{marker_target(steps[0]).hex}:{batch_id}"
         if batch_id is not None:
             try:
                 batch = self.repository.get(ProcessedBatch.create_id(batch_id))
@@ -152,7 +212,8 @@ class HousingChain(_Transcoded):
             except AggregateNotFoundError:
                 pass
         unit = _UnitOfWork(self)
-        results = [self._run_one(step, unit, today, policy) for step in steps]
+        results = [self._run_one(step, unit, today, policy, recorded_by=recorded_by)
+                   for step in steps]
         if batch_id is not None:
             unit.markers.append(
                 ProcessedBatch(batch_id=batch_id, results=[r.model_dump() for r in results])
@@ -160,19 +221,24 @@ class HousingChain(_Transcoded):
         self.save(*unit.pending())
         return results
 
-    def execute(self, step: Any, *, today: date, policy: Policy) -> LineResult:
+    def execute(self, step: Any, *, today: date, policy: Policy,
+                recorded_by: str | None = None) -> LineResult:
         """One step; raises DomainError when refused (nothing recorded)."""
         unit = _UnitOfWork(self)
-        result = self._run_one(step, unit, today, policy, raise_refusal=True)
+        result = self._run_one(step, unit, today, policy, raise_refusal=True,
+                               recorded_by=recorded_by)
         self.save(*unit.pending())
         return result
 
     def _run_one(
         self, step: Any, unit: _UnitOfWork, today: date, policy: Policy,
-        raise_refusal: bool = False,
+        raise_refusal: bool = False, recorded_by: str | None = None,
     ) -> LineResult:
+        """One step; its marker remembers the result and, when the person who recorded the
+        step is not its actor (older records imported on someone's behalf), who recorded it."""
         command_id = step.id
-        previous = unit.previous_result(command_id)
+        target = marker_target(step)
+        previous = unit.previous_result(command_id, target)
         if previous is not None:
             return previous.model_copy(update={"duplicate": True})
         before = {k: len(a.pending_events) for k, a in unit.loaded.items()}
@@ -188,9 +254,9 @@ class HousingChain(_Transcoded):
             for e in a.pending_events[before.get(k, 0):]
         ]
         stage = touched.stage.value if isinstance(touched, Case) else touched.status.value
-        result = LineResult(accepted=True, command_id=command_id, stage=stage, events=events)
-        unit.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump()))
-        unit.seen_commands[command_id] = result
+        result = LineResult(accepted=True, command_id=command_id, stage=stage, events=events,
+                            recorded_by=recorded_by if recorded_by != step.actor else None)
+        unit.mark(command_id, target, result)
         return result
 
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
@@ -237,20 +303,20 @@ class HousingChain(_Transcoded):
             case.check_step("landlord_decision", step.on, today)
             apartment = unit.apartment(case.apartment or "")
             apartment.check_held_by("landlord_decision", step.case, step.on, Status.OFFERED)
-            case.landlord_decision(step.approved, step.reason, **kw)
+            case.landlord_decision(step.approved, self._seal(case, step.reason), **kw)
             if not step.approved:
                 apartment.withdraw_offer(case=step.case, **ev)
         elif isinstance(step, MoveIn):
             case.check_step("move_in", step.on, today)
             apartment = unit.apartment(step.apartment)
             apartment.check_held_by("move_in", step.case, step.on, Status.OFFERED)
-            case.move_in(step.apartment, **kw)
+            case.move_in(step.apartment, **kw, pilot_at_move_in=policy.pilot_at_move_in)
             apartment.occupy(case=step.case, **ev)
         elif isinstance(step, Exit):
             self._exit(case, step, unit, today, kw, ev)
         elif isinstance(step, Decide):
             programme = step.programme.value if step.programme else None
-            case.decide(step.outcome, programme, step.reason, **kw)
+            case.decide(step.outcome, programme, self._seal(case, step.reason), **kw)
         elif isinstance(step, RecordVisit):
             checklist = step.checklist.model_dump() if step.checklist else None
             case.record_visit(step.kind.value, checklist, **kw)
@@ -263,16 +329,56 @@ class HousingChain(_Transcoded):
         elif step.type == "repayment_plan":
             case.repayment_plan(**kw)
         elif step.type == "complaint":
-            case.complaint(step.note, **kw)
+            case.complaint(self._seal(case, step.note), **kw)
         elif step.type == "refer_takeover":
             case.refer_takeover(policy.takeover_minimum(case.programme or ""), **kw)
         elif step.type == "takeover_decision":
-            case.takeover_decision(step.approved, step.reason, **kw)
+            case.takeover_decision(step.approved, self._seal(case, step.reason), **kw)
         elif step.type == "assign":
             case.assign(step.role, step.to, **kw)
+        elif step.type == "plan":
+            case.plan(self._seal(case, step.goal) or "", [
+                {"id": g.id, "goal": self._seal(case, g.goal) or "", "responsible": g.responsible,
+                 "follow_up": g.follow_up.isoformat()} for g in step.sub_goals], **kw)
+        elif step.type == "temporary_placement":
+            case.temporary_placement(step.placement, step.kind.value, step.start or step.on,
+                                     step.end, step.cost_per_night, **kw)
+        elif step.type == "placement_ended":
+            case.placement_ended(step.placement, step.end or step.on, **kw)
+        elif step.type == "support_interrupted":
+            case.support_interrupted(step.kind.value, **kw)
+        elif step.type == "support_resumed":
+            case.support_resumed(**kw)
+        elif step.type == "plan_review":
+            case.plan_review([
+                {"sub_goal": r.sub_goal, "result": r.result, "note": self._seal(case, r.note) or "",
+                 "next_follow_up": r.next_follow_up.isoformat() if r.next_follow_up else None}
+                for r in step.reviews], **kw)
         else:  # pragma: no cover - the command models are a closed union
             raise DomainError(f"unknown step {step.type}")
         return case
+
+    def _seal(self, case: Case, text: str | None) -> str | None:
+        """Free text belongs to the client: encrypted with their data key (forgettable payload),
+        so erasing the client erases it in every event. Empty text stays empty, so the case's
+        own checks (a denial needs a reason) still see whether there is any."""
+        if not text or self.keyring is None:
+            return text
+        return self.keyring.encrypt(case.client_id, text, _text_context(case.case_id))
+
+    def _open(self, owner: str, case_id: str, value: Any) -> Any:
+        if isinstance(value, list):  # a plan's sub-goals, a review's notes
+            return [self._open(owner, case_id, v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._open(owner, case_id, v) for k, v in value.items()}
+        if not KeyRing.is_token(value):
+            return value
+        if self.keyring is None:
+            return "[encrypted]"
+        text = None
+        with contextlib.suppress(DecryptionError):  # a destroyed key made anew reads as erased
+            text = self.keyring.decrypt(owner, value, _text_context(case_id))
+        return ERASED if text is None else text
 
     def _exit(
         self, case: Case, step: Exit, unit: _UnitOfWork, today: date,
@@ -300,7 +406,7 @@ class HousingChain(_Transcoded):
                  today: date | None = None) -> bool:
         """Record a deadline or overdue item; False when it no longer applies."""
         unit = _UnitOfWork(self)
-        if unit.previous_result(command_id) is not None:
+        if unit.previous_result(command_id, case_uuid(case_id)) is not None:
             return False
         case = unit.case(case_id)
         if kind == "unexecuted_decision":
@@ -310,21 +416,27 @@ class HousingChain(_Transcoded):
         elif kind.startswith("stalled:"):
             noted = case.note_stalled(kind.split(":", 1)[1], case.stage_since, due,
                                       command_id=command_id)
+        elif kind in CASE_FILE_KINDS or kind.startswith(CASE_FILE_PREFIXES):
+            noted = case.note_case_file_due(kind, due, command_id=command_id)
         elif kind.startswith("escalation:"):
             noted = case.note_escalated(kind.split(":", 1)[1], due, today or due,
                                         command_id=command_id)
         else:
             noted = case.note_overdue(kind, due, command_id=command_id)
         result = LineResult(accepted=noted, command_id=command_id, stage=case.stage.value)
-        unit.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump()))
+        unit.mark(command_id, case_uuid(case_id), result)
         self.save(*unit.pending())
         return noted
 
     # --- queries -----------------------------------------------------------------------
 
-    def processed(self, command_id: str) -> LineResult | None:
-        """The first result of a command already applied, or None."""
-        return _UnitOfWork(self).previous_result(command_id)
+    def processed(self, command_id: str, target: UUID) -> LineResult | None:
+        """The first result of a command already applied to this target, or None."""
+        return _UnitOfWork(self).previous_result(command_id, target)
+
+    def processed_step(self, step: Any) -> LineResult | None:
+        """The first result of this step's command id on its own case, apartment or notice."""
+        return self.processed(step.id, marker_target(step))
 
     def get_case(self, case_id: str) -> Case:
         try:
@@ -337,6 +449,16 @@ class HousingChain(_Transcoded):
     def snapshot(self, case_id: str) -> CaseSnapshot:
         return snapshot_of(self.get_case(case_id))
 
+    def recorded(self, case_id: str) -> tuple[CaseSnapshot, list[str]] | None:
+        """What a repaired workflow starts from: the case's snapshot and the command ids its
+        events carry, oldest first (None when the store has no such case)."""
+        try:
+            case = self.get_case(case_id)
+        except DomainError:
+            return None
+        ids = [getattr(e, "command_id", None) for e in self.events.get(case_uuid(case_id))]
+        return snapshot_of(case), list(dict.fromkeys(i for i in ids if i))
+
     def get_apartment(self, apartment_id: str) -> Apartment:
         try:
             apartment = self.repository.get(apartment_uuid(apartment_id))
@@ -346,10 +468,13 @@ class HousingChain(_Transcoded):
         return apartment
 
     def history(self, case_id: str) -> list[dict[str, Any]]:
-        """The case's domain events, as a supervisor reads them."""
-        self.get_case(case_id)
+        """The case's domain events, as a supervisor reads them: free text decrypted, or
+        "[erased]" once the client's data key is destroyed."""
+        owner = self.get_case(case_id).client_id
+        target = case_uuid(case_id)
+        recorded_by: dict[str, str | None] = {}
         rows = []
-        for e in self.events.get(case_uuid(case_id)):
+        for e in self.events.get(target):
             data = {
                 k: v for k, v in e.__dict__.items()
                 if k not in ("originator_id", "originator_version", "timestamp", "on", "actor",
@@ -362,9 +487,30 @@ class HousingChain(_Transcoded):
                 "recorded": e.timestamp,
                 "actor": getattr(e, "actor", None),
                 "command_id": getattr(e, "command_id", None),
-                "details": data,
+                "details": {k: self._open(owner, case_id, v) for k, v in data.items()},
             })
+            command = rows[-1]["command_id"]
+            if command and command not in recorded_by:
+                recorded_by[command] = self._recorded_by(command, target)
+            if command and recorded_by[command]:
+                rows[-1]["recorded_by"] = recorded_by[command]
         return rows
+
+    def _recorded_by(self, command_id: str, target: UUID) -> str | None:
+        """Who recorded a command on someone else's behalf (markers since they belong to
+        their target carry it; older ones never do)."""
+        try:
+            marker = self.repository.get(ProcessedCommand.create_id(command_id, target))
+        except AggregateNotFoundError:
+            return None
+        return marker.result.get("recorded_by")
+
+
+ERASED = "[erased]"
+
+
+def _text_context(case_id: str) -> str:
+    return f"case/{case_id}/text"
 
 
 def snapshot_of(case: Case) -> CaseSnapshot:
@@ -388,6 +534,10 @@ def snapshot_of(case: Case) -> CaseSnapshot:
         takeover_eligible_on=case.takeover_eligible_on,
         outcome=case.outcome,
         closed_on=case.closed_on,
+        plan_on=case.plan_on,
+        follow_ups=dict(case.follow_ups),
+        interrupted_on=getattr(case, "interrupted_on", None),
+        interruption_noted=getattr(case, "interruption_noted", 0),
     )
 
 
@@ -395,46 +545,150 @@ class IdentityRegistry(_Transcoded):
     """Client identities, in a store of their own (see domain.identity)."""
 
     name = "Identities"
+    # set by whoever opens the registry with settings: names and numbers are then stored
+    # encrypted with the client's data key; without one (unit tests) they are stored as given
+    keyring: KeyRing | None = None
+
+    def check(self, client_id: str, name: str | None, personal_number: str | None) -> None:
+        """Refuse an identity that must not be recorded, before anything is: one for a client
+        that was erased (an old file imported again would bring the name back), or a personal
+        number already registered under another client id (one person, two histories)."""
+        if not (name or personal_number):
+            return
+        tombstone = self._get(IdentityTombstone.create_id(client_id))
+        if tombstone is not None:
+            raise DomainError(f"client {client_id} was erased on {tombstone.erased_at[:10]}: "
+                              "its identity is not recorded again")
+        index = self._blind_index(personal_number)
+        claim = self._get(PersonalNumberClaim.create_id(index)) if index else None
+        if claim is not None and claim.client_id != client_id:
+            raise DomainError(f"client {client_id}: this personal identity number is already "
+                              f"registered under client {claim.client_id}")
 
     def record(self, client_id: str, name: str | None, personal_number: str | None) -> None:
-        try:
-            identity = self.repository.get(identity_uuid(client_id))
-        except AggregateNotFoundError:
-            self.save(ClientIdentity(client_id=client_id, name=name, personal_number=personal_number))
+        self.check(client_id, name, personal_number)
+        current = self.lookup(client_id)
+        if current is not None and (current.name, current.personal_number) == (name,
+                                                                                personal_number):
             return
-        if (identity.name, identity.personal_number) != (name, personal_number):
-            identity.correct(name=name, personal_number=personal_number)
-            self.save(identity)
+        sealed = {"name": self._seal(client_id, "name", name),
+                  "personal_number": self._seal(client_id, "personal_number", personal_number)}
+        pending: list[Aggregate] = []
+        index = self._blind_index(personal_number)
+        if index and self._get(PersonalNumberClaim.create_id(index)) is None:
+            pending.append(PersonalNumberClaim(blind_index=index, client_id=client_id))
+        if current is None:
+            pending.append(ClientIdentity(client_id=client_id, **sealed))
+        else:
+            identity = self.repository.get(identity_uuid(client_id))
+            identity.correct(**sealed)
+            pending.append(identity)
+        self.save(*pending)
+
+    def tombstone(self, client_id: str, erased_at: str) -> str:
+        """Note that the client was erased (no personal data: the id and when); returns when
+        it first was."""
+        existing = self._get(IdentityTombstone.create_id(client_id))
+        if existing is not None:
+            return existing.erased_at
+        self.save(IdentityTombstone(client_id=client_id, erased_at=erased_at))
+        return erased_at
 
     def erase(self, client_id: str) -> bool:
-        """Delete every stored event of the client's identity (GDPR art. 17).
+        """Delete every stored event of the client's identity (GDPR art. 17), and the blind
+        index of its personal number, so the person can be registered anew.
 
         Appending an 'Erased' event would keep the name in the earlier events; this store is
         separate from the case histories precisely so that its rows can be deleted outright.
         """
-        aggregate_id = identity_uuid(client_id)
+        current = self.lookup(client_id)
+        index = self._blind_index(current.personal_number if current else None)
+        ids = [identity_uuid(client_id)]
+        if index:
+            ids.append(PersonalNumberClaim.create_id(index))
         recorder: Any = self.recorder
         table = recorder.events_table_name
-        if type(recorder).__module__.endswith("postgres"):
-            sql, arg = f"DELETE FROM {table} WHERE originator_id = %s", aggregate_id
-        else:
-            sql, arg = f"DELETE FROM {table} WHERE originator_id = ?", aggregate_id.hex
         sqlite = not type(recorder).__module__.endswith("postgres")
-        with recorder.datastore.transaction(commit=True) as cursor:
-            if sqlite:
-                cursor.execute("PRAGMA secure_delete = ON")  # overwrite the freed pages
-            cursor.execute(sql.replace("DELETE", "SELECT COUNT(*) AS n", 1), (arg,))
-            row = cursor.fetchone()
-            erased = (row["n"] if isinstance(row, dict) else row[0]) > 0
-            cursor.execute(sql, (arg,))
+        erased = False
+        for aggregate_id in ids:
+            if not sqlite:
+                sql, arg = f"DELETE FROM {table} WHERE originator_id = %s", aggregate_id
+            else:
+                sql, arg = f"DELETE FROM {table} WHERE originator_id = ?", aggregate_id.hex
+            with recorder.datastore.transaction(commit=True) as cursor:
+                if sqlite:
+                    cursor.execute("PRAGMA secure_delete = ON")  # overwrite the freed pages
+                cursor.execute(sql.replace("DELETE", "SELECT COUNT(*) AS n", 1), (arg,))
+                row = cursor.fetchone()
+                found = (row["n"] if isinstance(row, dict) else row[0]) > 0
+                erased = erased or (found and aggregate_id == ids[0])
+                cursor.execute(sql, (arg,))
         if sqlite:
             with recorder.datastore.transaction(commit=False) as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and the old WAL frames
         return erased
 
-    def lookup(self, client_id: str) -> ClientIdentity | None:
+    def erased_on(self, client_id: str) -> str | None:
+        """When the client was erased (their tombstone), or None: the retention run skips
+        clients already erased, so that a repeated run erases and logs nothing twice."""
+        tombstone = self._get(IdentityTombstone.create_id(client_id))
+        return tombstone.erased_at if tombstone is not None else None
+
+    def vacuum(self) -> bool:
+        """PostgreSQL keeps deleted rows as dead tuples until VACUUM: run it on the identity
+        table after an erasure, so the ciphertext does not linger in the table's pages (its
+        WAL and backups still hold it until they age out; the destroyed data key is what makes
+        those copies unreadable). SQLite needs none: `erase` deletes with secure_delete and
+        truncates the WAL. False when not done (SQLite, or the role may not VACUUM)."""
+        recorder: Any = self.recorder
+        if not type(recorder).__module__.endswith("postgres"):
+            return False
         try:
-            return self.repository.get(identity_uuid(client_id))
+            with recorder.datastore.cursor() as cursor:  # autocommit: VACUUM needs no transaction
+                cursor.execute(f"VACUUM {recorder.events_table_name}")
+        except Exception as exc:  # noqa: BLE001 - a missing right must not undo the erasure
+            log.warning("VACUUM after erasure failed", table=recorder.events_table_name,
+                        error=str(exc))
+            return False
+        return True
+
+    def lookup(self, client_id: str) -> ClientIdentity | None:
+        """The identity in the clear (identities recorded before encryption read as stored);
+        a name whose data key was destroyed reads as None."""
+        identity = self._get(identity_uuid(client_id))
+        if identity is None:
+            return None
+        for field_name in ("name", "personal_number"):
+            value = getattr(identity, field_name)
+            if KeyRing.is_token(value):
+                setattr(identity, field_name, self._open(client_id, field_name, value))
+        return identity
+
+    def _get(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+
+    def _seal(self, client_id: str, field_name: str, value: str | None) -> str | None:
+        if not value or self.keyring is None:
+            return value
+        return self.keyring.encrypt(client_id, value, f"identity/{field_name}")
+
+    def _open(self, client_id: str, field_name: str, token: str) -> str | None:
+        if self.keyring is None:
+            raise DomainError("this identity is encrypted: open the registry with its key ring")
+        try:
+            return self.keyring.decrypt(client_id, token, f"identity/{field_name}")
+        except DecryptionError:
+            return None  # the client's data key was destroyed and made anew: erased
+
+    def _blind_index(self, personal_number: str | None) -> str | None:
+        if not personal_number or self.keyring is None:
+            return None
+        try:
+            normalized = parse_personal_number(personal_number).normalized
+        except DomainError:
+            normalized = "".join(ch for ch in personal_number if ch.isalnum())
+        return blind_index(self.keyring, normalized)
 

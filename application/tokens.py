@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.exceptions import InvalidSubjectError
 
+from application.keys import create_once
+
 ACCEPTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
 
 # The key type (and curve) each accepted algorithm needs, so a key is only ever used the way it was meant.
@@ -86,28 +88,6 @@ def public_jwk(public_key: Any, algorithm: str) -> dict[str, Any]:
     full = jwt.algorithms.get_default_algorithms()[algorithm].to_jwk(public_key, as_dict=True)
     jwk = {name: full[name] for name in _PUBLIC_MEMBERS[full["kty"]]}
     return {**jwk, "kid": jwk_thumbprint(jwk), "alg": algorithm, "use": "sig"}
-
-
-def write_private_file(path: Path, data: bytes) -> bool:
-    """Write data to path readable by the owner only, unless path exists. True if this call wrote it.
-
-    The bytes go to a private temp file first and are hard-linked into place, so a reader never sees a
-    half-written file and of two concurrent writers the first wins while the second keeps the first's file.
-    """
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 class LocalIssuer:
@@ -174,7 +154,12 @@ class LocalIssuer:
         return {
             "issuer": self.issuer,
             "jwks_uri": base_url.rstrip("/") + "/.well-known/jwks.json",
-            "response_types_supported": ["id_token"],
+            # the web's authorization code flow with PKCE (interfaces/web/issuer.py)
+            "authorization_endpoint": base_url.rstrip("/") + "/oidc/authorize",
+            "token_endpoint": base_url.rstrip("/") + "/oidc/token",
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "response_types_supported": ["code", "id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [self.algorithm],
             "claims_supported": ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "units"],
@@ -199,7 +184,7 @@ class LocalIssuer:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
             # Another process may have won the race: either way the file on disk is the key.
-            write_private_file(self.key_path, pem)
+            create_once(self.key_path, pem)
         if os.name == "posix" and self.key_path.stat().st_mode & 0o077:
             raise PermissionError(f"{self.key_path} is readable by other users; make it private (chmod 600)")
         key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
@@ -24,8 +24,9 @@ from pydantic import ValidationError
 from application import gateway as gw
 from application.audit import AccessLog, AccessRecord
 from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailable
-from application.importer import ImportReport, describe, parse, run_import
-from application.readmodels import projection_for
+from application.importer import ImportReport, Refusal, describe, parse, run_import
+from application.keys import KeyRing, KeysError
+from application.readmodels import keyring_for, projection_for
 from application.reporting import REPORT_NAMES, ReportOptions, check_options, run_report
 from application.store import HousingChain, IdentityRegistry
 from config.settings import Settings
@@ -37,7 +38,7 @@ from domain.personal_number import find_personal_number
 from domain.policy import Policy
 from domain.steps import BY_TYPE
 from domain.views import LineResult
-from projections import reports
+from projections import listings, reports
 from projections.runner import Behind
 from projections.worklist import worklist as worklist_of
 
@@ -57,6 +58,8 @@ class UseCases:
         self._runner: Any = None
         self._audit: AccessLog | None = None
         self._clients: dict[int, gw.ChainClient] = {}
+        self._codec: Any = None
+        self._keyring: KeyRing | None = None
 
     # --- what the use cases stand on, opened on first use ----------------------------------
 
@@ -65,6 +68,7 @@ class UseCases:
         with self._lock:
             if self._store is None:
                 self._store = HousingChain(env=self.settings.event_store_env("events"))
+                self._store.keyring = self._keyring_locked()
             return self._store
 
     @property
@@ -72,7 +76,19 @@ class UseCases:
         with self._lock:
             if self._identities is None:
                 self._identities = IdentityRegistry(env=self.settings.event_store_env("identities"))
+                self._identities.keyring = self._keyring_locked()
             return self._identities
+
+    @property
+    def keyring(self) -> KeyRing:
+        """The installation's per-client data keys (free text and identities are encrypted)."""
+        with self._lock:
+            return self._keyring_locked()
+
+    def _keyring_locked(self) -> KeyRing:
+        if self._keyring is None:
+            self._keyring = keyring_for(self.settings)
+        return self._keyring
 
     @property
     def runner(self) -> Any:
@@ -94,7 +110,8 @@ class UseCases:
         loop = id(asyncio.get_running_loop())
         if loop not in self._clients:
             client = await gw.connect(self.settings)
-            self._clients[loop] = gw.ChainClient(client, self.settings, self.policy)
+            self._clients[loop] = gw.ChainClient(client, self.settings, self.policy,
+                                                 recorded=lambda case: self.store.recorded(case))
         return self._clients[loop]
 
     def today(self) -> date:
@@ -180,12 +197,13 @@ class UseCases:
                        case=line.case, params=params)
         elif spec.target == "case":
             scope = await asyncio.to_thread(self.scope, case)
-            if not scope.exists and not who.is_admin and not who.has(access.Role.CASEWORKER):
+            if not scope.exists:
+                if who.is_admin or who.has(access.Role.CASEWORKER):
+                    raise NotFound(f"case {case} does not exist: apply first")
                 self.record(who, "case.step", case=case, params=params, outcome="denied")
                 raise Forbidden(f"{who.subject} may not take the step {line.type} on case {case}")
-            if scope.exists:
-                self.allow(who, "case.step", lambda: access.check_step(who, line.type, scope),
-                           case=case, scope=scope, params=params)
+            self.allow(who, "case.step", lambda: access.check_step(who, line.type, scope),
+                       case=case, scope=scope, params=params)
         else:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
@@ -193,12 +211,23 @@ class UseCases:
         if isinstance(line, ApplyLine):
             c = line.client
             identity = (c.id, c.name, c.personal_number) if (c.name or c.personal_number) else None
+            if identity:  # refused before the case is opened, not after
+                try:
+                    await asyncio.to_thread(self.identities.check, *identity)
+                except DomainError as exc:
+                    raise Refused(str(exc)) from None
             line = line.without_identity()
         chain = await self.chain()
-        if spec.target == "stock":
+        # a retry with the caller's command id: Temporal answers a known update id with its
+        # first answer (duplicate=false), so the store says it was recorded already
+        earlier = (await asyncio.to_thread(self.store.processed_step, line)
+                   if command_id or fields.get("id") else None)
+        if earlier is not None:
+            result = earlier.model_copy(update={"duplicate": True})
+        elif spec.target == "stock":
             result = await chain.send_stock(line)
         else:
-            result = await chain.send(line)
+            result = await chain.send(line, recorded_by=who.subject)
         if not result.accepted:
             raise Refused(result.reason or "refused")
         if identity:
@@ -289,9 +318,12 @@ class UseCases:
                        lambda: access.check_role(who, "read another person's worklist",
                                                  access.Role.SUPERVISOR),
                        params={"actor": whose or "everyone"})
+        as_of = as_of or self.today()
+        if days > (date.max - as_of).days:
+            raise BadInput(f"as_of: {as_of} and {days} days on are past the end of the calendar")
         with self._view_lock:
             view = self.caught_up_view()
-            result = worklist_of(view, whose, self.policy, as_of or self.today(), days)
+            result = worklist_of(view, whose, self.policy, as_of, days)
         self.record(who, "worklist.read", params={"actor": whose or "everyone"})
         return result
 
@@ -318,16 +350,36 @@ class UseCases:
         return result
 
     def apartments(self, who: Principal, as_of: date | None = None) -> dict[str, Any]:
-        """The stock: each apartment, its status and who lives there; a landlord sees its own."""
+        """The stock: each apartment, its status and who lives there; a landlord sees its own.
+        `apartments` lists each apartment as it stands now (the case living there)."""
         if not who.has(access.Role.LANDLORD) or who.is_admin:
-            return self.report(who, "stock", ReportOptions(as_of=as_of))
+            result = self.report(who, "stock", ReportOptions(as_of=as_of))
+            with self._view_lock:
+                listed = listings.apartments(self.caught_up_view())
+            return {**result, "apartments": listed}
         with self._view_lock:
             view = self.caught_up_view()
             result = reports.stock(view, as_of or self.today())
+            listed = listings.apartments(view)
         own = who.units | {who.subject}
-        result = {**result, "rows": [r for r in result.get("rows", []) if r.get("landlord") in own]}
+        result = {**result, "rows": [r for r in result.get("rows", []) if r.get("landlord") in own],
+                  "apartments": [r for r in listed if r.get("landlord") in own]}
         self.record(who, "report.read", report="stock", params={"landlord": ",".join(sorted(own))})
         return result
+
+    def notices(self, who: Principal, open_only: bool = True) -> dict[str, Any]:
+        """The eviction-prevention notices (the open ones by default), most urgent first, each
+        with its reach or 48-hour outreach clock; a caseworker or supervisor sees the notices
+        of their units, the admin every notice."""
+        self.allow(who, "notice.list", lambda: access.check_report(who, "evictions"),
+                   params={"open_only": str(open_only).lower()})
+        districts = None if who.is_admin else frozenset(who.units)
+        now = datetime.now(UTC)
+        with self._view_lock:
+            rows = listings.notices(self.caught_up_view(), self.policy, now, open_only, districts)
+        self.record(who, "notice.list", params={"open_only": str(open_only).lower(),
+                                                "rows": str(len(rows))})
+        return {"now": now.isoformat(timespec="minutes"), "open_only": open_only, "rows": rows}
 
     def projection_status(self, who: Principal) -> dict[str, Any]:
         self.allow(who, "projections.read",
@@ -416,6 +468,7 @@ class UseCases:
         self.allow(who, "import", lambda: access.check_role(who, "import records"),
                    params={"source": source, "lines": str(len(raw))})
         lines, refused = parse(raw, source=source, actor=default_actor, today=self.today())
+        lines = await asyncio.to_thread(self._identities_allowed, lines, refused)
         report = ImportReport(refused=refused)
         if total:
             total(len(lines))
@@ -423,19 +476,75 @@ class UseCases:
             report.stopped_early = True
             return report
         await run_import(await self.chain(), lines, report, parallel=parallel, strict=strict,
-                         record_identity=self.identities.record, processed=self.store.processed,
+                         recorded_by=who.subject,
+                         record_identity=self.identities.record, processed=self.store.processed_step,
                          progress=progress)
         self.record(who, "import", params={"source": source, "lines": str(len(raw)),
                                            "accepted": str(report.accepted),
                                            "refused": str(len(report.refused))})
         return report
 
-    def erase_identity(self, who: Principal, client: str) -> dict[str, Any]:
-        self.allow(who, "identity.erase", lambda: access.check_role(who, "erase identities"),
+    def _identities_allowed(self, lines: list[Any], refused: list[Refusal]) -> list[Any]:
+        """Refuse, before anything is sent, the lines whose identity must not be recorded
+        (an erased client, a personal number under another client id)."""
+        allowed = []
+        for line in lines:
+            try:
+                if line.identity:
+                    self.identities.check(*line.identity)
+            except DomainError as exc:
+                refused.append(Refusal(line.number, line.case, str(exc)))
+                continue
+            allowed.append(line)
+        refused.sort(key=lambda r: r.line)
+        return allowed
+
+    async def repair(self, who: Principal, case: str) -> dict[str, Any]:
+        """Start the case's workflow again from the event store (admin), when its run was
+        terminated or failed outside the engine or is missing; a running one is left alone."""
+        self.allow(who, "case.repair", lambda: access.check_role(who, "repair case workflows"),
+                   case=case)
+        recorded = await asyncio.to_thread(self.store.recorded, case)
+        if recorded is None:
+            raise NotFound(f"case {case} does not exist")
+        outcome = await (await self.chain()).repair(case, *recorded)
+        await asyncio.to_thread(self.record, who, "case.repair", case=case,
+                                params={"outcome": outcome})
+        return {"case": case, "workflow": outcome, "stage": recorded[0].stage}
+
+    def erase_identity(self, who: Principal, client: str, *, action: str = "identity.erase",
+                       params: dict[str, str] | None = None) -> dict[str, Any]:
+        """Erase a client's identity and shred their free text (admin). The retention run
+        (activities/retention.py) erases through here too, as a system principal, under its
+        own `action` so that the access log tells a request from gallring."""
+        self.allow(who, action, lambda: access.check_role(who, "erase identities"),
                    params={"client": client})
         erased = self.identities.erase(client)
-        self.record(who, "identity.erase", params={"client": client, "erased": str(erased).lower()})
+        # crypto-shredding: every reason and note typed about the client, in every event and
+        # copy, becomes unreadable; the tombstone keeps an old file from bringing the name back
+        shredded = self.keyring.destroy(client)
+        self.identities.tombstone(client, datetime.now(UTC).isoformat(timespec="seconds"))
+        self.identities.vacuum()  # PostgreSQL: the deleted rows out of dead tuples
+        erased = erased or shredded
+        self.record(who, action, params={**(params or {}), "client": client,
+                                         "erased": str(erased).lower()})
         return {"client": client, "erased": erased}
+
+    def rotate_master_key(self, who: Principal) -> dict[str, Any]:
+        """A new master key, every client data key re-wrapped under it, the old one retired
+        (admin). Retiring also finishes shredding destroyed data keys left in backups."""
+        self.allow(who, "keys.rotate", lambda: access.check_role(who, "rotate the master key"))
+        ring = self.keyring
+        old = ring.master.current_id
+        try:
+            new = ring.master.rotate()
+        except KeysError as exc:
+            raise BadInput(str(exc)) from None
+        rewrapped = ring.rotate_master()
+        ring.retire_master(old)
+        self.record(who, "keys.rotate", params={"retired": old, "current": new,
+                                                "rewrapped": str(rewrapped)})
+        return {"retired": old, "current": new, "rewrapped": rewrapped}
 
     # --- the audit ---------------------------------------------------------------------------
 
@@ -448,9 +557,32 @@ class UseCases:
         self.allow(who, "audit.review",
                    lambda: access.check_role(who, "review the access log", access.Role.SUPERVISOR),
                    params={"month": month})
-        rows = self.audit.review(month)
+        try:
+            rows = self.audit.review(month)
+        except ValueError as exc:  # 0000-01 or 9999-12: no such month in datetime's calendar
+            raise BadInput(f"month: {exc}") from None
         self.record(who, "audit.review", params={"month": month, "rows": str(len(rows))})
         return rows
+
+    # --- Temporal's remote codec (the Temporal UI decodes payloads through it) ----------------
+
+    async def codec(self, who: Principal, path: str, body: bytes) -> bytes:
+        """Encode or decode Temporal payloads for a signed-in supervisor or admin.
+
+        Decoding shows workflow inputs in the clear, so it is an access like any other read:
+        refused ones and answered ones are both in the access log.
+        """
+        from application.codec import CodecKeys, EncryptionCodec, codec_endpoint
+
+        operation = path.rstrip("/").rsplit("/", 1)[-1]
+        self.allow(who, f"codec.{operation}", lambda: access.check_role(
+            who, "decode Temporal payloads", access.Role.SUPERVISOR))
+        with self._lock:
+            if self._codec is None:
+                self._codec = EncryptionCodec(CodecKeys.load(self.settings.data))
+        answer = await codec_endpoint(self._codec, path, body)
+        await asyncio.to_thread(self.record, who, f"codec.{operation}")
+        return answer
 
 
 def new_command_id(prefix: str) -> str:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     reports_dir: Path | None = Field(None, description="scheduled reports; default <data>/reports")
     api_host: str = Field("127.0.0.1", description="where `up` and `serve` listen for the API")
     api_port: int = Field(8000, description="the HTTP API and the web pages")
+    allow_public_bind: bool = Field(
+        False, description="let `up` listen on a non-loopback address (Temporal's frontend "
+        "has no authentication of its own: protect it with mTLS or a firewall)"
+    )
     api_url: str | None = Field(
         None, description="a remote installation's API: the CLI's steps and reports go there"
     )
@@ -63,6 +67,14 @@ class Settings(BaseSettings):
         (computed on use, so `--data` moves it along)."""
         return self.reports_dir or self.data / "reports"
 
+    def private_data_dir(self) -> Path:
+        """Create the data directory 0700 (tightened if it exists): it holds personal data,
+        the key files and the databases."""
+        self.data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data.stat().st_mode & 0o077:
+            os.chmod(self.data, 0o700)
+        return self.data
+
     @property
     def uses_postgres(self) -> bool:
         return os.environ.get("PERSISTENCE_MODULE", "").endswith("postgres")
@@ -71,7 +83,7 @@ class Settings(BaseSettings):
         """Where the read models live: `views.sqlite` beside the event store, or PostgreSQL."""
         if "PERSISTENCE_MODULE" in os.environ:
             return dict(os.environ)
-        self.data.mkdir(parents=True, exist_ok=True)
+        self.private_data_dir()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.data / "views.sqlite"),
@@ -82,7 +94,7 @@ class Settings(BaseSettings):
         """Where the access log lives: PostgreSQL with the event store, else audit.sqlite."""
         if self.uses_postgres:
             return dict(os.environ)
-        self.data.mkdir(parents=True, exist_ok=True)
+        self.private_data_dir()
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite"}
 
     def event_store_env(self, store: str = "events") -> dict[str, str]:
@@ -92,7 +104,7 @@ class Settings(BaseSettings):
         """
         if "PERSISTENCE_MODULE" in os.environ:
             return {}
-        self.data.mkdir(parents=True, exist_ok=True)
+        self.private_data_dir()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.data / f"{store}.sqlite"),

@@ -28,6 +28,7 @@ from domain.stages import (
     Stage,
     check_dates,
     check_step,
+    pilot_refusal,
 )
 
 CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:case")
@@ -87,6 +88,16 @@ class Case(Aggregate):
         self.stall_noted: set[str] = set()
         self.escalated: set[str] = set()
         self.last_checklist: date | None = None
+        # the case file (pilot, plan, placements, ...); set here, so a case applied before it
+        # existed gets it too (its stored `Applied` event runs this body again)
+        self.case_file_noted: set[str] = set()
+        self.plan_on: date | None = None
+        self.follow_ups: dict[str, date] = {}  # open sub-goals of the plan: their follow-up
+        self.placements: dict[str, date] = {}  # temporary placements not ended: their start
+        self.placement_ids: set[str] = set()
+        self.interrupted_on: date | None = None  # support interrupted, not yet resumed
+        self.interruption_kind: str | None = None
+        self.interruption_noted = 0  # quarters of it noted (reported like an unexecuted decision)
 
     @classmethod
     def register(
@@ -190,13 +201,17 @@ class Case(Aggregate):
             )
 
     def move_in(
-        self, apartment: str, *, on: date, actor: str, command_id: str, today: date
+        self, apartment: str, *, on: date, actor: str, command_id: str, today: date,
+        pilot_at_move_in: str = "warn",
     ) -> None:
         self.check_step("move_in", on, today)
         if apartment != self.apartment:
             raise self._refuse(
                 "move_in", f"needs the apartment offered ({self.apartment}), not {apartment}"
             )
+        why = pilot_refusal(self.programme, self.housing_pilot, pilot_at_move_in)
+        if why:
+            raise self._refuse("move_in", why, list_allowed=False)
         self._moved_in(apartment=apartment, on=on, actor=actor, command_id=command_id)
 
     def record_visit(
@@ -282,6 +297,85 @@ class Case(Aggregate):
             on=on, actor=actor, command_id=command_id,
         )
 
+    def plan(self, goal: str, sub_goals: list[dict[str, str]], *, on: date, actor: str,
+             command_id: str, today: date) -> None:
+        """The individual plan; a later one replaces the earlier (its sub-goals with it).
+        `sub_goals`: id, goal, responsible, follow_up (ISO date, not before the plan)."""
+        self.check_step("plan", on, today)
+        ids = [g["id"] for g in sub_goals]
+        if len(set(ids)) != len(ids):
+            raise self._refuse("plan", "needs each sub-goal id once", list_allowed=False)
+        early = [g["id"] for g in sub_goals if date.fromisoformat(g["follow_up"]) < on]
+        if early:
+            raise self._refuse("plan", f"needs follow-up dates on or after the plan ({on}): "
+                               f"{', '.join(early)}", list_allowed=False)
+        self._plan_made(goal=goal, sub_goals=sub_goals, on=on, actor=actor, command_id=command_id)
+
+    def plan_review(self, reviews: list[dict[str, str | None]], *, on: date, actor: str,
+                    command_id: str, today: date) -> None:
+        """Each reviewed sub-goal is met, partly or not met; one not met (or partly) with a
+        `next_follow_up` stays open until then, any other is closed by the review."""
+        self.check_step("plan_review", on, today)
+        if self.plan_on is None:
+            raise self._refuse("plan_review", "needs a plan first", list_allowed=False)
+        unknown = [str(r["sub_goal"]) for r in reviews if r["sub_goal"] not in self.follow_ups]
+        if unknown:
+            raise self._refuse("plan_review", f"needs an open sub-goal of the plan, not "
+                               f"{', '.join(unknown)}; open: {', '.join(self.follow_ups) or 'none'}",
+                               list_allowed=False)
+        for r in reviews:
+            nxt = r.get("next_follow_up")
+            if nxt and (r["result"] == "met" or date.fromisoformat(nxt) <= on):
+                raise self._refuse("plan_review", f"sub-goal {r['sub_goal']}: a next follow-up "
+                                   "needs a sub-goal not met and a date after the review",
+                                   list_allowed=False)
+        self._plan_reviewed(reviews=reviews, on=on, actor=actor, command_id=command_id)
+
+    def temporary_placement(
+        self, placement: str, kind: str, start: date, end: date | None,
+        cost_per_night: Decimal | None, *, on: date, actor: str, command_id: str, today: date,
+    ) -> None:
+        """Temporary accommodation while waiting; with `end` it ends then, else when ended."""
+        self.check_step("temporary_placement", on, today)
+        if placement in self.placement_ids:
+            raise self._refuse("temporary_placement", f"needs a new placement id, not {placement}",
+                               list_allowed=False)
+        if end is not None and end < start:
+            raise self._refuse("temporary_placement", f"ends ({end}) before it starts ({start})",
+                               list_allowed=False)
+        self._placement_started(placement=placement, kind=kind, start=start, end=end,
+                                cost_per_night=cost_per_night, on=on, actor=actor,
+                                command_id=command_id)
+
+    def placement_ended(self, placement: str, end: date, *, on: date, actor: str,
+                        command_id: str, today: date) -> None:
+        self.check_step("placement_ended", on, today)
+        if placement not in self.placements:
+            raise self._refuse("placement_ended", f"needs an open placement, not {placement}; "
+                               f"open: {', '.join(self.placements) or 'none'}", list_allowed=False)
+        if end < self.placements[placement]:
+            raise self._refuse("placement_ended", f"ends ({end}) before it started "
+                               f"({self.placements[placement]})", list_allowed=False)
+        self._placement_ended(placement=placement, end=end, on=on, actor=actor,
+                              command_id=command_id)
+
+    def support_interrupted(self, kind: str, *, on: date, actor: str, command_id: str,
+                            today: date) -> None:
+        """The support is interrupted (hospital, prison, treatment, other) from `on`."""
+        self.check_step("support_interrupted", on, today)
+        if self.interrupted_on is not None:
+            raise self._refuse("support_interrupted", f"needs support that is not interrupted; "
+                               f"interrupted since {self.interrupted_on} ({self.interruption_kind})",
+                               list_allowed=False)
+        self._support_interrupted(kind=kind, on=on, actor=actor, command_id=command_id)
+
+    def support_resumed(self, *, on: date, actor: str, command_id: str, today: date) -> None:
+        self.check_step("support_resumed", on, today)
+        if self.interrupted_on is None:
+            raise self._refuse("support_resumed", "needs interrupted support", list_allowed=False)
+        self._support_resumed(interrupted_on=self.interrupted_on, on=on, actor=actor,
+                              command_id=command_id)
+
     # --- system notes (timers) -----------------------------------------------------------
 
     def note_unexecuted(self, quarter: int, *, command_id: str) -> bool:
@@ -327,6 +421,28 @@ class Case(Aggregate):
         if self.stage is not Stage.TRAINING or self.takeover_eligible_on is not None:
             return False
         self._takeover_eligible(on=eligible_on, actor="system", command_id=command_id)
+        return True
+
+    def note_case_file_due(self, kind: str, due: date, *, command_id: str) -> bool:
+        """Record that a case-file item (domain/due.py `case_file_due`) fell due unanswered;
+        False when it no longer applies (answered by a step since) or was noted already."""
+        if not self.is_open or f"{kind}:{due}" in self.case_file_noted:
+            return False
+        if not self._case_file_still_due(kind, due):
+            return False
+        self._case_file_due_noted(kind=kind, due=due, on=due, actor="system", command_id=command_id)
+        return True
+
+    def _case_file_still_due(self, kind: str, due: date) -> bool:
+        if kind == "pilot_missing":
+            return self.stage in IN_HOME and self.housing_pilot is None
+        if kind == "plan_missing":
+            return self.stage in IN_HOME and self.plan_on is None
+        if kind.startswith("sub_goal:"):
+            return self.follow_ups.get(kind.split(":", 1)[1]) == due
+        if kind == "support_interrupted":
+            return (self.interrupted_on is not None
+                    and due == unexecuted_deadline(self.interrupted_on, self.interruption_noted + 1))
         return True
 
     # --- events --------------------------------------------------------------------------
@@ -472,6 +588,59 @@ class Case(Aggregate):
     @event("VisitOverdueNoted")
     def _overdue_noted(self, kind: str, due: date, on: date, actor: str, command_id: str) -> None:
         self.overdue_noted.add(f"{kind}:{due}")
+
+    @event("PlanMade")
+    def _plan_made(self, goal: str, sub_goals: list[dict[str, str]], on: date, actor: str,
+                   command_id: str) -> None:
+        self.plan_on = on
+        self.follow_ups = {g["id"]: date.fromisoformat(g["follow_up"]) for g in sub_goals}
+        self._step(on)
+
+    @event("PlanReviewed")
+    def _plan_reviewed(self, reviews: list[dict[str, str | None]], on: date, actor: str,
+                       command_id: str) -> None:
+        for r in reviews:
+            nxt = r.get("next_follow_up")
+            if nxt:
+                self.follow_ups[str(r["sub_goal"])] = date.fromisoformat(nxt)
+            else:
+                self.follow_ups.pop(str(r["sub_goal"]), None)
+        self._step(on)
+
+    @event("TemporaryPlacementStarted")
+    def _placement_started(self, placement: str, kind: str, start: date, end: date | None,
+                           cost_per_night: Decimal | None, on: date, actor: str,
+                           command_id: str) -> None:
+        self.placement_ids.add(placement)
+        self.placements[placement] = start  # until a placement_ended (a planned end is kept)
+        self._step(on)
+
+    @event("PlacementEnded")
+    def _placement_ended(self, placement: str, end: date, on: date, actor: str,
+                         command_id: str) -> None:
+        self.placements.pop(placement, None)
+        self._step(on)
+
+    @event("SupportInterrupted")
+    def _support_interrupted(self, kind: str, on: date, actor: str, command_id: str) -> None:
+        self.interrupted_on = on
+        self.interruption_kind = kind
+        self.interruption_noted = 0
+        self._step(on)
+
+    @event("SupportResumed")
+    def _support_resumed(self, interrupted_on: date, on: date, actor: str,
+                         command_id: str) -> None:
+        self.interrupted_on = None
+        self.interruption_kind = None
+        self._step(on)
+
+    @event("CaseFileDueNoted")
+    def _case_file_due_noted(self, kind: str, due: date, on: date, actor: str,
+                             command_id: str) -> None:
+        self.case_file_noted.add(f"{kind}:{due}")
+        if kind == "support_interrupted":
+            self.interruption_noted += 1
 
     @event("TakeoverEligibilityNoted")
     def _takeover_eligible(self, on: date, actor: str, command_id: str) -> None:

@@ -239,6 +239,84 @@ class Complaint(_CaseLine):
     note: Text = ""
 
 
+class SubGoal(BaseModel):
+    """One sub-goal of the individual plan: what, who is responsible, when it is followed up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Id
+    goal: Text
+    responsible: Actor
+    follow_up: date
+
+
+class Plan(_CaseLine):
+    """The individual plan (individuell plan / målplan); a later plan replaces the earlier."""
+
+    type: Literal["plan"] = "plan"
+    goal: Text = Field("own housing", description="the overall goal")
+    sub_goals: list[SubGoal] = Field(default_factory=list, max_length=20)
+
+
+class SubGoalReview(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sub_goal: Id
+    result: Literal["met", "partly", "not_met"]
+    note: Text = ""
+    next_follow_up: date | None = Field(
+        None, description="partly or not met: when it is followed up again (else it is closed)"
+    )
+
+
+class PlanReview(_CaseLine):
+    type: Literal["plan_review"] = "plan_review"
+    reviews: list[SubGoalReview] = Field(min_length=1, max_length=20)
+
+
+class PlacementKind(StrEnum):
+    HOTEL = "hotel"
+    SHELTER = "shelter"
+    CAMPING_CABIN = "camping_cabin"
+    FAMILY = "family"
+    OTHER = "other"
+
+
+class TemporaryPlacement(_CaseLine):
+    """Temporary accommodation while waiting (`start`/`end`: the issue's from and to)."""
+
+    type: Literal["temporary_placement"] = "temporary_placement"
+    placement: Id
+    kind: PlacementKind
+    start: date | None = Field(None, description="the first night; default the step's date")
+    end: date | None = Field(None, description="the planned last morning; open until ended")
+    cost_per_night: Decimal | None = Field(
+        None, ge=0, le=Decimal("100000"), max_digits=8, decimal_places=2, description="SEK"
+    )
+
+
+class PlacementEnded(_CaseLine):
+    type: Literal["placement_ended"] = "placement_ended"
+    placement: Id
+    end: date | None = Field(None, description="the morning the placement ended; default `on`")
+
+
+class InterruptionKind(StrEnum):
+    HOSPITAL = "hospital"
+    PRISON = "prison"
+    TREATMENT = "treatment"
+    OTHER = "other"
+
+
+class SupportInterrupted(_CaseLine):
+    """The support is interrupted (a stay in hospital, prison or treatment, other)."""
+
+    type: Literal["support_interrupted"] = "support_interrupted"
+    kind: InterruptionKind
+
+
+class SupportResumed(_CaseLine):
+    type: Literal["support_resumed"] = "support_resumed"
+
+
 class ReferTakeover(_CaseLine):
     type: Literal["refer_takeover"] = "refer_takeover"
 
@@ -287,7 +365,13 @@ CaseStep = Annotated[
     | ReferTakeover
     | TakeoverDecision
     | Assign
-    | Exit,
+    | Exit
+    | Plan
+    | PlanReview
+    | TemporaryPlacement
+    | PlacementEnded
+    | SupportInterrupted
+    | SupportResumed,
     Field(discriminator="type"),
 ]
 StockStep = Annotated[RegisterApartment | ReturnApartment, Field(discriminator="type")]
@@ -308,6 +392,12 @@ ImportLine = Annotated[
     | TakeoverDecision
     | Assign
     | Exit
+    | Plan
+    | PlanReview
+    | TemporaryPlacement
+    | PlacementEnded
+    | SupportInterrupted
+    | SupportResumed
     | RegisterApartment
     | ReturnApartment,
     Field(discriminator="type"),
@@ -330,4 +420,10 @@ CASE_COMMANDS: tuple[str, ...] = (
     "takeover_decision",
     "assign",
     "exit",
+    "plan",
+    "plan_review",
+    "temporary_placement",
+    "placement_ended",
+    "support_interrupted",
+    "support_resumed",
 )

@@ -91,11 +91,17 @@ def _chain(first: date, step, reminded: date | None, today: date) -> date:
 def due_items(
     snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date,
     stalls_and_escalations: bool = False, unanswered: dict[str, date] | None = None,
+    case_file: bool = False, case_file_v2: bool = False,
 ) -> list[DueItem]:
     """What the case has due; with `stalls_and_escalations` (workflows patched for issue #4
     and later) also stalled stages and, for each kind, the first unanswered reminder to
-    escalate."""
+    escalate; with `case_file` (workflows patched "case-file-v1") the case file's items
+    (`case_file_due`), each raised once per due date."""
     items = _due(snapshot, policy, reminded, today)
+    if case_file:
+        items += [i for i in case_file_due(snapshot, policy) if reminded.get(i.kind) != i.due]
+    if case_file_v2:  # workflows patched "case-file-v2": interruptions, leases, rent, ...
+        items += [i for i in case_file_due_v2(snapshot, policy) if reminded.get(i.kind) != i.due]
     if stalls_and_escalations and snapshot is not None and snapshot.stage != "closed":
         stall = _stall(snapshot, policy)
         if stall is not None and reminded.get(stall.kind) != stall.due:
@@ -123,6 +129,69 @@ def answered(snapshot: CaseSnapshot | None, policy: Policy, kind: str, due: date
         return stall is None or stall.kind != kind or stall.due > due
     fresh = {i.kind: i.due for i in _due(snapshot, policy, {}, today)}
     return kind not in fresh or fresh[kind] > due
+
+
+CASE_FILE_KINDS = ("pilot_missing", "plan_missing", "support_interrupted")
+CASE_FILE_PREFIXES = ("sub_goal:",)  # kinds with an id after the prefix
+
+
+def pilot_missing_due(programme: str | None, stage: str, move_in: date | None,
+                      pilot: str | None, policy: Policy) -> date | None:
+    """From when a missing housing pilot is due: the move-in day, for a training apartment
+    without an assigned pilot under `pilot_at_move_in: warn` (with refuse it cannot happen)."""
+    if (policy.pilot_at_move_in != "warn" or programme != "training_apartment" or pilot
+            or move_in is None or stage not in IN_HOME):
+        return None
+    return move_in
+
+
+def plan_missing_due(stage: str, move_in: date | None, plan_on: date | None,
+                     policy: Policy) -> date | None:
+    """An individual plan is due `plan_within_days` after move-in while there is none."""
+    if plan_on is not None or move_in is None or stage not in IN_HOME:
+        return None
+    return move_in + timedelta(days=policy.plan_within_days)
+
+
+def case_file_due(snapshot: CaseSnapshot | None, policy: Policy) -> list[DueItem]:
+    """The case file's due items (the issue "The case file the municipalities describe")."""
+    if snapshot is None or snapshot.stage == "closed":
+        return []
+    items: list[DueItem] = []
+    pilot = pilot_missing_due(snapshot.programme, snapshot.stage, snapshot.move_in_date,
+                              snapshot.housing_pilot, policy)
+    if pilot is not None:
+        items.append(DueItem(kind="pilot_missing", due=pilot, fires_at=start_of(pilot, policy)))
+    plan = plan_missing_due(snapshot.stage, snapshot.move_in_date, snapshot.plan_on, policy)
+    if plan is not None:
+        items.append(DueItem(kind="plan_missing", due=plan,
+                             fires_at=start_of(plan + timedelta(days=1), policy)))
+    for sub_goal, follow_up in sorted(snapshot.follow_ups.items()):
+        items.append(DueItem(kind=f"sub_goal:{sub_goal}", due=follow_up,
+                             fires_at=start_of(follow_up + timedelta(days=1), policy)))
+    return items
+
+
+def interruption_due(interrupted_on: date | None, noted: int) -> tuple[date, int] | None:
+    """Support interrupted and not resumed: due (to the inspectorate, like an unexecuted
+    decision) at three months, then each following quarter; the limit and its quarter."""
+    if interrupted_on is None:
+        return None
+    return unexecuted_deadline(interrupted_on, noted + 1), noted + 1
+
+
+def case_file_due_v2(snapshot: CaseSnapshot | None, policy: Policy) -> list[DueItem]:
+    """The case file's due items that came with "case-file-v2" (workflows started before it
+    keep their timers until they continue as new)."""
+    if snapshot is None or snapshot.stage == "closed":
+        return []
+    items: list[DueItem] = []
+    interruption = interruption_due(snapshot.interrupted_on, snapshot.interruption_noted)
+    if interruption is not None:
+        limit, quarter = interruption
+        items.append(DueItem(kind="support_interrupted", due=limit, quarter=quarter,
+                             fires_at=start_of(limit + timedelta(days=1), policy)))
+    return items
 
 
 def _stall(snapshot: CaseSnapshot, policy: Policy) -> DueItem | None:

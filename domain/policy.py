@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +48,28 @@ class Policy(BaseModel):
         1, ge=0, le=10, description="eviction notice: reach the person within this"
     )
     outreach_hours: int = Field(48, ge=1, le=240, description="a pilot at the door within")
+    inactive_after_days: int = Field(
+        90, ge=1, le=730,
+        description="by-name list: a case with no contact this many days is inactive",
+    )
+    pilot_at_move_in: Literal["refuse", "warn"] = Field(
+        "warn",
+        description=(
+            "a move-in into a training apartment without an assigned housing pilot: refused, "
+            "or accepted with the missing pilot due from the move-in day (Vallentuna: the "
+            "pilot is part of the package)"
+        ),
+    )
+    plan_within_days: int = Field(
+        30, ge=1, le=365, description="an individual plan is due this many days after move-in"
+    )
+    identity_retention_years: int = Field(
+        5, ge=1, le=100,
+        description=(
+            "gallring: a client's identity is erased this many years after the last entry of "
+            "their last case, once all their cases are closed"
+        ),
+    )
     catch_up_delay_seconds: int = Field(
         120,
         ge=0,

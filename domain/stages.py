@@ -40,23 +40,30 @@ IN_HOME = (Stage.TRAINING, Stage.TAKEOVER_REVIEW, Stage.TAKEOVER_APPROVED)
 GRANTED_NOT_MOVED_IN = (Stage.WAITING, Stage.OFFERED, Stage.APPROVED)
 ROLES = ("caseworker", "housing_pilot")
 
+# The case file's steps (the issue "The case file the municipalities describe"): the plan is
+# made and reviewed from the grant on; the rest follow the tenancy.
+CASE_FILE_WAITING = ("plan", "plan_review", "temporary_placement", "placement_ended")
+CASE_FILE_IN_HOME = ("plan", "plan_review", "placement_ended", "support_interrupted",
+                     "support_resumed")
+
 ALLOWED: dict[Stage, tuple[str, ...]] = {
     Stage.APPLIED: ("start_assessment", "assign", "exit"),
     Stage.ASSESSMENT: ("decide", "assign", "exit"),
-    Stage.WAITING: ("offer", "course_session", "assign", "exit"),
-    Stage.OFFERED: ("landlord_decision", "course_session", "assign", "exit"),
-    Stage.APPROVED: ("move_in", "course_session", "assign", "exit"),
+    Stage.WAITING: ("offer", "course_session", "assign", "exit", *CASE_FILE_WAITING),
+    Stage.OFFERED: ("landlord_decision", "course_session", "assign", "exit",
+                    *CASE_FILE_WAITING),
+    Stage.APPROVED: ("move_in", "course_session", "assign", "exit", *CASE_FILE_WAITING),
     Stage.TRAINING: (
         "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
-        "refer_takeover", "assign", "exit",
+        "refer_takeover", "assign", "exit", *CASE_FILE_IN_HOME,
     ),
     Stage.TAKEOVER_REVIEW: (
         "takeover_decision", "record_visit", "course_session", "rent_arrears",
-        "repayment_plan", "complaint", "assign", "exit",
+        "repayment_plan", "complaint", "assign", "exit", *CASE_FILE_IN_HOME,
     ),
     Stage.TAKEOVER_APPROVED: (
         "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
-        "assign", "exit",
+        "assign", "exit", *CASE_FILE_IN_HOME,
     ),
     Stage.CLOSED: (),
 }
@@ -90,6 +97,12 @@ NEEDS = {
     "takeover_decision": "needs a referral for takeover",
     "assign": "needs an open case",
     "exit": "needs an open case",
+    "plan": "needs a granted decision",
+    "plan_review": "needs a granted decision and a plan",
+    "temporary_placement": "needs a granted decision, not yet moved in",
+    "placement_ended": "needs a granted decision",
+    "support_interrupted": "needs a tenancy in the training apartment",
+    "support_resumed": "needs a tenancy in the training apartment",
 }
 
 
@@ -105,6 +118,18 @@ def exit_refusal(stage: Stage, destination: str) -> str | None:
         else "is not an exit"
     )
     return f"to {destination} {needs}; exits now: {', '.join(EXITS[stage])}"
+
+
+def pilot_refusal(programme: str | None, housing_pilot: str | None, pilot_at_move_in: str) -> str | None:
+    """Why a move-in is refused for want of a housing pilot, or None.
+
+    Where the pilot is part of the package (Vallentuna; policy `pilot_at_move_in: refuse`) a
+    client does not move into a training apartment alone; with `warn` the move-in goes ahead
+    and the missing pilot is due from the move-in day (domain/due.py `pilot_missing`)."""
+    if pilot_at_move_in != "refuse" or programme != "training_apartment" or housing_pilot:
+        return None
+    return ("needs an assigned housing pilot (policy pilot_at_move_in: refuse); "
+            "assign one first (assign --role housing_pilot)")
 
 
 def check_step(case_id: str, stage: Stage, stage_label: str, command: str, on: date, today: date,

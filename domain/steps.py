@@ -54,6 +54,17 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec("assign", "case", "Assign (or reassign) the responsible caseworker or the housing "
              "pilot."),
     StepSpec("exit", "case", "Close the case with its exit destination."),
+    StepSpec("plan", "case", "The individual plan (individuell plan): the overall goal and "
+             "sub-goals, each with who is responsible and a follow-up date."),
+    StepSpec("plan_review", "case", "A review of the plan: each sub-goal met, partly or not met, "
+             "with a note."),
+    StepSpec("temporary_placement", "case", "Temporary accommodation while waiting (hotel, "
+             "shelter, camping_cabin, family, other), from, to, cost per night."),
+    StepSpec("placement_ended", "case", "A temporary placement ended."),
+    StepSpec("support_interrupted", "case", "The support is interrupted (hospital, prison, "
+             "treatment, other); not resumed within three months it is reported to the "
+             "inspectorate each quarter.", PILOT_STEPS),
+    StepSpec("support_resumed", "case", "The interrupted support is resumed.", PILOT_STEPS),
     StepSpec("register_apartment", "stock", "Add an apartment to the stock (lägenhetsbank)."),
     StepSpec("return_apartment", "stock", "Return a vacant apartment to its landlord (it leaves "
              "the stock)."),

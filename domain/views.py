@@ -31,6 +31,11 @@ class CaseSnapshot(BaseModel):
     takeover_eligible_on: date | None = None
     outcome: str | None = None
     closed_on: date | None = None
+    # the case file (absent from snapshots recorded before it: the defaults)
+    plan_on: date | None = None
+    follow_ups: dict[str, date] = Field(default_factory=dict)
+    interrupted_on: date | None = None  # support interrupted, not resumed
+    interruption_noted: int = 0
 
 
 class LineResult(BaseModel):
@@ -40,6 +45,8 @@ class LineResult(BaseModel):
     duplicate: bool = False
     stage: str | None = None
     events: list[str] = Field(default_factory=list)
+    # who recorded the step when it is not its actor (the admin importing older records)
+    recorded_by: str | None = None
 
 
 class StepsOutcome(BaseModel):

@@ -8,6 +8,7 @@ text in SQL and in Python.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +23,8 @@ CASE_EVENTS = {
     "RentArrearsRecorded", "RepaymentPlanAgreed", "ComplaintRecorded", "TakeoverReferred",
     "TakeoverApproved", "TakeoverRefused", "Exited", "UnexecutedDecisionNoted",
     "VisitOverdueNoted", "TakeoverEligibilityNoted",
+    "PlanMade", "PlanReviewed", "TemporaryPlacementStarted", "PlacementEnded",
+    "SupportInterrupted", "SupportResumed",
 }
 APARTMENT_EVENTS = {
     "Registered", "OfferedTo", "OfferWithdrawn", "Occupied", "Vacated", "TakenOver", "Returned",
@@ -46,6 +49,10 @@ CASE_COLUMNS = (
     "last_follow_up", "course_sessions", "course_completed_on", "arrears", "arrears_without_plan",
     "complaints", "assigned_pilot", "stage_since", "last_checklist", "arrears_since",
     "applied_day", "decided_day", "move_in_day", "exit_day",
+    "referral", "housing_situation", "first_apartment", "closed_day", "last_contact_day",
+    # the case file: the plan's date and its open sub-goals' follow-ups (JSON {id: date})
+    "plan_on", "follow_ups",
+    "interrupted_on",  # support interrupted and not resumed: since
 )
 # Beside the ISO dates the waiting times are measured between, their day numbers
 # (date.toordinal()): a difference of two integers is what a report over tens of thousands
@@ -70,6 +77,32 @@ DAILY_COLUMNS = ("day", "measure", "n")
 EXIT_COLUMNS = ("case_uuid", "case_id", "client_id", "exit_on", "destination")
 VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason", "start_day",
                    "end_day")
+# One row per step a person took on a case (system notes are not steps), written once and
+# keyed by the event's version: what a report at a past date reads where the case row keeps
+# only the latest value — the stage then, arrears and repayment plans with their dates, the
+# home visits (who made the latest one by then), refusals with their reasons, and the days
+# of contact that the by-name list's "inactive" is measured from.
+STEP_COLUMNS = ("case_uuid", "version", "on_day", "step_day", "event", "stage", "actor", "detail",
+                "gap")
+# `gap`, on a step that is a contact: the days since the case's previous contact, so that the
+# by-name list finds the gaps longer than a policy's limit in an index, not by reading every
+# step.
+# The apartment's status after each of its events, by version: its status on any past date.
+APARTMENT_STEP_COLUMNS = ("apartment_uuid", "version", "on_day", "status")
+# One row per temporary placement while waiting: its kind, first night, last morning (planned
+# or ended; null while open) and cost per night; the placements report counts nights from it.
+PLACEMENT_COLUMNS = ("case_uuid", "placement", "kind", "start_on", "end_on", "cost_per_night",
+                     "district")
+# One row per interruption of the support (hospital, prison, treatment, other): the IVO report
+# lists those not resumed within three months, each quarter, like unexecuted decisions.
+INTERRUPTION_COLUMNS = ("case_uuid", "interrupted_on", "kind", "resumed_on")
+SYSTEM_NOTES = {"StageStalledNoted", "ReminderEscalatedNoted", "UnexecutedDecisionNoted",
+                "VisitOverdueNoted", "TakeoverEligibilityNoted"}
+# Steps that are not a contact with the person: an assignment is staff administration, and a
+# closure ends the case rather than keeping it active (docs/metrics.md, by-name).
+NOT_CONTACT = {"Assigned", "Exited", "Denied"}
+ENCRYPTED_PREFIX = "enc:v1:"
+NOT_CODED = "(reason not coded)"
 def new_case(uuid: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(CASE_COLUMNS)
     row.update(case_uuid=uuid, course_sessions=0, arrears="0", arrears_without_plan=0,
@@ -88,6 +121,10 @@ class Page:
     vacancies: dict[tuple[str, str | None, str], dict[str, Any]] = field(default_factory=dict)
     daily: Counter[tuple[str, str]] = field(default_factory=Counter)
     exits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    apartment_steps: list[dict[str, Any]] = field(default_factory=list)
+    placements: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    interruptions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 def iso(value: Any) -> str | None:
@@ -99,13 +136,26 @@ def day_number(on: str | None) -> int | None:
     return None if on is None else date.fromisoformat(on).toordinal()
 
 
+def reason_code(e: dict[str, Any]) -> str:
+    """What a refusal is counted by: its coded reason when the event has one, else the text
+    as given; an encrypted text (`enc:v1:...`) is never copied into the view."""
+    code = e.get("reason_code")
+    if code:
+        return str(code)
+    text = (e.get("reason") or "").strip()
+    if not text:
+        return "(no reason given)"
+    return NOT_CODED if text.startswith(ENCRYPTED_PREFIX) else text
+
+
 def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
     on = iso(e.get("on"))
     if name == "Applied":
         row = page.cases.setdefault(uuid, new_case(uuid))
         row.update(case_id=e["case_id"], client_id=e["client_id"], target_group=e["target_group"],
                    district=e["district"], stage="applied", applied_on=on, caseworker=e["actor"],
-                   applied_day=day_number(on))
+                   applied_day=day_number(on), referral=e.get("referral"),
+                   housing_situation=e.get("housing_situation"))
         page.daily[on, "applications"] += 1
     row = page.cases.get(uuid)
     if row is None:  # an event of a case the view never saw open: nothing to fold it into
@@ -119,7 +169,7 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         page.daily[on, "grants"] += 1
     elif name == "Denied":
         row.update(stage="closed", decided_on=on, outcome="denied", destination="denied",
-                   closed_on=on, decided_day=day_number(on))
+                   closed_on=on, decided_day=day_number(on), closed_day=day_number(on))
         page.daily[on, "exit:denied"] += 1
     elif name == "Offered":
         row.update(stage="offered", apartment=e["apartment"])
@@ -130,7 +180,7 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
     elif name == "MovedIn":
         row["stage"] = "training"
         if row["move_in_on"] is None:  # the first night; moves do not reset it
-            row.update(move_in_on=on, move_in_day=day_number(on))
+            row.update(move_in_on=on, move_in_day=day_number(on), first_apartment=e["apartment"])
     elif name == "VisitRecorded":
         if e.get("checklist") is not None:
             row["last_checklist"] = on
@@ -160,15 +210,67 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row["stage"] = "training"
     elif name == "Exited":
         row.update(stage="closed", exit_on=on, destination=e["destination"], closed_on=on,
-                   exit_day=day_number(on))
+                   exit_day=day_number(on), closed_day=day_number(on))
         page.daily[on, "exit:" + e["destination"]] += 1
         page.exits[uuid] = {"case_uuid": uuid, "case_id": row["case_id"],
                             "client_id": row["client_id"], "exit_on": on,
                             "destination": e["destination"]}
     elif name == "Assigned":
         row["caseworker" if e["role"] == "caseworker" else "assigned_pilot"] = e["to"]
+    elif name in ("PlanMade", "PlanReviewed"):
+        project_plan(row, name, on, e)
+    elif name == "TemporaryPlacementStarted":
+        page.placements[uuid, e["placement"]] = {
+            "case_uuid": uuid, "placement": e["placement"], "kind": e["kind"],
+            "start_on": iso(e["start"]), "end_on": iso(e.get("end")),
+            "cost_per_night": None if e.get("cost_per_night") is None else str(e["cost_per_night"]),
+            "district": row["district"]}
+    elif name == "PlacementEnded" and (uuid, e["placement"]) in page.placements:
+        page.placements[uuid, e["placement"]]["end_on"] = iso(e["end"])
+    elif name == "SupportInterrupted":
+        row["interrupted_on"] = on
+        page.interruptions[uuid, on] = {"case_uuid": uuid, "interrupted_on": on,
+                                        "kind": e["kind"], "resumed_on": None}
+    elif name == "SupportResumed":
+        row["interrupted_on"] = None
+        since = iso(e["interrupted_on"])
+        if (uuid, since) in page.interruptions:
+            page.interruptions[uuid, since]["resumed_on"] = on
     if name == "Applied" or row["stage"] != stage_before:
         row["stage_since"] = on
+    if name in SYSTEM_NOTES:
+        return
+    detail: str | None = None
+    if name == "RentArrearsRecorded":
+        detail = str(e["amount"])
+    elif name == "VisitRecorded":
+        detail = e["kind"]
+    elif name in ("LandlordRefused", "TakeoverRefused", "Denied"):
+        detail = reason_code(e)
+    contact = name not in NOT_CONTACT
+    gap = (day_number(on) - row["last_contact_day"]
+           if contact and row["last_contact_day"] is not None else None)
+    page.steps.append({"case_uuid": uuid, "version": e["originator_version"], "on_day": on,
+                       "step_day": day_number(on), "event": name, "stage": row["stage"],
+                       "actor": e["actor"], "detail": detail, "gap": gap})
+    if contact:
+        row["last_contact_day"] = day_number(on)
+
+
+def project_plan(row: dict[str, Any], name: str, on: str | None, e: dict[str, Any]) -> None:
+    """The plan's date and its open sub-goals' follow-up dates (what the worklist needs; the
+    goals and notes are the client's text and stay in the event store)."""
+    if name == "PlanMade":
+        row["plan_on"] = on
+        follow_ups = {g["id"]: g["follow_up"] for g in e["sub_goals"]}
+    else:
+        follow_ups = json.loads(row["follow_ups"] or "{}")
+        for r in e["reviews"]:
+            if r.get("next_follow_up"):
+                follow_ups[r["sub_goal"]] = r["next_follow_up"]
+            else:
+                follow_ups.pop(r["sub_goal"], None)
+    row["follow_ups"] = json.dumps(follow_ups, sort_keys=True)
 
 
 def project_apartment(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
@@ -180,10 +282,19 @@ def project_apartment(page: Page, uuid: str, name: str, e: dict[str, Any]) -> No
             "lettings": 0, "left_on": None,
         }
         open_vacancy(page, uuid, on, "registered")
+        page.apartment_steps.append({"apartment_uuid": uuid, "version": e["originator_version"],
+                                     "on_day": on, "status": "vacant"})
         return
     row = page.apartments.get(uuid)
     if row is None:
         return
+    _apartment_event(page, uuid, row, name, on, e)
+    page.apartment_steps.append({"apartment_uuid": uuid, "version": e["originator_version"],
+                                 "on_day": on, "status": row["status"]})
+
+
+def _apartment_event(page: Page, uuid: str, row: dict[str, Any], name: str, on: str | None,
+                     e: dict[str, Any]) -> None:
     if name == "OfferedTo":
         row.update(status="offered", case_id=e["case"])
     elif name == "OfferWithdrawn":

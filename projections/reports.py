@@ -9,7 +9,7 @@ period of the interval's end date; "three months" is `domain.calendar.unexecuted
 from __future__ import annotations
 
 import statistics
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
@@ -34,8 +34,32 @@ INTERVALS: dict[str, tuple[str, str]] = {
     "move-in-to-exit": ("move_in_on", "exit_on"),
     "application-to-housed": ("applied_on", "exit_on"),
 }
-GROUPINGS = ("year", "quarter", "month", "target-group", "district")
 PERIODS = ("year", "quarter", "month")
+# What a case is grouped by besides a period (`--by`): the case row's column, or for the
+# landlord the landlord of the apartment of the first move-in ("(none)" before one).
+DIMENSIONS: dict[str, str] = {
+    "programme": "COALESCE(rm_cases.programme, '(none)')",
+    "target-group": "rm_cases.target_group",
+    "district": "rm_cases.district",
+    "referral-source": "COALESCE(rm_cases.referral, '(none)')",
+    "landlord": "COALESCE((SELECT a.landlord FROM rm_apartments a "
+                "WHERE a.apartment_id = rm_cases.first_apartment), '(none)')",
+}
+GROUPINGS = (*PERIODS, *DIMENSIONS)
+
+
+# The version of each report's definition (docs/metrics.md, "Changelog of the definitions"):
+# a report's answer carries it, so a figure can be compared with one computed under another
+# definition. Bump a report's number whenever what it counts changes, and say how there.
+DEFINITION_VERSIONS: dict[str, int] = {
+    "waiting-times": 1, "throughput": 1, "queue": 1,
+    "ivo": 2,  # 2: a limit on the quarter's last day puts the decision in that quarter
+    "caseload": 2,  # 2: the cases and visits as they stood on --as-of, not by the latest facts
+    "arrears": 2,  # 2: --as-of (the amounts, plans and stage by then)
+    "stock": 2,  # 2: status and reuse as they stood on --as-of
+    "returns": 1, "history": 1, "evictions": 1, "refusals": 1, "by-name": 1, "kpis": 1,
+    "placements": 1,
+}
 
 
 class ReportError(ValueError):
@@ -91,11 +115,28 @@ def summaries(view: ChainView, values_sql: str, params: Iterable[Any] = ()
     (group, days) pair, so a report over tens of thousands of cases moves a few hundred
     rows into Python, not one per case; the count, mean, median and percentile computed
     from those counts are exactly `summary`'s (tests/test_report_properties.py checks it)."""
+    return {group: _summary_of_counts(sorted(pairs))
+            for group, pairs in counted_days(view, values_sql, params).items()}
+
+
+def counted_days(view: ChainView, values_sql: str, params: Iterable[Any] = ()
+                 ) -> dict[Any, list[tuple[int, int]]]:
+    """(days, how many) per group of a query, counted by the database."""
     counted: dict[Any, list[tuple[int, int]]] = defaultdict(list)
     for r in view.query(f"SELECT g, d, COUNT(*) AS k FROM ({values_sql}) v GROUP BY g, d",
                         params):
         counted[r["g"]].append((int(r["d"]), int(r["k"])))
-    return {group: _summary_of_counts(sorted(pairs)) for group, pairs in counted.items()}
+    return counted
+
+
+def summary_of_groups(counted: dict[Any, list[tuple[int, int]]], groups: Iterable[Any]
+                      ) -> dict[str, Any]:
+    """`summary` of the values of several groups together."""
+    merged: Counter[int] = Counter()
+    for g in groups:
+        for d, k in counted.get(g, ()):
+            merged[d] += k
+    return _summary_of_counts(sorted(merged.items())) if merged else summary([])
 
 
 def _summary_of_counts(pairs: list[tuple[int, int]]) -> dict[str, Any]:
@@ -150,8 +191,7 @@ def waiting_times(
     if interval == "decision-to-move-in":
         where.append("outcome = 'granted'")
     day = (as_of or date.today()).isoformat()
-    group = (_period_sql(end, by) if by in PERIODS
-             else "target_group" if by == "target-group" else "district")
+    group = _period_sql(end, by) if by in PERIODS else DIMENSIONS[by]
     done = [*where, f"{end} IS NOT NULL", f"{end} <= ?"]
     done_params = [*params, day]
     if date_from:
@@ -190,8 +230,10 @@ def _period_sql(column: str, by: str) -> str:
 
 def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
                date_to: date | None = None) -> dict[str, Any]:
+    if by in DIMENSIONS:
+        return _throughput_by(view, by, date_from, date_to)
     if by not in PERIODS:
-        raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+        raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     daily = [(r["day"], r["measure"], int(r["n"]))
              for r in view.query("SELECT day, measure, n FROM rm_daily")]
     if not daily:
@@ -231,6 +273,47 @@ def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
     return {"rows": out}
 
 
+def _throughput_by(view: ChainView, by: str, date_from: date | None,
+                   date_to: date | None) -> dict[str, Any]:
+    """Throughput per programme, target group, district, referral source or landlord over
+    the whole of `--from`..`--to` (default: all time): one row per group, the same fields
+    as a period's row. The database counts, grouped; no case row comes into Python."""
+    first = date_from.isoformat() if date_from else "0000-01-01"
+    last = date_to.isoformat() if date_to else "9999-12-31"
+    before = (date_from - timedelta(days=1)).isoformat() if date_from else "0000-00-00"
+
+    def within(column: str) -> str:
+        return f"SUM(CASE WHEN {column} >= ? AND {column} <= ? THEN 1 ELSE 0 END)"
+
+    def open_on() -> str:
+        return "SUM(CASE WHEN applied_on <= ? AND (closed_on IS NULL OR closed_on > ?) " \
+               "THEN 1 ELSE 0 END)"
+
+    granted = "(CASE WHEN outcome = 'granted' THEN decided_on END)"
+    rows = view.rows(
+        f"SELECT {DIMENSIONS[by]} AS g, "
+        f"{within('applied_on')} AS a, {within(granted)} AS gr, "
+        f"{within('takeover_approved_on')} AS t, {open_on()} AS s, {open_on()} AS e "
+        "FROM rm_cases GROUP BY 1",
+        [first, last, first, last, first, last, before, before, last, last])
+    exits: dict[str, Counter] = defaultdict(Counter)
+    for g, destination, n in view.rows(
+            f"SELECT {DIMENSIONS[by]} AS g, destination, COUNT(*) AS n FROM rm_cases "
+            "WHERE closed_on >= ? AND closed_on <= ? GROUP BY 1, 2", [first, last]):
+        exits[g][destination] += int(n)
+    out = []
+    for g, applications, grants, takeovers, at_start, at_end in sorted(rows):
+        c = exits.get(g, Counter())
+        leaving = sum(v for k, v in c.items() if k not in ("deceased", "denied"))
+        permanent = sum(v for k, v in c.items() if k in PERMANENT)
+        out.append({"group": g, "applications": int(applications), "grants": int(grants),
+                    "exits": dict(sorted(c.items())), "active_at_end": int(at_end),
+                    "net_change": int(at_end) - int(at_start),
+                    "permanent_share": round(permanent / leaving, 3) if leaving else None,
+                    "takeovers": int(takeovers)})
+    return {"rows": out}
+
+
 def queue(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
     day = as_of.isoformat()
     rows = view.query(
@@ -254,6 +337,12 @@ def queue(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]
     return result
 
 
+IVO_UNEXECUTED = "three-month limit on or before the quarter's last day, not executed by its end"
+IVO_EXECUTED_LATE = "first move-in within the quarter, after the three-month limit"
+IVO_INTERRUPTED = "support interrupted, not resumed within three months"
+IVO_RESUMED_LATE = "interrupted support resumed within the quarter, after the three-month limit"
+
+
 def ivo(view: ChainView, quarter: str) -> dict[str, Any]:
     try:
         start, end = quarter_bounds(quarter)
@@ -273,22 +362,75 @@ def ivo(view: ChainView, quarter: str) -> dict[str, Any]:
                 "programme": r["programme"]}
         if moved and first <= moved <= last and moved > limit:
             out.append({**base, "days_waiting": days(r["decided_on"], moved),
-                        "status": "executed_late", "executed_on": moved})
-        elif (limit < last and (moved is None or moved > last)
+                        "status": "executed_late", "executed_on": moved, "deadline": limit,
+                        "rule": IVO_EXECUTED_LATE})
+        elif (limit <= last and (moved is None or moved > last)
               and (closed is None or closed > last)):
+            # the limit is on or before the quarter's last day and the decision is still not
+            # executed at the end of that day: late in this quarter (a limit on the last day
+            # itself included — by the end of the day it has passed)
             out.append({**base, "days_waiting": days(r["decided_on"], last),
-                        "status": "unexecuted", "executed_on": None})
+                        "status": "unexecuted", "executed_on": None, "deadline": limit,
+                        "rule": IVO_UNEXECUTED})
+    out += _ivo_interruptions(view, first, last)
     out.sort(key=lambda r: (r["status"] != "unexecuted", r["decision_date"], r["case"]))
     return {"quarter": quarter.upper(), "first_day": first, "last_day": last, "rows": out}
 
 
+def _ivo_interruptions(view: ChainView, first: str, last: str) -> list[dict[str, Any]]:
+    """Interrupted support not resumed within three months, reported like an unexecuted
+    decision: each quarter whose last day is past the limit until it is resumed or the case
+    closed, and once more in the quarter it is resumed late (domain/due.py
+    `interruption_due` raises the same limit as a reminder)."""
+    rows = view.query(
+        "SELECT c.case_id, c.client_id, c.programme, c.decided_on, c.closed_on, "
+        "i.interrupted_on, i.kind, i.resumed_on FROM rm_interruptions i "
+        "JOIN rm_cases c ON c.case_uuid = i.case_uuid WHERE i.interrupted_on <= ? "
+        "AND (i.resumed_on IS NULL OR i.resumed_on >= ?) AND (c.closed_on IS NULL OR "
+        "c.closed_on >= ?)", (last, first, first))
+    out = []
+    for r in rows:
+        limit = unexecuted_deadline(date.fromisoformat(r["interrupted_on"])).isoformat()
+        resumed, closed = r["resumed_on"], r["closed_on"]
+        base = {"case": r["case_id"], "client": r["client_id"], "decision_date": r["decided_on"],
+                "programme": r["programme"], "interrupted_on": r["interrupted_on"],
+                "interruption": r["kind"]}
+        if resumed and first <= resumed <= last and resumed > limit:
+            out.append({**base, "days_waiting": days(r["interrupted_on"], resumed),
+                        "status": "resumed_late", "executed_on": resumed, "deadline": limit,
+                        "rule": IVO_RESUMED_LATE})
+        elif (limit <= last and (resumed is None or resumed > last)
+              and (closed is None or closed > last)):
+            out.append({**base, "days_waiting": days(r["interrupted_on"], last),
+                        "status": "support_interrupted", "executed_on": None, "deadline": limit,
+                        "rule": IVO_INTERRUPTED})
+    return out
+
+
+def _latest_facts(view: ChainView, day: str) -> bool:
+    """True when no step is dated after `day`: the latest facts are then the facts of that
+    day, and the case and apartment rows answer without the dated steps (the index on the
+    steps' date finds the latest in one look-up)."""
+    latest = view.rows("SELECT MAX(on_day) AS d FROM rm_steps")[0][0]
+    apartments = view.rows("SELECT MAX(on_day) AS d FROM rm_apartment_steps")[0][0]
+    return (latest is None or latest <= day) and (apartments is None or apartments <= day)
+
+
 def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | None = None,
              date_to: date | None = None) -> dict[str, Any]:
-    """Per housing pilot: cases in a tenancy whose latest visit they made, and overdue visits."""
+    """Per housing pilot: the cases in a tenancy on `as_of` whose latest home visit by then
+    they made, and the visits overdue on that day. From the dated steps, so a past date
+    gets the caseload as it stood then, not today's."""
     day = as_of.isoformat()
     rows = view.rows(
         "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit FROM rm_cases "
-        "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')")
+        "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')"
+    ) if _latest_facts(view, day) else view.rows(
+        "SELECT c.case_id, v.actor, c.caseworker, c.move_in_on, v.on_day FROM rm_cases c "
+        "LEFT JOIN rm_steps v ON v.case_uuid = c.case_uuid AND v.version = ("
+        " SELECT MAX(w.version) FROM rm_steps w WHERE w.case_uuid = c.case_uuid"
+        " AND w.event = 'VisitRecorded' AND w.detail = 'home_visit' AND w.on_day <= ?) "
+        "WHERE c.move_in_on <= ? AND (c.closed_on IS NULL OR c.closed_on > ?)", (day, day, day))
     pilots: dict[str, dict[str, Any]] = {}
     due_after: dict[tuple[str, str], date] = {}  # many cases share a move-in and a visit day
     for case, housing_pilot, caseworker, move_in_on, last_home_visit in rows:
@@ -324,39 +466,86 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
     }
 
 
-def arrears(view: ChainView) -> dict[str, Any]:
-    rows = [(Decimal(amount), case, client, stage, without_plan)
-            for case, client, stage, amount, without_plan in view.rows(
-                "SELECT case_id, client_id, stage, arrears, arrears_without_plan "
-                "FROM rm_cases WHERE arrears <> '0'")]
+def arrears(view: ChainView, as_of: date | None = None) -> dict[str, Any]:
+    """Rent arrears per case as they stood at the end of `as_of` (default: the latest
+    facts): the amounts recorded by then, whether a plan was agreed after the latest of
+    them, and the case's stage on that day."""
+    day = (as_of or date.max).isoformat()
+    if _latest_facts(view, day):
+        rows = [(Decimal(amount), case, client, stage, without_plan)
+                for case, client, stage, amount, without_plan in view.rows(
+                    "SELECT case_id, client_id, stage, arrears, arrears_without_plan "
+                    "FROM rm_cases WHERE arrears <> '0'")]
+        return _arrears_answer(as_of, day, rows)
+    per_case: dict[str, list[Any]] = {}
+    for case, client, event, detail, stage in view.rows(
+            "SELECT c.case_id, c.client_id, s.event, s.detail, (SELECT t.stage FROM rm_steps t "
+            " WHERE t.case_uuid = s.case_uuid AND t.on_day <= ? ORDER BY t.version DESC LIMIT 1) AS stage "
+            "FROM rm_steps s JOIN rm_cases c ON c.case_uuid = s.case_uuid "
+            "WHERE s.event IN ('RentArrearsRecorded', 'RepaymentPlanAgreed') AND s.on_day <= ? "
+            "ORDER BY c.case_id, s.version", (day, day)):
+        entry = per_case.setdefault(case, [Decimal(0), case, client, stage, 0])
+        if event == "RentArrearsRecorded":
+            entry[0] += Decimal(detail)
+            entry[4] = 1
+        else:
+            entry[4] = 0
+    return _arrears_answer(as_of, day, [tuple(r) for r in per_case.values() if r[0]])
+
+
+def _arrears_answer(as_of: date | None, day: str, rows: list[Any]) -> dict[str, Any]:
     rows.sort(key=lambda r: (-r[0], r[1]))
-    return {"rows": [{"case": case, "client": client, "stage": stage, "amount": str(amount),
+    return {"as_of": None if as_of is None else day,
+            "rows": [{"case": case, "client": client, "stage": stage, "amount": str(amount),
                       "repayment_plan": not without_plan}
                      for amount, case, client, stage, without_plan in rows],
             "total": str(sum((r[0] for r in rows), Decimal(0))),
             "without_plan": sum(1 for r in rows if r[4])}
 
 
-def stock(view: ChainView, as_of: date) -> dict[str, Any]:
+def stock(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
+    """The stock as it stood on `as_of`: each apartment registered by then in its status of
+    that day (from its dated status changes), the vacancies begun by then and those let
+    again by then, and the vacant days up to that day; `by="landlord"` adds a row per
+    landlord with the same figures."""
+    if by not in (None, "landlord"):
+        raise ReportError(f"--by must be landlord for the stock, not {by!r}")
     day = as_of.isoformat()
-    statuses = {r["status"]: r["n"] for r in view.query(
-        "SELECT status, COUNT(*) AS n FROM rm_apartments GROUP BY status")}
-    vacated = view.query(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN end_reason = 'let' THEN 1 ELSE 0 END), 0)"
-        " AS relet FROM rm_vacancies WHERE kind = 'vacated'")[0]
-    spells = summaries(
-        view, "SELECT 1 AS g, (CASE WHEN end_on IS NULL OR end_on > ? THEN ? ELSE end_day END)"
-        " - start_day AS d FROM rm_vacancies WHERE start_on <= ? AND (end_reason IS NULL OR "
-        "end_reason = 'let' OR end_on > ?)", (day, as_of.toordinal(), day, day))
-    relet = int(vacated["relet"])
-    return {
-        "as_of": day,
-        "status": dict(sorted(statuses.items())),
-        "vacated": vacated["n"],
-        "relet": relet,
-        "reuse_rate": round(relet / vacated["n"], 3) if vacated["n"] else None,
-        "vacant_days": spells.get(1, summary([])),
-    }
+    landlord = ("(SELECT a.landlord FROM rm_apartments a "
+                "WHERE a.apartment_uuid = v.apartment_uuid)")
+    statuses: dict[str, Counter] = defaultdict(Counter)
+    status_of = ("a.status" if _latest_facts(view, day) else
+                 "(SELECT s.status FROM rm_apartment_steps s WHERE s.apartment_uuid = "
+                 "a.apartment_uuid AND s.on_day <= ? ORDER BY s.version DESC LIMIT 1)")
+    for g, status, n in view.rows(
+            f"SELECT g, status, COUNT(*) AS n FROM (SELECT a.landlord AS g, {status_of} AS status "
+            "FROM rm_apartments a WHERE a.registered_on <= ?) x GROUP BY g, status",
+            (day, day) if "?" in status_of else (day,)):
+        statuses[g][status] += int(n)
+    vacated = {g: (int(n), int(relet)) for g, n, relet in view.rows(
+        f"SELECT {landlord} AS g, COUNT(*) AS n, COALESCE(SUM(CASE WHEN end_reason = 'let' AND "
+        "end_on <= ? THEN 1 ELSE 0 END), 0) AS relet FROM rm_vacancies v WHERE kind = 'vacated' "
+        "AND start_on <= ? GROUP BY 1", (day, day))}
+    spells = counted_days(
+        view, f"SELECT {landlord} AS g, (CASE WHEN end_on IS NULL OR end_on > ? THEN ? "
+        "ELSE end_day END) - start_day AS d FROM rm_vacancies v WHERE start_on <= ? AND "
+        "(end_reason IS NULL OR end_reason = 'let' OR end_on > ?)",
+        (day, as_of.toordinal(), day, day))
+
+    def figures(groups: Iterable[str]) -> dict[str, Any]:
+        groups = list(groups)
+        status = sum((statuses.get(g, Counter()) for g in groups), Counter())
+        n = sum(vacated.get(g, (0, 0))[0] for g in groups)
+        relet = sum(vacated.get(g, (0, 0))[1] for g in groups)
+        return {"status": dict(sorted(status.items())), "vacated": n, "relet": relet,
+                "reuse_rate": round(relet / n, 3) if n else None,
+                "vacant_days": summary_of_groups(spells, groups)}
+
+    landlords = sorted(set(statuses) | set(vacated) | set(spells))
+    result = {"as_of": day, **figures(landlords)}
+    if by == "landlord":
+        result["rows"] = [{"landlord": g, **figures([g])} for g in landlords]
+    return result
 
 
 def returns(view: ChainView, date_from: date | None = None,
@@ -427,10 +616,13 @@ def case_history(app: EventHistory, case: str) -> dict[str, Any]:
         events = app.history(case)
     except DomainError as exc:
         raise ReportError(str(exc)) from None
-    return {"case": case, "rows": [{"version": r["version"], "event": r["event"],
+    return {"case": case, "definition_version": DEFINITION_VERSIONS["history"],
+            "rows": [{"version": r["version"], "event": r["event"],
                                     "on": json_safe(r["on"]),
                                     "recorded": r["recorded"].isoformat(),
                                     "actor": r["actor"], "command_id": r["command_id"],
+                                    **({"recorded_by": r["recorded_by"]}
+                                       if r.get("recorded_by") else {}),
                                     "details": json_safe(r["details"])} for r in events]}
 
 
@@ -475,10 +667,242 @@ def evictions(view: ChainView, by: str = "year", date_from: date | None = None,
     return {"rows": out}
 
 
+def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date | None = None,
+            date_to: date | None = None) -> dict[str, Any]:
+    """The by-name list measures (Built for Zero) per period: active on its last day, inflow
+    and outflow by kind, and net change. Levels (active) and flows are computed separately,
+    from the same facts, so that net change = inflow − outflow is a check, not a definition
+    (tests/test_report_properties.py). Contact days come from the dated steps; the database
+    finds the gaps longer than `policy.inactive_after_days` with a window function."""
+    if by not in PERIODS:
+        raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+    n = policy.inactive_after_days
+    label = lru_cache(maxsize=None)(lambda day: period(date.fromordinal(day).isoformat(), by))
+    opened, closed = [], []
+    for day, measure, k in view.rows(
+            "SELECT day, measure, n FROM rm_daily WHERE measure = 'applications' "
+            "OR substr(measure, 1, 5) = 'exit:'"):
+        (opened if measure == "applications" else closed).append((_parse(day).toordinal(), k))
+    if not opened:
+        return {"inactive_after_days": n, "rows": []}
+    # inactive spells: a gap between two contacts longer than n days (found in the index on
+    # the gap), and the time after the last contact once it is longer than n days
+    spells = view.rows(
+        "SELECT s.step_day - s.gap + ? AS s, s.step_day AS r, NULL AS closed_day, COUNT(*) AS k "
+        "FROM rm_steps s WHERE s.gap > ? GROUP BY 1, 2", (n, n)) + view.rows(
+        "SELECT last_contact_day + ? AS s, NULL AS r, closed_day, COUNT(*) AS k FROM rm_cases "
+        "WHERE closed_day IS NULL OR closed_day > last_contact_day + ? GROUP BY 1, 3", (n, n))
+    closures = view.rows(
+        "SELECT closed_day, CASE WHEN destination IN "
+        f"({', '.join(repr(d) for d in sorted(PERMANENT))}) THEN 1 ELSE 0 END AS housed, "
+        "COUNT(*) AS k FROM rm_cases WHERE closed_day IS NOT NULL "
+        "AND last_contact_day + ? >= closed_day GROUP BY 1, 2", (n,))
+    # applications by a client seen before (not the client's first case, by date then case
+    # id), each with the client's latest exit to housing before it
+    reapplied = view.rows(
+        "SELECT client_id, applied_on, applied_day FROM (SELECT client_id, applied_on, "
+        "applied_day, ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY applied_on, case_id) "
+        "AS k FROM rm_cases) x WHERE k > 1")
+    housed_exits: dict[str, list[str]] = defaultdict(list)
+    for client, exit_on in view.rows(
+            "SELECT client_id, exit_on FROM rm_exits WHERE destination IN "
+            f"({', '.join(repr(d) for d in sorted(PERMANENT))})"):
+        housed_exits[client].append(exit_on)
+    again = []
+    for client, applied_on, applied_day in reapplied:
+        exits_before = sorted(housed_exits.get(client, ()))
+        i = bisect_left(exits_before, applied_on)
+        again.append((applied_day, exits_before[i - 1] if i else None))
+
+    flows: dict[str, Counter] = defaultdict(Counter)
+    for day, k in opened:
+        flows[label(day)]["newly_identified"] += int(k)
+    for day, housed_exit in again:
+        kind = ("returned_from_housing" if housed_exit and date.fromordinal(day)
+                <= add_months(_parse(housed_exit), 24) else "returned_from_inactive")
+        flows[label(day)]["newly_identified"] -= 1
+        flows[label(day)][kind] += 1
+    starts, ends = [], []
+    for s, r, closed_day, k in spells:
+        flows[label(s)]["moved_to_inactive"] += int(k)
+        starts.extend([s] * int(k))
+        if r is not None:
+            flows[label(r)]["returned_from_inactive"] += int(k)
+        if r is not None or closed_day is not None:
+            ends.extend([r if r is not None else closed_day] * int(k))
+    for day, housed, k in closures:
+        flows[label(day)]["housed" if housed else "no_longer_eligible"] += int(k)
+    opened_days, opened_n = _cumulative(opened)
+    closed_days, closed_n = _cumulative(closed)
+    starts.sort()
+    ends.sort()
+
+    def active(day: int) -> int:
+        """Open at the end of `day` (applied, not closed) and not inactive then."""
+        def upto(days: list[int], counts: list[int]) -> int:
+            i = bisect_right(days, day)
+            return counts[i - 1] if i else 0
+        return (upto(opened_days, opened_n) - upto(closed_days, closed_n)
+                - (bisect_right(starts, day) - bisect_right(ends, day)))
+
+    # from the first application (a case closes on or after it applied) to the last fact
+    first = date_from.isoformat() if date_from else date.fromordinal(opened_days[0]).isoformat()
+    last = date_to.isoformat() if date_to else date.fromordinal(
+        max(opened_days[-1], closed_days[-1] if closed_days else 0)).isoformat()
+    first, last = period(first, by), period(last, by)
+    out = []
+    at_start = active(period_bounds(first, by)[0].toordinal() - 1)
+    current = first
+    while current <= last:
+        c = flows.get(current, Counter())
+        inflow = {k: c[k] for k in ("newly_identified", "returned_from_housing",
+                                    "returned_from_inactive")}
+        outflow = {k: c[k] for k in ("housed", "moved_to_inactive", "no_longer_eligible")}
+        at_end = active(period_bounds(current, by)[1].toordinal())
+        out.append({"group": current, "active_at_end": at_end,
+                    "inflow": {**inflow, "total": sum(inflow.values())},
+                    "outflow": {**outflow, "total": sum(outflow.values())},
+                    "net_change": at_end - at_start})
+        at_start = at_end
+        current = next_period(current, by)
+    return {"inactive_after_days": n, "rows": out}
+
+
+def _cumulative(per_day: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted days and the running total of their counts."""
+    merged: Counter[int] = Counter()
+    for day, k in per_day:
+        merged[day] += int(k)
+    days_ = sorted(merged)
+    return days_, list(accumulate(merged[d] for d in days_))
+
+
+# Göteborg's municipal contracts: the mean wait fell from 9 months to 3.5; 3.5 average months
+MUNICIPAL_WAIT_TARGET_DAYS = round(3.5 * 365.25 / 12, 1)  # 106.5
+
+
+def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
+    """The municipalities' own targets (Vallentuna, Göteborg; DOMAIN.md) next to the year's
+    figures, each computed by the report that defines it (docs/metrics.md, kpis)."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    through = throughput(view, "year", first, last)["rows"]
+    row = through[0] if through else {"permanent_share": None, "takeovers": 0}
+    vacated = view.query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN end_reason = 'let' AND end_on <= ? "
+        "THEN 1 ELSE 0 END), 0) AS relet FROM rm_vacancies WHERE kind = 'vacated' "
+        "AND start_on >= ? AND start_on <= ?", (last.isoformat(), first.isoformat(),
+                                                 last.isoformat()))[0]
+    reuse = round(int(vacated["relet"]) / vacated["n"], 3) if vacated["n"] else None
+
+    def ivo_rows(y: int) -> int:
+        return sum(len(ivo(view, f"{y}Q{q}")["rows"]) for q in range(1, 5))
+
+    this_year, year_before = ivo_rows(year), ivo_rows(year - 1)
+    halved = year_before / 2 if year_before else None
+    load = caseload(view, last, policy, first, last)
+    pilots = [r["cases"] for r in load["rows"] if not r["pilot"].startswith("(none")]
+    per_pilot = round(statistics.fmean(pilots), 1) if pilots else None
+    course = load["course"]["completion_rate"]
+    waits = waiting_times(view, "decision-to-move-in", "year", first, last, last,
+                          programme="municipal_contract")["rows"]
+    wait = waits[0]["mean_days"] if waits else None
+
+    def kpi(measure: str, figure: Any, target: Any, met: bool | None, anchor: str,
+            note: str | None = None) -> dict[str, Any]:
+        return {"measure": measure, "figure": figure, "target": target,
+                "met": None if figure is None else met,
+                "definition": f"docs/metrics.md, {anchor}", "note": note}
+
+    share = row["permanent_share"]
+    return {"year": year, "rows": [
+        kpi("exits to own housing or a first-hand lease (share)", share, ">= 0.5",
+            share is not None and share >= 0.5, "throughput"),
+        kpi("apartment reuse (vacated in the year, let again by its end)", reuse, ">= 0.5",
+            reuse is not None and reuse >= 0.5, "kpis"),
+        kpi("inspectorate (IVO) rows in the year's four quarters", this_year,
+            None if halved is None else f"<= {halved:g} (half of {year - 1}'s {year_before})",
+            None if halved is None else this_year <= halved, "ivo",
+            None if halved else f"{year - 1} had no IVO rows: nothing to halve"),
+        kpi("cases per housing pilot (mean, 31 December)", per_pilot, "35-45",
+            per_pilot is not None and 35 <= per_pilot <= 45, "caseload"),
+        kpi("housing-course completion among new tenants", course, "1.0",
+            course is not None and course >= 1.0, "caseload"),
+        kpi("mean wait for a municipal contract, decision to move-in (days)", wait,
+            f"<= {MUNICIPAL_WAIT_TARGET_DAYS} (3.5 months)",
+            wait is not None and wait <= MUNICIPAL_WAIT_TARGET_DAYS, "waiting-times"),
+        {**kpi("takeovers approved in the year", row["takeovers"], None, None, "throughput",
+               "temporary placements are not recorded yet, so takeovers of them cannot be "
+               "counted; this counts TakeoverApproved of the chain's apartments"), "met": None},
+    ]}
+
+
+REFUSALS = {"LandlordRefused": "landlord_refusal", "TakeoverRefused": "takeover_refusal",
+            "Denied": "denial"}
+
+
+def refusals(view: ChainView, by: str = "year", date_from: date | None = None,
+             date_to: date | None = None) -> dict[str, Any]:
+    """Landlord refusals, refused takeovers and denials per period of their effective date
+    and reason: the coded reason when the event has one, else the reason's text as given;
+    an encrypted reason counts as "(reason not coded)" (the view never holds the token)."""
+    if by not in PERIODS:
+        raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+    where, params = [f"event IN ({', '.join('?' * len(REFUSALS))})"], list(REFUSALS)
+    if date_from:
+        where.append("on_day >= ?")
+        params.append(date_from.isoformat())
+    if date_to:
+        where.append("on_day <= ?")
+        params.append(date_to.isoformat())
+    counted = view.rows(f"SELECT {_period_sql('on_day', by)} AS g, event, detail, COUNT(*) AS n "
+                        f"FROM rm_steps WHERE {' AND '.join(where)} GROUP BY 1, 2, 3", params)
+    rows = sorted(({"group": g, "kind": REFUSALS[event], "reason": reason, "count": int(n)}
+                   for g, event, reason, n in counted),
+                  key=lambda r: (r["group"], r["kind"], -r["count"], r["reason"]))
+    totals: Counter[str] = Counter()
+    for r in rows:
+        totals[r["kind"]] += r["count"]
+    return {"rows": rows, "totals": dict(sorted(totals.items()))}
+
+
+def placements(view: ChainView, by: str = "month", date_from: date | None = None,
+               date_to: date | None = None, as_of: date | None = None) -> dict[str, Any]:
+    """Temporary placements while waiting, per period: placements started, nights spent (a
+    night belongs to the period of its evening; an open placement counts up to `as_of`) and
+    their cost (nights × cost per night, where one is recorded), by kind."""
+    if by not in PERIODS:
+        raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
+    until = as_of or date.today()
+    started: Counter[tuple[str, str]] = Counter()
+    nights: Counter[tuple[str, str]] = Counter()
+    cost: dict[tuple[str, str], Decimal] = {}
+    for kind, start_on, end_on, per_night in view.rows(
+            "SELECT kind, start_on, end_on, cost_per_night FROM rm_placements"):
+        start = _parse(start_on)
+        end = min(_parse(end_on), until) if end_on else until
+        if (date_from is None or start >= date_from) and (date_to is None or start <= date_to):
+            started[period(start_on, by), kind] += 1
+        night = start
+        while night < end:
+            if (date_from is None or night >= date_from) and (date_to is None or night <= date_to):
+                key = (period(night.isoformat(), by), kind)
+                nights[key] += 1
+                if per_night is not None:
+                    cost[key] = cost.get(key, Decimal(0)) + Decimal(per_night)
+            night += timedelta(days=1)
+    keys = sorted(set(started) | set(nights))
+    rows = [{"group": g, "kind": k, "placements": started[g, k], "nights": nights[g, k],
+             "cost": str(cost.get((g, k), Decimal(0)))} for g, k in keys]
+    return {"as_of": until.isoformat(), "rows": rows,
+            "totals": {"placements": sum(started.values()), "nights": sum(nights.values()),
+                       "cost": str(sum(cost.values(), Decimal(0)))}}
+
+
 REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
     "waiting-times": waiting_times, "throughput": throughput, "queue": queue, "ivo": ivo,
     "caseload": caseload, "arrears": arrears, "stock": stock, "returns": returns,
-    "history": case_history, "evictions": evictions,
+    "history": case_history, "evictions": evictions, "refusals": refusals,
+    "by-name": by_name, "kpis": kpis, "placements": placements,
 }
 
 

@@ -21,10 +21,14 @@ from psycopg.sql import SQL
 
 from projections.projector import (
     APARTMENT_COLUMNS,
+    APARTMENT_STEP_COLUMNS,
     CASE_COLUMNS,
     DAILY_COLUMNS,
     EXIT_COLUMNS,
+    INTERRUPTION_COLUMNS,
     NOTICE_COLUMNS,
+    PLACEMENT_COLUMNS,
+    STEP_COLUMNS,
     VACANCY_COLUMNS,
     Page,
 )
@@ -36,28 +40,40 @@ TABLES = {
     "rm_notices": (NOTICE_COLUMNS, ("notice_uuid",)),
     "rm_daily": (DAILY_COLUMNS, ("day", "measure")),
     "rm_exits": (EXIT_COLUMNS, ("case_uuid",)),
+    "rm_steps": (STEP_COLUMNS, ("case_uuid", "version")),
+    "rm_apartment_steps": (APARTMENT_STEP_COLUMNS, ("apartment_uuid", "version")),
+    "rm_placements": (PLACEMENT_COLUMNS, ("case_uuid", "placement")),
+    "rm_interruptions": (INTERRUPTION_COLUMNS, ("case_uuid", "interrupted_on")),
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 9  # v7: dated steps of cases and apartments, for reports at a past date
+# v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
 RETIRED_TABLES = ("rm_case_events",)  # v4 copied every case event; history reads the store
 INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings",
-           "applied_day", "decided_day", "move_in_day", "exit_day", "start_day", "end_day", "n"}
+           "applied_day", "decided_day", "move_in_day", "exit_day", "start_day", "end_day", "n",
+           "closed_day", "last_contact_day", "version", "step_day", "gap"}
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
     "CREATE INDEX IF NOT EXISTS rm_cases_client ON rm_cases (client_id, applied_on, case_id)",
     "CREATE INDEX IF NOT EXISTS rm_exits_destination ON rm_exits (destination, exit_on, "
     "client_id, case_id)",
+    "CREATE INDEX IF NOT EXISTS rm_steps_event ON rm_steps (event, on_day)",
+    "CREATE INDEX IF NOT EXISTS rm_steps_day ON rm_steps (on_day)",
+    "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap)",
+    "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",
 )
 
 
 # Set by the event that makes the row and never changed by the projector afterwards.
 FIXED = {
     "rm_cases": {"case_id", "client_id", "target_group", "district", "applied_on",
-                 "applied_day"},
+                 "applied_day", "referral", "housing_situation"},
     "rm_apartments": {"apartment_id", "landlord", "rooms", "registered_on"},
     "rm_vacancies": {"start_day"},
     "rm_exits": {"case_id", "client_id", "exit_on", "destination"},
+    "rm_steps": set(STEP_COLUMNS),  # rows written once, never changed
+    "rm_apartment_steps": set(APARTMENT_STEP_COLUMNS),
     "rm_notices": {"notice_id", "kind", "source", "client_id", "district", "notice_date",
                    "eviction_date"},
 }
@@ -120,6 +136,10 @@ class FactsMixin:
                 page.cases[row["case_uuid"]] = row
             for row in self._select_in(c, "rm_apartments", "apartment_uuid", apartment_uuids):
                 page.apartments[row["apartment_uuid"]] = row
+            for row in self._select_in(c, "rm_placements", "case_uuid", case_uuids):
+                page.placements[row["case_uuid"], row["placement"]] = row
+            for row in self._select_in(c, "rm_interruptions", "case_uuid", case_uuids):
+                page.interruptions[row["case_uuid"], row["interrupted_on"]] = row
             for row in self._select_in(c, "rm_vacancies", "apartment_uuid", apartment_uuids,
                                        " AND end_on IS NULL"):
                 page.open_vacancies[row["apartment_uuid"]] = row
@@ -136,7 +156,11 @@ class FactsMixin:
                                 ("rm_apartments", page.apartments.values()),
                                 ("rm_vacancies", page.vacancies.values()),
                                 ("rm_notices", page.notices.values()),
-                                ("rm_exits", page.exits.values())):
+                                ("rm_exits", page.exits.values()),
+                                ("rm_steps", page.steps),
+                                ("rm_apartment_steps", page.apartment_steps),
+                                ("rm_placements", page.placements.values()),
+                                ("rm_interruptions", page.interruptions.values())):
                 values = list(map(ROW_TUPLE[table], rows))
                 if values:
                     c.executemany(self._upsert(table), values)

@@ -9,6 +9,7 @@ assigned, goes to the case's responsible caseworker.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,6 +19,8 @@ from domain.due import (
     next_follow_up,
     next_visit,
     owner_of,
+    pilot_missing_due,
+    plan_missing_due,
     stall_due,
     takeover_eligible_date,
 )
@@ -48,6 +51,20 @@ def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dic
             eligible = takeover_eligible_date(move_in, row["programme"], policy)
             items.append(("takeover_eligible", eligible,
                           "minimum training period reached: consider a takeover referral"))
+    pilot = pilot_missing_due(row["programme"], stage, d(row["move_in_on"]) if row["move_in_on"]
+                              else None, row["assigned_pilot"], policy)
+    if pilot is not None:
+        items.append(("pilot_missing", pilot,
+                      "moved into the training apartment without a housing pilot: assign one"))
+    plan = plan_missing_due(stage, d(row["move_in_on"]) if row["move_in_on"] else None,
+                            d(row["plan_on"]) if row.get("plan_on") else None, policy)
+    if plan is not None:
+        items.append(("plan_missing", plan,
+                      f"no individual plan {policy.plan_within_days} days after move-in"))
+    if stage != "closed":
+        for sub_goal, follow_up in sorted(json.loads(row.get("follow_ups") or "{}").items()):
+            items.append((f"sub_goal:{sub_goal}", d(follow_up),
+                          f"individual plan: follow up sub-goal {sub_goal}"))
     if row["arrears_without_plan"]:
         items.append(("arrears_without_plan", d(row["arrears_since"] or row["stage_since"]),
                       f"rent arrears of {row['arrears']} SEK without a repayment plan"))

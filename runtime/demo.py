@@ -149,6 +149,14 @@ TENANCY_FATES: list[tuple[str, int]] = [
 ]
 
 HOME_STAGES = ("training", "takeover_review", "takeover_approved")
+# The individual plan's sub-goals (id, goal), as the seeds' plans word them.
+SUB_GOALS = [
+    ("rent", "pays the rent on time"),
+    ("activity", "a daily activity: work, studies or a day centre"),
+    ("health", "keeps in touch with healthcare and treatment"),
+    ("queue", "stays registered in the housing queue"),
+    ("economy", "a budget with the budget and debt adviser"),
+]
 
 
 def _pick(rng: random.Random, weighted: list[tuple[Any, int]]) -> Any:
@@ -216,6 +224,7 @@ class _Case:
     in_queue: bool = True
     fate: str = ""
     identity: dict[str, str] = field(default_factory=dict)
+    placement: str | None = None  # an open temporary placement while waiting
 
     def rooms_needed(self) -> int:
         if self.children == 0:
@@ -239,6 +248,7 @@ class _Municipality:
         self.cases: dict[str, _Case] = {}
         self.apartments: dict[str, _Apartment] = {}
         self.waiting: list[str] = []  # case ids in decision order
+        self._numbers: set[str] = set()  # the identity store refuses a number under two clients
         self.returners: list[tuple[date, _Case]] = []  # exits to permanent housing
         self.cohorts: list[date] = []
         self.cohort_size: list[int] = []
@@ -252,6 +262,9 @@ class _Municipality:
             rng, [("own_housing", 45), ("withdrawn", 32), ("moved_away", 20), ("deceased", 3)], 100
         )
         self.fate = _Deck(rng, TENANCY_FATES, 100)
+        # The case file's steps draw from their own generator, so the lines the demo had
+        # before them (and the tests that count them) stay exactly as they were.
+        self.file_rng = random.Random(f"case-file:{seed}")
 
     # --- the calendar ---------------------------------------------------------------
 
@@ -408,11 +421,16 @@ class _Municipality:
         }.get(target_group, (26, 64))
         born = day - timedelta(days=rng.randint(age[0] * 365 + 1, age[1] * 365))
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        # generated: a valid date and check digit (the identity store refuses any other)
-        nine = f"{born:%y%m%d}{rng.randint(980, 999)}"
-        return client_id, {
-            "name": name, "personal_number": f"{born:%Y%m%d}-{nine[6:]}{luhn_check_digit(nine)}"
-        }
+        # generated: a valid date and check digit (the identity store refuses any other), and
+        # drawn again on the rare repeat, which the identity store would refuse too
+        while True:
+            nine = f"{born:%y%m%d}{rng.randint(980, 999)}"
+            number = f"{born:%Y%m%d}-{nine[6:]}{luhn_check_digit(nine)}"
+            if number not in self._numbers:
+                break
+            born -= timedelta(days=1)
+        self._numbers.add(number)
+        return client_id, {"name": name, "personal_number": number}
 
     def _apply(self, day: date) -> None:
         rng = self.rng
@@ -500,11 +518,28 @@ class _Municipality:
         self.emit(day, "decide", case.caseworker, case=case.id, outcome="granted",
                   programme=case.programme)
         self.waiting.append(case.id)
+        if self.file_rng.random() < 0.25:  # some wait in temporary accommodation
+            self.at(day + timedelta(days=self.file_rng.randint(1, 10)), self._place, case)
         if rng.random() < 0.9:
             self._enrol(day, case)
         if self.leaves_queue.draw():  # finds a home or gives up before an offer comes
             self.at(day + timedelta(days=rng.randint(30, 420)), self._leave_queue, case,
                     self.queue_exit.draw())
+
+    def _place(self, day: date, case: _Case) -> None:
+        if case.stage not in ("waiting", "offered", "approved") or case.placement:
+            return
+        kind, cost = self.file_rng.choice([("hotel", "1150"), ("hotel", "980"), ("shelter", "350"),
+                                           ("camping_cabin", "600"), ("family", None)])
+        case.placement = f"{case.id}-tp1"
+        self.emit(day, "temporary_placement", case.caseworker, case=case.id,
+                  placement=case.placement, kind=kind, cost_per_night=cost)
+
+    def _end_placement(self, day: date, case: _Case) -> None:
+        if case.placement:
+            self.emit(day, "placement_ended", case.caseworker, case=case.id,
+                      placement=case.placement)
+            case.placement = None
 
     def _leave_queue(self, day: date, case: _Case, destination: str) -> None:
         if case.stage == "waiting":
@@ -554,8 +589,15 @@ class _Municipality:
         )
         case.insured_from = day + timedelta(days=rng.choice([0, 0, 0, 14, 30, 60]))
         case.in_queue = rng.random() < 0.85
+        self._end_placement(day, case)
+        if self.file_rng.random() < 0.85:  # most pilots are assigned before the move-in
+            self.emit(day, "assign", case.caseworker, case=case.id, role="housing_pilot",
+                      to=case.pilot)
         self.emit(day, "move_in", case.caseworker, case=case.id, apartment=apartment.id)
         self._plan_tenancy(day, case)
+        if self.file_rng.random() < 0.9:  # the individual plan, within a month or so
+            self.at(_weekday(day + timedelta(days=self.file_rng.randint(7, 40))),
+                    self._individual_plan, case)
 
     # --- the training phase ---------------------------------------------------------
 
@@ -591,6 +633,41 @@ class _Municipality:
         if rng.random() < (0.35 if fate == "terminated" else 0.08):
             for _ in range(rng.choice([1, 1, 2])):
                 self.at(day + timedelta(days=rng.randint(20, 500)), self._complaint, case)
+
+    def _individual_plan(self, day: date, case: _Case) -> None:
+        rng = self.file_rng
+        if case.stage not in HOME_STAGES:
+            return
+        chosen = rng.sample(SUB_GOALS, rng.randint(2, 3))
+        follow_up = day + timedelta(days=rng.choice([60, 90, 90, 120]))
+        sub_goals = [{"id": key, "goal": goal,
+                      "responsible": case.pilot if key in ("rent", "queue") and case.pilot
+                      else case.caseworker, "follow_up": follow_up.isoformat()}
+                     for key, goal in chosen]
+        self.emit(day, "plan", case.caseworker, case=case.id, goal="own housing",
+                  sub_goals=sub_goals)
+        self.at(_weekday(follow_up + timedelta(days=rng.randint(-5, 12))), self._plan_review,
+                case, [key for key, _ in chosen], 1)
+
+    def _plan_review(self, day: date, case: _Case, open_goals: list[str], n: int) -> None:
+        rng = self.file_rng
+        if case.stage not in HOME_STAGES or not open_goals:
+            return
+        reviews, still_open = [], []
+        next_follow_up = day + timedelta(days=90)
+        for key in open_goals:
+            result = rng.choice(["met", "met", "partly", "not_met"])
+            review: dict[str, Any] = {"sub_goal": key, "result": result,
+                                      "note": {"met": "goal reached", "partly": "on the way",
+                                               "not_met": "new approach agreed"}[result]}
+            if result != "met" and n < 3:
+                review["next_follow_up"] = next_follow_up.isoformat()
+                still_open.append(key)
+            reviews.append(review)
+        self.emit(day, "plan_review", case.caseworker, case=case.id, reviews=reviews)
+        if still_open:
+            self.at(_weekday(next_follow_up + timedelta(days=rng.randint(-3, 10))),
+                    self._plan_review, case, still_open, n + 1)
 
     def _home_visit(self, day: date, case: _Case, n: int) -> None:
         rng = self.rng
@@ -719,6 +796,7 @@ class _Municipality:
                     apartment.leaving = True
                     self.at(_weekday(day + timedelta(days=rng.randint(3, 20))), self._return,
                             apartment.id)
+        self._end_placement(day, case)
         case.stage = "closed"
         self.emit(day, "exit", actor, case=case.id, destination=destination)
         if destination in ("own_housing", "first_hand_lease"):

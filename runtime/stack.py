@@ -6,14 +6,21 @@ foreground process. No Docker, nothing downloaded.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ipaddress
+import os
+import signal
 import socket
 import subprocess
+import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
 import structlog
 
 from application.gateway import Unreachable, connect
+from application.keys import private_dir
 from config.settings import Settings
 from runtime.binaries import temporal_cli
 from worker import run_worker
@@ -26,10 +33,75 @@ def split_address(address: str) -> tuple[str, int]:
     return host or "localhost", int(port)
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only `localhost` is known to stay on this machine
+        return False
+
+
+def check_bind(settings: Settings) -> list[str]:
+    """Refuse a non-loopback listen address unless `allow_public_bind` says it is meant;
+    answer the addresses that are public (for the warning) when it is."""
+    temporal, _ = split_address(settings.temporal_address)
+    public = [f"{name} {host}" for name, host in (("TEMPORAL_ADDRESS", temporal),
+                                                  ("HOUSING_CHAIN_API_HOST", settings.api_host))
+              if not is_loopback(host)]
+    if public and not settings.allow_public_bind:
+        raise RuntimeError(
+            f"refusing to listen on a non-loopback address ({', '.join(public)}): Temporal's "
+            "frontend has no authentication of its own. Use 127.0.0.1, or set "
+            "HOUSING_CHAIN_ALLOW_PUBLIC_BIND=1 once the port is protected (mTLS, a firewall: "
+            "see the README, 'Listening beyond this machine')"
+        )
+    return public
+
+
 def listening(host: str, port: int) -> bool:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host if host != "localhost" else "127.0.0.1", port)) == 0
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the dev server's child process, before exec: SIGTERM it when `up` dies, even by
+    SIGKILL (Linux). Its own session still keeps a terminal's Ctrl-C away from it: `up`
+    stops it in order, after the worker."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def who_listens(port: int) -> str:
+    """The process listening on a TCP port, as `pid N (command)`, when /proc tells."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{cols[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return f"pid {proc.name} ({' '.join(command_line(int(proc.name)))[:120].strip()})"
+        except OSError:
+            continue
+    return "another program"
 
 
 class EmbeddedStack:
@@ -47,15 +119,52 @@ class EmbeddedStack:
         host, _ = split_address(self.settings.temporal_address)
         return f"http://{host}:{self.settings.ui_port}"
 
-    def start_server(self) -> None:
-        host, port = split_address(self.settings.temporal_address)
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.data / "temporal-server.pid"
+
+    def ours(self, pid: int) -> bool:
+        """Is `pid` a Temporal dev server on this data directory's database?"""
+        args = command_line(pid)
+        db = str(self.settings.data / "temporal.sqlite")
+        return "start-dev" in args and db in args
+
+    def stop_stale_server(self) -> None:
+        """A dev server left running by an `up` that was killed (its pid file remains): stop
+        it, so that this `up` starts cleanly on the same data directory and ports."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if self.ours(pid):
+            log.warning("stopping the Temporal dev server an earlier `up` left running", pid=pid)
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while self.ours(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.ours(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def check_ports(self, host: str, port: int) -> None:
         if listening(host, port):
             raise RuntimeError(
-                f"something already listens on {host}:{port}: is another stack up? "
-                "Stop it, or set TEMPORAL_ADDRESS to a free port"
+                f"the Temporal port {host}:{port} is taken by {who_listens(port)}: is another "
+                f"stack up? Stop it (`kill PID`), or set TEMPORAL_ADDRESS to a free port"
             )
+        ui = self.settings.ui_port
+        if listening(host, ui):
+            raise RuntimeError(
+                f"the Temporal UI port {ui} is taken by another program: stop it or set "
+                f"HOUSING_CHAIN_UI_PORT (it is {who_listens(ui)})"
+            )
+
+    def start_server(self) -> None:
+        host, port = split_address(self.settings.temporal_address)
         data: Path = self.settings.data
-        data.mkdir(parents=True, exist_ok=True)
+        private_dir(data)  # 0700: Temporal's database and the stores live here
+        self.stop_stale_server()
+        self.check_ports(host, port)
         server_log = open(data / "temporal-server.log", "ab")  # noqa: SIM115 - lives with the server
         ip = "127.0.0.1" if host == "localhost" else host
         self.server = subprocess.Popen(
@@ -63,6 +172,8 @@ class EmbeddedStack:
                 temporal_cli(), "server", "start-dev",
                 "--db-filename", str(data / "temporal.sqlite"),
                 "--ip", ip, "--port", str(port), "--ui-port", str(self.settings.ui_port),
+                # payloads are encrypted: the UI decodes them through the API, signed in
+                "--ui-codec-endpoint", f"{self.api_url}/codec",
                 "--namespace", self.settings.temporal_namespace,
                 "--log-level", "warn",
             ],
@@ -70,14 +181,47 @@ class EmbeddedStack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
         )
+        self.pid_file.write_text(f"{self.server.pid}\n")
         log.info("temporal dev server starting", pid=self.server.pid, address=f"{ip}:{port}")
 
+    def server_exited(self) -> str | None:
+        """Why the dev server stopped during start-up, in its own words (its log's tail)."""
+        if self.server is None or self.server.poll() is None:
+            return None
+        try:
+            lines = (self.settings.data / "temporal-server.log").read_text(errors="replace")
+        except OSError:
+            lines = ""
+        tail = "\n".join(lines.strip().splitlines()[-10:])
+        return (f"the Temporal dev server exited during start-up (exit code "
+                f"{self.server.returncode}); the end of {self.settings.data}/temporal-server.log:"
+                f"\n{tail}")
+
+    async def wait_for_server(self, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            reason = self.server_exited()
+            if reason:
+                raise RuntimeError(reason)
+            try:
+                await connect(self.settings, attempts=1)
+                return
+            except Unreachable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
     async def start(self) -> None:
+        public = check_bind(self.settings)
+        if public:
+            log.warning("listening beyond this machine: protect Temporal's frontend (mTLS, a "
+                        "firewall); it has no authentication of its own", addresses=public)
         self.start_server()
         try:
-            await connect(self.settings, attempts=120)
-        except Unreachable:
+            await self.wait_for_server()
+        except (Unreachable, RuntimeError):
             self.stop_server()
             raise
         self.worker_task = asyncio.create_task(run_worker(self.settings, self.stop_worker))
@@ -147,3 +291,5 @@ class EmbeddedStack:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait()
+        if self.server is not None:
+            self.pid_file.unlink(missing_ok=True)

@@ -54,6 +54,16 @@ def every_report(view) -> dict:
         arrears=reports.arrears(view),
         stock=reports.stock(view, TODAY),
         returns=reports.returns(view),
+        # at past dates, from the dated steps, and grouped by what people ask
+        past=[(reports.caseload(view, day, POLICY), reports.arrears(view, day),
+               reports.stock(view, day, "landlord"))
+              for day in (date(2024, 6, 30), date(2025, 3, 31), date(2025, 12, 31))],
+        grouped=[reports.waiting_times(view, "decision-to-move-in", by, as_of=TODAY)
+                 for by in ("programme", "referral-source", "landlord")]
+        + [reports.throughput(view, by, date(2025, 1, 1), date(2025, 12, 31))
+           for by in ("district", "landlord")],
+        refusals=reports.refusals(view, "quarter"),
+        by_name=reports.by_name(view, POLICY, "month"),
     )
     return out
 

@@ -132,6 +132,7 @@ async def test_refused_update_leaves_no_trace_in_history_or_event_store(harness)
     assert str(refused.value) == (
         "case r-1 is waiting for an apartment: move_in needs an offer approved by the "
         "landlord; allowed now: offer, course_session, assign, exit"
+        ", plan, plan_review, temporary_placement, placement_ended"
     )
     future = (await h.today()) + timedelta(days=2)
     with pytest.raises(Refused, match="is after today"):

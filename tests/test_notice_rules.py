@@ -23,8 +23,9 @@ from application.notice_store import (
     open_case_from_notice,
 )
 from application.store import ProcessedCommand
+from domain.case import case_uuid
 from domain.errors import DomainError, InvalidDate, StepNotAllowed
-from domain.notice import Notice
+from domain.notice import Notice, notice_uuid
 from domain.notice_commands import case_apply_id, notice_step_adapter
 from domain.notice_deadlines import last_reach_day, outreach_deadline, reach_deadline
 from domain.notice_stages import (
@@ -480,7 +481,7 @@ def test_a_refused_notice_step_stores_nothing(app):
     with pytest.raises(DomainError, match="notice n-1 already exists"):
         run(app, line("register", 3, client="k-1", district="Farsta"))
     assert stored(app) == count
-    assert app.processed("cmd-1") is None
+    assert app.processed("cmd-1", notice_uuid("n-1")) is None
 
 
 def test_open_case_saves_the_application_and_the_notice_together(app):
@@ -497,8 +498,8 @@ def test_open_case_saves_the_application_and_the_notice_together(app):
     assert app.history("c-77")[0]["command_id"] == case_apply_id("cmd-1")
     assert get_notice(app, "n-1").case_id == "c-77"
     # both markers, so the case workflow's own `apply` with that id is answered from the store
-    assert app.processed(case_apply_id("cmd-1")).stage == "applied"
-    assert app.processed("cmd-1").accepted
+    assert app.processed(case_apply_id("cmd-1"), case_uuid("c-77")).stage == "applied"
+    assert app.processed("cmd-1", notice_uuid("n-1")).accepted
     # one save: the notice event, the case event and both markers under consecutive ids
     notifications = app.recorder.select_notifications(start=1, limit=100)
     topics = [n.topic.split(":")[-1] for n in notifications[-4:]]
@@ -517,7 +518,7 @@ def test_open_case_for_an_existing_case_id_records_nothing(app):
         run(app, line("open_case", 1, case="c-77", target_group="other"))
     assert stored(app) == count
     assert get_notice(app, "n-1").case_id is None
-    assert app.processed(case_apply_id("cmd-1")) is None
+    assert app.processed(case_apply_id("cmd-1"), case_uuid("c-77")) is None
 
 
 def test_the_system_notes_are_idempotent_by_command_id(app):
@@ -535,5 +536,5 @@ def test_the_system_notes_are_idempotent_by_command_id(app):
     assert (snap.unreached_deadline, snap.outreach_due, snap.escalated) == (deadline, due, True)
     assert [r["event"] for r in notice_history(app, "n-1")] == [
         "NoticeRegistered", "OutreachRequired", "OutreachEscalated"]
-    marker = app.repository.get(ProcessedCommand.create_id("notice-n-1:reach"))
+    marker = app.repository.get(ProcessedCommand.create_id("notice-n-1:reach", notice_uuid("n-1")))
     assert marker.result["events"] == ["OutreachRequired"]

@@ -526,7 +526,8 @@ def test_report_catches_up_on_writes_made_after_the_last_projection(tmp_path, st
     assert "RYW-1" in [r["case"] for r in answered["rows"]]
     fresh = runner_for(store, tmp_path / "fresh.sqlite")
     fresh.catch_up()
-    assert answered == json.loads(json.dumps(reports.queue(fresh.view, AS_OF)))
+    assert answered == {"definition_version": reports.DEFINITION_VERSIONS["queue"],
+                        **json.loads(json.dumps(reports.queue(fresh.view, AS_OF)))}
 
 
 def assert_current_or_refused(result: subprocess.CompletedProcess, expected: dict) -> str:
@@ -551,8 +552,8 @@ def test_report_never_prints_stale_numbers_when_far_behind(tmp_path, store_600):
     head = head_of(store)
     fresh = runner_for(store, tmp_path / "fresh.sqlite")
     fresh.catch_up()
-    expected = json.loads(json.dumps(reports.throughput(fresh.view, "quarter"),
-                                     default=str))
+    expected = {"definition_version": reports.DEFINITION_VERSIONS["throughput"],
+                **json.loads(json.dumps(reports.throughput(fresh.view, "quarter"), default=str))}
 
     # --wait 0 against a view that has projected nothing of ~38,000 notifications
     immediate = report(data, "throughput", "--by", "quarter", "--wait", "0")

@@ -193,3 +193,38 @@ def test_summaries_in_sql_equal_the_python_definition(backend, groups):
     params = [x for pair in pairs for x in pair]
     assert reports.summaries(view, values_sql, params) == {
         g: reports.summary(sorted(values)) for g, values in groups.items()}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(history=histories(), page_size=st.sampled_from([7, 1000]),
+       by=st.sampled_from(["month", "quarter"]), inactive_after=st.sampled_from([30, 90]))
+def test_by_name_net_change_is_inflow_minus_outflow_and_active_matches_the_contacts(
+        history, page_size, by, inactive_after):
+    policy = POLICY.model_copy(update={"inactive_after_days": inactive_after})
+    with tempfile.TemporaryDirectory() as tmp:
+        app, view = run(history, Path(tmp), page_size)
+        try:
+            rows = reports.by_name(view, policy, by)["rows"]
+            cases = view.query("SELECT case_uuid, applied_day, closed_day FROM rm_cases")
+            contacts: dict[str, list[int]] = {}
+            for r in view.query("SELECT case_uuid, step_day FROM rm_steps WHERE event NOT IN "
+                                "('Assigned', 'Exited', 'Denied')"):
+                contacts.setdefault(r["case_uuid"], []).append(r["step_day"])
+        finally:
+            app.close()
+
+    def active_on(day: int) -> int:
+        """Open on `day` and in contact within the last `inactive_after` days."""
+        return sum(1 for c in cases if c["applied_day"] <= day
+                   and (c["closed_day"] is None or c["closed_day"] > day)
+                   and day < max(x for x in contacts[c["case_uuid"]] if x <= day) + inactive_after)
+
+    before = 0
+    for row in rows:
+        assert row["net_change"] == row["inflow"]["total"] - row["outflow"]["total"], row
+        assert row["active_at_end"] - before == row["net_change"], row
+        _, end = reports.period_bounds(row["group"], by)
+        assert row["active_at_end"] == active_on(end.toordinal()), row
+        before = row["active_at_end"]
+    assert sum(r["inflow"]["total"] for r in rows) >= len(cases) > 0

@@ -68,8 +68,8 @@ class Scenario:
         self.at(day, "apply", case,
                 client={"id": client_id, "target_group": target_group, "district": district})
 
-    def register(self, day: str, apartment: str) -> None:
-        self.at(day, "register_apartment", apartment, apartment=apartment, landlord="Framtiden",
+    def register(self, day: str, apartment: str, landlord: str = "Framtiden") -> None:
+        self.at(day, "register_apartment", apartment, apartment=apartment, landlord=landlord,
                 rooms=2)
 
     def house(self, case: str, apartment: str, offer: str, approve: str, move_in: str) -> None:
@@ -411,6 +411,9 @@ def test_ivo_report_lists_a_decision_late_when_not_executed_by_the_three_month_d
         ("c09", "k-9", "2026-01-10", "training_apartment", 171, "unexecuted", None),   # 04-10
         ("c10", "k-10", "2026-02-01", "housing_first", 149, "unexecuted", None),       # 05-01
         ("c08", "k-8", "2026-02-15", "municipal_contract", 135, "unexecuted", None),   # 05-15
+        # c12: decided 03-31, limit 06-30 = the quarter's last day, not executed by its end
+        # (moved in 07-01): late in this quarter, 30+31+30 = 91 days
+        ("c12", "k-12", "2026-03-31", "training_apartment", 91, "unexecuted", None),
         # decided 2026-01-31: deadline 2026-04-30 (three calendar months, clamped); moved in
         # 05-01, inside the quarter → executed late, 28+31+30+1 = 90 days
         ("c07", "k-7", "2026-01-31", "training_apartment", 90, "executed_late", "2026-05-01"),
@@ -432,17 +435,52 @@ def test_ivo_a_late_decision_stays_each_quarter_until_executed_or_closed(view):
         ("c08", 227, "unexecuted", None),
         # c09 (listed unexecuted in Q2) moved in 08-20: late, 171 + 31 + 20 = 222 days
         ("c09", 222, "executed_late", "2026-08-20"),
-        # c12: decided 03-31, deadline 06-30 = Q2's last day, so not late in Q2; moved in
-        # 07-01, one day after the deadline: executed late, 30+31+30+1 = 92 days
+        # c12: decided 03-31, limit 06-30 = Q2's last day (listed unexecuted in Q2); moved in
+        # 07-01, one day after the limit: executed late, 30+31+30+1 = 92 days
         ("c12", 92, "executed_late", "2026-07-01"),
     ]
     # c10, unexecuted in Q2, withdrew on 07-15 (closed): it drops out; c07 was executed in Q2
 
 
-def test_ivo_a_decision_whose_deadline_is_the_quarters_last_day_is_not_yet_late(view):
-    assert "c12" not in {r["case"] for r in reports.ivo(view, "2026Q2")["rows"]}
+def test_ivo_a_decision_whose_limit_is_the_quarters_last_day_is_in_that_quarter(view):
+    rows = {r["case"]: r for r in reports.ivo(view, "2026Q2")["rows"]}
+    assert (rows["c12"]["deadline"], rows["c12"]["status"], rows["c12"]["rule"]) == (
+        "2026-06-30", "unexecuted", reports.IVO_UNEXECUTED)
     # and a quarter before any deadline passed lists nothing of 2026's decisions
     assert reports.ivo(view, "2026Q1")["rows"] == []
+
+
+def test_ivo_boundary_a_decision_of_june_30th_unexecuted_on_september_30th_is_in_q3(tmp_path):
+    s = Scenario()
+    # b1: decided 2025-06-30 → limit 2025-09-30 (three calendar months), Q3's last day; still
+    # waiting at the end of that day → 2025Q3, 92 days (07: 31, 08: 31, 09: 30); then again
+    # in Q4 while unexecuted: 92 + 31 + 30 + 31 = 184 days on 2025-12-31.
+    # b2: decided the same day, moved in on 2025-09-30, the limit day itself: in time, never
+    # listed. b3: decided 2025-07-01 → limit 2025-10-01: not in Q3; in Q4, moved in 10-02,
+    # one day late: executed late, 30+31+30+1+1 = 93 days.
+    for case in ("b1", "b2", "b3"):
+        s.apply("2025-06-01", case, f"k-{case}", "elderly", "Farsta")
+        s.at("2025-06-02", "start_assessment", case)
+    s.register("2025-06-01", "B2")
+    s.register("2025-06-01", "B3")
+    s.at("2025-06-30", "decide", "b1", outcome="granted", programme="municipal_contract")
+    s.at("2025-06-30", "decide", "b2", outcome="granted", programme="municipal_contract")
+    s.at("2025-07-01", "decide", "b3", outcome="granted", programme="municipal_contract")
+    s.house("b2", "B2", "2025-09-20", "2025-09-25", "2025-09-30")
+    s.house("b3", "B3", "2025-09-20", "2025-09-25", "2025-10-02")
+    app, view = s.run(tmp_path)
+    try:
+        q3 = reports.ivo(view, "2025Q3")["rows"]
+        assert [(r["case"], r["deadline"], r["days_waiting"], r["status"], r["rule"])
+                for r in q3] == [
+            ("b1", "2025-09-30", 92, "unexecuted", reports.IVO_UNEXECUTED)]
+        q4 = reports.ivo(view, "2025Q4")["rows"]
+        assert [(r["case"], r["days_waiting"], r["status"], r["executed_on"], r["rule"])
+                for r in q4] == [
+            ("b1", 184, "unexecuted", None, reports.IVO_UNEXECUTED),
+            ("b3", 93, "executed_late", "2025-10-02", reports.IVO_EXECUTED_LATE)]
+    finally:
+        app.close()
 
 
 # --- caseload, course, arrears, stock, returns, history ------------------------------------
@@ -605,6 +643,8 @@ def test_the_json_examples_in_docs_metrics_md_have_the_reports_shapes(view, app)
         "stock": reports.stock(view, d("2026-12-31")),
         "returns": reports.returns(view),
         "history": reports.case_history(app, "c07"),
+        "refusals": reports.refusals(view),
+        "by-name": reports.by_name(view, POLICY, "quarter"),
     }
     examples = documented_examples()
     assert sorted(examples) == sorted(answers)

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from application.codec import CodecKeys, data_converter
 from application.gateway import today_in
 from application.schedules import SCHEDULE_IDS, ensure_schedules
 from config.settings import Settings
@@ -102,8 +102,10 @@ def settings_of(stack: Stack) -> Settings:
 
 async def connect(settings: Settings) -> Client:
     """A plain client: the test process may already have a Temporal runtime (another test's
-    time-skipping server), which `application.gateway.connect` would try to replace."""
-    return await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
+    time-skipping server), which `application.gateway.connect` would try to replace. It
+    encrypts with the stack's codec keys, as the stack's worker does."""
+    return await Client.connect(settings.temporal_address,
+                                data_converter=data_converter(CodecKeys.load(settings.data)))
 
 
 def wait_for(path: Path, timeout: float = 90) -> str:

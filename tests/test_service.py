@@ -15,6 +15,7 @@ from eventsourcing.persistence import PersistenceError, TranscodingNotRegistered
 
 from application.store import ProcessedCommand
 from domain.calendar import unexecuted_deadline
+from domain.case import case_uuid
 from domain.commands import Apply, ApplyLine, import_line_adapter
 from domain.errors import DomainError, InvalidDate, StepNotAllowed
 from domain.stages import Stage
@@ -34,9 +35,9 @@ def case_events(chain: Chain, case: str) -> list[str]:
     return [row["event"] for row in chain.app.history(case)]
 
 
-def is_marked(chain: Chain, command_id: str) -> bool:
+def is_marked(chain: Chain, command_id: str, case: str = "c-1") -> bool:
     try:
-        chain.app.repository.get(ProcessedCommand.create_id(command_id))
+        chain.app.repository.get(ProcessedCommand.create_id(command_id, case_uuid(case)))
     except AggregateNotFoundError:
         return False
     return True
@@ -111,6 +112,7 @@ def test_execute_raises_the_refusal_that_run_reports(chain):
     assert str(raised.value) == reported.reason == (
         "case c-1 is waiting for an apartment: move_in needs an offer approved by the "
         "landlord; allowed now: offer, course_session, assign, exit"
+        ", plan, plan_review, temporary_placement, placement_ended"
     )
 
 

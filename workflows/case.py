@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.commands import CaseStep
     from domain.due import ESCALATING, answered, due_items, local_date, responsible
     from domain.errors import DomainError
-    from domain.stages import Stage, check_dates, check_step
+    from domain.stages import Stage, check_dates, check_step, pilot_refusal
     from domain.steps import missing_fields
     from domain.views import CaseSnapshot, LineResult, StepsOutcome
     from workflows.messages import (
@@ -51,10 +51,18 @@ def reminder_text(case: str, item: DueItem) -> str:
         "home_visit": f"a support visit was due on {item.due}",
         "follow_up": f"a follow-up meeting was due on {item.due}",
         "takeover_eligible": f"the minimum training period ended on {item.due}: takeover review",
+        "pilot_missing": f"moved into the training apartment on {item.due} without a housing "
+                         "pilot: assign one",
+        "plan_missing": f"no individual plan yet: it was due on {item.due}",
+        "support_interrupted": f"the support is interrupted and not resumed within three "
+                               f"months: report it to the inspectorate (quarter {item.quarter}, "
+                               f"limit {item.due})",
     }
     if item.kind.startswith("escalation:"):
         base = item.kind.split(":", 1)[1]
         return f"Escalated: case {case}: {what.get(base, base)}, unanswered since {item.due}."
+    if item.kind.startswith("sub_goal:"):
+        return f"Case {case}: sub-goal {item.kind.split(':', 1)[1]} was to be followed up on {item.due}."
     if item.kind.startswith("stalled:"):
         stage = item.kind.split(":", 1)[1]
         return f"Case {case} has been in stage {stage} too long (since before {item.due})."
@@ -84,6 +92,10 @@ class CaseWorkflow:
         # Stall rules, escalation and reminder delivery came with issue #4; cases started
         # before run the old timers until they continue as new (see the README).
         self.reminders_v2 = False
+        # The case file's due items (pilot, plan, ...) came with "case-file-v1".
+        self.case_file = False
+        # Interrupted support, leases, rent instalments, ... came with "case-file-v2".
+        self.case_file_v2 = False
 
     # --- time -----------------------------------------------------------------------------
 
@@ -92,7 +104,8 @@ class CaseWorkflow:
 
     def due(self) -> list[DueItem]:
         return due_items(self.snapshot, self.policy, self.reminded, self.today(),
-                         stalls_and_escalations=self.reminders_v2, unanswered=self.unanswered)
+                         stalls_and_escalations=self.reminders_v2, unanswered=self.unanswered,
+                         case_file=self.case_file, case_file_v2=self.case_file_v2)
 
     def fire_time(self, item: DueItem) -> datetime:
         """When to raise an item: at its time, or, if already past, once the case is quiet."""
@@ -107,6 +120,8 @@ class CaseWorkflow:
     @workflow.run
     async def run(self, start: CaseStart) -> CaseOutcome:
         self.reminders_v2 = workflow.patched("reminders-v2")
+        self.case_file = workflow.patched("case-file-v1")
+        self.case_file_v2 = workflow.patched("case-file-v2")
         if self.snapshot is None:
             try:
                 await workflow.wait_condition(
@@ -243,7 +258,7 @@ class CaseWorkflow:
         if step.id in self.applied_set:
             return LineResult(accepted=True, command_id=step.id or "", duplicate=True,
                               stage=self.snapshot.stage if self.snapshot else None)
-        outcome = await self.apply([step], batch_id=None)
+        outcome = await self.apply([step], batch_id=None, recorded_by=request.recorded_by)
         return outcome.results[0]
 
     @step.validator
@@ -255,7 +270,8 @@ class CaseWorkflow:
 
     @workflow.update
     async def steps(self, batch: StepBatch) -> list[LineResult]:
-        outcome = await self.apply(batch.steps, batch_id=batch.batch_id)
+        outcome = await self.apply(batch.steps, batch_id=batch.batch_id,
+                                   recorded_by=batch.recorded_by)
         return outcome.results
 
     @steps.validator
@@ -265,7 +281,8 @@ class CaseWorkflow:
         if self.snapshot is None and batch.steps[0].type != "apply":
             raise refused(f"case {self.case} does not exist: apply first")
 
-    async def apply(self, steps: list[CaseStep], batch_id: str | None) -> StepsOutcome:
+    async def apply(self, steps: list[CaseStep], batch_id: str | None,
+                    recorded_by: str | None = None) -> StepsOutcome:
         async with self.lock:
             try:
                 outcome: StepsOutcome = await workflow.execute_local_activity(
@@ -273,6 +290,7 @@ class CaseWorkflow:
                     ApplyStepsInput(
                         case=self.case, steps=steps, today=self.today(), policy=self.policy,
                         batch_id=batch_id, workflow_id=workflow.info().workflow_id,
+                        recorded_by=recorded_by,
                     ),
                     result_type=StepsOutcome,
                     start_to_close_timeout=STEP_TIMEOUT,
@@ -322,6 +340,10 @@ class CaseWorkflow:
             check_step(self.case, Stage(snap.stage), snap.stage_label, step.type, step.on,
                        self.today(), snap.last_on,
                        destination=step.destination.value if step.type == "exit" else None)
+            why = (pilot_refusal(snap.programme, snap.housing_pilot, self.policy.pilot_at_move_in)
+                   if step.type == "move_in" else None)
+            if why:
+                raise refused(f"case {self.case} is {snap.stage_label}: move_in {why}")
         except DomainError as exc:
             raise refused(str(exc)) from None
 

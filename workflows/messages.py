@@ -57,6 +57,7 @@ class StepRequest(BaseModel):
     """One step; wrapped so the discriminated union survives Temporal's type hints."""
 
     step: CaseStep
+    recorded_by: str | None = None  # the signed-in person, when not the step's actor
 
 
 class StockRequest(BaseModel):
@@ -67,6 +68,7 @@ class StockRequest(BaseModel):
 class StepBatch(BaseModel):
     batch_id: str
     steps: list[CaseStep] = Field(min_length=1, max_length=500)
+    recorded_by: str | None = None
 
 
 class ApplyStepsInput(BaseModel):
@@ -76,6 +78,7 @@ class ApplyStepsInput(BaseModel):
     policy: Policy
     batch_id: str | None = None
     workflow_id: str = ""
+    recorded_by: str | None = None
 
 
 class NoteDueInput(BaseModel):
@@ -128,3 +131,26 @@ class WriteReportInput(BaseModel):
 
     kind: Literal["ivo", "monthly", "yearly"]
     period: str
+
+
+class RetentionRun(BaseModel):
+    """Input of IdentityRetentionWorkflow (the `identity-retention` schedule starts it)."""
+
+    time_zone: str = "Europe/Stockholm"  # the municipality's, from the policy
+    as_of: date | None = Field(
+        None, description="erase as on this day instead of the schedule's (tests, a re-run)"
+    )
+
+
+class RetentionInput(BaseModel):
+    """Input of the `erase_expired_identities` activity: the day the retention is counted from."""
+
+    today: date
+
+
+class RetentionResult(BaseModel):
+    """What a retention run erased: pseudonymous client ids only, never names."""
+
+    today: date
+    cutoff: date
+    erased: list[str] = Field(default_factory=list)

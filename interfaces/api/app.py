@@ -87,6 +87,22 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(422, "Invalid input", describe_validation(exc), request.url.path)
 
+    from http import HTTPStatus
+
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        """The framework's own refusals under /api (no such route or method, a body that is
+        not even text) are problem details too; the web pages keep theirs."""
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        answer = problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail),
+                         request.url.path)
+        answer.headers.update(exc.headers or {})
+        return answer
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         import structlog
@@ -109,6 +125,42 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         if auth.local is None:
             raise BadInput("this installation signs in with " + (settings.oidc_issuer or ""))
         return auth.local.jwks()
+
+    # --- Temporal's remote codec: the Temporal UI decodes payloads here --------------------
+
+    ui_origins = temporal_ui_origins(settings)
+
+    @app.middleware("http")
+    async def _codec_cors(request: Request, call_next: Any) -> Response:
+        """The Temporal UI calls the codec from the browser, from its own origin: answer the
+        preflight, and let it read every answer (a 401 too, so it can say why)."""
+        if not request.url.path.startswith("/codec"):
+            return await call_next(request)
+        origin = request.headers.get("origin")
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Allow-Credentials": "true"} if origin in ui_origins else {}
+        if request.method == "OPTIONS":
+            if not cors:
+                return Response(status_code=403)
+            return Response(status_code=204, headers={
+                **cors, "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Namespace",
+                "Access-Control-Max-Age": "600"})
+        response = await call_next(request)
+        response.headers.update(cors)
+        return response
+
+    @app.post("/codec/encode", include_in_schema=False)
+    @app.post("/codec/decode", include_in_schema=False)
+    async def codec(request: Request, who: Who) -> Response:
+        """Temporal's remote codec protocol, for signed-in supervisors and admins."""
+        from application.codec import CodecRequestError
+
+        try:
+            answer = await cases.codec(who, request.url.path, await request.body())
+        except CodecRequestError as exc:
+            return problem(exc.status, "Codec request refused", str(exc), request.url.path)
+        return Response(answer, media_type="application/json")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -282,7 +334,19 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         rows = cases.audit_review(who, month)
         return {"case": None, "rows": [r.model_dump(mode="json") for r in rows]}
 
+    from interfaces.web.app import mount_web
+
+    mount_web(app, settings, cases)
     return app
+
+
+def temporal_ui_origins(settings: Settings) -> set[str]:
+    """Where the Temporal UI of this installation is opened: its host, both loopback names."""
+    host = settings.temporal_address.rpartition(":")[0] or "localhost"
+    hosts = {host}
+    if host in ("localhost", "127.0.0.1"):
+        hosts |= {"localhost", "127.0.0.1"}
+    return {f"http://{h}:{settings.ui_port}" for h in hosts}
 
 
 def _admin(who: Principal) -> None:

@@ -1,7 +1,8 @@
 """`housing-chain`: the command line of caseworkers, housing pilots and supervisors.
 
 Exit codes: 0 done, 1 refused (with a message naming the case and why; nothing recorded),
-2 usage (a bad option or value, named). Every step takes `--on DATE` (effective date,
+2 usage (a bad option or value, named), 3 an import stopped by an outage (the lines not sent
+are counted; run it again). Every step takes `--on DATE` (effective date,
 default today), `--as ACTOR` and `--json`.
 """
 
@@ -280,6 +281,70 @@ def exit_case(case: str, destination: str = typer.Option(
               command_id, data)
 
 
+def _fields(text: str, names: tuple[str, ...], option: str) -> dict[str, str | None]:
+    """A repeated option's value, `a|b|c`, as named fields (empty ones None)."""
+    parts = [p.strip() for p in text.split("|")]
+    if len(parts) > len(names):
+        raise typer.BadParameter(f"{option} takes {'|'.join(names)}, not {text!r}")
+    return {n: (parts[i] or None) if i < len(parts) else None for i, n in enumerate(names)}
+
+
+@step_command("plan")
+def plan(case: str, goal: str = typer.Option("own housing", help="the overall goal"),
+         sub_goal: list[str] = typer.Option(
+             [], help="id|goal|responsible|follow-up date (YYYY-MM-DD); repeat per sub-goal"),
+         on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+         command_id: str = IdOption, data: Path = DataOption) -> None:
+    """The individual plan (individuell plan): the overall goal and its sub-goals."""
+    names = ("id", "goal", "responsible", "follow_up")
+    send_step({"type": "plan", "case": case, "goal": goal,
+               "sub_goals": [_fields(g, names, "--sub-goal") for g in sub_goal]},
+              on, actor, as_json, command_id, data)
+
+
+@step_command("plan_review")
+def plan_review(case: str, review: list[str] = typer.Option(
+                    ..., help="sub-goal id|met, partly or not_met|note|next follow-up date; "
+                              "repeat per sub-goal"),
+                on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                command_id: str = IdOption, data: Path = DataOption) -> None:
+    """A review of the plan: each sub-goal met, partly or not met, with a note."""
+    rows = [_fields(r, ("sub_goal", "result", "note", "next_follow_up"), "--review")
+            for r in review]
+    for r in rows:
+        r["note"] = r["note"] or ""
+    send_step({"type": "plan_review", "case": case, "reviews": rows}, on, actor, as_json,
+              command_id, data)
+
+
+@step_command("temporary_placement")
+def temporary_placement(
+    case: str, placement: str = typer.Option(..., help="an id for the placement"),
+    kind: str = typer.Option(..., help="hotel, shelter, camping_cabin, family, other"),
+    start: date = typer.Option(None, "--from", help="the first night; default --on"),
+    end: date = typer.Option(None, "--to", help="the planned end; open until ended"),
+    cost_per_night: Decimal = typer.Option(None, help="SEK"),
+    on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+    command_id: str = IdOption, data: Path = DataOption,
+) -> None:
+    """Temporary accommodation while waiting."""
+    send_step({"type": "temporary_placement", "case": case, "placement": placement, "kind": kind,
+               "start": start.isoformat() if start else None,
+               "end": end.isoformat() if end else None,
+               "cost_per_night": str(cost_per_night) if cost_per_night is not None else None},
+              on, actor, as_json, command_id, data)
+
+
+@step_command("placement_ended")
+def placement_ended(case: str, placement: str = typer.Option(...),
+                    end: date = typer.Option(None, "--to", help="default --on"),
+                    on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                    command_id: str = IdOption, data: Path = DataOption) -> None:
+    """A temporary placement ended."""
+    send_step({"type": "placement_ended", "case": case, "placement": placement,
+               "end": end.isoformat() if end else None}, on, actor, as_json, command_id, data)
+
+
 @step_command("register_apartment")
 def register_apartment(apartment: str, landlord: str = typer.Option(...),
                        rooms: int = typer.Option(...), on: date = OnOption,
@@ -328,6 +393,24 @@ def status(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> No
 
 
 @app.command()
+def repair(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Start a case's workflow again from the event store (admin) after it was terminated or
+    failed outside the engine: the same stage and timers, no event lost or doubled."""
+    from application.use_cases import UseCases, local_operator
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    result = call(settings, lambda _: UseCases(settings).repair(local_operator(), case), as_json)
+    if as_json:
+        print(json.dumps(result))
+        return
+    said = {"restarted": "[green]repaired:[/] the workflow runs again",
+            "running": "the workflow is running: nothing to repair",
+            "closed": "the case is closed: nothing to repair"}
+    out.print(f"case {clean(case)} ({result['stage']}): {said[result['workflow']]}", highlight=False)
+
+
+@app.command()
 def history(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> None:
     """Every domain event of a case: effective date, recorded time, actor, what happened."""
     settings = settings_for(data)
@@ -341,8 +424,11 @@ def history(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> N
                   title=f"case {clean(case)}")
     for r in rows:
         details = ", ".join(f"{k}={v}" for k, v in r["details"].items())
+        actor = clean(r["actor"] or "")
+        if r.get("recorded_by"):
+            actor += f" (recorded by {clean(r['recorded_by'])})"
         table.add_row(str(r["version"]), str(r["on"]), r["recorded"][:19].replace("T", " "),
-                      clean(r["actor"] or ""), r["event"], clean(details))
+                      actor, r["event"], clean(details))
     out.print(table)
 
 
@@ -366,9 +452,13 @@ def import_file(
     report = do_import(settings, raw, file.stem, actor, strict=strict, parallel=parallel,
                        show_progress=not as_json)
     if as_json:
-        print(json.dumps({"accepted": report["accepted"], "refused": report["refused"]}))
+        print(json.dumps({"accepted": report["accepted"], "refused": report["refused"],
+                          **({"outage": report["outage"], "not_sent": report["not_sent"]}
+                             if report.get("outage") else {})}))
     else:
         print_import_report(report)
+    if report.get("outage"):
+        raise typer.Exit(3)  # not sent, not refused: run the import again
     if report["refused"]:
         raise typer.Exit(1)
 
@@ -397,6 +487,9 @@ def print_import_report(report: dict[str, Any]) -> None:
                   highlight=False)
     dup = f" ({report['duplicates']} already recorded)" if report.get("duplicates") else ""
     stop = " — stopped at the first refusal (--strict)" if report.get("stopped_early") else ""
+    if report.get("outage"):
+        stop = f" — {report['not_sent']} not sent"
+        err.print(f"[red]stopped:[/] {clean(report['outage'])}", highlight=False)
     out.print(f"[bold]{report['accepted']} accepted{dup}, {len(report['refused'])} refused[/]{stop}",
               highlight=False)
 
@@ -422,6 +515,7 @@ def report(
                                  "(default), decision-to-move-in, move-in-to-exit, "
                                  "application-to-housed"),
     quarter: str = typer.Option(None, help="for ivo: e.g. 2026Q3"),
+    year: int = typer.Option(None, help="for kpis: e.g. 2026"),
     programme: str = typer.Option(None), target_group: str = typer.Option(None),
     district: str = typer.Option(None),
     wait: float = typer.Option(30.0, help="seconds to wait for the read models to catch up"),
@@ -439,7 +533,7 @@ def report(
         fail(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}", 2)
     options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
                             interval=interval, quarter=quarter, programme=programme,
-                            target_group=target_group, district=district)
+                            target_group=target_group, district=district, year=year)
     result = call(settings, lambda b: b.report(name, options, case, wait), as_json)
     emit_report(name, result, as_json, as_csv)
 
@@ -600,6 +694,41 @@ def serve(data: Path = DataOption,
                 port=port or settings.api_port, log_level="warning", access_log=False)
 
 
+user_app = typer.Typer(no_args_is_help=True, help="The local issuer's users (<data>/users.json).")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    name: str = typer.Argument(..., help="the user id people sign in with"),
+    role: list[str] = typer.Option(..., help="caseworker, housing_pilot, supervisor, landlord, "
+                                             "admin (repeat for several)"),
+    unit: list[str] = typer.Option([], help="a district (or, for a landlord, its name); repeat"),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="read the password from standard input"),
+    data: Path = DataOption,
+) -> None:
+    """Create (or replace) a user of the web sign-in on the embedded stack; the password is
+    stored as an argon2 hash only."""
+    import getpass
+
+    from interfaces.web.users import add_user
+
+    settings = settings_for(data)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            fail("the passwords differ", 2)
+    try:
+        add_user(settings.data, name, password, list(role), list(unit))
+    except ValueError as exc:
+        fail(str(exc), 2)
+    out.print(f"user {clean(name)} added: {', '.join(role)}"
+              + (f" in {', '.join(unit)}" if unit else ""), highlight=False)
+
+
 @app.command()
 def token(
     subject: str = typer.Option(..., "--as", help="the token's subject: who signs in"),
@@ -691,6 +820,30 @@ def identity_erase(client: str, as_json: bool = JsonOption, data: Path = DataOpt
         out.print(f"[green]erased:[/] the identity of client {clean(client)}")
     else:
         out.print(f"no identity was recorded for client {clean(client)}")
+
+
+keys_app = typer.Typer(help="The master key that wraps every client's data key.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate(as_json: bool = JsonOption, data: Path = DataOption) -> None:
+    """Make a new master key, re-wrap every client data key under it and retire the old one
+    (local admin); what was encrypted stays readable."""
+    from application.errors import UseCaseError
+    from application.use_cases import UseCases, local_operator
+
+    settings = settings_for(data)
+    configure_logs(settings)
+    try:
+        result = UseCases(settings).rotate_master_key(local_operator())
+    except UseCaseError as exc:
+        fail(str(exc), 2, as_json)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"[green]rotated:[/] master key {result['current']} is current, "
+                  f"{result['rewrapped']} data keys re-wrapped, {result['retired']} retired")
 
 
 def start_stack_process(settings: Settings, timeout: float = 120) -> subprocess.Popen:
@@ -822,6 +975,7 @@ app.add_typer(notice_app, name="notice")
 
 
 def main() -> None:
+    os.umask(0o077)  # the data directory holds personal data and keys: owner only
     code = 0
     try:
         app()

@@ -1,0 +1,67 @@
+"""Build the message catalogues: extract the message ids (pybabel), fill sv and nb from
+locale/translations.tsv (English, Swedish, bokmål), write the .po files and compile .mo.
+
+    python -m interfaces.web.catalogues
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+
+HERE = Path(__file__).parent
+LOCALE = HERE / "locale"
+
+
+def table() -> dict[str, tuple[str, str]]:
+    rows = {}
+    for line in (LOCALE / "translations.tsv").read_text("utf-8").splitlines():
+        if line.strip():
+            en, sv, nb = line.split("\t")
+            rows[en] = (sv, nb)
+    return rows
+
+
+def extract() -> Catalog:
+    with tempfile.TemporaryDirectory() as tmp:
+        pot = Path(tmp) / "messages.pot"
+        subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
+                        str(HERE / "babel.cfg"), "-k", "N_", "-k", "_", "-k", "g",
+                        "--no-location", "-o", str(pot), str(HERE)], check=True,
+                       capture_output=True, cwd=HERE)
+        with pot.open("rb") as f:
+            return read_po(f)
+
+
+def build() -> list[str]:
+    """Write and compile the catalogues; the message ids without a translation."""
+    source, rows = extract(), table()
+    missing = []
+    for lang, column in (("sv", 0), ("nb", 1), ("en", None)):
+        catalog = Catalog(locale=lang, domain="messages", project="housing-chain")
+        for message in source:
+            if not message.id:
+                continue
+            text = message.id if column is None else rows.get(message.id, ("", ""))[column]
+            if not text:
+                missing.append(f"{lang}: {message.id}")
+            catalog.add(message.id, text)
+        out = LOCALE / lang / "LC_MESSAGES"
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "messages.po").open("wb") as f:
+            write_po(f, catalog, omit_header=False, sort_output=True)
+        with (out / "messages.mo").open("wb") as f:
+            write_mo(f, catalog)
+    return missing
+
+
+if __name__ == "__main__":
+    gaps = build()
+    print("\n".join(gaps) or "all messages translated")
+    sys.exit(1 if gaps else 0)

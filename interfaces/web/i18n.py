@@ -1,0 +1,69 @@
+"""Languages: Swedish by default, English and Norwegian bokmål; the user's choice (a cookie)
+wins over Accept-Language. Babel catalogues in interfaces/web/locale, compiled to .mo by
+`python -m interfaces.web.catalogues` (the .mo files are committed too)."""
+
+from __future__ import annotations
+
+import gettext
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.core import negotiate_locale
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+
+HERE = Path(__file__).parent
+LOCALE_DIR = HERE / "locale"
+LANGUAGES = ("sv", "en", "nb")
+DEFAULT = "sv"
+LANGUAGE_NAMES = {"sv": "Svenska", "en": "English", "nb": "Norsk bokmål"}
+_ALIASES = {"no": "nb", "nn": "nb", "nb": "nb", "sv": "sv", "en": "en"}
+
+
+def N_(message: str) -> str:
+    """Marks a message id for extraction; translated when rendered."""
+    return message
+
+
+def negotiate(cookie: str | None, accept_language: str | None) -> str:
+    if cookie in LANGUAGES:
+        return cookie
+    wanted = []
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().replace("_", "-").lower()
+        if tag:
+            wanted.append(_ALIASES.get(tag.split("-")[0], tag.split("-")[0]))
+    return negotiate_locale(wanted, LANGUAGES) or DEFAULT
+
+
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    return gettext.translation("messages", LOCALE_DIR, languages=[lang], fallback=lang == "en")
+
+
+def fmt_date(value: Any, lang: str) -> str:
+    if value in (None, ""):
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    return format_date(value, "medium" if lang == "en" else "short", locale=Locale.parse(lang))
+
+
+def fmt_datetime(value: Any, lang: str) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if lang == "sv":
+        return value.strftime("%Y-%m-%d %H:%M")
+    return format_datetime(value, "short", locale=Locale.parse(lang))
+
+
+def fmt_number(value: Any, lang: str) -> str:
+    if value in (None, ""):
+        return "–"
+    return format_decimal(value, locale=Locale.parse(lang))

@@ -1,0 +1,187 @@
+"""What the pages call things: stages, steps, events, due items, report columns and the
+step forms' fields. English message ids, translated by the catalogues."""
+
+from __future__ import annotations
+
+from interfaces.web.i18n import N_
+
+STAGES = {
+    "applied": N_("Registered application"), "assessment": N_("Under assessment"),
+    "waiting": N_("Waiting for an apartment"),
+    "offered": N_("Offered an apartment, awaiting the landlord"),
+    "approved": N_("Approved by the landlord, awaiting move-in"),
+    "training": N_("Training phase"), "takeover_review": N_("Referred for takeover"),
+    "takeover_approved": N_("Approved for takeover of the lease"), "closed": N_("Closed"),
+}
+STEPS = {
+    "apply": N_("Register application"), "start_assessment": N_("Start assessment"),
+    "decide": N_("Decide"), "offer": N_("Offer an apartment"),
+    "landlord_decision": N_("Landlord's decision"), "move_in": N_("Move in"),
+    "record_visit": N_("Record a visit"), "course_session": N_("Housing course session"),
+    "rent_arrears": N_("Rent arrears"), "repayment_plan": N_("Repayment plan"),
+    "complaint": N_("Complaint"), "refer_takeover": N_("Refer for takeover"),
+    "takeover_decision": N_("Takeover decision"), "assign": N_("Assign"),
+    "exit": N_("Close the case"), "register_apartment": N_("Register an apartment"),
+    "return_apartment": N_("Return an apartment"),
+}
+EVENTS = {
+    "Applied": N_("Application registered"), "AssessmentStarted": N_("Assessment started"),
+    "Granted": N_("Granted"), "Denied": N_("Denied"), "Offered": N_("Apartment offered"),
+    "LandlordApproved": N_("Landlord approved"), "LandlordRefused": N_("Landlord refused"),
+    "MovedIn": N_("Moved in"), "VisitRecorded": N_("Visit recorded"),
+    "CourseSessionAttended": N_("Course session attended"),
+    "RentArrearsRecorded": N_("Rent arrears recorded"),
+    "RepaymentPlanAgreed": N_("Repayment plan agreed"),
+    "ComplaintRecorded": N_("Complaint recorded"), "TakeoverReferred": N_("Referred for takeover"),
+    "TakeoverApproved": N_("Takeover approved"), "TakeoverRefused": N_("Takeover refused"),
+    "Exited": N_("Case closed"), "Assigned": N_("Assigned"),
+    "StageStalledNoted": N_("Stalled stage noted"),
+    "ReminderEscalatedNoted": N_("Reminder escalated"),
+    "UnexecutedDecisionNoted": N_("Unexecuted decision noted"),
+    "VisitOverdueNoted": N_("Overdue visit noted"),
+    "TakeoverEligibilityNoted": N_("Takeover eligibility noted"),
+}
+DUE = {
+    "unexecuted_decision": N_("Granted decision not executed: the three months end"),
+    "home_visit": N_("Support visit"), "support_visit": N_("Support visit"),
+    "follow_up": N_("Quarterly follow-up meeting"),
+    "monthly_checklist": N_("Monthly checklist: rent, home insurance, housing queues"),
+    "takeover_eligible": N_("Minimum training period reached: consider takeover"),
+    "arrears_without_plan": N_("Rent arrears without a repayment plan"),
+    "stalled": N_("Stalled in a stage"),
+}
+VALUES = {
+    "granted": N_("granted"), "denied": N_("denied"),
+    "training_apartment": N_("training apartment"), "housing_first": N_("Housing First"),
+    "municipal_contract": N_("municipal contract"),
+    "home_visit": N_("home visit"), "follow_up": N_("follow-up"), "inspection": N_("inspection"),
+    "caseworker": N_("caseworker"), "housing_pilot": N_("housing pilot"),
+    "supervisor": N_("supervisor"), "landlord": N_("landlord"), "admin": N_("administrator"),
+    "first_hand_lease": N_("first-hand lease"), "own_housing": N_("own housing"),
+    "terminated": N_("terminated"), "withdrawn": N_("withdrawn"), "deceased": N_("deceased"),
+    "moved_away": N_("moved away"),
+    "substance_abuse": N_("substance abuse"),
+    "psychiatric_disability": N_("psychiatric disability"), "co_morbidity": N_("co-morbidity"),
+    "families_with_children": N_("families with children"), "young_adults": N_("young adults"),
+    "elderly": N_("elderly"), "newly_arrived": N_("newly arrived"),
+    "exposed_to_violence": N_("exposed to violence"),
+    "functional_impairment": N_("functional impairment"), "other": N_("other"),
+    "self": N_("self-referral"), "healthcare": N_("healthcare"), "other_unit": N_("other unit"),
+    "without_housing": N_("without housing"), "at_risk": N_("at risk of losing housing"),
+    "unsuitable": N_("unsuitable housing"),
+    "unexecuted": N_("unexecuted"), "executed_late": N_("executed late"),
+    "true": N_("yes"), "false": N_("no"),
+    "allowed": N_("allowed"), "denied_access": N_("refused"),
+    "assigned": N_("assigned"), "unit": N_("unit"), "none": N_("none"),
+    "phone": N_("phone"), "sms": N_("text message"), "letter": N_("letter"),
+    "email": N_("e-mail"), "contact_made": N_("contact made"),
+    "meeting_booked": N_("meeting booked"), "support_granted": N_("support granted"),
+    "eviction_averted": N_("eviction averted"), "eviction_executed": N_("eviction executed"),
+    "eviction": N_("eviction notice"), "outreach": N_("outreach"),
+    "enforcement_authority": N_("Enforcement Authority"), "reach": N_("reach the tenant"),
+    "vacant": N_("vacant"), "offered": N_("offered"), "occupied": N_("occupied"),
+    "taken_over": N_("taken over"), "returned": N_("returned"),
+}
+COLUMNS = {
+    "case": N_("Case"), "client": N_("Client"), "target_group": N_("Target group"),
+    "district": N_("District"), "programme": N_("Programme"),
+    "decision_date": N_("Decision date"), "days_waiting": N_("Days waiting"),
+    "status": N_("Status"), "executed_on": N_("Executed on"), "group": N_("Period"),
+    "count": N_("Count"), "mean_days": N_("Mean (days)"), "median_days": N_("Median (days)"),
+    "p90_days": N_("90th percentile (days)"), "applications": N_("Applications"),
+    "grants": N_("Grants"), "active_at_end": N_("Active at end"),
+    "net_change": N_("Net change"), "permanent_share": N_("Share to permanent housing"),
+    "takeovers": N_("Takeovers"), "pilot": N_("Housing pilot"), "cases": N_("Cases"),
+    "overdue_visits": N_("Overdue visits"), "notices": N_("Notices"),
+    "reached_within_48_hours": N_("Reached within 48 h"),
+    "share_reached_within_48_hours": N_("Share reached within 48 h"),
+    "escalated": N_("Escalated"), "evictions_averted": N_("Evictions averted"),
+    "evictions_executed": N_("Evictions executed"),
+    "housing_cases_opened": N_("Housing cases opened"), "quarter": N_("Quarter"),
+    "ivo_count": N_("Unexecuted decisions"), "recorded": N_("Recorded"),
+    "subject": N_("Who"), "action": N_("Action"), "outcome": N_("Outcome"),
+    "relation": N_("Relation"), "roles": N_("Roles"), "at": N_("When"),
+}
+# the fields of each case step's form: (name, kind, options)
+FIELDS = {
+    "outcome": N_("Outcome"), "programme": N_("Programme"), "reason": N_("Reason"),
+    "apartment": N_("Apartment"), "approved": N_("Approved"), "kind": N_("Kind of visit"),
+    "rent_paid": N_("Rent paid"), "home_insurance": N_("Home insurance"),
+    "in_housing_queue": N_("In the housing queue"), "session": N_("Session (1–4)"),
+    "amount": N_("Amount (SEK)"), "note": N_("Note"), "role": N_("Role"), "to": N_("User id"),
+    "destination": N_("Exit destination"), "on": N_("Effective date"),
+    "landlord": N_("Landlord"), "rooms": N_("Rooms"),
+    "reached": N_("Tenant reached"), "channel": N_("Channel"), "pilot": N_("Housing pilot"),
+}
+# eviction-prevention notices: the steps after registration and their forms' fields
+NOTICE_STEPS = {
+    "register": N_("Register a notice"), "contact_attempt": N_("Contact attempt"),
+    "assign_outreach": N_("Assign outreach"), "outreach_visit": N_("Outreach visit"),
+    "outcome": N_("Record an outcome"),
+}
+NOTICE_FORMS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
+    "contact_attempt": [("reached", "select", ("true", "false")),
+                        ("channel", "select", ("phone", "sms", "letter", "email", "home_visit",
+                                               "other"))],
+    "assign_outreach": [("pilot", "text", ())],
+    "outreach_visit": [("reached", "select", ("true", "false"))],
+    "outcome": [("outcome", "select", ("contact_made", "meeting_booked", "support_granted",
+                                       "eviction_averted", "eviction_executed"))],
+}
+YES_NO = ("true", "false")
+STEP_FORMS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
+    "start_assessment": [],
+    "decide": [("outcome", "select", ("granted", "denied")),
+               ("programme", "select?", ("training_apartment", "housing_first",
+                                         "municipal_contract")),
+               ("reason", "text?", ())],
+    "offer": [("apartment", "text", ())],
+    "landlord_decision": [("approved", "select", YES_NO), ("reason", "text?", ())],
+    "move_in": [("apartment", "text", ())],
+    "record_visit": [("kind", "select", ("home_visit", "follow_up", "inspection")),
+                     ("rent_paid", "select?", YES_NO), ("home_insurance", "select?", YES_NO),
+                     ("in_housing_queue", "select?", YES_NO)],
+    "course_session": [("session", "number", ("1", "4"))],
+    "rent_arrears": [("amount", "decimal", ())],
+    "repayment_plan": [],
+    "complaint": [("note", "text?", ())],
+    "refer_takeover": [],
+    "takeover_decision": [("approved", "select", YES_NO), ("reason", "text?", ())],
+    "assign": [("role", "select", ("caseworker", "housing_pilot")), ("to", "text", ())],
+    "exit": [("destination", "exits", ())],
+}
+CHECKLIST = ("rent_paid", "home_insurance", "in_housing_queue")
+
+
+def step_fields(step: str, form: dict[str, str]) -> dict[str, object]:
+    """A step form's text fields as the import-line shape (checked by the use case)."""
+    fields: dict[str, object] = {"type": step}
+    checklist = {}
+    for name, kind, _ in STEP_FORMS.get(step, []):
+        raw = (form.get(name) or "").strip()
+        if not raw:
+            continue
+        value: object = raw
+        if raw in YES_NO and kind.startswith("select") and set(_[:2] if _ else ()) == set(YES_NO):
+            value = raw == "true"
+        if name in CHECKLIST:
+            checklist[name] = value
+        else:
+            fields[name] = value
+    if checklist:
+        fields["checklist"] = checklist
+    if form.get("on"):
+        fields["on"] = form["on"].strip()
+    return fields
+
+
+def notice_fields(step: str, form: dict[str, str]) -> dict[str, object]:
+    """A notice step form's fields as the notice step's shape (checked by the use case)."""
+    fields: dict[str, object] = {"type": step}
+    for name, _kind, _options in NOTICE_FORMS.get(step, []):
+        raw = (form.get(name) or "").strip()
+        if raw:
+            fields[name] = (raw == "true") if name == "reached" else raw
+    if form.get("on"):
+        fields["on"] = form["on"].strip()
+    return fields

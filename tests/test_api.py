@@ -1,0 +1,688 @@
+"""The HTTP API of a real embedded stack (`housing-chain up`: Temporal dev server, worker,
+projection and API), over real HTTP.
+
+What is checked is what a municipality relies on when it opens the API to its staff: a request
+without a valid token gets nowhere; each role reaches exactly the cases and steps the access
+rules give it; refusals are problem details in the domain's own words (the CLI's words too);
+a retried request records once; every read is in the access log, the log shows tampering, and
+the monthly review finds reads without a reason; reports come as CSV; the import streams; and
+the CLI can work through the API with a token instead of reaching the stores itself.
+
+Cases are set up through the API as the admin (fast: no CLI process per step); the CLI is run
+only where the test is about the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from application.tokens import LocalIssuer
+from tests.backends import (
+    BACKENDS,
+    PG,
+    create_database,
+    drop_database,
+    skip_or_fail_without_postgres,
+    store_env,
+)
+from tests.stack import CLI, Stack
+
+pytestmark = pytest.mark.slow
+
+TODAY = date.today()
+PROBLEM = "application/problem+json"
+
+ADMIN = ("admin.api", ["admin"], [])
+CASEWORKER = ("handlaggare.ek", ["caseworker"], ["Farsta"])
+OTHER_UNIT_CASEWORKER = ("handlaggare.sp", ["caseworker"], ["Spånga"])
+SUPERVISOR = ("enhetschef.farsta", ["supervisor"], ["Farsta"])
+PILOT = ("bolots.ahmed", ["housing_pilot"], [])
+OTHER_PILOT = ("pilot.nilsson", ["housing_pilot"], [])
+LANDLORD = ("uthyrning.stockholmshem", ["landlord"], ["Stockholmshem"])
+OTHER_LANDLORD = ("uthyrning.familjebostader", ["landlord"], ["Familjebostäder"])
+
+STAGES = ("applied", "assessment", "waiting", "offered", "approved", "training")
+
+
+def d(days_ago: int) -> str:
+    return (TODAY - timedelta(days=days_ago)).isoformat()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Api:
+    """The running stack, its base URL, an HTTP client and the stack's own token issuer."""
+
+    stack: Stack
+    base: str
+    issuer: LocalIssuer
+    http: httpx.Client
+
+    def token(self, who: tuple[str, list[str], list[str]]) -> str:
+        subject, roles, units = who
+        return self.issuer.mint(subject, roles, units)
+
+    def auth(self, who: tuple[str, list[str], list[str]] | str) -> dict[str, str]:
+        token = who if isinstance(who, str) else self.token(who)
+        return {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, who, **kw: Any) -> httpx.Response:
+        return self.http.get(path, headers={**self.auth(who), **kw.pop("headers", {})}, **kw)
+
+    def post(self, path: str, who, **kw: Any) -> httpx.Response:
+        return self.http.post(path, headers={**self.auth(who), **kw.pop("headers", {})}, **kw)
+
+    def step(self, case: str | None, who=ADMIN, **fields: Any) -> dict[str, Any]:
+        """A step that must be accepted (setting up a case)."""
+        path = f"/api/cases/{case}/steps" if case else "/api/apartments/steps"
+        response = self.post(path, who, json=fields)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def open_case(self, case: str, stage: str = "waiting", *, district: str = "Farsta",
+                  landlord: str = "Stockholmshem", pilot: str | None = None) -> str:
+        """A case of `district` (caseworker handlaggare.ek) driven to `stage`, with an
+        apartment of its own from `landlord` once it is offered; a housing pilot assigned."""
+        apartment = f"apt-{case}"
+        if STAGES.index(stage) >= STAGES.index("offered"):
+            self.step(None, type="register_apartment", apartment=apartment, landlord=landlord,
+                      rooms=1, on=d(60))
+        plan = [
+            ("applied", {"type": "apply", "on": d(40), "actor": CASEWORKER[0], "client": {
+                "id": f"p-{case}", "target_group": "young_adults", "district": district}}),
+            ("assessment", {"type": "start_assessment", "on": d(39)}),
+            ("waiting", {"type": "decide", "on": d(38), "outcome": "granted",
+                         "programme": "training_apartment"}),
+            ("offered", {"type": "offer", "on": d(37), "apartment": apartment}),
+            ("approved", {"type": "landlord_decision", "on": d(36), "approved": True}),
+            ("training", {"type": "move_in", "on": d(35), "apartment": apartment}),
+        ]
+        for reached, fields in plan:
+            self.step(case, **fields)
+            if reached == stage:
+                break
+        if pilot:
+            self.step(case, type="assign", role="housing_pilot", to=pilot, on=d(30))
+        return case
+
+    def history(self, case: str) -> list[dict[str, Any]]:
+        response = self.get(f"/api/cases/{case}/history", ADMIN)
+        assert response.status_code == 200, response.text
+        return response.json()["rows"]
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """`housing-chain ARGS` with the stack's environment plus `env`."""
+        return subprocess.run([*CLI, *args], env={**self.stack.env, **env}, capture_output=True,
+                              text=True, timeout=300)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(request, tmp_path_factory) -> Iterator[Api]:
+    """One stack per backend for the whole module: starting one costs seconds."""
+    data = tmp_path_factory.mktemp(f"api-{request.param}")
+    database = None
+    extra: dict[str, str] = {}
+    if request.param == "postgres":
+        skip_or_fail_without_postgres()
+        database = create_database()
+        extra = store_env("postgres", data, database)
+    stack = Stack.on_free_ports(data, extra)
+    stack.backend = request.param
+    stack.store = extra or store_env("sqlite", data)
+    stack.start()
+    base = f"http://127.0.0.1:{stack.env['HOUSING_CHAIN_API_PORT']}"
+    try:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            yield Api(stack, base, LocalIssuer(data), http)
+    finally:
+        stack.stop()
+        if database:
+            drop_database(database)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem: the status, its media type and the fields a client reads."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    assert body["instance"] == response.request.url.path
+    return body
+
+
+# --- sign-in: no valid token, no answer ------------------------------------------------------
+
+
+def claims(api: Api, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {"iss": api.issuer.issuer, "aud": api.issuer.audience, "sub": CASEWORKER[0],
+            "iat": now, "nbf": now, "exp": now + 600, "roles": ["admin"], "units": ["Farsta"]}
+    return {**base, **changes}
+
+
+def signed(api: Api, body: dict[str, Any], key: Any = None) -> str:
+    kid = api.issuer.kid  # makes the key on first use, as the API would
+    key = key or serialization.load_pem_private_key(api.issuer.key_path.read_bytes(), None)
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})
+
+
+def bad_token(api: Api, kind: str) -> str | None:
+    now = int(time.time())
+    if kind == "missing":
+        return None
+    if kind == "expired":
+        return signed(api, claims(api, iat=now - 7200, nbf=now - 7200, exp=now - 3600))
+    if kind == "wrong issuer":
+        return signed(api, claims(api, iss="https://idp.example.org"))
+    if kind == "wrong audience":
+        return signed(api, claims(api, aud="another-service"))
+    if kind == "forged signature":
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return signed(api, claims(api), key=other)
+    if kind == "alg none":
+        return jwt.encode(claims(api), None, algorithm="none", headers={"kid": api.issuer.kid})
+    if kind == "public key as HMAC secret":
+        public = serialization.load_pem_private_key(
+            api.issuer.key_path.read_bytes(), None).public_key()
+        secret = public.public_bytes(serialization.Encoding.PEM,
+                                     serialization.PublicFormat.SubjectPublicKeyInfo)
+        header = {"alg": "HS256", "kid": api.issuer.kid, "typ": "JWT"}
+        return _hs256(header, claims(api), secret)
+    raise AssertionError(kind)
+
+
+def _hs256(header: dict, body: dict, secret: bytes) -> str:
+    """An HS256 token by hand: PyJWT refuses a PEM as an HMAC secret, an attacker does not."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(body).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+TOKEN_FAULTS = {
+    "missing": "sign in",
+    "expired": "expired",
+    "wrong issuer": "issuer",
+    "wrong audience": "audience",
+    "forged signature": "signature",
+    "alg none": "none",
+    "public key as HMAC secret": "HS256",
+}
+ENDPOINTS = [("GET", "/api/cases/{case}"), ("POST", "/api/cases/{case}/steps"),
+             ("GET", "/api/reports/queue"), ("POST", "/api/imports")]
+
+
+@pytest.fixture(scope="module")
+def waiting_case(api: Api) -> str:
+    """A case of Farsta waiting for an apartment, that no test changes."""
+    return api.open_case(new_id("waiting"), "waiting")
+
+
+@pytest.mark.parametrize("method,path", ENDPOINTS, ids=[f"{m} {p}" for m, p in ENDPOINTS])
+@pytest.mark.parametrize("fault", list(TOKEN_FAULTS))
+def test_a_request_without_a_valid_token_is_401_and_says_why(api, waiting_case, fault, method,
+                                                             path):
+    """Every token here claims the admin role: only the signature, issuer, audience, lifetime
+    and algorithm checks stand between it and every case."""
+    token = bad_token(api, fault)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {"type": "course_session", "session": 1} if method == "POST" else None
+    response = api.http.request(method, path.format(case=waiting_case), headers=headers,
+                                json=body)
+    problem = assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert TOKEN_FAULTS[fault] in problem["detail"]
+    assert "eyJ" not in problem["detail"]  # the token is never echoed back
+
+
+def test_a_token_from_the_cli_issuer_signs_in_as_its_subject_roles_and_units(api):
+    """`housing-chain token` and the API share the key file in the data directory."""
+    minted = api.cli("token", "--as", "handlaggare.lind", "--role", "caseworker",
+                     "--unit", "Farsta", "--unit", "Spånga")
+    assert minted.returncode == 0, minted.stderr
+    me = api.get("/api/me", minted.stdout.strip())
+    assert me.status_code == 200, me.text
+    assert me.json() == {"subject": "handlaggare.lind", "roles": ["caseworker"],
+                         "units": ["Farsta", "Spånga"]}
+
+
+# --- who may do what: roles × endpoints ------------------------------------------------------
+
+
+def test_caseworker_of_the_unit_reads_status_and_history_and_takes_a_step(api):
+    case = api.open_case(new_id("cw"), "waiting")
+    status = api.get(f"/api/cases/{case}", CASEWORKER)
+    assert status.status_code == 200, status.text
+    assert status.json()["stage"] == "waiting"
+    assert "course_session" in status.json()["allowed"]
+    history = api.get(f"/api/cases/{case}/history", CASEWORKER)
+    assert history.status_code == 200
+    assert [r["event"] for r in history.json()["rows"]] == ["Applied", "AssessmentStarted",
+                                                            "Granted"]
+    step = api.post(f"/api/cases/{case}/steps", CASEWORKER,
+                    json={"type": "course_session", "session": 1})
+    assert step.status_code == 200, step.text
+    assert step.json()["accepted"] and step.json()["events"] == ["CourseSessionAttended"]
+
+
+def test_caseworker_of_another_unit_can_neither_read_nor_step_on_a_case(api, waiting_case):
+    read = assert_problem(api.get(f"/api/cases/{waiting_case}", OTHER_UNIT_CASEWORKER), 403)
+    assert "not in their units" in read["detail"]
+    assert_problem(api.get(f"/api/cases/{waiting_case}/history", OTHER_UNIT_CASEWORKER), 403)
+    assert_problem(api.post(f"/api/cases/{waiting_case}/steps", OTHER_UNIT_CASEWORKER,
+                            json={"type": "course_session", "session": 2}), 403)
+    assert "CourseSessionAttended" not in [r["event"] for r in api.history(waiting_case)]
+
+
+def test_pilot_cannot_read_an_unassigned_case(api):
+    case = api.open_case(new_id("pilot-no"), "training", pilot=PILOT[0])
+    problem = assert_problem(api.get(f"/api/cases/{case}", OTHER_PILOT), 403)
+    assert "not assigned to them" in problem["detail"]
+    assert_problem(api.post(f"/api/cases/{case}/steps", OTHER_PILOT,
+                            json={"type": "record_visit", "kind": "home_visit"}), 403)
+
+
+def test_assigned_pilot_records_a_visit_with_the_checklist_after_move_in(api):
+    case = api.open_case(new_id("pilot"), "training", pilot=PILOT[0])
+    visit = api.post(f"/api/cases/{case}/steps", PILOT, json={
+        "type": "record_visit", "kind": "home_visit",
+        "checklist": {"rent_paid": True, "home_insurance": True, "in_housing_queue": True}})
+    assert visit.status_code == 200, visit.text
+    assert visit.json()["events"] == ["VisitRecorded"]
+    assert api.get(f"/api/cases/{case}", PILOT).json()["housing_pilot"] == PILOT[0]
+
+
+def test_pilot_takes_no_caseworker_step_even_on_an_assigned_case(api):
+    case = api.open_case(new_id("pilot-exit"), "training", pilot=PILOT[0])
+    problem = assert_problem(api.post(f"/api/cases/{case}/steps", PILOT,
+                                      json={"type": "exit", "destination": "own_housing"}), 403)
+    assert "exit" in problem["detail"]
+
+
+def test_landlord_approves_the_candidate_on_its_own_apartment(api):
+    case = api.open_case(new_id("ll"), "offered", landlord="Stockholmshem")
+    approved = api.post(f"/api/cases/{case}/steps", LANDLORD,
+                        json={"type": "landlord_decision", "approved": True})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["stage"] == "approved"
+    assert api.history(case)[-1]["actor"] == LANDLORD[0]
+
+
+def test_landlord_cannot_decide_on_another_landlords_apartment(api):
+    case = api.open_case(new_id("ll-other"), "offered", landlord="Stockholmshem")
+    assert_problem(api.post(f"/api/cases/{case}/steps", OTHER_LANDLORD,
+                            json={"type": "landlord_decision", "approved": False}), 403)
+    assert not [r["event"] for r in api.history(case) if r["event"].startswith("Landlord")]
+
+
+def test_landlord_cannot_read_the_case_or_ask_for_personal_data(api):
+    """A landlord decides on its candidate; the case file and the client's identity are the
+    social services' own, even on the landlord's own apartment."""
+    case = api.open_case(new_id("ll-read"), "offered", landlord="Stockholmshem")
+    problem = assert_problem(api.get(f"/api/cases/{case}", LANDLORD), 403)
+    assert "landlords" in problem["detail"]
+    assert_problem(api.get(f"/api/cases/{case}/history", LANDLORD), 403)
+    assert_problem(api.post(f"/api/cases/{case}/identity", LANDLORD), 403)
+
+
+def test_caseworker_of_the_unit_reveals_the_identity_and_nobody_else_does(api):
+    case = new_id("id")
+    applied = api.post(f"/api/cases/{case}/steps", ADMIN, json={
+        "type": "apply", "on": d(5), "actor": CASEWORKER[0],
+        "client": {"id": f"p-{case}", "target_group": "elderly", "district": "Farsta",
+                   "name": "Astrid Testsson", "personal_number": "19400101-9803"}})
+    assert applied.status_code == 200, applied.text
+    revealed = api.post(f"/api/cases/{case}/identity", CASEWORKER)
+    assert revealed.status_code == 200, revealed.text
+    assert revealed.json()["name"] == "Astrid Testsson"
+    for who in (SUPERVISOR, ADMIN, OTHER_UNIT_CASEWORKER, PILOT):
+        assert_problem(api.post(f"/api/cases/{case}/identity", who), 403)
+
+
+def test_supervisor_reads_reports_and_access_logs_but_records_no_step(api, waiting_case):
+    report = api.get("/api/reports/waiting-times", SUPERVISOR, params={"by": "year"})
+    assert report.status_code == 200, report.text
+    assert {"group", "count"} <= set(report.json()["rows"][0])
+    log = api.get(f"/api/cases/{waiting_case}/access-log", SUPERVISOR)
+    assert log.status_code == 200, log.text
+    assert log.json()["case"] == waiting_case
+    problem = assert_problem(api.post(f"/api/cases/{waiting_case}/steps", SUPERVISOR,
+                                      json={"type": "course_session", "session": 3}), 403)
+    assert "supervisor" in problem["detail"]
+
+
+def test_only_supervisors_of_the_unit_and_the_admin_read_a_cases_access_log(api, waiting_case):
+    for who in (CASEWORKER, PILOT, LANDLORD, ("enhetschef.spanga", ["supervisor"], ["Spånga"])):
+        assert_problem(api.get(f"/api/cases/{waiting_case}/access-log", who), 403)
+
+
+def test_admin_reads_and_steps_everywhere_but_never_sees_an_identity(api):
+    case = api.open_case(new_id("admin"), "waiting")
+    for path in (f"/api/cases/{case}", f"/api/cases/{case}/history",
+                 f"/api/cases/{case}/access-log", "/api/reports/queue", "/api/reports/arrears",
+                 "/api/worklist?everyone=true", "/api/projections", "/api/audit/verify",
+                 "/api/apartments"):
+        response = api.get(path, ADMIN)
+        assert response.status_code == 200, (path, response.text)
+    step = api.post(f"/api/cases/{case}/steps", ADMIN, json={"type": "course_session",
+                                                             "session": 1})
+    assert step.status_code == 200, step.text
+    assert_problem(api.post(f"/api/cases/{case}/identity", ADMIN), 403)
+
+
+# --- problem details ---------------------------------------------------------------------------
+
+
+def test_a_refused_step_is_409_with_the_same_words_the_cli_prints(api):
+    """The API and the CLI call the same use case: a client reading the API's detail reads
+    what a caseworker at the terminal reads."""
+    on_api = api.open_case(new_id("refuse-api"), "applied")
+    on_cli = api.open_case(new_id("refuse-cli"), "applied")
+    problem = assert_problem(api.post(f"/api/cases/{on_api}/steps", CASEWORKER, json={
+        "type": "decide", "outcome": "granted", "programme": "housing_first"}), 409)
+    assert "decide needs an assessment" in problem["detail"]
+    cli = api.cli("decide", on_cli, "--outcome", "granted", "--programme", "housing_first")
+    assert cli.returncode == 1, cli.stderr
+    expected = "refused: " + problem["detail"].replace(on_api, on_cli)
+    assert " ".join(cli.stderr.split()) == " ".join(expected.split())
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"type": "course_session", "session": "first"}, "session"),
+    ({"type": "course_session", "session": 9}, "session"),
+    ({"type": "record_visit", "kind": "home_visit", "colour": "red"}, "colour"),
+    ({"type": "record_visit", "kind": "coffee"}, "kind"),
+    ({"type": "course_session", "session": 1, "on": "2026-13-40"}, "on"),
+    ({"type": "course_session", "session": 1, "actor": "someone.else"}, "actor"),
+    ({"type": "course_session", "session": 1, "case": "another"}, "case"),
+], ids=["not an integer", "out of range", "unknown field", "unknown kind", "not a date",
+        "actor is the token's subject", "case is in the path"])
+def test_a_malformed_step_is_422_naming_the_field_and_records_nothing(api, waiting_case, body,
+                                                                      field):
+    before = len(api.history(waiting_case))
+    problem = assert_problem(api.post(f"/api/cases/{waiting_case}/steps", CASEWORKER,
+                                      json=body), 422)
+    assert problem["detail"].startswith(f"{field}:"), problem["detail"]
+    assert len(api.history(waiting_case)) == before
+
+
+def test_a_body_that_is_not_json_is_422(api, waiting_case):
+    response = api.post(f"/api/cases/{waiting_case}/steps", CASEWORKER, content=b"{not json",
+                        headers={"Content-Type": "application/json"})
+    assert_problem(response, 422)
+
+
+def test_the_frameworks_own_refusals_under_api_are_problem_details_too(api, waiting_case):
+    """No route, a wrong method, a body that is not even text: a client parses every error
+    the same way."""
+    assert_problem(api.get("/api/no-such-endpoint", CASEWORKER), 404)
+    wrong_method = api.http.delete(f"/api/cases/{waiting_case}", headers=api.auth(CASEWORKER))
+    assert_problem(wrong_method, 405)
+    assert "GET" in wrong_method.headers["allow"]
+    assert_problem(api.post(f"/api/cases/{waiting_case}/steps", CASEWORKER, content=b"\xdd\xe2{",
+                            headers={"Content-Type": "application/json"}), 400)
+
+
+def test_an_unknown_case_is_404_for_reads_and_steps(api):
+    ghost = new_id("ghost")
+    problem = assert_problem(api.get(f"/api/cases/{ghost}", CASEWORKER), 404)
+    assert problem["detail"] == f"case {ghost} does not exist"
+    assert_problem(api.get(f"/api/cases/{ghost}/history", CASEWORKER), 404)
+    step = assert_problem(api.post(f"/api/cases/{ghost}/steps", CASEWORKER,
+                                   json={"type": "start_assessment"}), 404)
+    assert f"case {ghost} does not exist" in step["detail"]
+
+
+def test_a_pilot_asking_for_an_unknown_case_learns_nothing_of_whether_it_exists(api):
+    """A 404 to someone who may not read the case would tell them which case ids exist."""
+    assert_problem(api.get(f"/api/cases/{new_id('ghost')}", OTHER_PILOT), 403)
+
+
+def test_an_option_a_report_does_not_take_is_refused_with_422_naming_it(api):
+    """A supervisor asking `stock --by landlord` of a report that has no such option must
+    not get an answer to another question; the catalogue says which report takes what."""
+    catalogue = api.get("/api/reports", SUPERVISOR).json()
+    takes = {r["name"]: r["options"] for r in catalogue}
+    name = "stock" if "--by" not in takes["stock"] else next(
+        n for n, options in takes.items() if "--by" not in options)
+    problem = assert_problem(api.get(f"/api/reports/{name}", SUPERVISOR,
+                                     params={"by": "landlord"}), 422)
+    assert "--by" in problem["detail"] and name in problem["detail"]
+
+
+def test_an_unknown_report_is_422_naming_the_reports(api):
+    problem = assert_problem(api.get("/api/reports/popularity", SUPERVISOR), 422)
+    assert "waiting-times" in problem["detail"]
+
+
+# --- idempotency and the actor -----------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_twice_records_once_and_answers_duplicate(api):
+    case = api.open_case(new_id("idem"), "waiting")
+    key = f"client-retry:{uuid.uuid4()}"
+    body = {"type": "course_session", "session": 2}
+    first = api.post(f"/api/cases/{case}/steps", CASEWORKER, json=body,
+                     headers={"Idempotency-Key": key})
+    again = api.post(f"/api/cases/{case}/steps", CASEWORKER, json=body,
+                     headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert first.json()["command_id"] == again.json()["command_id"] == key
+    assert first.json()["duplicate"] is False
+    assert again.json()["duplicate"] is True
+    assert again.json()["stage"] == first.json()["stage"]
+    sessions = [r for r in api.history(case) if r["event"] == "CourseSessionAttended"]
+    assert [r["command_id"] for r in sessions] == [key]
+
+
+def test_the_recorded_actor_of_a_step_through_the_api_is_the_tokens_subject(api):
+    case = api.open_case(new_id("actor"), "assessment")
+    step = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "decide", "outcome": "granted", "programme": "housing_first"})
+    assert step.status_code == 200, step.text
+    last = api.history(case)[-1]
+    assert (last["event"], last["actor"]) == ("Granted", CASEWORKER[0])
+    assert last["command_id"] == step.json()["command_id"]
+
+
+# --- the access log -----------------------------------------------------------------------------
+
+
+def test_every_read_and_every_refusal_is_in_the_cases_access_log(api):
+    case = api.open_case(new_id("log"), "waiting")
+    assert api.get(f"/api/cases/{case}", CASEWORKER).status_code == 200
+    assert api.get(f"/api/cases/{case}/history", CASEWORKER).status_code == 200
+    assert_problem(api.get(f"/api/cases/{case}", OTHER_PILOT), 403)
+    log = api.get(f"/api/cases/{case}/access-log", SUPERVISOR)
+    assert log.status_code == 200, log.text
+    rows = log.json()["rows"]
+    seen = [(r["subject"], r["action"], r["outcome"]) for r in reversed(rows)
+            if r["action"] != "case.step"]
+    assert seen[-3:] == [(CASEWORKER[0], "case.read", "allowed"),
+                         (CASEWORKER[0], "case.history", "allowed"),
+                         (OTHER_PILOT[0], "case.read", "denied")]
+    read = next(r for r in rows if r["action"] == "case.read" and r["outcome"] == "allowed")
+    # handlaggare.ek opened the case, so is its caseworker: assigned, beyond being of the unit
+    assert (read["relation"], read["case_unit"], read["units"]) == ("assigned", "Farsta",
+                                                                    ["Farsta"])
+    assert read["address"] == "127.0.0.1"
+    again = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+    assert (again[0]["subject"], again[0]["action"]) == (SUPERVISOR[0], "access_log.read")
+
+
+def raw_audit(api: Api):
+    """The attacker's own connection to the access log, outside the application's code."""
+    if api.stack.backend == "postgres":
+        import psycopg
+
+        return psycopg.connect(host=PG["POSTGRES_HOST"], port=int(PG["POSTGRES_PORT"]),
+                               user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
+                               dbname=api.stack.store["POSTGRES_DBNAME"], autocommit=True)
+    return sqlite3.connect(api.stack.data / "audit.sqlite", isolation_level=None, timeout=30)
+
+
+def drop_append_only_triggers(conn, postgres: bool) -> list[str]:
+    if postgres:
+        names = [r[0] for r in conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'access_log'::regclass "
+            "AND NOT tgisinternal")]
+        for name in names:
+            conn.execute(f"DROP TRIGGER {name} ON access_log")
+    else:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'access_log'")]
+        for name in names:
+            conn.execute(f"DROP TRIGGER {name}")
+    return names
+
+
+def test_audit_verify_finds_a_record_altered_behind_the_applications_back(api):
+    """The attacker has database rights: drops the append-only triggers and rewrites who read
+    a case. The hash chain still names the record. The row is put back afterwards, and opening
+    the log (as `audit verify` does) puts the triggers back, so the other tests see an intact log."""
+    case = api.open_case(new_id("tamper"), "waiting")
+    assert api.get(f"/api/cases/{case}", CASEWORKER).status_code == 200
+    intact = api.cli("audit", "verify")
+    assert intact.returncode == 0, intact.stderr
+    assert "unbroken" in intact.stdout
+    rows = api.get(f"/api/cases/{case}/access-log", ADMIN).json()["rows"]
+    target = next(r for r in rows if r["subject"] == CASEWORKER[0] and r["action"] == "case.read")
+    seq, postgres = target["seq"], api.stack.backend == "postgres"
+    mark = "%s" if postgres else "?"
+    conn = raw_audit(api)
+    try:
+        assert drop_append_only_triggers(conn, postgres)
+        conn.execute(f"UPDATE access_log SET subject = {mark} WHERE seq = {mark}",
+                     ("somebody.else", seq))
+        broken = api.cli("audit", "verify")
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert f"record {seq}" in broken.stderr and "altered" in broken.stderr
+        as_json = json.loads(api.cli("audit", "verify", "--json").stdout)
+        assert (as_json["ok"], as_json["first_broken"]) == (False, seq)
+    finally:  # `audit verify` opened the log and so put the triggers back: drop them again
+        drop_append_only_triggers(conn, postgres)
+        conn.execute(f"UPDATE access_log SET subject = {mark} WHERE seq = {mark}",
+                     (target["subject"], seq))
+        conn.close()
+    restored = api.cli("audit", "verify")
+    assert restored.returncode == 0, restored.stderr
+    conn = raw_audit(api)
+    try:
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute(f"UPDATE access_log SET subject = 'x' WHERE seq = {seq}")
+    finally:
+        conn.close()
+
+
+def test_the_monthly_review_lists_reads_without_a_reason_and_denied_attempts(api):
+    """The admin may read any case, but a read with no assignment to the case or its unit is
+    what the monthly review is for; so is every refused attempt."""
+    case = api.open_case(new_id("review"), "waiting")
+    assert api.get(f"/api/cases/{case}", ADMIN).status_code == 200
+    assert_problem(api.get(f"/api/cases/{case}", OTHER_PILOT), 403)
+    assert api.get(f"/api/cases/{case}", CASEWORKER).status_code == 200
+    month = datetime.now(UTC).strftime("%Y-%m")
+    review = api.cli("audit", "review", "--month", month, "--json")
+    assert review.returncode == 0, review.stderr
+    on_case = [(r["subject"], r["action"], r["outcome"], r["relation"])
+               for r in json.loads(review.stdout) if r["case"] == case]
+    assert (ADMIN[0], "case.read", "allowed", "none") in on_case
+    assert (OTHER_PILOT[0], "case.read", "denied", "none") in on_case
+    assert all(subject != CASEWORKER[0] for subject, *_ in on_case)  # the unit's own reads
+
+
+# --- reports, import --------------------------------------------------------------------------
+
+
+def test_a_report_asked_for_as_csv_answers_csv_with_a_header_row(api, waiting_case):
+    response = api.get("/api/reports/queue", CASEWORKER, headers={"Accept": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    header, *rows = response.text.splitlines()
+    assert header.split(",")[:2] == ["case", "client"]
+    assert any(row.startswith(f"{waiting_case},") for row in rows)
+
+
+def import_body(case: str) -> bytes:
+    lines = [
+        {"type": "register_apartment", "apartment": f"apt-{case}", "landlord": "Stockholmshem",
+         "rooms": 2, "on": d(20)},
+        {"type": "apply", "case": case, "on": d(20), "actor": "handlaggare.lind",
+         "client": {"id": f"p-{case}", "target_group": "elderly", "district": "Farsta"}},
+        {"type": "start_assessment", "case": case, "on": d(19)},
+    ]
+    return ("\n".join(json.dumps(x) for x in lines) + "\n{not json\n").encode()
+
+
+def test_an_import_streams_json_lines_and_ends_with_its_summary(api):
+    case = new_id("imp")
+    with api.http.stream("POST", "/api/imports", content=import_body(case),
+                         headers={**api.auth(ADMIN), "Content-Type": "application/x-ndjson"},
+                         params={"source": "test_api"}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        items = [json.loads(line) for line in response.iter_lines() if line.strip()]
+    summary = items[-1]["summary"]
+    assert summary["accepted"] == 3
+    assert [r["line"] for r in summary["refused"]] == [4]
+    assert {"line": 4, "case": None, "accepted": False}.items() <= items[-2].items()
+    assert any("done" in i for i in items[:-1])
+    assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
+
+
+def test_only_the_admin_imports(api):
+    case = new_id("imp-denied")
+    for who in (CASEWORKER, SUPERVISOR):
+        response = api.post("/api/imports", who, content=import_body(case),
+                            headers={"Content-Type": "application/x-ndjson"})
+        assert "import" in assert_problem(response, 403)["detail"]
+    assert_problem(api.get(f"/api/cases/{case}", ADMIN), 404)
+
+
+# --- the CLI through the API -------------------------------------------------------------------
+
+
+def test_the_cli_pointed_at_the_api_reads_and_steps_as_the_tokens_subject(api):
+    case = api.open_case(new_id("remote"), "waiting")
+    remote = {"HOUSING_CHAIN_API_URL": api.base,
+              "HOUSING_CHAIN_API_TOKEN": api.token(CASEWORKER)}
+    status = api.cli("status", case, "--json", **remote)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["stage"] == "waiting"
+    step = api.cli("course-session", case, "--session", "1", **remote)
+    assert step.returncode == 0, step.stderr
+    last = api.history(case)[-1]
+    assert (last["event"], last["actor"]) == ("CourseSessionAttended", CASEWORKER[0])
+
+
+def test_the_cli_pointed_at_the_api_with_a_pilots_token_is_refused_cleanly(api):
+    case = api.open_case(new_id("remote-pilot"), "waiting")
+    result = api.cli("status", case, HOUSING_CHAIN_API_URL=api.base,
+                     HOUSING_CHAIN_API_TOKEN=api.token(OTHER_PILOT))
+    assert result.returncode == 1
+    assert f"{OTHER_PILOT[0]} may not read case {case}" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr + result.stdout

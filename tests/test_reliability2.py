@@ -1,0 +1,367 @@
+"""Reliability, round two: command ids per target, duplicate JSON keys, repairing a case's
+workflow, importer outages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from application.errors import Refused
+from application.store import ProcessedCommand, _UnitOfWork
+from domain.case import case_uuid
+from domain.stages import Stage
+from tests.builders import POLICY, TODAY, Chain
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Chain:
+    return Chain(tmp_path / "events.sqlite")
+
+
+def case_events(chain: Chain, case: str) -> list[str]:
+    return [row["event"] for row in chain.app.history(case)]
+
+
+# --- 1. a command id belongs to its case ------------------------------------------------------
+
+
+def test_the_same_command_id_on_another_case_is_another_command(chain):
+    chain.drive("c-a", Stage.WAITING)
+    chain.drive("c-b", Stage.WAITING)
+    [on_a] = chain.run(chain.step("course_session", "c-a", session=2, id="X"))
+    [on_b] = chain.run(chain.step("course_session", "c-b", session=2, id="X"))
+    assert on_a.accepted and not on_a.duplicate
+    assert on_b.accepted and not on_b.duplicate
+    assert chain.app.get_case("c-b").course_sessions == {2}
+    assert case_events(chain, "c-b").count("CourseSessionAttended") == 1
+    assert chain.app.processed("X", case_uuid("c-b")) == on_b
+
+
+def test_the_same_command_id_on_the_same_case_is_still_recorded_once(chain):
+    chain.drive("c-a", Stage.WAITING)
+    step = chain.step("course_session", "c-a", session=2, id="X")
+    [first] = chain.run(step)
+    [again] = chain.run(step)
+    assert again == first.model_copy(update={"duplicate": True})
+    assert case_events(chain, "c-a").count("CourseSessionAttended") == 1
+
+
+def legacy_marks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markers as they were saved before ids belonged to their case: keyed by the id alone."""
+
+    def mark(self, command_id, target, result):  # noqa: ANN001 - the patched method's own
+        self.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump()))
+        self.seen_commands[f"{target.hex}:{command_id}"] = result
+
+    monkeypatch.setattr(_UnitOfWork, "mark", mark)
+
+
+def test_a_legacy_marker_still_answers_a_retry_on_its_own_case(chain, monkeypatch):
+    chain.drive("c-a", Stage.WAITING)
+    step = chain.step("course_session", "c-a", session=2, id="X")
+    with monkeypatch.context() as patch:
+        legacy_marks(patch)
+        [first] = chain.run(step)
+    stored = chain.stored()
+    [retry] = chain.run(step)
+    assert retry == first.model_copy(update={"duplicate": True})
+    assert chain.stored() == stored
+
+
+def test_a_legacy_marker_of_another_case_does_not_swallow_the_command(chain, monkeypatch):
+    chain.drive("c-a", Stage.WAITING)
+    chain.drive("c-b", Stage.WAITING)
+    with monkeypatch.context() as patch:
+        legacy_marks(patch)
+        chain.accept(chain.step("course_session", "c-a", session=2, id="X"))
+    [on_b] = chain.run(chain.step("course_session", "c-b", session=2, id="X"))
+    assert on_b.accepted and not on_b.duplicate
+    assert chain.app.get_case("c-b").course_sessions == {2}
+
+
+def test_the_import_looks_up_an_earlier_result_on_the_lines_own_case(chain):
+    chain.drive("c-a", Stage.WAITING)
+    chain.drive("c-b", Stage.WAITING)
+    step_a = chain.step("course_session", "c-a", session=2, id="X")
+    chain.accept(step_a)
+    step_b = step_a.model_copy(update={"case": "c-b"})
+    assert chain.app.processed_step(step_a).accepted
+    assert chain.app.processed_step(step_b) is None
+    assert chain.app.execute(step_b, today=TODAY, policy=POLICY).accepted
+
+
+def test_the_same_batch_id_on_another_case_is_another_batch(chain):
+    chain.drive("c-a", Stage.WAITING)
+    chain.drive("c-b", Stage.WAITING)
+    chain.run(chain.step("course_session", "c-a", session=1, id="X"), batch_id="X+1")
+    [on_b] = chain.run(chain.step("course_session", "c-b", session=1, id="X"), batch_id="X+1")
+    assert on_b.accepted and not on_b.duplicate
+    assert chain.app.get_case("c-b").course_sessions == {1}
+
+
+# --- 2. duplicate keys in an import line -------------------------------------------------------
+
+
+def test_an_import_line_naming_a_key_twice_is_refused_naming_the_key():
+    from datetime import date
+
+    from application.importer import parse
+
+    lines = [
+        '{"type": "course_session", "case": "c-1", "session": 1, "session": 2}',
+        '{"type": "apply", "case": "c-2", "client": {"id": "k-2", "district": "A", "district": "B"}}',
+        '{"type": "course_session", "case": "c-3", "session": 1}',
+    ]
+    parsed, refused = parse(lines, source="f.jsonl", actor="import", today=date(2026, 1, 5))
+    assert [(r.line, r.reason) for r in refused] == [
+        (1, "duplicate key 'session': each field may appear once"),
+        (2, "duplicate key 'district': each field may appear once"),
+    ]
+    assert [line.number for line in parsed] == [3]
+
+
+# --- 3. repair: a terminated workflow starts again from the event store ------------------------
+
+
+async def granted(h, case: str) -> None:
+    await h.apply(case)
+    await h.step(type="start_assessment", case=case)
+    await h.step(type="decide", case=case, outcome="granted", programme="training_apartment")
+
+
+@pytest.mark.slow
+async def test_a_step_after_the_workflow_was_terminated_repairs_it_and_is_recorded_once(harness):
+    h = harness
+    h.chain.recorded = h.store.recorded
+    await granted(h, "r-1")
+    await h.step(type="register_apartment", apartment="apt-r1", landlord="Framtiden", rooms=2)
+    await h.handle("r-1").terminate("by hand, outside the engine")
+    offer = await h.step(type="offer", case="r-1", apartment="apt-r1")
+    assert offer.accepted and offer.stage == "offered"
+    status = await h.chain.status("r-1")
+    assert status.stage == "offered" and "landlord_decision" in status.allowed
+    await h.step(type="landlord_decision", case="r-1", approved=True)
+    assert h.events("r-1") == ["Applied", "AssessmentStarted", "Granted", "Offered",
+                               "LandlordApproved"]
+
+
+@pytest.mark.slow
+async def test_repair_starts_a_terminated_case_again_at_its_stage_and_a_retry_is_a_duplicate(harness):
+    h = harness
+    await granted(h, "r-2")
+    decide_id = h.store.recorded("r-2")[1][-1]
+    await h.handle("r-2").terminate("by hand")
+    with pytest.raises(Refused, match="does not exist"):  # no store at hand: not repaired
+        await h.step(type="start_assessment", case="r-2")
+    assert await h.chain.repair("r-2", *h.store.recorded("r-2")) == "restarted"
+    assert await h.chain.repair("r-2", *h.store.recorded("r-2")) == "running"
+    assert (await h.chain.status("r-2")).stage == "waiting"
+    again = await h.step(type="decide", case="r-2", outcome="granted",
+                         programme="training_apartment", id=decide_id)
+    assert again.duplicate
+    assert h.events("r-2").count("Granted") == 1
+
+
+async def test_only_an_admin_may_repair_a_case_and_the_refusal_is_recorded(tmp_path):
+    from application.use_cases import UseCases
+    from config.settings import Settings
+    from domain.access import Forbidden, Principal
+
+    cases = UseCases(Settings(data=tmp_path))
+    who = Principal(subject="cw-anna", roles=frozenset({"caseworker"}), units=frozenset({"A"}))
+    with pytest.raises(Forbidden, match="may not repair case workflows: needs the role admin"):
+        await cases.repair(who, "c-1")
+    [record] = cases.audit.for_case("c-1")
+    assert (record.subject, record.action, record.outcome) == ("cw-anna", "case.repair", "denied")
+
+
+# --- 4. `up` supervises the dev server ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_up_starts_cleanly_after_the_previous_up_was_killed(tmp_path):
+    import os
+    import signal
+
+    from tests.stack import Stack
+
+    first = Stack.on_free_ports(tmp_path / "data")
+    first.start()
+    assert (tmp_path / "data" / "temporal-server.pid").exists()
+    os.kill(first.process.pid, signal.SIGKILL)  # the `up` process only, not its group
+    first.process.wait()
+    second = Stack(data=first.data, env=first.env)
+    second.start()
+    try:
+        ok = second.run("apply", "k-1", "--client", "p-k1", "--target-group", "young_adults",
+                        "--district", "Farsta")
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        second.stop()
+
+
+def test_a_dev_server_left_by_a_killed_up_is_stopped_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from config.settings import Settings
+    from runtime.stack import EmbeddedStack
+
+    stack = EmbeddedStack(Settings(data=tmp_path))
+    db = str(tmp_path / "temporal.sqlite")
+    # stands in for the dev server: the same command-line words, a process that lingers
+    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "start-dev",
+                             "--db-filename", db])
+    stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stack.pid_file.write_text(f"{left.pid}\n")
+        stack.stop_stale_server()
+        assert left.wait(timeout=10) == -15
+        assert not stack.pid_file.exists()
+        stack.pid_file.write_text(f"{stray.pid}\n")  # a pid reused by another program
+        stack.stop_stale_server()
+        assert stray.poll() is None
+    finally:
+        left.kill()
+        stray.kill()
+
+
+def test_up_refuses_when_the_temporal_ui_port_is_taken(tmp_path):
+    import socket
+
+    from tests.stack import Stack
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = Stack.on_free_ports(tmp_path / "data", {"HOUSING_CHAIN_UI_PORT": str(port)})
+        up = stack.run("up", timeout=60)
+    assert up.returncode == 1
+    assert (f"the Temporal UI port {port} is taken by another program: stop it or set "
+            "HOUSING_CHAIN_UI_PORT") in " ".join(up.stderr.split())
+
+
+# --- 5. listening beyond this machine needs saying so ------------------------------------------
+
+
+@pytest.mark.parametrize("address", [("TEMPORAL_ADDRESS", "0.0.0.0:7233"),
+                                     ("TEMPORAL_ADDRESS", "192.168.1.20:7233"),
+                                     ("HOUSING_CHAIN_API_HOST", "0.0.0.0")])
+def test_up_refuses_a_non_loopback_address_unless_public_bind_is_allowed(tmp_path, address):
+    from tests.stack import Stack
+
+    stack = Stack.on_free_ports(tmp_path / "data", dict([address]))
+    up = stack.run("up", timeout=60)
+    assert up.returncode == 1
+    said = " ".join(up.stderr.split())
+    assert "refusing to listen on a non-loopback address" in said
+    assert "HOUSING_CHAIN_ALLOW_PUBLIC_BIND=1" in said
+    assert not (tmp_path / "data" / "temporal-server.pid").exists()  # nothing was started
+
+
+def test_public_bind_allowed_is_a_warning_not_a_refusal():
+    from config.settings import Settings
+    from runtime.stack import check_bind
+
+    settings = Settings(temporal_address="0.0.0.0:7233", allow_public_bind=True)
+    assert check_bind(settings) == ["TEMPORAL_ADDRESS 0.0.0.0"]
+    assert check_bind(Settings(temporal_address="localhost:7233", api_host="::1")) == []
+
+
+# --- 6. an outage during an import is not a refusal -------------------------------------------
+
+
+class FlakyChain:
+    """Stands in for the gateway (outside our system): away for some calls or some cases."""
+
+    def __init__(self, away_calls: int = 0, away_cases: tuple[str, ...] = (),
+                 error: Exception | None = None) -> None:
+        self.away_calls = away_calls
+        self.away_cases = away_cases
+        self.error = error
+        self.sent: list[tuple[str, str]] = []
+
+    def answer(self, step):
+        from application.errors import Unavailable
+        from domain.views import LineResult
+
+        self.sent.append((step.case, step.id))
+        if self.away_calls > 0:
+            self.away_calls -= 1
+            raise Unavailable("no Temporal server at 127.0.0.1:7233")
+        if step.case in self.away_cases:
+            raise self.error or Unavailable("no Temporal server at 127.0.0.1:7233")
+        return LineResult(accepted=True, command_id=step.id, stage="waiting")
+
+    async def send(self, step):
+        return self.answer(step)
+
+    async def send_batch(self, case, steps, batch_id):
+        results = []
+        for step in steps:
+            results.append(self.answer(step))
+        return results
+
+    async def send_stock(self, step):
+        raise AssertionError("no stock lines here")
+
+
+def import_lines(*cases: str):
+    from datetime import date
+
+    from application.importer import parse
+
+    raw = [f'{{"type": "course_session", "case": "{case}", "session": {n % 4 + 1}}}'
+           for n, case in enumerate(cases)]
+    lines, refused = parse(raw, source="f.jsonl", actor="import", today=date(2026, 1, 5))
+    assert not refused
+    return lines
+
+
+async def test_an_outage_during_an_import_is_retried_and_never_reported_as_a_refusal():
+    from application.importer import ImportReport, run_import
+
+    chain = FlakyChain(away_calls=2)
+    report = await run_import(chain, import_lines("c-1", "c-2"), ImportReport(), parallel=1,
+                              outage_for=30)
+    assert (report.accepted, report.refused, report.outage, report.not_sent) == (2, [], None, 0)
+
+
+async def test_when_the_stack_stays_away_the_import_stops_and_counts_the_lines_not_sent():
+    from application.importer import ImportReport, run_import
+
+    chain = FlakyChain(away_cases=("c-1",))
+    lines = import_lines("c-1", "c-2", "c-1", "c-2", "c-1")
+    report = await run_import(chain, lines, ImportReport(), outage_for=1)
+    assert report.refused == [] and report.stopped_early
+    assert report.accepted == 2 and report.not_sent == 3
+    assert "the stack did not answer for 1 s" in report.outage
+    assert "the import stopped with 3 lines not sent" in report.outage
+    assert report.as_json()["not_sent"] == 3
+
+
+async def test_a_case_s_later_lines_never_run_after_one_failed_for_a_reason_not_the_domains():
+    from application.importer import ImportReport, run_import
+
+    chain = FlakyChain(away_cases=("c-1",), error=RuntimeError("the worker crashed"))
+    lines = import_lines("c-1", "c-1", "c-2")
+    report = await run_import(chain, lines, ImportReport(), parallel=1, strict=True)
+    assert report.refused == [] and report.accepted == 0
+    assert [case for case, _ in chain.sent] == ["c-1"]  # neither c-1's next line nor another
+    assert report.not_sent == 3 and "line 1 failed" in report.outage
+
+
+@pytest.mark.slow
+async def test_an_apply_sent_again_after_a_terminate_does_not_leave_the_case_unrepairable(harness):
+    h = harness
+    h.chain.recorded = h.store.recorded
+    await granted(h, "r-3")
+    await h.handle("r-3").terminate("by hand")
+    with pytest.raises(Refused, match="already exists"):
+        await h.apply("r-3")  # starts an empty run, refused by the store
+    await h.step(type="register_apartment", apartment="apt-r3", landlord="Framtiden", rooms=2)
+    offer = await h.step(type="offer", case="r-3", apartment="apt-r3")
+    assert offer.accepted and offer.stage == "offered"
+    assert h.events("r-3") == ["Applied", "AssessmentStarted", "Granted", "Offered"]

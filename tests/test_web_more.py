@@ -1,0 +1,128 @@
+"""The web's sign-in beyond one process: the local issuer's codes shared through the data
+directory, its discovery document, the idle time-out and Secure cookies; and sign-in through
+an external OIDC provider (tests/oidc_provider.py) on a real stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_web import PASSWORD, client, sign_in  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_code_issued_in_one_process_is_redeemed_once_in_another(tmp_path):
+    from application.tokens import LocalIssuer
+    from interfaces.web.issuer import LocalAuthorization, OAuthError, s256
+    from interfaces.web.users import User
+
+    verifier = "v" * 64
+    params = {"client_id": "web", "redirect_uri": "http://x/callback",
+              "code_challenge": s256(verifier), "nonce": "n1"}
+    code = LocalAuthorization(LocalIssuer(tmp_path), "web").grant(
+        User("a", ("caseworker",), ("Farsta",)), params)
+    assert code not in (tmp_path / "web-codes.sqlite").read_bytes().decode("latin-1")
+    form = {"grant_type": "authorization_code", "code": code, "client_id": "web",
+            "redirect_uri": "http://x/callback", "code_verifier": verifier}
+    script = ("import json, sys; from pathlib import Path; from application.tokens import LocalIssuer; "
+              "from interfaces.web.issuer import LocalAuthorization; "
+              "a = LocalAuthorization(LocalIssuer(Path(sys.argv[1])), 'web'); "
+              "t = a.token(json.loads(sys.argv[2])); "
+              "print(a.issuer.verifier().verify(t['access_token']).subject)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), json.dumps(form)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "a"
+    with pytest.raises(OAuthError):  # single use, across processes
+        LocalAuthorization(LocalIssuer(tmp_path), "web").token(form)
+
+
+def test_local_discovery_lists_the_authorize_and_token_endpoints(client):  # noqa: F811
+    doc = client.get("/.well-known/openid-configuration").json()
+    assert doc["authorization_endpoint"] == "http://testserver/oidc/authorize"
+    assert doc["token_endpoint"] == "http://testserver/oidc/token"
+    assert "S256" in doc["code_challenge_methods_supported"]
+    assert "code" in doc["response_types_supported"]
+
+
+def signed_in(c):
+    _, ok = sign_in(c)
+    assert ok.status_code == 303
+    done = c.get(ok.headers["location"].replace(str(c.base_url), ""))
+    assert done.status_code == 200
+    return done
+
+
+def test_idle_time_out_signs_out(client):  # noqa: F811
+    web = client.app.state.web
+    signed_in(client)
+    page = client.get("/apply")
+    assert page.status_code == 200
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    now = time.time()
+    web.clock = lambda: now + (web.web.idle_minutes - 1) * 60  # within the idle time: still in
+    assert client.get("/apply", follow_redirects=False).status_code == 200
+    web.clock = lambda: now + (2 * web.web.idle_minutes) * 60 + 5  # idle too long since then
+    gone = client.get("/apply", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/signin")
+    refused = client.post("/cases/c-1/steps", data={"csrf": csrf, "type": "start_assessment"})
+    assert refused.status_code == 403 and "Logga in igen" in refused.text
+
+
+def test_cookies_are_secure_over_tls(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from config.settings import Settings
+    from interfaces.api.app import create_app
+    from interfaces.web.users import add_user
+
+    add_user(tmp_path, "handlaggare.lind", PASSWORD, ["caseworker"], ["Farsta"])
+    app = create_app(Settings(data=tmp_path))
+    plain = TestClient(app, base_url="http://testserver").get("/signin", follow_redirects=False)
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    tls = TestClient(app, base_url="https://testserver")
+    done = signed_in(tls)
+    cookie = done.headers["set-cookie"]
+    assert "hc_session=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    proxied = TestClient(app, base_url="http://testserver",
+                         headers={"X-Forwarded-Proto": "https"})
+    flow = proxied.get("/signin", follow_redirects=False).headers["set-cookie"]
+    assert "hc_flow=" in flow and "Secure" in flow
+
+
+@pytest.mark.slow
+def test_a_caseworker_signs_in_through_an_external_provider(tmp_path):
+    from tests.oidc_provider import OidcProvider
+    from tests.stack import Stack
+
+    users = {"handlaggare.lind": {"roles": ["caseworker"], "units": ["Farsta"]}}
+    with OidcProvider(tmp_path / "idp", users=users, auto_approve="handlaggare.lind") as idp:
+        doc = httpx.get(idp.issuer + "/.well-known/openid-configuration").json()
+        assert doc["authorization_endpoint"] == idp.issuer + "/authorize"
+        stack = Stack.on_free_ports(tmp_path / "data", {"HOUSING_CHAIN_OIDC_ISSUER": idp.issuer})
+        stack.start()
+        try:
+            base = f"http://127.0.0.1:{stack.env['HOUSING_CHAIN_API_PORT']}"
+            with httpx.Client(follow_redirects=True, timeout=30) as web:
+                page = web.get(base + "/", headers={"Accept-Language": "en"})
+                hops = [str(r.url) for r in page.history] + [str(page.url)]
+                assert any(h.startswith(idp.issuer + "/authorize") for h in hops), hops
+                assert page.status_code == 200, page.text[:2000]
+                # signed_in.html hands over to the page asked for
+                page = web.get(base + "/", headers={"Accept-Language": "en"})
+                assert page.status_code == 200 and str(page.url) == base + "/", page.url
+                assert "handlaggare.lind" in page.text and "My worklist" in page.text
+                # no local sign-in form on a stack with an external issuer
+                assert web.get(base + "/oidc/authorize").status_code == 404
+                # the provider redeems a code once: replaying the callback fails
+                callback = next(h for h in hops if "/callback?" in h)
+                assert web.get(callback).status_code == 400
+        finally:
+            stack.stop()

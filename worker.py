@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import os
 import signal
+import sys
 
 import structlog
 from temporalio.client import Client
@@ -20,29 +21,31 @@ from activities.case import CaseActivities
 from activities.eviction import NoticeActivities
 from activities.notify import Notifier
 from activities.reports import ReportActivities
-from application.codec import CodecKeys, data_converter
+from activities.retention import RetentionActivities
+from application.gateway import Unreachable, temporal_client, unreachable
 from application.readmodels import keyring_for
 from application.schedules import ensure_schedules
 from application.store import HousingChain
-from config.logs import configure, route_temporal_logs
+from config.logs import configure
 from config.settings import Settings
 from workflows.case import CaseWorkflow
 from workflows.eviction import EvictionPreventionWorkflow
 from workflows.reports import ScheduledReportWorkflow
+from workflows.retention import IdentityRetentionWorkflow
 from workflows.stock import StockWorkflow
 
-WORKFLOWS = [CaseWorkflow, StockWorkflow, ScheduledReportWorkflow, EvictionPreventionWorkflow]
+WORKFLOWS = [CaseWorkflow, StockWorkflow, ScheduledReportWorkflow, EvictionPreventionWorkflow,
+             IdentityRetentionWorkflow]
 log = structlog.get_logger("worker")
 
 
 async def connect(settings: Settings) -> Client:
-    """The worker's client encrypts payloads like every other client (`application.codec`)."""
-    route_temporal_logs()
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(CodecKeys.load(settings.data)),
-    )
+    """The worker's client encrypts payloads and reaches a secured cluster (mTLS, an API key)
+    like every other client: `application.gateway.temporal_client` builds them all."""
+    try:
+        return await temporal_client(settings)
+    except RuntimeError as exc:
+        raise unreachable(settings, exc) from None
 
 
 def build_worker(
@@ -54,7 +57,8 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[*CaseActivities(app).all(), Notifier(settings).deliver,
-                    ReportActivities(settings).write_report, *NoticeActivities(app).all()],
+                    ReportActivities(settings).write_report, *NoticeActivities(app).all(),
+                    RetentionActivities(settings, app.keyring).erase_expired_identities],
         activity_executor=executor,
         max_concurrent_activities=8,
         max_concurrent_local_activities=8,
@@ -90,7 +94,11 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, stop)
 
-    asyncio.run(runner())
+    try:
+        asyncio.run(runner())
+    except Unreachable as exc:  # one line, no traceback: it names the address and TLS
+        print(f"worker: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

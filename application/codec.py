@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import temporalio.converter
 from cryptography.exceptions import InvalidTag
@@ -89,12 +89,27 @@ def _aad(key_id: str) -> bytes:
     return b"housing-chain/payload/v1\0" + key_id.encode()
 
 
+SWITCH = "HOUSING_CHAIN_CODEC"
+
+
+def encryption_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """False only when `HOUSING_CHAIN_CODEC=off`: a benchmark-only switch (bench/
+    encryption_cost.py measures the cost of encryption by running without it). It turns off the
+    payload codec *and* the per-client encryption of free text and identities, so it must never
+    be set on an installation that holds real personal data."""
+    environ = os.environ if environ is None else environ
+    return environ.get(SWITCH, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
 def data_converter(keys: CodecKeys) -> DataConverter:
     """The project's pydantic converter with every payload encrypted.
 
     Failure messages and stack traces are moved into an encoded attribute as well: an exception
     text can quote a client's name, and the UI shows failures to anyone who opens the workflow.
+    (Plain, unencrypted, only under the benchmark switch: see `encryption_enabled`.)
     """
+    if not encryption_enabled():
+        return pydantic_data_converter
     return dataclasses.replace(
         pydantic_data_converter, payload_codec=EncryptionCodec(keys),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes)

@@ -7,9 +7,11 @@ not exist or is closed, comes back as `Refused` with a message that names the ca
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -22,7 +24,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from application.codec import CodecKeys, data_converter
 from application.errors import Refused, Unavailable
@@ -50,6 +52,16 @@ TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
              RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A status in TRANSIENT, or the core's `Unknown: transport error`: the connection broke
+    in the middle of a call (a server killed with the call in flight). Retrying is as safe
+    as for UNAVAILABLE (the same update id), and neither is ever a refusal of the step."""
+    if not isinstance(exc, RPCError):
+        return False
+    return exc.status in TRANSIENT or (exc.status == RPCStatusCode.UNKNOWN
+                                       and "transport error" in str(exc))
+
+
 class Unreachable(Unavailable):
     """No Temporal server answers at the configured address."""
 
@@ -58,27 +70,96 @@ def case_workflow_id(case: str) -> str:
     return f"case-{case}"
 
 
+def _read(path: Path, setting: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise Unreachable(f"HOUSING_CHAIN_TEMPORAL_{setting} {path}: cannot read it "
+                          f"({exc.strerror})") from None
+
+
+def temporal_security(settings: Settings) -> dict[str, Any]:
+    """The TLS and API-key arguments of every `Client.connect` (the worker's, the API's, the
+    CLI's), built here only, so that one configuration reaches a secured cluster everywhere.
+
+    No setting: plain gRPC, as the embedded dev server speaks. A client certificate and key:
+    mTLS; a CA: the server's certificate is checked against it rather than the system's
+    roots; an API key (Temporal Cloud) sends `Authorization: Bearer` and implies TLS."""
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if (cert is None) != (key is None):
+        raise Unreachable("HOUSING_CHAIN_TEMPORAL_TLS_CERT and HOUSING_CHAIN_TEMPORAL_TLS_KEY go "
+                          "together: set both (the client certificate and its private key)")
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    wanted = (cert, settings.temporal_tls_ca, settings.temporal_tls_server_name, api_key)
+    if all(value is None for value in wanted):
+        return {"tls": False}
+    tls = TLSConfig(
+        server_root_ca_cert=_read(settings.temporal_tls_ca, "TLS_CA") if settings.temporal_tls_ca else None,
+        client_cert=_read(cert, "TLS_CERT") if cert else None,
+        client_private_key=_read(key, "TLS_KEY") if key else None,
+        domain=settings.temporal_tls_server_name,
+    )
+    return {"tls": tls, "api_key": api_key}
+
+
+def uses_tls(settings: Settings) -> bool:
+    return temporal_security(settings)["tls"] is not False
+
+
+async def temporal_client(settings: Settings, **options: Any) -> Client:
+    """`Client.connect` with the address, namespace, encrypting converter and TLS settings."""
+    route_temporal_logs()
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(CodecKeys.load(settings.data)),
+        **temporal_security(settings),
+        **options,
+    )
+
+
+def _innermost(said: str) -> str:
+    """The core's transport error is a nest of Rust debug output; its innermost `error: "…"`
+    (a URL after it dropped) is what a person can act on."""
+    found = re.findall(r'error: "([^"]+)"', said)
+    if found:
+        return " ".join(found[-1].split(": https://")[0].split())
+    kind = re.findall(r"Kind\((\w+)\)", said)  # e.g. ConnectionReset: "connection reset"
+    if kind:
+        return re.sub(r"(?<!^)([A-Z])", r" \1", kind[-1]).lower()
+    return " ".join(said.split())
+
+
+def unreachable(settings: Settings, exc: BaseException) -> Unreachable:
+    """Why no client: in one line, naming TLS and the certificate when TLS is configured (a
+    refused handshake surfaces as a bare transport error otherwise)."""
+    said = _innermost(str(exc))
+    if uses_tls(settings):
+        return Unreachable(
+            f"no TLS connection to Temporal at {settings.temporal_address}: the TLS handshake "
+            "failed or the server refused the client certificate — check "
+            "HOUSING_CHAIN_TEMPORAL_TLS_CERT, _TLS_KEY, _TLS_CA and _TLS_SERVER_NAME (or "
+            f"HOUSING_CHAIN_TEMPORAL_API_KEY) ({said})")
+    return Unreachable(
+        f"no Temporal server at {settings.temporal_address} ({said}); start the stack with "
+        "`housing-chain up` or set TEMPORAL_ADDRESS (a secured cluster: set "
+        "HOUSING_CHAIN_TEMPORAL_TLS_CERT, _TLS_KEY, _TLS_CA or HOUSING_CHAIN_TEMPORAL_API_KEY)"
+    )
+
+
 async def connect(settings: Settings, attempts: int = 1) -> Client:
     """A client whose payloads are encrypted (`application.codec`): Temporal's database, UI and
     HTTP API only ever see ciphertext of what the engine sends it."""
-    route_temporal_logs()
-    converter = data_converter(CodecKeys.load(settings.data))
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                data_converter=converter,
-            )
+            return await temporal_client(settings)
         except RuntimeError as exc:
             last = exc
             if attempt + 1 < attempts:
                 await asyncio.sleep(0.5)
-    raise Unreachable(
-        f"no Temporal server at {settings.temporal_address} ({last}); start the stack with "
-        "`housing-chain up` or set TEMPORAL_ADDRESS"
-    )
+    assert last is not None
+    raise unreachable(settings, last)
 
 
 def _reason(exc: BaseException) -> str:
@@ -121,7 +202,7 @@ class ChainClient:
                 if time.monotonic() > deadline:
                     raise
             except RPCError as exc:
-                if exc.status not in TRANSIENT or time.monotonic() > deadline:
+                if not is_transient(exc) or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -203,6 +284,7 @@ class ChainClient:
                 except WorkflowUpdateFailedError as again:
                     reason = _reason(again)
                 except RPCError as again:
+                    _raise_if_outage(again)
                     reason = await self._explain(case, again)
             else:
                 _raise_if_outage(exc)
@@ -302,7 +384,7 @@ class ChainClient:
 
 def _raise_if_outage(exc: Exception) -> None:
     """A server still away after the retries is an outage, never a refusal of the step."""
-    if isinstance(exc, RPCError) and exc.status in TRANSIENT:
+    if is_transient(exc):
         raise Unavailable(f"Temporal did not answer: {exc}") from exc
 
 

@@ -27,7 +27,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from application.errors import Unavailable
-from application.gateway import TRANSIENT, ChainClient, Refused
+from application.gateway import ChainClient, Refused, is_transient
 from domain.commands import ApplyLine, import_line_adapter
 from domain.personal_number import find_personal_number
 from domain.views import LineResult
@@ -83,7 +83,7 @@ def transient(exc: BaseException) -> bool:
     """An error of the transport or a busy server, worth sending the line again for: never
     a refusal (that is `Refused`, or a refused LineResult)."""
     if isinstance(exc, RPCError):
-        return exc.status in TRANSIENT
+        return is_transient(exc)
     return isinstance(exc, (Unavailable, WorkflowUpdateRPCTimeoutOrCancelledError,
                             ConnectionError, TimeoutError))
 
@@ -183,11 +183,17 @@ def parse(
 def _keys(step: Any, apartment_of: dict[str, str | None]) -> tuple[str, ...]:
     """What a line must stay in order with: its case, its apartment, or everything."""
     kind = step.type
-    if kind in ("register_apartment", "return_apartment"):
+    if kind in ("register_apartment", "return_apartment", "apartment_to_repair",
+                "apartment_repaired"):
         return (f"apt:{step.apartment}",)
     keys = [f"case:{step.case}"]
     if kind == "apply":
         apartment_of[step.case] = None
+    elif kind == "move_apartment":  # vacates the case's apartment, occupies the new one
+        keys.append(f"apt:{step.apartment}")
+        old = apartment_of.get(step.case)
+        keys.append(f"apt:{old}" if old else BARRIER)
+        apartment_of[step.case] = step.apartment
     elif kind in ("offer", "move_in"):
         apartment_of[step.case] = step.apartment
         keys.append(f"apt:{step.apartment}")

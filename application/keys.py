@@ -531,6 +531,7 @@ class PostgresWrappedKeys:
             "replace": "UPDATE {table} SET blob = %s WHERE owner = %s AND blob = %s",
             "delete": "DELETE FROM {table} WHERE owner = %s",
             "owners": "SELECT owner FROM {table} ORDER BY owner",
+            "vacuum": "VACUUM {table}",
         }.items()}
         if self._factory.env_create_table():
             with self._db.transaction(commit=True) as cursor:
@@ -561,6 +562,18 @@ class PostgresWrappedKeys:
     def owners(self) -> list[str]:
         with self._db.transaction() as cursor:
             return [row["owner"] for row in cursor.execute(self._sql["owners"]).fetchall()]
+
+    def vacuum(self) -> bool:
+        """VACUUM the key table after a destroy, so the deleted wrapped key leaves the table's
+        pages (WAL and backups keep it until the old master key is retired); False if the
+        role may not."""
+        try:
+            with self._db.cursor() as cursor:  # the pool's connections are autocommit
+                cursor.execute(self._sql["vacuum"])
+        except Exception as exc:  # noqa: BLE001 - the key is destroyed either way
+            log.warning("VACUUM of the data key table failed: %s", exc)
+            return False
+        return True
 
     def close(self) -> None:
         self._factory.close()

@@ -17,7 +17,8 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from application.store import HousingChain, _UnitOfWork
+from application.keys import DecryptionError, KeyRing
+from application.store import ERASED, HousingChain, _UnitOfWork
 from domain.commands import Apply, Client
 from domain.errors import DomainError
 from domain.notice import Notice, notice_uuid
@@ -110,7 +111,7 @@ def _dispatch(
     elif isinstance(step, AssignOutreach):
         notice.assign_outreach(step.pilot, **kw)
     elif isinstance(step, OutreachVisit):
-        notice.outreach_visit(step.reached, step.note, **kw)
+        notice.outreach_visit(step.reached, seal_note(app, notice, step.note), **kw)
     elif isinstance(step, RecordOutcome):
         notice.record_outcome(step.outcome.value, **kw)
     elif isinstance(step, OpenCase):
@@ -216,9 +217,34 @@ def notice_snapshot_of(notice: Notice) -> NoticeSnapshot:
     )
 
 
+def seal_note(app: HousingChain, notice: Notice, text: str) -> str:
+    """A note from an outreach visit is about the tenant, like a case's free text: encrypted
+    with the client's data key, so erasing the client erases it too. Empty stays empty."""
+    if not text or app.keyring is None:
+        return text
+    return app.keyring.encrypt(notice.client_id, text, _note_context(notice.notice_id))
+
+
+def _open_note(app: HousingChain, notice: Notice, value: Any) -> Any:
+    if not KeyRing.is_token(value):
+        return value
+    if app.keyring is None:
+        return "[encrypted]"
+    try:
+        text = app.keyring.decrypt(notice.client_id, value, _note_context(notice.notice_id))
+    except DecryptionError:  # a destroyed key made anew: erased
+        text = None
+    return ERASED if text is None else text
+
+
+def _note_context(notice_id: str) -> str:
+    return f"notice/{notice_id}/text"
+
+
 def notice_history(app: HousingChain, notice_id: str) -> list[dict[str, Any]]:
-    """The notice's domain events, as a supervisor reads them (like HousingChain.history)."""
-    get_notice(app, notice_id)
+    """The notice's domain events, as a supervisor reads them (like HousingChain.history):
+    notes decrypted, or "[erased]" once the client's data key is destroyed."""
+    notice = get_notice(app, notice_id)
     rows = []
     for e in app.events.get(notice_uuid(notice_id)):
         rows.append({
@@ -228,6 +254,7 @@ def notice_history(app: HousingChain, notice_id: str) -> list[dict[str, Any]]:
             "recorded": e.timestamp,
             "actor": getattr(e, "actor", None),
             "command_id": getattr(e, "command_id", None),
-            "details": {k: v for k, v in e.__dict__.items() if k not in NOTICE_EVENT_FIELDS},
+            "details": {k: _open_note(app, notice, v) for k, v in e.__dict__.items()
+                        if k not in NOTICE_EVENT_FIELDS},
         })
     return rows

@@ -14,7 +14,14 @@ from projections.view import open_view
 
 def keyring_for(settings: Settings) -> KeyRing:
     """The installation's data keys: beside the SQLite stores, or in the PostgreSQL that holds
-    the event store, so that every process (API, worker, CLI) shares one set."""
+    the event store, so that every process (API, worker, CLI) shares one set.
+
+    None under the benchmark-only switch `HOUSING_CHAIN_CODEC=off` (application.codec): text
+    is then stored as typed, which is what bench/encryption_cost.py compares against."""
+    from application.codec import encryption_enabled
+
+    if not encryption_enabled():
+        return None  # type: ignore[return-value] - benchmark only, see encryption_enabled
     return open_keyring(settings.data, dict(os.environ) if settings.uses_postgres else None)
 
 

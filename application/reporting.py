@@ -98,10 +98,17 @@ REPORTS: dict[str, tuple[Runner, tuple[str, ...], str]] = {
     "refusals": (lambda v, o, p, t: reports.refusals(v, o.by or "year", o.date_from, o.date_to),
                  ("by", "date_from", "date_to"),
                  "landlord refusals, refused takeovers and denials, per period and reason"),
+    "homelessness": (lambda v, o, p, t: reports.homelessness(v, o.as_of or t, o.by),
+                     ("as_of", "by"),
+                     "persons in each of Socialstyrelsen's four situations on a date, by sex, "
+                     "age band, target group or district"),
     "placements": (lambda v, o, p, t: reports.placements(v, o.by or "month", o.date_from,
                                                          o.date_to, o.as_of or t),
                    ("by", "date_from", "date_to", "as_of"),
                    "temporary placements while waiting: placements, nights and cost per period"),
+    "supply": (lambda v, o, p, t: reports.supply(v, o.date_from, o.date_to),
+               ("date_from", "date_to"),
+               "apartments registered per year, landlord and landlord type; how many accessible"),
 }
 REPORT_NAMES = (*REPORTS, "history")
 CATALOGUE = [Report(name=n, options=tuple(OPTION_NAMES[o] for o in spec[1]), summary=spec[2])

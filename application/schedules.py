@@ -9,6 +9,11 @@
 in the municipality's time zone (the policy's `time_zone`). Each starts ScheduledReportWorkflow
 on the worker's task queue. Missed runs (the stack was down) are caught up for up to a year,
 one after the other, each reporting the period it was scheduled for.
+
+* `identity-retention`: 03:00 every day, same time zone — IdentityRetentionWorkflow erases the
+  identities whose retention period (the policy's `identity_retention_years`) is over. A run
+  missed while the stack was down is caught up once (a day's window, overlaps skipped): the
+  next run finds whatever the missed ones would have.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from temporalio.client import (
 )
 
 from config.settings import Settings
-from workflows.messages import ScheduledReport
+from workflows.messages import RetentionRun, ScheduledReport
 from workflows.reports import ScheduledReportWorkflow
+from workflows.retention import IdentityRetentionWorkflow
 
 log = structlog.get_logger("schedules")
 
@@ -43,6 +49,7 @@ MONTHS = {
     "yearly": ScheduleRange(1),
 }
 SCHEDULE_IDS = {kind: f"report-{kind}" for kind in MONTHS}
+RETENTION_SCHEDULE_ID = "identity-retention"
 
 
 def report_schedule(kind: str, settings: Settings) -> Schedule:
@@ -69,12 +76,43 @@ def report_schedule(kind: str, settings: Settings) -> Schedule:
     )
 
 
+def retention_schedule(settings: Settings) -> Schedule:
+    time_zone = settings.policy().time_zone
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            IdentityRetentionWorkflow.run,
+            RetentionRun(time_zone=time_zone),
+            id=RETENTION_SCHEDULE_ID,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(hours=6),
+        ),
+        spec=ScheduleSpec(
+            calendars=[ScheduleCalendarSpec(
+                second=(ScheduleRange(0),), minute=(ScheduleRange(0),), hour=(ScheduleRange(3),),
+                comment="erase identities whose retention period is over",
+            )],
+            time_zone_name=time_zone,
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP,
+                              catchup_window=timedelta(days=1)),
+        state=ScheduleState(note="created by the housing-chain worker"),
+    )
+
+
+def all_schedules(settings: Settings) -> dict[str, Schedule]:
+    """Schedule id → the schedule as this version of the worker wants it."""
+    schedules = {schedule_id: report_schedule(kind, settings)
+                 for kind, schedule_id in SCHEDULE_IDS.items()}
+    schedules[RETENTION_SCHEDULE_ID] = retention_schedule(settings)
+    return schedules
+
+
 async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
-    """Create the three report schedules, or update existing ones to the current spec and
-    action (keeping whether an operator paused them). Safe to call at every worker start and
-    from several workers at once."""
-    for kind, schedule_id in SCHEDULE_IDS.items():
-        schedule = report_schedule(kind, settings)
+    """Create the report and retention schedules, or update existing ones to the current spec
+    and action (keeping whether an operator paused them). Safe to call at every worker start
+    and from several workers at once."""
+    schedules = all_schedules(settings)
+    for schedule_id, schedule in schedules.items():
         try:
             await client.create_schedule(schedule_id, schedule)
             log.info("schedule created", schedule=schedule_id)
@@ -86,4 +124,4 @@ async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
 
             await client.get_schedule_handle(schedule_id).update(updated)
             log.info("schedule updated", schedule=schedule_id)
-    return list(SCHEDULE_IDS.values())
+    return list(schedules)

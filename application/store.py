@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import JSONTranscoder, Transcoding
@@ -59,6 +60,9 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+log = structlog.get_logger("store")
 
 
 class ProcessedCommand(Aggregate):
@@ -267,8 +271,16 @@ class HousingChain(_Transcoded):
         if isinstance(step, RegisterApartment):
             if unit.get(apartment_uuid(step.apartment)) is not None:
                 raise DomainError(f"apartment {step.apartment} is already registered")
-            apartment = Apartment.register(step.apartment, step.landlord, step.rooms, **kw)
+            apartment = Apartment.register(step.apartment, step.landlord, step.rooms, **kw,
+                                           accessible=step.accessible,
+                                           landlord_type=step.landlord_type)
             unit.loaded[apartment.id] = apartment
+            return apartment
+        if step.type in ("apartment_to_repair", "apartment_repaired"):
+            apartment = unit.apartment(step.apartment)
+            apartment.check_repair(step.type, step.on)
+            change = apartment.to_repair if step.type == "apartment_to_repair" else apartment.repaired
+            change(on=step.on, actor=step.actor, command_id=step.id)
             return apartment
         if isinstance(step, ReturnApartment):
             apartment = unit.apartment(step.apartment)
@@ -287,6 +299,7 @@ class HousingChain(_Transcoded):
             case = Case.register(
                 step.case, c.id, c.target_group.value, c.district, c.household.adults,
                 c.household.children, c.housing_situation.value, step.referral.value, **kw,
+                sex=c.sex.value if c.sex else None, birth_year=c.birth_year,
             )
             unit.loaded[case.id] = case
             return case
@@ -310,7 +323,8 @@ class HousingChain(_Transcoded):
             case.check_step("move_in", step.on, today)
             apartment = unit.apartment(step.apartment)
             apartment.check_held_by("move_in", step.case, step.on, Status.OFFERED)
-            case.move_in(step.apartment, **kw, pilot_at_move_in=policy.pilot_at_move_in)
+            case.move_in(step.apartment, **kw, pilot_at_move_in=policy.pilot_at_move_in,
+                         lease_end=step.lease_end)
             apartment.occupy(case=step.case, **ev)
         elif isinstance(step, Exit):
             self._exit(case, step, unit, today, kw, ev)
@@ -327,7 +341,12 @@ class HousingChain(_Transcoded):
         elif step.type == "start_assessment":
             case.start_assessment(**kw)
         elif step.type == "repayment_plan":
-            case.repayment_plan(**kw)
+            case.repayment_plan(**kw, instalments=[
+                {"amount": str(i.amount), "due": i.due.isoformat()} for i in step.instalments])
+        elif step.type == "support_level":
+            case.support_level(step.level, policy.support_levels, **kw)
+        elif step.type == "rent_payment":
+            case.rent_payment(step.amount, **kw)
         elif step.type == "complaint":
             case.complaint(self._seal(case, step.note), **kw)
         elif step.type == "refer_takeover":
@@ -345,6 +364,17 @@ class HousingChain(_Transcoded):
                                      step.end, step.cost_per_night, **kw)
         elif step.type == "placement_ended":
             case.placement_ended(step.placement, step.end or step.on, **kw)
+        elif step.type == "move_apartment":
+            case.check_step("move_apartment", step.on, today)
+            old = unit.apartment(case.apartment or "")
+            old.check_held_by("move_apartment", step.case, step.on, Status.OCCUPIED)
+            new = unit.apartment(step.apartment)
+            if new is not old:
+                new.check_move_into(step.on)
+            moved_from = case.apartment
+            case.move_apartment(step.apartment, **kw)
+            old.vacate(case=step.case, **ev)
+            new.move_into(case=step.case, from_apartment=moved_from, **ev)
         elif step.type == "support_interrupted":
             case.support_interrupted(step.kind.value, **kw)
         elif step.type == "support_resumed":
@@ -538,6 +568,7 @@ def snapshot_of(case: Case) -> CaseSnapshot:
         follow_ups=dict(case.follow_ups),
         interrupted_on=getattr(case, "interrupted_on", None),
         interruption_noted=getattr(case, "interruption_noted", 0),
+        lease_end=getattr(case, "lease_end", None),
     )
 
 

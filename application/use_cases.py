@@ -119,14 +119,16 @@ class UseCases:
 
     # --- access: the rules, then the record --------------------------------------------------
 
-    def scope(self, case: str) -> CaseScope:
-        """The case's unit and who is assigned to it now, from the event store."""
+    def scope(self, case: str, who: Principal | None = None) -> CaseScope:
+        """The case's unit and who is assigned to it now, from the event store. Given `who`,
+        the apartment (for its landlord) is read only when `who` is a landlord: the landlord
+        is used by the rules and the access record for landlords alone (access.relation)."""
         try:
             c = self.store.get_case(case)
         except DomainError:
             return CaseScope(case=case, exists=False)
         landlord = None
-        if c.apartment:
+        if c.apartment and (who is None or who.has(access.Role.LANDLORD)):
             try:
                 landlord = self.store.get_apartment(c.apartment).landlord
             except DomainError:
@@ -196,14 +198,8 @@ class UseCases:
             self.allow(who, "case.step", lambda: access.check_apply(who, line.case, district),
                        case=line.case, params=params)
         elif spec.target == "case":
-            scope = await asyncio.to_thread(self.scope, case)
-            if not scope.exists:
-                if who.is_admin or who.has(access.Role.CASEWORKER):
-                    raise NotFound(f"case {case} does not exist: apply first")
-                self.record(who, "case.step", case=case, params=params, outcome="denied")
-                raise Forbidden(f"{who.subject} may not take the step {line.type} on case {case}")
-            self.allow(who, "case.step", lambda: access.check_step(who, line.type, scope),
-                       case=case, scope=scope, params=params)
+            # the lookup and the rule in one hop to a thread (a refusal's record too)
+            scope = await asyncio.to_thread(self._step_scope, who, line.type, case, params)
         else:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
@@ -218,25 +214,66 @@ class UseCases:
                     raise Refused(str(exc)) from None
             line = line.without_identity()
         chain = await self.chain()
+        callers_id = bool(command_id or fields.get("id"))
         # a retry with the caller's command id: Temporal answers a known update id with its
         # first answer (duplicate=false), so the store says it was recorded already
         earlier = (await asyncio.to_thread(self.store.processed_step, line)
-                   if command_id or fields.get("id") else None)
+                   if callers_id else None)
         if earlier is not None:
             result = earlier.model_copy(update={"duplicate": True})
         elif spec.target == "stock":
             result = await chain.send_stock(line)
+        elif scope is not None and not callers_id:
+            # a step on an existing case under a fresh command id (it cannot be a duplicate):
+            # its access record is known already and is written while the step goes through
+            # Temporal; it is committed before the answer either way
+            return await self._send_recorded(chain, line, who, scope, params)
         else:
             result = await chain.send(line, recorded_by=who.subject)
         if not result.accepted:
             raise Refused(result.reason or "refused")
-        if identity:
-            await asyncio.to_thread(self.identities.record, *identity)
-        if case and scope is None:
-            scope = await asyncio.to_thread(self.scope, case)
-        await asyncio.to_thread(
-            self.record, who, "case.step" if case else "stock.step", case=case, scope=scope,
-            params={**params, "duplicate": str(result.duplicate).lower()})
+
+        def record() -> None:  # one hop to a thread for the identity, the scope and the record
+            if identity:
+                self.identities.record(*identity)
+            where = scope if scope is not None or not case else self.scope(case)
+            self.record(who, "case.step" if case else "stock.step", case=case, scope=where,
+                        params={**params, "duplicate": str(result.duplicate).lower()})
+
+        await asyncio.to_thread(record)
+        return result
+
+    def _step_scope(self, who: Principal, step_type: str, case: str,
+                    params: dict[str, str]) -> CaseScope:
+        """The scope of a step on an existing case, the access rule asked, a refusal recorded."""
+        scope = self.scope(case, who)
+        if not scope.exists:
+            if who.is_admin or who.has(access.Role.CASEWORKER):
+                raise NotFound(f"case {case} does not exist: apply first")
+            self.record(who, "case.step", case=case, params=params, outcome="denied")
+            raise Forbidden(f"{who.subject} may not take the step {step_type} on case {case}")
+        self.allow(who, "case.step", lambda: access.check_step(who, step_type, scope),
+                   case=case, scope=scope, params=params)
+        return scope
+
+    async def _send_recorded(self, chain: gw.ChainClient, line: Any, who: Principal,
+                             scope: CaseScope, params: dict[str, str]) -> LineResult:
+        """The step through its workflow while its access record is appended (one fsync) in a
+        thread: the record is committed before the answer, whatever the answer (the step
+        allowed by the rules and then refused by the case is an access on record too)."""
+        recording = asyncio.ensure_future(asyncio.to_thread(
+            self.record, who, "case.step", case=line.case, scope=scope,
+            params={**params, "duplicate": "false"}))
+        try:
+            result = await chain.send(line, recorded_by=who.subject)
+        except BaseException:
+            await asyncio.wait([recording])
+            if not recording.cancelled():
+                recording.exception()  # seen; the step's own error is the answer
+            raise
+        await recording  # no record, no answer
+        if not result.accepted:
+            raise Refused(result.reason or "refused")
         return result
 
     # --- reading a case ---------------------------------------------------------------------
@@ -524,7 +561,9 @@ class UseCases:
         # copy, becomes unreadable; the tombstone keeps an old file from bringing the name back
         shredded = self.keyring.destroy(client)
         self.identities.tombstone(client, datetime.now(UTC).isoformat(timespec="seconds"))
-        self.identities.vacuum()  # PostgreSQL: the deleted rows out of dead tuples
+        # PostgreSQL: the deleted rows out of dead tuples (see IdentityRegistry.vacuum)
+        self.identities.vacuum()
+        getattr(self.keyring.store, "vacuum", lambda: False)()
         erased = erased or shredded
         self.record(who, action, params={**(params or {}), "client": client,
                                          "erased": str(erased).lower()})

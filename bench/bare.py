@@ -224,7 +224,27 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--workflows", type=int, default=300)
     sp.add_argument("--parallel", type=int, default=16)
     sp.add_argument("--prefix", default="bare-rate")
+    wp = sub.add_parser("worker", help="a bare worker until SIGTERM (its own process: its CPU "
+                        "is measured next to ours by sustained_load.py)")
+    wp.add_argument("--address", required=True)
+    wp.add_argument("--namespace", default="default")
+    wp.add_argument("--task-queue", default=TASK_QUEUE)
     args = parser.parse_args(argv)
+
+    if args.command == "worker":
+        async def serve() -> None:
+            import signal
+
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            client = await connect(args.address, args.namespace)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
+                async with build_bare_worker(client, executor, args.task_queue):
+                    print("bare worker started", flush=True)
+                    await stop.wait()
+
+        asyncio.run(serve())
+        os._exit(0)
 
     async def go() -> dict:
         client = await connect(args.address, args.namespace)

@@ -64,6 +64,7 @@ from runtime import demo
 
 TODAY = date(2026, 11, 24)  # after the demo's last line (2026-10-30)
 AS_OF = date(2026, 11, 20)
+PAST = date(2025, 12, 31)  # the reports "as of a past date": from the dated steps
 SHARD_CASES = 1_000
 BASE_SEED = 5_000
 CHUNK = 250
@@ -383,6 +384,20 @@ def time_reports(store: Path, views: Path, runs: int) -> dict[str, Any]:
         "arrears": lambda: reports.arrears(view),
         "stock": lambda: reports.stock(view, AS_OF),
         "returns": lambda: reports.returns(view),
+        "waiting-times (decision-to-move-in, by landlord)":
+            lambda: reports.waiting_times(view, "decision-to-move-in", "landlord", as_of=AS_OF),
+        "throughput (by district)": lambda: reports.throughput(view, "district"),
+        "refusals (by quarter)": lambda: reports.refusals(view, "quarter"),
+        "by-name (by month)": lambda: reports.by_name(view, policy, "month"),
+        "kpis (2026)": lambda: reports.kpis(view, policy, 2026),
+        "stock (by landlord)": lambda: reports.stock(view, AS_OF, "landlord"),
+        "caseload (as of a past date)": lambda: reports.caseload(view, PAST, policy),
+        "arrears (as of a past date)": lambda: reports.arrears(view, PAST),
+        "stock (as of a past date, by landlord)": lambda: reports.stock(view, PAST, "landlord"),
+        "placements (by month)": lambda: reports.placements(view, "month", as_of=AS_OF),
+        "homelessness (as of, by sex)": lambda: reports.homelessness(view, AS_OF, "sex"),
+        "homelessness (as of a past date, by age band)":
+            lambda: reports.homelessness(view, PAST, "age-band"),
         "history (one case each run, from the event store)":
             lambda: reports.case_history(app, next(history_runs)),
     }

@@ -84,6 +84,11 @@ async def ours(chain: ChainClient, step: Any) -> float:
 async def run(args: argparse.Namespace) -> None:
     async with bench_stack("step-latency") as bs:
         chain = ChainClient(bs.client, bs.settings)
+        # ours goes through bs.client, which encodes with the installation's payload codec
+        # (encryption) as production does; the bare worker has no codec, so the baseline uses
+        # a plain client with the bare worker's own converter
+        bare_client = await bare.connect(bs.settings.temporal_address,
+                                         bs.settings.temporal_namespace)
         today = today_in(chain.policy)
         cases = [f"lat-{i:03d}" for i in range(args.cases)]
         warm = [f"warm-{i:03d}" for i in range(args.warmup_cases)]
@@ -95,7 +100,7 @@ async def run(args: argparse.Namespace) -> None:
         for r in range(STEPS_PER_CASE):
             for k, case in enumerate(warm):
                 await ours(chain, journeys[case][r])
-                await bare.round_trip(bs.client, f"bare-warm-{k}", r, with_start=r == 0)
+                await bare.round_trip(bare_client, f"bare-warm-{k}", r, with_start=r == 0)
         bs.timer.reset()
 
         print(f"measuring: {len(cases) * STEPS_PER_CASE} caseworker steps and as many bare "
@@ -117,7 +122,8 @@ async def run(args: argparse.Namespace) -> None:
                         ours_s.append(t)
                         ours_by_type.setdefault(step.type, []).append(t)
                     else:
-                        t = await bare.round_trip(bs.client, f"bare-lat-{k}", r, with_start=r == 0)
+                        t = await bare.round_trip(bare_client, f"bare-lat-{k}", r,
+                                                 with_start=r == 0)
                         bare_s.append(t)
                         if r == 0:
                             bare_start.append(t)

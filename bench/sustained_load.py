@@ -716,6 +716,15 @@ async def run(args: argparse.Namespace) -> None:
                             window=SAMPLE_EVERY)
         figures.update(report(args, load, sampler, cpu, load_wall, setup, logged))
         figures["worker_log_during_load"] = logged
+        ok_steps = max(1, len([r for r in load.records if r.get("ok")]))
+        worker_ticks = sampler.ticks()["worker"] - sampler.cpu_began["worker"]
+        ours_cpu_ms = worker_ticks / CpuMeter.HZ * 1000 / ok_steps
+        if args.sweep:
+            figures["sweep"] = await sweep(args, chain, cases)
+        if not args.no_bare:
+            figures["bare"] = await bare_load(args, address, len(cases))
+            figures["bare"]["ours_worker_cpu_ms_per_step"] = round(ours_cpu_ms, 2)
+            figures["bare"]["ours_p99_ms"] = figures["load"]["latency_from_schedule"].get("p99_ms")
         figures["machine"] = machine()
         print_tail(figures)
         path_out = write_results("sustained_load", figures)
@@ -854,7 +863,101 @@ def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup, logged) ->
     }
 
 
+async def sweep(args: argparse.Namespace, chain: Any, cases: list[str]) -> dict[str, Any]:
+    """Our load at each `--sweep` rate for `--sweep-seconds`: p99 per rate, and the highest
+    rate whose p99 stays under 1 s (the first rate above it ends the sweep)."""
+    rows = []
+    for rate in args.sweep:
+        at = argparse.Namespace(**{**vars(args), "rate": rate})
+        run = Load(chain, cases, at, run_id=f"sweep-{rate:g}-{int(time.time())}",
+                   seconds=args.sweep_seconds)
+        await run.run()
+        summary = latency_summary([r["latency_from_schedule"] for r in run.records if "done" in r])
+        ok = sum(1 for r in run.records if r.get("ok"))
+        rows.append({"rate_per_s": rate, "steps": len(run.records), "ok": ok,
+                     "errors": sum(run.errors.values()), **summary})
+        print(f"  sweep {rate:g}/s: p50 {summary.get('p50_ms')} ms, p99 {summary.get('p99_ms')} "
+              f"ms (from schedule), {ok}/{len(run.records)} ok", flush=True)
+        if (summary.get("p99_ms") or 1e9) >= 1000 or ok < len(run.records):
+            break
+    good = [r["rate_per_s"] for r in rows if (r.get("p99_ms") or 1e9) < 1000 and r["ok"] == r["steps"]]
+    return {"seconds_each": args.sweep_seconds, "rows": rows,
+            "highest_rate_p99_under_1s": max(good) if good else None}
+
+
+async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> dict[str, Any]:
+    """Bare Temporal updates (bench/bare.py: one local activity, no store, no codec) at the
+    same rate for the same seconds, on as many open workflows, in this run against the same
+    dev server; the bare worker is a process of its own so that its CPU per step compares."""
+    import bare
+
+    queue = "bare-sustained"
+    worker = subprocess.Popen([sys.executable, str(Path(bare.__file__)), "worker", "--address",
+                               address, "--task-queue", queue], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert worker.stdout is not None
+        if "bare worker started" not in worker.stdout.readline():
+            raise RuntimeError("the bare worker did not start")
+        client = await bare.connect(address)
+        ids = [f"bare-sustained-{k}" for k in range(workflows)]
+        print(f"bare: starting {workflows} bare workflows…", flush=True)
+        await bare.start_workflows(client, ids, task_queue=queue, parallel=args.parallel)
+        rng = random.Random(args.seed)
+        latencies: list[float] = []
+        errors: Counter[str] = Counter()
+        inflight: set[asyncio.Task] = set()
+        gate = asyncio.Semaphore(args.max_in_flight)
+        loop = asyncio.get_running_loop()
+
+        async def one(n: int, scheduled: float) -> None:
+            async with gate:
+                try:
+                    await bare.round_trip(client, rng.choice(ids), n, task_queue=queue)
+                    latencies.append(loop.time() - scheduled)
+                except Exception as exc:  # noqa: BLE001 - every failure is a figure here
+                    errors[type(exc).__name__] += 1
+
+        print(f"bare: {args.rate:g} updates/s for {args.seconds:g} s…", flush=True)
+        before = (proc_stat(worker.pid) or (0, 0, 0, 0))[3]
+        t0 = loop.time()
+        for n in range(round(args.rate * args.seconds)):
+            delay = t0 + n / args.rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(n, t0 + n / args.rate))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        if inflight:
+            await asyncio.wait(set(inflight))
+        ticks = (proc_stat(worker.pid) or (0, 0, 0, 0))[3] - before
+        summary = latency_summary(latencies)
+        cpu_ms = ticks / CpuMeter.HZ * 1000 / max(1, len(latencies))
+        print(f"bare: p50 {summary.get('p50_ms')} ms, p99 {summary.get('p99_ms')} ms, worker CPU "
+              f"{cpu_ms:.2f} ms per update, errors {dict(errors) or 0}", flush=True)
+        await bare.finish_all(client, ids, parallel=args.parallel)
+        return {"workflows": workflows, "rate_per_s": args.rate, "seconds": args.seconds,
+                "updates": len(latencies), "errors": dict(errors), "latency_from_schedule": summary,
+                "bare_worker_cpu_ms_per_step": round(cpu_ms, 2)}
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
 def print_tail(figures: dict[str, Any]) -> None:
+    bare_figures = figures.get("bare")
+    if bare_figures:
+        print(f"  ours vs bare at {bare_figures['rate_per_s']:g}/s on {bare_figures['workflows']} "
+              f"open workflows: p99 {bare_figures.get('ours_p99_ms')} ms vs "
+              f"{bare_figures['latency_from_schedule'].get('p99_ms')} ms; worker CPU per step "
+              f"{bare_figures['ours_worker_cpu_ms_per_step']} ms vs "
+              f"{bare_figures['bare_worker_cpu_ms_per_step']} ms")
+    if figures.get("sweep"):
+        print(f"  highest steady rate with p99 < 1 s: "
+              f"{figures['sweep']['highest_rate_p99_under_1s']}/s")
     warm = figures.get("warmup") or {}
     before = warm.get("rss_before_mib") or {}
     if warm.get("steps"):
@@ -894,6 +997,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=60.0,
                         help="seconds of the same load before the measured one, not counted")
+    parser.add_argument("--sweep", type=lambda t: [float(r) for r in t.split(",")], default=None,
+                        help="after the load, these rates (e.g. 20,40,80) for --sweep-seconds "
+                             "each: the highest whose p99 stays under 1 s")
+    parser.add_argument("--sweep-seconds", type=float, default=60.0)
+    parser.add_argument("--no-bare", action="store_true",
+                        help="skip the bare-Temporal comparison at the same rate")
     args = parser.parse_args()
     if args.rate <= 0 or args.seconds <= 0 or args.cases <= 0 or args.max_in_flight <= 0:
         parser.error("--rate, --seconds, --cases and --max-in-flight must be above zero")

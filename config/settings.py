@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.policy import Policy
@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field(
         "default",
         validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "HOUSING_CHAIN_TEMPORAL_NAMESPACE"),
+    )
+    temporal_tls_cert: Path | None = Field(
+        None, description="client certificate (PEM) for a Temporal cluster with mTLS; with "
+        "temporal_tls_key. Any TLS setting or an API key turns TLS on"
+    )
+    temporal_tls_key: Path | None = Field(None, description="the client certificate's private key (PEM)")
+    temporal_tls_ca: Path | None = Field(
+        None, description="CA (PEM) that signed the cluster's server certificate; unset: the "
+        "system's roots (Temporal Cloud)"
+    )
+    temporal_tls_server_name: str | None = Field(
+        None, description="the name to verify the server certificate against, when it is not "
+        "the host of TEMPORAL_ADDRESS"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        None, description="an API key (Temporal Cloud); implies TLS"
     )
     task_queue: str = "housing-chain"
     ui_port: int = 8233

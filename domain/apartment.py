@@ -23,6 +23,7 @@ class Status(StrEnum):
     VACANT = "vacant"
     OFFERED = "offered"
     OCCUPIED = "occupied"
+    UNDER_REPAIR = "under_repair"
     TAKEN_OVER = "taken_over"
     RETURNED = "returned"
 
@@ -34,11 +35,14 @@ class Apartment(Aggregate):
 
     @event("Registered")
     def __init__(
-        self, apartment_id: str, landlord: str, rooms: int, on: date, actor: str, command_id: str
+        self, apartment_id: str, landlord: str, rooms: int, on: date, actor: str, command_id: str,
+        accessible: bool = False, landlord_type: str | None = None,  # absent from older events
     ) -> None:
         self.apartment_id = apartment_id
         self.landlord = landlord
         self.rooms = rooms
+        self.accessible = accessible  # adapted for people with functional impairments
+        self.landlord_type = landlord_type  # municipal_company | private
         self.status = Status.VACANT
         self.case: str | None = None
         self.last_on = on
@@ -47,13 +51,13 @@ class Apartment(Aggregate):
     @classmethod
     def register(
         cls, apartment_id: str, landlord: str, rooms: int, *, on: date, actor: str,
-        command_id: str, today: date,
+        command_id: str, today: date, accessible: bool = False, landlord_type: str | None = None,
     ) -> Apartment:
         if on > today:
             raise InvalidDate(f"apartment {apartment_id}: registered on {on} is after today")
         return cls(
             apartment_id=apartment_id, landlord=landlord, rooms=rooms, on=on, actor=actor,
-            command_id=command_id,
+            command_id=command_id, accessible=accessible, landlord_type=landlord_type,
         )
 
     def _check(self, step: str, needed: Status, on: date, case: str | None = None) -> None:
@@ -76,6 +80,24 @@ class Apartment(Aggregate):
     def check_held_by(self, step: str, case: str, on: date, status: Status) -> None:
         self._check(step, status, on, case)
 
+    def check_move_into(self, on: date) -> None:
+        self._check("move_apartment", Status.VACANT, on)
+
+    def check_repair(self, step: str, on: date) -> None:
+        """To repair: a vacant apartment; repaired: one under repair."""
+        self._check(step, Status.VACANT if step == "apartment_to_repair" else Status.UNDER_REPAIR,
+                    on)
+
+    @event("ToRepair")
+    def to_repair(self, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.UNDER_REPAIR
+        self.last_on = on
+
+    @event("Repaired")
+    def repaired(self, on: date, actor: str, command_id: str) -> None:
+        self.status = Status.VACANT
+        self.last_on = on
+
     def check_return(self, on: date) -> None:
         self._check("return", Status.VACANT, on)
 
@@ -94,6 +116,15 @@ class Apartment(Aggregate):
     @event("Occupied")
     def occupy(self, case: str, on: date, actor: str, command_id: str) -> None:
         self.status = Status.OCCUPIED
+        self.last_on = on
+        self.lettings += 1
+
+    @event("MovedInto")
+    def move_into(self, case: str, from_apartment: str | None, on: date, actor: str,
+                  command_id: str) -> None:
+        """A tenant of the programme moves here from another of its apartments (omflyttning)."""
+        self.status = Status.OCCUPIED
+        self.case = case
         self.last_on = on
         self.lettings += 1
 

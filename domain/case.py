@@ -55,9 +55,15 @@ class Case(Aggregate):
         on: date,
         actor: str,
         command_id: str,
+        # optional pseudonymous facts about the client (the homelessness count); defaults,
+        # so an `Applied` recorded before they existed loads as "not given"
+        sex: str | None = None,
+        birth_year: int | None = None,
     ) -> None:
         self.case_id = case_id
         self.client_id = client_id
+        self.sex = sex
+        self.birth_year = birth_year
         self.target_group = target_group
         self.district = district
         self.household = (adults, children)
@@ -98,6 +104,10 @@ class Case(Aggregate):
         self.interrupted_on: date | None = None  # support interrupted, not yet resumed
         self.interruption_kind: str | None = None
         self.interruption_noted = 0  # quarters of it noted (reported like an unexecuted decision)
+        self.instalments: list[dict[str, str]] = []  # the repayment plan's: amount, due (ISO)
+        self.paid_since_plan = Decimal(0)
+        self.level: int | None = None  # the support level (four-level model)
+        self.lease_end: date | None = None  # a time-limited lease: its last day
 
     @classmethod
     def register(
@@ -115,12 +125,15 @@ class Case(Aggregate):
         actor: str,
         command_id: str,
         today: date,
+        sex: str | None = None,
+        birth_year: int | None = None,
     ) -> Case:
         check_dates(case_id, "apply", on, today, None)
         return cls(
             case_id=case_id, client_id=client_id, target_group=target_group, district=district,
             adults=adults, children=children, housing_situation=housing_situation,
-            referral=referral, on=on, actor=actor, command_id=command_id,
+            referral=referral, on=on, actor=actor, command_id=command_id, sex=sex,
+            birth_year=birth_year,
         )
 
     # --- queries -------------------------------------------------------------------------
@@ -202,7 +215,7 @@ class Case(Aggregate):
 
     def move_in(
         self, apartment: str, *, on: date, actor: str, command_id: str, today: date,
-        pilot_at_move_in: str = "warn",
+        pilot_at_move_in: str = "warn", lease_end: date | None = None,
     ) -> None:
         self.check_step("move_in", on, today)
         if apartment != self.apartment:
@@ -212,7 +225,11 @@ class Case(Aggregate):
         why = pilot_refusal(self.programme, self.housing_pilot, pilot_at_move_in)
         if why:
             raise self._refuse("move_in", why, list_allowed=False)
-        self._moved_in(apartment=apartment, on=on, actor=actor, command_id=command_id)
+        if lease_end is not None and lease_end <= on:
+            raise self._refuse("move_in", f"needs a lease that ends after the move-in ({on}), "
+                               f"not on {lease_end}", list_allowed=False)
+        self._moved_in(apartment=apartment, on=on, actor=actor, command_id=command_id,
+                       lease_end=lease_end)
 
     def record_visit(
         self, kind: str, checklist: dict[str, bool] | None, *, on: date, actor: str,
@@ -237,13 +254,37 @@ class Case(Aggregate):
         self.check_step("rent_arrears", on, today)
         if amount <= 0:
             raise self._refuse("rent_arrears", "needs an amount above zero")
-        self._rent_arrears_recorded(amount=amount, on=on, actor=actor, command_id=command_id)
+        self._rent_arrears_recorded(amount=amount, on=on, actor=actor, command_id=command_id,
+                                    balance=self.arrears + amount)
 
-    def repayment_plan(self, *, on: date, actor: str, command_id: str, today: date) -> None:
+    def repayment_plan(self, *, on: date, actor: str, command_id: str, today: date,
+                       instalments: list[dict[str, str]] | None = None) -> None:
+        """`instalments`: amount (SEK, text) and due (ISO date, not before the plan) each; they
+        add up to no more than the arrears."""
         self.check_step("repayment_plan", on, today)
         if not self.arrears_without_plan:
             raise self._refuse("repayment_plan", "needs rent arrears without a plan")
-        self._repayment_plan_agreed(amount=self.arrears, on=on, actor=actor, command_id=command_id)
+        instalments = sorted(instalments or [], key=lambda i: i["due"])
+        if any(date.fromisoformat(i["due"]) < on for i in instalments):
+            raise self._refuse("repayment_plan", f"needs instalments due on or after the plan "
+                               f"({on})", list_allowed=False)
+        total = sum((Decimal(i["amount"]) for i in instalments), Decimal(0))
+        if total > self.arrears:
+            raise self._refuse("repayment_plan", f"needs instalments of no more than the "
+                               f"arrears ({self.arrears} SEK), not {total}", list_allowed=False)
+        self._repayment_plan_agreed(amount=self.arrears, on=on, actor=actor, command_id=command_id,
+                                    instalments=instalments or None)
+
+    def rent_payment(self, amount: Decimal, *, on: date, actor: str, command_id: str,
+                     today: date) -> None:
+        """A payment against the arrears; the balance after it never goes below zero."""
+        self.check_step("rent_payment", on, today)
+        if amount <= 0:
+            raise self._refuse("rent_payment", "needs an amount above zero", list_allowed=False)
+        if self.arrears <= 0:
+            raise self._refuse("rent_payment", "needs rent arrears to pay", list_allowed=False)
+        self._rent_payment_recorded(amount=amount, balance=max(Decimal(0), self.arrears - amount),
+                                    on=on, actor=actor, command_id=command_id)
 
     def complaint(self, note: str, *, on: date, actor: str, command_id: str, today: date) -> None:
         self.check_step("complaint", on, today)
@@ -369,6 +410,31 @@ class Case(Aggregate):
                                list_allowed=False)
         self._support_interrupted(kind=kind, on=on, actor=actor, command_id=command_id)
 
+    def support_level(self, level: int, levels: dict[int, str], *, on: date, actor: str,
+                          command_id: str, today: date) -> None:
+        """The support level from `on` (the four-level model); `levels`: the policy's names."""
+        self.check_step("support_level", on, today)
+        if level not in levels:
+            raise self._refuse("support_level", f"needs a level of the policy's support_levels "
+                               f"({', '.join(map(str, sorted(levels)))}), not {level}",
+                               list_allowed=False)
+        if level == self.level:
+            raise self._refuse("support_level", f"changes nothing: the level is already {level}",
+                               list_allowed=False)
+        self._support_level_set(level=level, name=levels[level], previous=self.level,
+                                on=on, actor=actor, command_id=command_id)
+
+    def move_apartment(self, apartment: str, *, on: date, actor: str, command_id: str,
+                       today: date) -> None:
+        """A move to another apartment of the programme (omflyttning). The move-in date stays
+        the first night in the first apartment (the HMIS definition)."""
+        self.check_step("move_apartment", on, today)
+        if apartment == self.apartment:
+            raise self._refuse("move_apartment", f"needs another apartment than {apartment}, "
+                               "where the client lives", list_allowed=False)
+        self._apartment_moved(from_apartment=self.apartment, apartment=apartment, on=on,
+                              actor=actor, command_id=command_id)
+
     def support_resumed(self, *, on: date, actor: str, command_id: str, today: date) -> None:
         self.check_step("support_resumed", on, today)
         if self.interrupted_on is None:
@@ -440,6 +506,8 @@ class Case(Aggregate):
             return self.stage in IN_HOME and self.plan_on is None
         if kind.startswith("sub_goal:"):
             return self.follow_ups.get(kind.split(":", 1)[1]) == due
+        if kind == "lease_renewal":
+            return self.stage in IN_HOME and self.lease_end is not None and due < self.lease_end
         if kind == "support_interrupted":
             return (self.interrupted_on is not None
                     and due == unexecuted_deadline(self.interrupted_on, self.interruption_noted + 1))
@@ -495,9 +563,11 @@ class Case(Aggregate):
         self._step(on)
 
     @event("MovedIn")
-    def _moved_in(self, apartment: str, on: date, actor: str, command_id: str) -> None:
+    def _moved_in(self, apartment: str, on: date, actor: str, command_id: str,
+                  lease_end: date | None = None) -> None:  # absent from older events
         self._enter(Stage.TRAINING, on)
         self.move_in_date = on
+        self.lease_end = lease_end
         self._step(on)
 
     @event("VisitRecorded")
@@ -521,7 +591,8 @@ class Case(Aggregate):
 
     @event("RentArrearsRecorded")
     def _rent_arrears_recorded(
-        self, amount: Decimal, on: date, actor: str, command_id: str
+        self, amount: Decimal, on: date, actor: str, command_id: str,
+        balance: Decimal | None = None,  # the arrears after it (absent from older events)
     ) -> None:
         self.arrears += amount
         self.arrears_without_plan = True
@@ -529,9 +600,21 @@ class Case(Aggregate):
 
     @event("RepaymentPlanAgreed")
     def _repayment_plan_agreed(
-        self, amount: Decimal, on: date, actor: str, command_id: str
+        self, amount: Decimal, on: date, actor: str, command_id: str,
+        instalments: list[dict[str, str]] | None = None,
     ) -> None:
         self.arrears_without_plan = False
+        self.instalments = list(instalments or [])
+        self.paid_since_plan = Decimal(0)
+        self._step(on)
+
+    @event("RentPaymentRecorded")
+    def _rent_payment_recorded(self, amount: Decimal, balance: Decimal, on: date, actor: str,
+                               command_id: str) -> None:
+        self.paid_since_plan += self.arrears - balance
+        self.arrears = balance
+        if balance == 0:
+            self.arrears_without_plan = False
         self._step(on)
 
     @event("ComplaintRecorded")
@@ -619,6 +702,18 @@ class Case(Aggregate):
     def _placement_ended(self, placement: str, end: date, on: date, actor: str,
                          command_id: str) -> None:
         self.placements.pop(placement, None)
+        self._step(on)
+
+    @event("SupportLevelSet")
+    def _support_level_set(self, level: int, name: str, previous: int | None, on: date,
+                           actor: str, command_id: str) -> None:
+        self.level = level
+        self._step(on)
+
+    @event("ApartmentMoved")
+    def _apartment_moved(self, from_apartment: str | None, apartment: str, on: date, actor: str,
+                         command_id: str) -> None:
+        self.apartment = apartment  # move_in_date unchanged
         self._step(on)
 
     @event("SupportInterrupted")

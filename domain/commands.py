@@ -118,6 +118,19 @@ class HousingSituation(StrEnum):
     WITHOUT_HOUSING = "without_housing"
     AT_RISK = "at_risk"
     UNSUITABLE = "unsuitable"
+    # in an institution or supported housing (treatment, prison, care) with no home to go to:
+    # Socialstyrelsen's situation 2 in the homelessness count
+    INSTITUTION = "institution"
+
+
+class Sex(StrEnum):
+    """As the homelessness count asks it; given by the caseworker, never derived from the
+    personal identity number (that would copy identity data into the case)."""
+
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
 
 
 class VisitKind(StrEnum):
@@ -155,6 +168,11 @@ class Client(BaseModel):
     district: District
     household: Household = Household()
     housing_situation: HousingSituation = HousingSituation.WITHOUT_HOUSING
+    # optional pseudonymous facts for the homelessness count; None (not given) by default, so
+    # older lines and recorded workflow histories still validate
+    sex: Sex | None = Field(None, description="female, male, other or unknown; not derived "
+                            "from the personal identity number")
+    birth_year: int | None = Field(None, ge=1900, le=2100, description="year of birth only")
 
 
 class ClientWithIdentity(Client):
@@ -205,6 +223,9 @@ class LandlordDecision(_CaseLine):
 class MoveIn(_CaseLine):
     type: Literal["move_in"] = "move_in"
     apartment: ApartmentId
+    lease_end: date | None = Field(
+        None, description="a time-limited lease: its last day (due for renewal before it)"
+    )
 
 
 class Checklist(BaseModel):
@@ -230,8 +251,25 @@ class RentArrears(_CaseLine):
     amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
 
 
+class Instalment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
+    due: date
+
+
 class RepaymentPlan(_CaseLine):
     type: Literal["repayment_plan"] = "repayment_plan"
+    instalments: list[Instalment] = Field(
+        default_factory=list, max_length=120,
+        description="optional: amount (SEK) and due date each; a missed one is on the worklist",
+    )
+
+
+class RentPayment(_CaseLine):
+    """A payment against the rent arrears."""
+
+    type: Literal["rent_payment"] = "rent_payment"
+    amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
 
 
 class Complaint(_CaseLine):
@@ -317,6 +355,21 @@ class SupportResumed(_CaseLine):
     type: Literal["support_resumed"] = "support_resumed"
 
 
+class SupportLevel(_CaseLine):
+    """The support level of the four-level model (Kongsvinger), from `on`."""
+
+    type: Literal["support_level"] = "support_level"
+    level: int = Field(ge=1, le=4, description="1-4; the policy's support_levels name them")
+
+
+class MoveApartment(_CaseLine):
+    """A move between apartments of the programme (omflyttning): to a vacant apartment of the
+    stock; the old one is vacated, the new one occupied, in one save."""
+
+    type: Literal["move_apartment"] = "move_apartment"
+    apartment: ApartmentId = Field(description="the vacant apartment moved to")
+
+
 class ReferTakeover(_CaseLine):
     type: Literal["refer_takeover"] = "refer_takeover"
 
@@ -343,6 +396,20 @@ class RegisterApartment(_Line):
     apartment: ApartmentId
     landlord: Landlord
     rooms: int = Field(ge=1, le=12)
+    accessible: bool = Field(False, description="adapted for people with functional impairments")
+    landlord_type: Literal["municipal_company", "private"] | None = Field(
+        None, description="municipal_company (allmännyttan) or private"
+    )
+
+
+class ApartmentToRepair(_Line):
+    type: Literal["apartment_to_repair"] = "apartment_to_repair"
+    apartment: ApartmentId
+
+
+class ApartmentRepaired(_Line):
+    type: Literal["apartment_repaired"] = "apartment_repaired"
+    apartment: ApartmentId
 
 
 class ReturnApartment(_Line):
@@ -371,10 +438,14 @@ CaseStep = Annotated[
     | TemporaryPlacement
     | PlacementEnded
     | SupportInterrupted
-    | SupportResumed,
+    | SupportResumed
+    | MoveApartment
+    | RentPayment
+    | SupportLevel,
     Field(discriminator="type"),
 ]
-StockStep = Annotated[RegisterApartment | ReturnApartment, Field(discriminator="type")]
+StockStep = Annotated[RegisterApartment | ReturnApartment | ApartmentToRepair | ApartmentRepaired,
+                      Field(discriminator="type")]
 
 ImportLine = Annotated[
     ApplyLine
@@ -398,8 +469,13 @@ ImportLine = Annotated[
     | PlacementEnded
     | SupportInterrupted
     | SupportResumed
+    | MoveApartment
+    | RentPayment
+    | SupportLevel
     | RegisterApartment
-    | ReturnApartment,
+    | ReturnApartment
+    | ApartmentToRepair
+    | ApartmentRepaired,
     Field(discriminator="type"),
 ]
 import_line_adapter: TypeAdapter[ImportLine] = TypeAdapter(ImportLine)
@@ -426,4 +502,7 @@ CASE_COMMANDS: tuple[str, ...] = (
     "placement_ended",
     "support_interrupted",
     "support_resumed",
+    "move_apartment",
+    "rent_payment",
+    "support_level",
 )

@@ -9,6 +9,8 @@ when things were recorded.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.calendar import add_months, unexecuted_deadline
@@ -131,7 +133,7 @@ def answered(snapshot: CaseSnapshot | None, policy: Policy, kind: str, due: date
     return kind not in fresh or fresh[kind] > due
 
 
-CASE_FILE_KINDS = ("pilot_missing", "plan_missing", "support_interrupted")
+CASE_FILE_KINDS = ("pilot_missing", "plan_missing", "support_interrupted", "lease_renewal")
 CASE_FILE_PREFIXES = ("sub_goal:",)  # kinds with an id after the prefix
 
 
@@ -180,6 +182,25 @@ def interruption_due(interrupted_on: date | None, noted: int) -> tuple[date, int
     return unexecuted_deadline(interrupted_on, noted + 1), noted + 1
 
 
+def lease_renewal_due(stage: str, lease_end: date | None, policy: Policy) -> date | None:
+    """A time-limited lease is due for renewal `lease_warning_days` before its last day."""
+    if lease_end is None or stage not in IN_HOME:
+        return None
+    return lease_end - timedelta(days=policy.lease_warning_days)
+
+
+def missed_instalment(instalments: list[dict[str, str]], paid: Decimal) -> dict[str, Any] | None:
+    """The repayment plan's first instalment not covered by the payments since the plan (in
+    due order, each covered once the payments add up to it and the ones before): its number,
+    due date and what is still owed of the instalments due by then; None when all are."""
+    owed = Decimal(0)
+    for n, instalment in enumerate(sorted(instalments, key=lambda i: i["due"]), 1):
+        owed += Decimal(instalment["amount"])
+        if owed > paid:
+            return {"n": n, "due": date.fromisoformat(instalment["due"]), "short": owed - paid}
+    return None
+
+
 def case_file_due_v2(snapshot: CaseSnapshot | None, policy: Policy) -> list[DueItem]:
     """The case file's due items that came with "case-file-v2" (workflows started before it
     keep their timers until they continue as new)."""
@@ -191,6 +212,9 @@ def case_file_due_v2(snapshot: CaseSnapshot | None, policy: Policy) -> list[DueI
         limit, quarter = interruption
         items.append(DueItem(kind="support_interrupted", due=limit, quarter=quarter,
                              fires_at=start_of(limit + timedelta(days=1), policy)))
+    renewal = lease_renewal_due(snapshot.stage, snapshot.lease_end, policy)
+    if renewal is not None:
+        items.append(DueItem(kind="lease_renewal", due=renewal, fires_at=start_of(renewal, policy)))
     return items
 
 

@@ -70,6 +70,15 @@ class Policy(BaseModel):
             "their last case, once all their cases are closed"
         ),
     )
+    support_levels: dict[int, str] = Field(
+        default_factory=lambda: {1: "intensive follow-up", 2: "regular follow-up",
+                                 3: "light follow-up", 4: "independent living"},
+        description="the support levels of the four-level model (Kongsvinger): level -> name",
+    )
+    lease_warning_days: int = Field(
+        60, ge=1, le=365, description="a time-limited lease is due for renewal this many days "
+        "before its end",
+    )
     catch_up_delay_seconds: int = Field(
         120,
         ge=0,

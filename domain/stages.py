@@ -44,7 +44,7 @@ ROLES = ("caseworker", "housing_pilot")
 # made and reviewed from the grant on; the rest follow the tenancy.
 CASE_FILE_WAITING = ("plan", "plan_review", "temporary_placement", "placement_ended")
 CASE_FILE_IN_HOME = ("plan", "plan_review", "placement_ended", "support_interrupted",
-                     "support_resumed")
+                     "support_resumed", "rent_payment", "support_level")
 
 ALLOWED: dict[Stage, tuple[str, ...]] = {
     Stage.APPLIED: ("start_assessment", "assign", "exit"),
@@ -55,7 +55,7 @@ ALLOWED: dict[Stage, tuple[str, ...]] = {
     Stage.APPROVED: ("move_in", "course_session", "assign", "exit", *CASE_FILE_WAITING),
     Stage.TRAINING: (
         "record_visit", "course_session", "rent_arrears", "repayment_plan", "complaint",
-        "refer_takeover", "assign", "exit", *CASE_FILE_IN_HOME,
+        "refer_takeover", "assign", "exit", *CASE_FILE_IN_HOME, "move_apartment",
     ),
     Stage.TAKEOVER_REVIEW: (
         "takeover_decision", "record_visit", "course_session", "rent_arrears",
@@ -103,6 +103,9 @@ NEEDS = {
     "placement_ended": "needs a granted decision",
     "support_interrupted": "needs a tenancy in the training apartment",
     "support_resumed": "needs a tenancy in the training apartment",
+    "move_apartment": "needs the training phase",
+    "rent_payment": "needs a tenancy in the training apartment",
+    "support_level": "needs a tenancy in the training apartment",
 }
 
 

@@ -38,14 +38,17 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec("landlord_decision", "case", "The landlord approves or refuses the candidate.",
              LANDLORD_STEPS),
     StepSpec("move_in", "case", "The client moves into the training apartment (first night "
-             "there)."),
+             "there), optionally on a lease that ends (lease_end)."),
     StepSpec("record_visit", "case", "A support visit (home_visit, follow_up, inspection), with "
              "the monthly checklist.", PILOT_STEPS),
     StepSpec("course_session", "case", "A housing-course session (boendekurs, 1–4) attended.",
              PILOT_STEPS),
     StepSpec("rent_arrears", "case", "Rent arrears reported (the caseworker must be told at "
              "once)."),
-    StepSpec("repayment_plan", "case", "A repayment plan agreed for the outstanding arrears."),
+    StepSpec("repayment_plan", "case", "A repayment plan agreed for the outstanding arrears, "
+             "optionally with instalments (amount, due date each)."),
+    StepSpec("rent_payment", "case", "A payment against the rent arrears (they go down, never "
+             "below zero)."),
     StepSpec("complaint", "case", "A disturbance complaint or warning (anmodan om rättelse)."),
     StepSpec("refer_takeover", "case", "Refer the client to the landlord for takeover of the "
              "lease (övertagande)."),
@@ -65,7 +68,15 @@ STEPS: tuple[StepSpec, ...] = (
              "treatment, other); not resumed within three months it is reported to the "
              "inspectorate each quarter.", PILOT_STEPS),
     StepSpec("support_resumed", "case", "The interrupted support is resumed.", PILOT_STEPS),
+    StepSpec("support_level", "case", "The support level (1-4, the four-level model; names in "
+             "the policy's support_levels) from this date.", PILOT_STEPS),
+    StepSpec("move_apartment", "case", "Move to another (vacant) apartment of the programme "
+             "(omflyttning); the move-in date stays the first one."),
     StepSpec("register_apartment", "stock", "Add an apartment to the stock (lägenhetsbank)."),
+    StepSpec("apartment_to_repair", "stock", "A vacant apartment goes under repair (it cannot "
+             "be offered until repaired).", LANDLORD_STEPS),
+    StepSpec("apartment_repaired", "stock", "An apartment under repair is vacant again.",
+             LANDLORD_STEPS),
     StepSpec("return_apartment", "stock", "Return a vacant apartment to its landlord (it leaves "
              "the stock)."),
 )

@@ -36,6 +36,7 @@ class CaseSnapshot(BaseModel):
     follow_ups: dict[str, date] = Field(default_factory=dict)
     interrupted_on: date | None = None  # support interrupted, not resumed
     interruption_noted: int = 0
+    lease_end: date | None = None  # a time-limited lease's last day
 
 
 class LineResult(BaseModel):

@@ -16,6 +16,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from domain.calendar import unexecuted_deadline
+
 CASE_EVENTS = {
     "Applied", "AssessmentStarted", "Granted", "Denied", "Offered", "LandlordApproved", "Assigned",
     "StageStalledNoted", "ReminderEscalatedNoted",
@@ -24,10 +26,13 @@ CASE_EVENTS = {
     "TakeoverApproved", "TakeoverRefused", "Exited", "UnexecutedDecisionNoted",
     "VisitOverdueNoted", "TakeoverEligibilityNoted",
     "PlanMade", "PlanReviewed", "TemporaryPlacementStarted", "PlacementEnded",
-    "SupportInterrupted", "SupportResumed",
+    "SupportInterrupted", "SupportResumed", "ApartmentMoved", "RentPaymentRecorded",
+    "SupportLevelSet",
+    "CaseFileDueNoted",
 }
 APARTMENT_EVENTS = {
     "Registered", "OfferedTo", "OfferWithdrawn", "Occupied", "Vacated", "TakenOver", "Returned",
+    "MovedInto", "ToRepair", "Repaired",
 }
 NOTICE_EVENTS = {
     "NoticeRegistered", "ContactAttempted", "OutreachAssigned", "OutreachVisited",
@@ -53,6 +58,15 @@ CASE_COLUMNS = (
     # the case file: the plan's date and its open sub-goals' follow-ups (JSON {id: date})
     "plan_on", "follow_ups",
     "interrupted_on",  # support interrupted and not resumed: since
+    # the repayment plan's instalments (JSON [{amount, due}]) and what was paid since it
+    "instalments", "paid_since_plan",
+    "support_level", "lease_end",  # the level now (its changes: rm_steps); a lease's last day
+    # the granted decision's three-month limit (domain.calendar.unexecuted_deadline), so that
+    # the IVO report and the kpis compare dates in SQL instead of computing it per row
+    "deadline_on",
+    # pseudonymous facts about the client given on apply (None when not given): the
+    # homelessness count's sex and age band
+    "sex", "birth_year",
 )
 # Beside the ISO dates the waiting times are measured between, their day numbers
 # (date.toordinal()): a difference of two integers is what a report over tens of thousands
@@ -62,6 +76,7 @@ DAY_COLUMNS = {"applied_on": "applied_day", "decided_on": "decided_day",
 APARTMENT_COLUMNS = (
     "apartment_uuid", "apartment_id", "landlord", "rooms", "registered_on", "status", "case_id",
     "lettings", "left_on",
+    "accessible", "landlord_type",  # 1 when adapted (functional impairments); its landlord's kind
 )
 NOTICE_COLUMNS = (
     "notice_uuid", "notice_id", "kind", "source", "client_id", "district", "notice_date",
@@ -75,8 +90,10 @@ DAILY_COLUMNS = ("day", "measure", "n")
 # One row per exit from the chain, written once: what the returns report starts from, kept
 # apart from the case rows so that its index is not rewritten by every later event.
 EXIT_COLUMNS = ("case_uuid", "case_id", "client_id", "exit_on", "destination")
+# `landlord`: the apartment's, copied when the vacancy begins, so that the stock by landlord
+# groups the vacancies without looking each one's apartment up.
 VACANCY_COLUMNS = ("apartment_uuid", "start_on", "kind", "end_on", "end_reason", "start_day",
-                   "end_day")
+                   "end_day", "landlord")
 # One row per step a person took on a case (system notes are not steps), written once and
 # keyed by the event's version: what a report at a past date reads where the case row keeps
 # only the latest value — the stage then, arrears and repayment plans with their dates, the
@@ -97,7 +114,7 @@ PLACEMENT_COLUMNS = ("case_uuid", "placement", "kind", "start_on", "end_on", "co
 # lists those not resumed within three months, each quarter, like unexecuted decisions.
 INTERRUPTION_COLUMNS = ("case_uuid", "interrupted_on", "kind", "resumed_on")
 SYSTEM_NOTES = {"StageStalledNoted", "ReminderEscalatedNoted", "UnexecutedDecisionNoted",
-                "VisitOverdueNoted", "TakeoverEligibilityNoted"}
+                "VisitOverdueNoted", "TakeoverEligibilityNoted", "CaseFileDueNoted"}
 # Steps that are not a contact with the person: an assignment is staff administration, and a
 # closure ends the case rather than keeping it active (docs/metrics.md, by-name).
 NOT_CONTACT = {"Assigned", "Exited", "Denied"}
@@ -155,17 +172,20 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row.update(case_id=e["case_id"], client_id=e["client_id"], target_group=e["target_group"],
                    district=e["district"], stage="applied", applied_on=on, caseworker=e["actor"],
                    applied_day=day_number(on), referral=e.get("referral"),
-                   housing_situation=e.get("housing_situation"))
+                   housing_situation=e.get("housing_situation"), sex=e.get("sex"),
+                   birth_year=e.get("birth_year"))
         page.daily[on, "applications"] += 1
     row = page.cases.get(uuid)
     if row is None:  # an event of a case the view never saw open: nothing to fold it into
         return
     stage_before = row["stage"]
+    paid = Decimal(0)  # a rent payment: what it took off the arrears
     if name == "AssessmentStarted":
         row["stage"] = "assessment"
     elif name == "Granted":
         row.update(stage="waiting", decided_on=on, outcome="granted", programme=e["programme"],
-                   decided_day=day_number(on))
+                   decided_day=day_number(on),
+                   deadline_on=unexecuted_deadline(date.fromisoformat(on)).isoformat())
         page.daily[on, "grants"] += 1
     elif name == "Denied":
         row.update(stage="closed", decided_on=on, outcome="denied", destination="denied",
@@ -181,6 +201,7 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
         row["stage"] = "training"
         if row["move_in_on"] is None:  # the first night; moves do not reset it
             row.update(move_in_on=on, move_in_day=day_number(on), first_apartment=e["apartment"])
+        row["lease_end"] = iso(e.get("lease_end"))
     elif name == "VisitRecorded":
         if e.get("checklist") is not None:
             row["last_checklist"] = on
@@ -198,7 +219,15 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
             row["arrears_since"] = on
         row["arrears_without_plan"] = 1
     elif name == "RepaymentPlanAgreed":
-        row["arrears_without_plan"] = 0
+        row.update(arrears_without_plan=0, paid_since_plan="0",
+                   instalments=json.dumps(e.get("instalments") or []))
+    elif name == "RentPaymentRecorded":
+        paid = Decimal(row["arrears"]) - Decimal(str(e["balance"]))
+        row.update(arrears=str(Decimal(str(e["balance"]))) if paid != Decimal(row["arrears"])
+                   else "0",
+                   paid_since_plan=str(Decimal(row.get("paid_since_plan") or "0") + paid))
+        if Decimal(str(e["balance"])) == 0:
+            row["arrears_without_plan"] = 0
     elif name == "ComplaintRecorded":
         row["complaints"] += 1
     elif name == "TakeoverReferred":
@@ -227,6 +256,10 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
             "district": row["district"]}
     elif name == "PlacementEnded" and (uuid, e["placement"]) in page.placements:
         page.placements[uuid, e["placement"]]["end_on"] = iso(e["end"])
+    elif name == "SupportLevelSet":
+        row["support_level"] = e["level"]
+    elif name == "ApartmentMoved":  # the move-in date (the first night) stays
+        row["apartment"] = e["apartment"]
     elif name == "SupportInterrupted":
         row["interrupted_on"] = on
         page.interruptions[uuid, on] = {"case_uuid": uuid, "interrupted_on": on,
@@ -243,6 +276,10 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
     detail: str | None = None
     if name == "RentArrearsRecorded":
         detail = str(e["amount"])
+    elif name == "RentPaymentRecorded":  # what it took off the arrears, as a negative amount
+        detail = str(-paid)
+    elif name == "SupportLevelSet":
+        detail = str(e["level"])
     elif name == "VisitRecorded":
         detail = e["kind"]
     elif name in ("LandlordRefused", "TakeoverRefused", "Denied"):
@@ -279,9 +316,10 @@ def project_apartment(page: Page, uuid: str, name: str, e: dict[str, Any]) -> No
         page.apartments[uuid] = {
             "apartment_uuid": uuid, "apartment_id": e["apartment_id"], "landlord": e["landlord"],
             "rooms": e["rooms"], "registered_on": on, "status": "vacant", "case_id": None,
-            "lettings": 0, "left_on": None,
+            "lettings": 0, "left_on": None, "accessible": 1 if e.get("accessible") else 0,
+            "landlord_type": e.get("landlord_type"),
         }
-        open_vacancy(page, uuid, on, "registered")
+        open_vacancy(page, uuid, on, "registered", e["landlord"])
         page.apartment_steps.append({"apartment_uuid": uuid, "version": e["originator_version"],
                                      "on_day": on, "status": "vacant"})
         return
@@ -299,22 +337,29 @@ def _apartment_event(page: Page, uuid: str, row: dict[str, Any], name: str, on: 
         row.update(status="offered", case_id=e["case"])
     elif name == "OfferWithdrawn":
         row.update(status="vacant", case_id=None)
-    elif name == "Occupied":
+    elif name in ("Occupied", "MovedInto"):
         row.update(status="occupied", lettings=row["lettings"] + 1)
+        if name == "MovedInto":
+            row["case_id"] = e["case"]
         close_vacancy(page, uuid, on, "let")
     elif name == "Vacated":
         row.update(status="vacant", case_id=None)
-        open_vacancy(page, uuid, on, "vacated")
+        open_vacancy(page, uuid, on, "vacated", row["landlord"])
     elif name == "TakenOver":
         row.update(status="taken_over", left_on=on)
+    elif name == "ToRepair":  # its vacancy goes on: vacant days count the repair too
+        row["status"] = "under_repair"
+    elif name == "Repaired":
+        row["status"] = "vacant"
     elif name == "Returned":
         row.update(status="returned", left_on=on)
         close_vacancy(page, uuid, on, "returned")
 
 
-def open_vacancy(page: Page, uuid: str, on: str | None, kind: str) -> None:
+def open_vacancy(page: Page, uuid: str, on: str | None, kind: str, landlord: str) -> None:
     vacancy = {"apartment_uuid": uuid, "start_on": on, "kind": kind, "end_on": None,
-               "end_reason": None, "start_day": day_number(on), "end_day": None}
+               "end_reason": None, "start_day": day_number(on), "end_day": None,
+               "landlord": landlord}
     page.open_vacancies[uuid] = vacancy
     page.vacancies[uuid, on, kind] = vacancy
 

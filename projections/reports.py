@@ -9,7 +9,7 @@ period of the interval's end date; "three months" is `domain.calendar.unexecuted
 from __future__ import annotations
 
 import statistics
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
@@ -58,7 +58,8 @@ DEFINITION_VERSIONS: dict[str, int] = {
     "arrears": 2,  # 2: --as-of (the amounts, plans and stage by then)
     "stock": 2,  # 2: status and reuse as they stood on --as-of
     "returns": 1, "history": 1, "evictions": 1, "refusals": 1, "by-name": 1, "kpis": 1,
-    "placements": 1,
+    "placements": 1, "supply": 1,
+    "homelessness": 1,
 }
 
 
@@ -343,20 +344,31 @@ IVO_INTERRUPTED = "support interrupted, not resumed within three months"
 IVO_RESUMED_LATE = "interrupted support resumed within the quarter, after the three-month limit"
 
 
+# The IVO rows of a quarter [first, last], as SQL on the decision's three-month limit that the
+# projector stores (`deadline_on`): the report selects the rows with it and labels them below,
+# and the kpis count them with the same text, so the two cannot disagree.
+IVO_DECISIONS_SQL = (
+    "outcome = 'granted' AND ((move_in_on >= ? AND move_in_on <= ? AND move_in_on > deadline_on)"
+    " OR (deadline_on <= ? AND (move_in_on IS NULL OR move_in_on > ?)"
+    " AND (closed_on IS NULL OR closed_on > ?)))")
+
+
+def _ivo_params(first: str, last: str) -> tuple[str, ...]:
+    return (first, last, last, last, last)
+
+
 def ivo(view: ChainView, quarter: str) -> dict[str, Any]:
     try:
         start, end = quarter_bounds(quarter)
     except ValueError as exc:
         raise ReportError(f"--quarter: {exc}") from None
     first, last = start.isoformat(), end.isoformat()
-    rows = view.query(  # only decisions that can be late, or executed, within the quarter
-        "SELECT case_id, client_id, programme, decided_on, move_in_on, closed_on FROM rm_cases "
-        "WHERE outcome = 'granted' AND decided_on <= ? "
-        "AND (move_in_on IS NULL OR move_in_on >= ?) AND (closed_on IS NULL OR closed_on >= ?)",
-        (add_months(end, -2).isoformat(), first, first))
+    rows = view.query(  # only the decisions late, or executed late, within the quarter
+        "SELECT case_id, client_id, programme, decided_on, move_in_on, closed_on, deadline_on "
+        f"FROM rm_cases WHERE {IVO_DECISIONS_SQL}", _ivo_params(first, last))
     out = []
     for r in rows:
-        limit = unexecuted_deadline(date.fromisoformat(r["decided_on"])).isoformat()
+        limit = r["deadline_on"]
         moved, closed = r["move_in_on"], r["closed_on"]
         base = {"case": r["case_id"], "client": r["client_id"], "decision_date": r["decided_on"],
                 "programme": r["programme"]}
@@ -422,15 +434,19 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
     they made, and the visits overdue on that day. From the dated steps, so a past date
     gets the caseload as it stood then, not today's."""
     day = as_of.isoformat()
-    rows = view.rows(
-        "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit FROM rm_cases "
-        "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')"
-    ) if _latest_facts(view, day) else view.rows(
-        "SELECT c.case_id, v.actor, c.caseworker, c.move_in_on, v.on_day FROM rm_cases c "
-        "LEFT JOIN rm_steps v ON v.case_uuid = c.case_uuid AND v.version = ("
-        " SELECT MAX(w.version) FROM rm_steps w WHERE w.case_uuid = c.case_uuid"
-        " AND w.event = 'VisitRecorded' AND w.detail = 'home_visit' AND w.on_day <= ?) "
-        "WHERE c.move_in_on <= ? AND (c.closed_on IS NULL OR c.closed_on > ?)", (day, day, day))
+    if _latest_facts(view, day):
+        rows = view.rows(
+            "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit FROM rm_cases "
+            "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')")
+    else:  # the latest home visit by then (`day pilot`), from the index of home visits alone
+        rows = [(case, visit[11:] if visit else None, caseworker, move_in_on,
+                 visit[:10] if visit else None)
+                for case, caseworker, move_in_on, visit in view.rows(
+                    "SELECT c.case_id, c.caseworker, c.move_in_on, (SELECT v.on_day || ' ' || "
+                    "v.actor FROM rm_steps v WHERE v.case_uuid = c.case_uuid AND v.event = "
+                    "'VisitRecorded' AND v.detail = 'home_visit' AND v.on_day <= ? ORDER BY "
+                    "v.version DESC LIMIT 1) FROM rm_cases c WHERE c.move_in_on <= ? "
+                    "AND (c.closed_on IS NULL OR c.closed_on > ?)", (day, day, day))]
     pilots: dict[str, dict[str, Any]] = {}
     due_after: dict[tuple[str, str], date] = {}  # many cases share a move-in and a visit day
     for case, housing_pilot, caseworker, move_in_on, last_home_visit in rows:
@@ -478,19 +494,34 @@ def arrears(view: ChainView, as_of: date | None = None) -> dict[str, Any]:
                     "FROM rm_cases WHERE arrears <> '0'")]
         return _arrears_answer(as_of, day, rows)
     per_case: dict[str, list[Any]] = {}
-    for case, client, event, detail, stage in view.rows(
-            "SELECT c.case_id, c.client_id, s.event, s.detail, (SELECT t.stage FROM rm_steps t "
-            " WHERE t.case_uuid = s.case_uuid AND t.on_day <= ? ORDER BY t.version DESC LIMIT 1) AS stage "
-            "FROM rm_steps s JOIN rm_cases c ON c.case_uuid = s.case_uuid "
-            "WHERE s.event IN ('RentArrearsRecorded', 'RepaymentPlanAgreed') AND s.on_day <= ? "
-            "ORDER BY c.case_id, s.version", (day, day)):
+    for case, client, event, detail, stage in _arrears_steps(view, day):
         entry = per_case.setdefault(case, [Decimal(0), case, client, stage, 0])
         if event == "RentArrearsRecorded":
             entry[0] += Decimal(detail)
             entry[4] = 1
+        elif event == "RentPaymentRecorded":  # detail: minus what it took off
+            entry[0] += Decimal(detail)
+            entry[4] = entry[4] if entry[0] else 0
         else:
             entry[4] = 0
     return _arrears_answer(as_of, day, [tuple(r) for r in per_case.values() if r[0]])
+
+
+def _arrears_steps(view: ChainView, day: str) -> list[tuple[Any, ...]]:
+    """(case, client, event, detail, stage on `day`) of the arrears steps by `day`, by case and
+    version. The steps come from the index on the steps' kind alone; a case's id, client and
+    stage that day are looked up once a case, not once a step."""
+    kinds = ("event IN ('RentArrearsRecorded', 'RepaymentPlanAgreed', 'RentPaymentRecorded') "
+             "AND on_day <= ?")
+    cases = {uuid: (case, client, stage) for uuid, case, client, stage in view.rows(
+        "SELECT k.case_uuid, c.case_id, c.client_id, (SELECT t.stage FROM rm_steps t "
+        "WHERE t.case_uuid = k.case_uuid AND t.on_day <= ? ORDER BY t.version DESC LIMIT 1) "
+        f"FROM (SELECT DISTINCT case_uuid FROM rm_steps WHERE {kinds}) k "
+        "JOIN rm_cases c ON c.case_uuid = k.case_uuid", (day, day))}
+    steps = sorted(view.rows(f"SELECT case_uuid, version, event, detail FROM rm_steps WHERE {kinds}",
+                             (day,)), key=lambda s: (cases[s[0]][0], s[1]))
+    return [(cases[uuid][0], cases[uuid][1], event, detail, cases[uuid][2])
+            for uuid, _, event, detail in steps]
 
 
 def _arrears_answer(as_of: date | None, day: str, rows: list[Any]) -> dict[str, Any]:
@@ -511,8 +542,7 @@ def stock(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]
     if by not in (None, "landlord"):
         raise ReportError(f"--by must be landlord for the stock, not {by!r}")
     day = as_of.isoformat()
-    landlord = ("(SELECT a.landlord FROM rm_apartments a "
-                "WHERE a.apartment_uuid = v.apartment_uuid)")
+    landlord = "v.landlord"  # copied onto the vacancy when it begins (no look-up a row)
     statuses: dict[str, Counter] = defaultdict(Counter)
     status_of = ("a.status" if _latest_facts(view, day) else
                  "(SELECT s.status FROM rm_apartment_steps s WHERE s.apartment_uuid = "
@@ -558,12 +588,14 @@ def returns(view: ChainView, date_from: date | None = None,
         where.append("e.exit_on <= ?")
         params.append(date_to.isoformat())
     # the client's first application after the exit, and its case (the first by case id
-    # on that day): one look-up per exit in the (client_id, applied_on, case_id) index
+    # on that day): one look-up per exit in the (client_id, applied_on, case_id) index, for
+    # the clients with more than one case only (found in one pass over that index)
     rows = view.rows(
         "SELECT e.case_id, e.client_id, e.exit_on, e.destination, "
-        "(SELECT a.applied_on || ' ' || a.case_id FROM rm_cases a "
+        "CASE WHEN e.client_id IN (SELECT client_id FROM rm_cases GROUP BY client_id "
+        "HAVING COUNT(*) > 1) THEN (SELECT a.applied_on || ' ' || a.case_id FROM rm_cases a "
         " WHERE a.client_id = e.client_id AND a.applied_on > e.exit_on "
-        " ORDER BY a.applied_on, a.case_id LIMIT 1) AS returned "
+        " ORDER BY a.applied_on, a.case_id LIMIT 1) END AS returned "
         f"FROM rm_exits e WHERE {' AND '.join(where)}", params)
     rows.sort(key=lambda r: (r[2], r[0]))  # by exit date, then case
     out = []
@@ -687,32 +719,32 @@ def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date 
         return {"inactive_after_days": n, "rows": []}
     # inactive spells: a gap between two contacts longer than n days (found in the index on
     # the gap), and the time after the last contact once it is longer than n days
+    # (the gaps from the covering index on (gap, step_day); the time after the last contact
+    # and the closures from one pass over the case rows)
     spells = view.rows(
         "SELECT s.step_day - s.gap + ? AS s, s.step_day AS r, NULL AS closed_day, COUNT(*) AS k "
-        "FROM rm_steps s WHERE s.gap > ? GROUP BY 1, 2", (n, n)) + view.rows(
-        "SELECT last_contact_day + ? AS s, NULL AS r, closed_day, COUNT(*) AS k FROM rm_cases "
-        "WHERE closed_day IS NULL OR closed_day > last_contact_day + ? GROUP BY 1, 3", (n, n))
-    closures = view.rows(
-        "SELECT closed_day, CASE WHEN destination IN "
-        f"({', '.join(repr(d) for d in sorted(PERMANENT))}) THEN 1 ELSE 0 END AS housed, "
-        "COUNT(*) AS k FROM rm_cases WHERE closed_day IS NOT NULL "
-        "AND last_contact_day + ? >= closed_day GROUP BY 1, 2", (n,))
+        "FROM rm_steps s WHERE s.gap > ? GROUP BY 1, 2", (n, n))
+    permanent = ", ".join(repr(d) for d in sorted(PERMANENT))
+    closures = []
+    for s, closed_day, housed, closure, k in view.rows(
+            "SELECT CASE WHEN closed_day IS NULL OR closed_day > last_contact_day + ? "
+            "THEN last_contact_day + ? END AS s, closed_day, "
+            f"CASE WHEN destination IN ({permanent}) THEN 1 ELSE 0 END AS housed, "
+            "CASE WHEN closed_day IS NOT NULL AND last_contact_day + ? >= closed_day THEN 1 "
+            "ELSE 0 END AS closure, COUNT(*) AS k FROM rm_cases GROUP BY 1, 2, 3, 4", (n, n, n)):
+        if s is not None:
+            spells.append((s, None, closed_day, k))
+        elif closure:
+            closures.append((closed_day, housed, k))
     # applications by a client seen before (not the client's first case, by date then case
-    # id), each with the client's latest exit to housing before it
-    reapplied = view.rows(
-        "SELECT client_id, applied_on, applied_day FROM (SELECT client_id, applied_on, "
-        "applied_day, ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY applied_on, case_id) "
-        "AS k FROM rm_cases) x WHERE k > 1")
-    housed_exits: dict[str, list[str]] = defaultdict(list)
-    for client, exit_on in view.rows(
-            "SELECT client_id, exit_on FROM rm_exits WHERE destination IN "
-            f"({', '.join(repr(d) for d in sorted(PERMANENT))})"):
-        housed_exits[client].append(exit_on)
-    again = []
-    for client, applied_on, applied_day in reapplied:
-        exits_before = sorted(housed_exits.get(client, ()))
-        i = bisect_left(exits_before, applied_on)
-        again.append((applied_day, exits_before[i - 1] if i else None))
+    # id; only clients with more than one case can have one), each with the client's latest
+    # exit to housing before it (a look-up in the exits' (client, date) index)
+    again = [(_parse(applied_on).toordinal(), housed_exit) for applied_on, housed_exit in view.rows(
+        "SELECT x.applied_on, (SELECT MAX(e.exit_on) FROM rm_exits e WHERE e.client_id = "
+        f"x.client_id AND e.exit_on < x.applied_on AND e.destination IN ({permanent})) "
+        "FROM (SELECT client_id, applied_on, ROW_NUMBER() OVER (PARTITION BY client_id "
+        "ORDER BY applied_on, case_id) AS k FROM rm_cases WHERE client_id IN (SELECT client_id "
+        "FROM rm_cases GROUP BY client_id HAVING COUNT(*) > 1)) x WHERE k > 1")]
 
     flows: dict[str, Counter] = defaultdict(Counter)
     for day, k in opened:
@@ -781,6 +813,20 @@ def _cumulative(per_day: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
 MUNICIPAL_WAIT_TARGET_DAYS = round(3.5 * 365.25 / 12, 1)  # 106.5
 
 
+def _ivo_counts(view: ChainView, *years: int) -> list[int]:
+    """The rows `ivo` gives for each year's four quarters, added up: the decisions counted by
+    the database in one pass over the granted cases for all the years (the same SQL as
+    `ivo`), the few interruptions as `ivo` finds them."""
+    quarters = [tuple(d.isoformat() for d in quarter_bounds(f"{y}Q{q}"))
+                for y in years for q in range(1, 5)]
+    sums = ", ".join(f"SUM(CASE WHEN {IVO_DECISIONS_SQL} THEN 1 ELSE 0 END)" for _ in quarters)
+    decisions = view.rows(f"SELECT {sums} FROM rm_cases WHERE outcome = 'granted'",
+                          [p for first, last in quarters for p in _ivo_params(first, last)])[0]
+    per_quarter = [int(n or 0) + len(_ivo_interruptions(view, first, last))
+                   for n, (first, last) in zip(decisions, quarters, strict=True)]
+    return [sum(per_quarter[4 * i:4 * i + 4]) for i in range(len(years))]
+
+
 def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
     """The municipalities' own targets (Vallentuna, Göteborg; DOMAIN.md) next to the year's
     figures, each computed by the report that defines it (docs/metrics.md, kpis)."""
@@ -794,10 +840,7 @@ def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
                                                  last.isoformat()))[0]
     reuse = round(int(vacated["relet"]) / vacated["n"], 3) if vacated["n"] else None
 
-    def ivo_rows(y: int) -> int:
-        return sum(len(ivo(view, f"{y}Q{q}")["rows"]) for q in range(1, 5))
-
-    this_year, year_before = ivo_rows(year), ivo_rows(year - 1)
+    this_year, year_before = _ivo_counts(view, year, year - 1)
     halved = year_before / 2 if year_before else None
     load = caseload(view, last, policy, first, last)
     pilots = [r["cases"] for r in load["rows"] if not r["pilot"].startswith("(none")]
@@ -876,20 +919,44 @@ def placements(view: ChainView, by: str = "month", date_from: date | None = None
     started: Counter[tuple[str, str]] = Counter()
     nights: Counter[tuple[str, str]] = Counter()
     cost: dict[tuple[str, str], Decimal] = {}
-    for kind, start_on, end_on, per_night in view.rows(
-            "SELECT kind, start_on, end_on, cost_per_night FROM rm_placements"):
+    # Not night by night per placement: the placements that begin and end each day, per kind
+    # (counted by the database), swept over the days once — the nights of a day are the
+    # placements open on its evening, their cost the sum of those placements' prices.
+    change: dict[str, dict[int, list[Any]]] = defaultdict(lambda: defaultdict(
+        lambda: [0, Decimal(0)]))
+    for kind, start_on, end_on, per_night, k in view.rows(
+            "SELECT kind, start_on, end_on, cost_per_night, COUNT(*) FROM rm_placements "
+            "GROUP BY 1, 2, 3, 4"):
         start = _parse(start_on)
         end = min(_parse(end_on), until) if end_on else until
         if (date_from is None or start >= date_from) and (date_to is None or start <= date_to):
-            started[period(start_on, by), kind] += 1
-        night = start
-        while night < end:
-            if (date_from is None or night >= date_from) and (date_to is None or night <= date_to):
-                key = (period(night.isoformat(), by), kind)
-                nights[key] += 1
-                if per_night is not None:
-                    cost[key] = cost.get(key, Decimal(0)) + Decimal(per_night)
-            night += timedelta(days=1)
+            started[period(start_on, by), kind] += k
+        if start >= end:
+            continue
+        price = Decimal(per_night) * k if per_night is not None else Decimal(0)
+        change[kind][start.toordinal()][0] += k
+        change[kind][start.toordinal()][1] += price
+        change[kind][end.toordinal()][0] -= k
+        change[kind][end.toordinal()][1] -= price
+    low = date_from.toordinal() if date_from else None
+    high = date_to.toordinal() if date_to else None
+    label = lru_cache(maxsize=None)(lambda day: period(date.fromordinal(day).isoformat(), by))
+    for kind, by_day in change.items():
+        open_, price, days_ = 0, Decimal(0), sorted(by_day)
+        for this, following in zip(days_, days_[1:], strict=False):
+            open_ += by_day[this][0]
+            price += by_day[this][1]
+            if not open_:
+                continue
+            first = this if low is None else max(this, low)
+            last = following - 1 if high is None else min(following - 1, high)
+            while first <= last:  # a run of nights with the same placements, period by period
+                end_of_period = min(last, period_bounds(label(first), by)[1].toordinal())
+                key = (label(first), kind)
+                nights[key] += open_ * (end_of_period - first + 1)
+                if price:
+                    cost[key] = cost.get(key, Decimal(0)) + price * (end_of_period - first + 1)
+                first = end_of_period + 1
     keys = sorted(set(started) | set(nights))
     rows = [{"group": g, "kind": k, "placements": started[g, k], "nights": nights[g, k],
              "cost": str(cost.get((g, k), Decimal(0)))} for g, k in keys]
@@ -898,11 +965,95 @@ def placements(view: ChainView, by: str = "month", date_from: date | None = None
                        "cost": str(sum(cost.values(), Decimal(0)))}}
 
 
+# Socialstyrelsen's homelessness count, in the order a person in more than one is counted in
+# the first (the most acute): each person is counted once, so the situations add up to the
+# persons.
+SITUATIONS = ("acute", "institution", "long_term", "at_risk")
+LONG_TERM_PROGRAMMES = ("training_apartment", "housing_first", "municipal_contract")
+HOMELESSNESS_GROUPS = ("sex", "age-band", "target-group", "district")
+AGE_BANDS = ((18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55-64"),
+             (65, "65+"))
+
+
+def age_band(birth_year: int | None, year: int) -> str:
+    """The band of the age reached in the count's year (the birth year only is recorded)."""
+    if birth_year is None:
+        return "unknown"
+    age = year - int(birth_year)
+    if age < AGE_BANDS[0][0]:
+        return "under 18"
+    return [label for low, label in AGE_BANDS if age >= low][-1]
+
+
+def homelessness(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
+    """The persons (distinct client ids) in each of the count's situations at the end of
+    `as_of`: acute (a temporary placement open that night), in an institution without
+    housing (applied from one, case open, not yet moved in), a long-term housing solution
+    arranged by social services (in a training apartment, housing first or municipal
+    contract tenancy, not taken over), and own housing at risk (an eviction notice open);
+    a person in several is counted in the first of those. `by` splits the persons by sex,
+    age band, target group or district (the case's, for a notice the notice's district)."""
+    if by is not None and by not in HOMELESSNESS_GROUPS:
+        raise ReportError(f"--by must be one of {', '.join(HOMELESSNESS_GROUPS)}, not {by!r}")
+    day = as_of.isoformat()
+    person: dict[str, tuple[str, tuple[Any, ...]]] = {}  # client -> (situation, facts)
+    found: dict[str, list[tuple[Any, ...]]] = {s: [] for s in SITUATIONS}
+    facts = "c.client_id, c.applied_on, c.case_id, c.sex, c.birth_year, c.target_group, c.district"
+    found["acute"] = view.rows(
+        f"SELECT {facts} FROM rm_placements p JOIN rm_cases c ON c.case_uuid = p.case_uuid "
+        "WHERE p.start_on <= ? AND (p.end_on IS NULL OR p.end_on > ?)", (day, day))
+    long_term = ", ".join(f"'{p}'" for p in LONG_TERM_PROGRAMMES)
+    for *row, situation in view.rows(
+            f"SELECT {facts}, CASE WHEN c.move_in_on <= ? AND c.programme IN ({long_term}) AND "
+            "(c.takeover_approved_on IS NULL OR c.takeover_approved_on > ?) THEN 'long_term' "
+            "WHEN c.housing_situation = 'institution' AND (c.move_in_on IS NULL OR "
+            "c.move_in_on > ?) THEN 'institution' END FROM rm_cases c WHERE c.applied_on <= ? "
+            "AND (c.closed_on IS NULL OR c.closed_on > ?)", (day, day, day, day, day)):
+        if situation:
+            found[situation].append(tuple(row))
+    notices = view.rows(
+        "SELECT client_id, district FROM rm_notices WHERE kind = 'eviction' AND notice_date <= ? "
+        "AND (closed_on IS NULL OR closed_on > ?)", (day, day))
+    for situation in SITUATIONS[:3]:
+        # a person's latest case by application date (then case id) in the situation
+        for client, *rest in sorted(found[situation], key=lambda r: (r[1], r[2])):
+            if client not in person or person[client][0] == situation:
+                person[client] = (situation, tuple(rest[2:]))
+    at_risk = {client: district for client, district in sorted(notices) if client not in person}
+    known: dict[str, tuple[Any, ...]] = {}  # an at-risk person's latest case by then, if any
+    clients = sorted(at_risk)
+    for start in range(0, len(clients), 500):
+        chunk = clients[start:start + 500]
+        for client, _, _, *rest in sorted(view.rows(
+                f"SELECT {facts} FROM rm_cases c WHERE c.applied_on <= ? AND c.client_id IN "
+                f"({', '.join('?' * len(chunk))})", (day, *chunk)), key=lambda r: (r[1], r[2])):
+            known[client] = tuple(rest)
+    for client, district in at_risk.items():
+        sex, birth_year, target_group, _ = known.get(client, (None, None, "(no case)", None))
+        person[client] = ("at_risk", (sex, birth_year, target_group, district))
+
+    def group(f: tuple[Any, ...]) -> str:
+        sex, birth_year, target_group, district = f
+        if by == "sex":
+            return sex or "unknown"
+        if by == "age-band":
+            return age_band(birth_year, as_of.year)
+        return target_group if by == "target-group" else district
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for situation, f in person.values():
+        counts["(all)" if by is None else group(f)][situation] += 1
+    rows = [{"group": g, **{s: c[s] for s in SITUATIONS}, "persons": sum(c.values())}
+            for g, c in sorted(counts.items())]
+    totals = {s: sum(r[s] for r in rows) for s in SITUATIONS}
+    return {"as_of": day, "by": by, "rows": rows, "totals": {**totals, "persons": len(person)}}
+
+
 REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
     "waiting-times": waiting_times, "throughput": throughput, "queue": queue, "ivo": ivo,
     "caseload": caseload, "arrears": arrears, "stock": stock, "returns": returns,
     "history": case_history, "evictions": evictions, "refusals": refusals,
-    "by-name": by_name, "kpis": kpis, "placements": placements,
+    "by-name": by_name, "kpis": kpis, "placements": placements, "homelessness": homelessness,
 }
 
 
@@ -920,3 +1071,34 @@ def flatten(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 out[k] = v
         flat.append(out)
     return flat
+
+
+def supply(view: ChainView, date_from: date | None = None,
+           date_to: date | None = None) -> dict[str, Any]:
+    """Apartments registered in the stock per year, landlord and landlord type, and how many
+    of them are accessible (adapted for people with functional impairments: Göteborg's quota);
+    an apartment registered before the landlord type was recorded counts as "(not recorded)"."""
+    where, params = ["1 = 1"], []
+    if date_from:
+        where.append("registered_on >= ?")
+        params.append(date_from.isoformat())
+    if date_to:
+        where.append("registered_on <= ?")
+        params.append(date_to.isoformat())
+    counted = view.rows(
+        "SELECT SUBSTR(registered_on, 1, 4) AS y, landlord, landlord_type, COUNT(*) AS n, "
+        "COALESCE(SUM(CASE WHEN accessible = 1 THEN 1 ELSE 0 END), 0) AS a FROM rm_apartments "
+        f"WHERE {' AND '.join(where)} GROUP BY 1, 2, 3", params)
+    rows = sorted(({"year": y, "landlord": landlord, "landlord_type": kind or "(not recorded)",
+                    "registered": int(n), "accessible": int(a)}
+                   for y, landlord, kind, n, a in counted),
+                  key=lambda r: (r["year"], r["landlord"], r["landlord_type"]))
+    years: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        year = years.setdefault(r["year"], {"year": r["year"], "registered": 0, "accessible": 0,
+                                            "by_landlord_type": Counter()})
+        year["registered"] += r["registered"]
+        year["accessible"] += r["accessible"]
+        year["by_landlord_type"][r["landlord_type"]] += r["registered"]
+    return {"rows": rows, "years": [{**y, "by_landlord_type": dict(sorted(
+        y["by_landlord_type"].items()))} for y in years.values()]}

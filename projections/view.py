@@ -47,30 +47,45 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 9  # v7: dated steps of cases and apartments, for reports at a past date
+SCHEMA_VERSION = 11  # v7: dated steps of cases and apartments, for reports at a past date
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
+# v10: the decision's deadline, the client's sex and birth year, the vacancy's landlord, and
+# indexes for the reports at 50,000 cases; v11: moves, rent payments, apartments' accessibility
+# and landlord type, ...
 RETIRED_TABLES = ("rm_case_events",)  # v4 copied every case event; history reads the store
 INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings",
            "applied_day", "decided_day", "move_in_day", "exit_day", "start_day", "end_day", "n",
-           "closed_day", "last_contact_day", "version", "step_day", "gap"}
+           "closed_day", "last_contact_day", "version", "step_day", "gap", "birth_year",
+           "accessible", "support_level"}
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS rm_cases_case_id ON rm_cases (case_id)",
     "CREATE INDEX IF NOT EXISTS rm_cases_client ON rm_cases (client_id, applied_on, case_id)",
     "CREATE INDEX IF NOT EXISTS rm_exits_destination ON rm_exits (destination, exit_on, "
     "client_id, case_id)",
-    "CREATE INDEX IF NOT EXISTS rm_steps_event ON rm_steps (event, on_day)",
+    # covering: the steps of a kind by date (arrears, refusals) read from the index alone
+    "CREATE INDEX IF NOT EXISTS rm_steps_event ON rm_steps (event, on_day, case_uuid, version, "
+    "detail)",
+    # partial, so only home visits are in it: the latest home visit of a case by a past date
+    "CREATE INDEX IF NOT EXISTS rm_steps_home_visits ON rm_steps (case_uuid, version, on_day, "
+    "actor) WHERE event = 'VisitRecorded' AND detail = 'home_visit'",
     "CREATE INDEX IF NOT EXISTS rm_steps_day ON rm_steps (on_day)",
-    "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap)",
+    # covering: the by-name list's inactive spells are read from the index alone
+    "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap, step_day)",
     "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",
+    # the latest dated status change (is a date past?) in one look-up, not a scan
+    "CREATE INDEX IF NOT EXISTS rm_apartment_steps_day ON rm_apartment_steps (on_day)",
+    # a client's exits by date: the by-name list's "returned from housing"; rows written once
+    "CREATE INDEX IF NOT EXISTS rm_exits_client ON rm_exits (client_id, exit_on, destination)",
 )
 
 
 # Set by the event that makes the row and never changed by the projector afterwards.
 FIXED = {
     "rm_cases": {"case_id", "client_id", "target_group", "district", "applied_on",
-                 "applied_day", "referral", "housing_situation"},
-    "rm_apartments": {"apartment_id", "landlord", "rooms", "registered_on"},
-    "rm_vacancies": {"start_day"},
+                 "applied_day", "referral", "housing_situation", "sex", "birth_year"},
+    "rm_apartments": {"apartment_id", "landlord", "rooms", "registered_on", "accessible",
+                      "landlord_type"},
+    "rm_vacancies": {"start_day", "landlord"},
     "rm_exits": {"case_id", "client_id", "exit_on", "destination"},
     "rm_steps": set(STEP_COLUMNS),  # rows written once, never changed
     "rm_apartment_steps": set(APARTMENT_STEP_COLUMNS),

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from domain.calendar import unexecuted_deadline
 from domain.due import (
     next_checklist,
     next_follow_up,
+    lease_renewal_due,
+    missed_instalment,
     next_visit,
     owner_of,
     pilot_missing_due,
@@ -65,6 +68,25 @@ def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dic
         for sub_goal, follow_up in sorted(json.loads(row.get("follow_ups") or "{}").items()):
             items.append((f"sub_goal:{sub_goal}", d(follow_up),
                           f"individual plan: follow up sub-goal {sub_goal}"))
+    if stage != "closed" and row.get("interrupted_on"):
+        quarter = 1  # the latest quarterly limit passed, or the first one
+        while unexecuted_deadline(d(row["interrupted_on"]), quarter + 1) < as_of:
+            quarter += 1
+        items.append(("support_interrupted", unexecuted_deadline(d(row["interrupted_on"]), quarter),
+                      f"support interrupted since {row['interrupted_on']}: not resumed within "
+                      "three months, reported to the inspectorate each quarter"))
+    renewal = lease_renewal_due(stage, d(row["lease_end"]) if row.get("lease_end") else None,
+                                policy)
+    if renewal is not None:
+        items.append(("lease_renewal", renewal,
+                      f"the time-limited lease ends on {row['lease_end']}: renew it"))
+    missed = (missed_instalment(json.loads(row["instalments"]),
+                                Decimal(row.get("paid_since_plan") or "0"))
+              if stage != "closed" and row.get("instalments") else None)
+    if missed is not None and missed["due"] < as_of:  # its due date passed, not covered
+        items.append(("instalment_missed", missed["due"],
+                      f"repayment plan: instalment {missed['n']} due {missed['due']} not paid "
+                      f"({missed['short']} SEK short)"))
     if row["arrears_without_plan"]:
         items.append(("arrears_without_plan", d(row["arrears_since"] or row["stage_since"]),
                       f"rent arrears of {row['arrears']} SEK without a repayment plan"))

@@ -225,6 +225,8 @@ class _Case:
     fate: str = ""
     identity: dict[str, str] = field(default_factory=dict)
     placement: str | None = None  # an open temporary placement while waiting
+    interrupted: bool = False  # the support is interrupted (hospital, prison, treatment)
+    owed: int = 0  # rent arrears not yet paid back (SEK)
 
     def rooms_needed(self) -> int:
         if self.children == 0:
@@ -265,6 +267,11 @@ class _Municipality:
         # The case file's steps draw from their own generator, so the lines the demo had
         # before them (and the tests that count them) stay exactly as they were.
         self.file_rng = random.Random(f"case-file:{seed}")
+        # The client's sex and birth year (the homelessness count) likewise: their own
+        # generator, so every other line stays as it was. A client keeps them across cases.
+        self.person_rng = random.Random(f"person:{seed}")
+        self._persons: dict[str, tuple[str, int]] = {}
+        self._born: dict[str, int] = {}  # the year in the generated personal number, if any
 
     # --- the calendar ---------------------------------------------------------------
 
@@ -333,7 +340,9 @@ class _Municipality:
         )
         self.apartments[apartment.id] = apartment
         self.emit(day, "register_apartment", STOCK_KEEPER,
-                  apartment=apartment.id, landlord=landlord, rooms=apartment.rooms)
+                  apartment=apartment.id, landlord=landlord, rooms=apartment.rooms,
+                  accessible=self.file_rng.random() < 0.12,
+                  landlord_type="private" if prefix == "GR" else "municipal_company")
 
     def _return(self, day: date, apartment_id: str) -> None:
         apartment = self.apartments[apartment_id]
@@ -430,7 +439,21 @@ class _Municipality:
                 break
             born -= timedelta(days=1)
         self._numbers.add(number)
+        self._born[client_id] = born.year
         return client_id, {"name": name, "personal_number": number}
+
+    def _person(self, day: date, client_id: str, target_group: str) -> tuple[str, int]:
+        """Sex and birth year, as a caseworker records them (never read off the personal
+        number by the system; the demo keeps its own made-up number consistent)."""
+        if client_id not in self._persons:
+            rng = self.person_rng
+            women = 85 if target_group == "exposed_to_violence" else 33
+            sex = _pick(rng, [("female", women), ("male", 97 - women), ("other", 1),
+                              ("unknown", 2)])
+            low, high = {"young_adults": (18, 25), "elderly": (65, 86)}.get(target_group, (26, 64))
+            year = self._born.get(client_id) or day.year - rng.randint(low, high)
+            self._persons[client_id] = (sex, year)
+        return self._persons[client_id]
 
     def _apply(self, day: date) -> None:
         rng = self.rng
@@ -463,6 +486,7 @@ class _Municipality:
             "household": {"adults": adults, "children": children},
             "housing_situation": situation, **identity,
         }
+        client["sex"], client["birth_year"] = self._person(day, client_id, target_group)
         self.emit(day, "apply", case.caseworker, case=case.id, client=client,
                   referral=self._referral(target_group))
         self.at(_weekday(day + timedelta(days=rng.randint(0, 10))), self._assess, case)
@@ -598,6 +622,11 @@ class _Municipality:
         if self.file_rng.random() < 0.9:  # the individual plan, within a month or so
             self.at(_weekday(day + timedelta(days=self.file_rng.randint(7, 40))),
                     self._individual_plan, case)
+        if self.file_rng.random() < 0.5:  # the four-level model: a level, lowered as it goes well
+            self.at(_weekday(day + timedelta(days=self.file_rng.randint(3, 20))), self._level,
+                    case, self.file_rng.choice([1, 1, 2]))
+        if self.file_rng.random() < 0.06:  # a stay in hospital, prison or treatment
+            self.at(day + timedelta(days=self.file_rng.randint(60, 500)), self._interrupt, case)
 
     # --- the training phase ---------------------------------------------------------
 
@@ -648,6 +677,29 @@ class _Municipality:
                   sub_goals=sub_goals)
         self.at(_weekday(follow_up + timedelta(days=rng.randint(-5, 12))), self._plan_review,
                 case, [key for key, _ in chosen], 1)
+
+    def _level(self, day: date, case: _Case, level: int) -> None:
+        if case.stage not in HOME_STAGES:
+            return
+        self.emit(day, "support_level", case.pilot or case.caseworker, case=case.id, level=level)
+        if level < 4 and self.file_rng.random() < 0.6:
+            self.at(_weekday(day + timedelta(days=self.file_rng.randint(120, 300))), self._level,
+                    case, level + 1)
+
+    def _interrupt(self, day: date, case: _Case) -> None:
+        rng = self.file_rng
+        if case.stage not in HOME_STAGES or case.interrupted:
+            return
+        kind = rng.choice(["hospital", "hospital", "treatment", "treatment", "prison", "other"])
+        case.interrupted = True
+        self.emit(day, "support_interrupted", case.pilot or case.caseworker, case=case.id,
+                  kind=kind)
+        self.at(day + timedelta(days=rng.choice([20, 45, 70, 100, 150, 200])), self._resume, case)
+
+    def _resume(self, day: date, case: _Case) -> None:
+        if case.stage in HOME_STAGES and case.interrupted:
+            self.emit(day, "support_resumed", case.pilot or case.caseworker, case=case.id)
+        case.interrupted = False
 
     def _plan_review(self, day: date, case: _Case, open_goals: list[str], n: int) -> None:
         rng = self.file_rng
@@ -718,6 +770,7 @@ class _Municipality:
         amount = rent * rng.choice([1, 1, 1, 2, 2, 3]) - rng.choice([0, 0, 0, 1250, 2400])
         case.arrears_open = True
         self.emit(day, "rent_arrears", case.caseworker, case=case.id, amount=max(amount, 500))
+        case.owed += max(amount, 500)
         if with_plan:
             self.at(_weekday(day + timedelta(days=rng.randint(7, 35))), self._plan, case)
 
@@ -725,7 +778,24 @@ class _Municipality:
         if case.stage not in HOME_STAGES or not case.arrears_open:
             return
         case.arrears_open = False
-        self.emit(day, "repayment_plan", case.caseworker, case=case.id)
+        rng = self.file_rng
+        if rng.random() < 0.5 or case.owed < 1000:  # a plan without instalments, as before
+            self.emit(day, "repayment_plan", case.caseworker, case=case.id)
+            return
+        n = rng.randint(3, 6)
+        each = case.owed // n
+        dues = [add_months(day, k) for k in range(1, n + 1)]
+        self.emit(day, "repayment_plan", case.caseworker, case=case.id, instalments=[
+            {"amount": str(each), "due": due.isoformat()} for due in dues])
+        for due in dues:  # most are paid around the due date; some are missed
+            if rng.random() < 0.8:
+                self.at(due + timedelta(days=rng.randint(-5, 3)), self._pay, case, each)
+
+    def _pay(self, day: date, case: _Case, amount: int) -> None:
+        if case.stage not in HOME_STAGES or case.owed <= 0:
+            return
+        case.owed = max(0, case.owed - amount)
+        self.emit(day, "rent_payment", case.caseworker, case=case.id, amount=str(amount))
 
     def _complaint(self, day: date, case: _Case) -> None:
         if case.stage not in HOME_STAGES:

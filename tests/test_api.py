@@ -474,6 +474,17 @@ def test_an_option_a_report_does_not_take_is_refused_with_422_naming_it(api):
     assert "--by" in problem["detail"] and name in problem["detail"]
 
 
+@pytest.mark.parametrize("path,params,field", [
+    ("/api/worklist", {"as_of": "9999-12-31", "days": "366"}, "as_of"),
+    ("/api/audit/review", {"month": "0000-01"}, "month"),
+    ("/api/audit/review", {"month": "9999-12"}, "month"),
+], ids=["worklist past the end of the calendar", "month of year 0", "month of year 9999"])
+def test_dates_at_the_ends_of_the_calendar_are_422_not_a_server_error(api, path, params, field):
+    """Found by the schema fuzzer (tests/test_api_schema.py): both answered 500."""
+    problem = assert_problem(api.get(path, ADMIN, params=params), 422)
+    assert problem["detail"].startswith(f"{field}:"), problem["detail"]
+
+
 def test_an_unknown_report_is_422_naming_the_reports(api):
     problem = assert_problem(api.get("/api/reports/popularity", SUPERVISOR), 422)
     assert "waiting-times" in problem["detail"]

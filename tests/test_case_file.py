@@ -17,7 +17,7 @@ from domain.due import case_file_due, due_items
 from domain.errors import StepNotAllowed
 from domain.policy import Policy
 from domain.stages import Stage
-from projections.reports import placements
+from projections.reports import arrears, ivo, placements, supply
 from projections.worklist import worklist
 from tests.test_case_rules import MOVE_IN, Driver, drive
 from tests.test_worklist import TODAY, build, granted, housed, kinds
@@ -216,3 +216,255 @@ def test_the_placements_report_counts_placements_nights_and_cost_per_period(tmp_
     assert rows["2026-09", "camping_cabin"]["nights"] == 2
     assert rows["2026-11", "shelter"]["nights"] == (TODAY - date(2026, 11, 20)).days
     assert report["totals"]["placements"] == 3
+
+
+# --- 5. interrupted support -----------------------------------------------------------------
+
+INTERRUPTED = date(2025, 2, 10)
+
+
+def test_support_interrupted_and_not_resumed_within_three_months_is_due_each_quarter():
+    d = in_training()
+    d.do("support_interrupted", "hospital", on=INTERRUPTED)
+    snap = snapshot_of(d.case)
+    # behind the patch "case-file-v2" only
+    assert "support_interrupted" not in {i.kind for i in due_items(snap, WARN, {}, MOVE_IN,
+                                                                   case_file=True)}
+    items = {i.kind: i for i in due_items(snap, WARN, {}, MOVE_IN, case_file_v2=True)}
+    assert (items["support_interrupted"].due, items["support_interrupted"].quarter) == (
+        date(2025, 5, 10), 1)
+    assert d.case.note_case_file_due("support_interrupted", date(2025, 5, 10), command_id="q1")
+    d.events += d.case.collect_events()
+    item = {i.kind: i for i in due_items(snapshot_of(d.case), WARN, {}, MOVE_IN,
+                                         case_file_v2=True)}["support_interrupted"]
+    assert (item.due, item.quarter) == (date(2025, 8, 10), 2)
+    d.do("support_resumed", on=date(2025, 6, 1))
+    assert "support_interrupted" not in {
+        i.kind for i in due_items(snapshot_of(d.case), WARN, {}, MOVE_IN, case_file_v2=True)}
+    assert d.case.note_case_file_due("support_interrupted", date(2025, 8, 10),
+                                     command_id="q2") is False
+
+
+def test_support_is_interrupted_once_and_resumed_only_when_interrupted():
+    d = in_training()
+    assert "needs interrupted support" in d.refused(StepNotAllowed, "support_resumed")
+    d.do("support_interrupted", "prison", on=INTERRUPTED)
+    assert "needs support that is not interrupted" in d.refused(
+        StepNotAllowed, "support_interrupted", "treatment")
+    assert "needs a tenancy in the training apartment" in drive(Stage.WAITING).refused(
+        StepNotAllowed, "support_interrupted", "hospital")
+
+
+def test_interrupted_support_not_resumed_within_three_months_is_in_the_ivo_report(tmp_path):
+    runner = build(tmp_path, [
+        *granted("i-1", "2026-01-05", "2026-01-10"), *housed("i-1", "lgh-1", "2026-02-01"),
+        {"type": "support_interrupted", "case": "i-1", "kind": "treatment", "on": "2026-03-15"},
+        *granted("i-2", "2026-01-05", "2026-01-10"), *housed("i-2", "lgh-2", "2026-02-01"),
+        {"type": "support_interrupted", "case": "i-2", "kind": "hospital", "on": "2026-03-15"},
+        {"type": "support_resumed", "case": "i-2", "on": "2026-05-01"},
+        *granted("i-3", "2026-01-05", "2026-01-10"), *housed("i-3", "lgh-3", "2026-02-01"),
+        {"type": "support_interrupted", "case": "i-3", "kind": "prison", "on": "2026-02-10"},
+        {"type": "support_resumed", "case": "i-3", "on": "2026-08-01"},
+    ])
+    q2 = {r["case"]: r for r in ivo(runner.view, "2026Q2")["rows"]}
+    assert "i-2" not in q2  # resumed within three months
+    assert q2["i-1"]["status"] == q2["i-3"]["status"] == "support_interrupted"  # limits in Q2
+    assert q2["i-3"]["rule"] == "support interrupted, not resumed within three months"
+    q3 = {r["case"]: r for r in ivo(runner.view, "2026Q3")["rows"]}
+    assert (q3["i-1"]["status"], q3["i-1"]["deadline"], q3["i-1"]["interruption"]) == (
+        "support_interrupted", "2026-06-15", "treatment")
+    assert q3["i-3"]["status"] == "resumed_late" and "i-2" not in q3
+    rows = worklist(runner.view, None, WARN, TODAY)
+    assert kinds(rows, "i-1")["support_interrupted"] == ("2026-09-15", "overdue")
+    assert "support_interrupted" not in kinds(rows, "i-3")
+
+
+# --- 6. moving between apartments of the programme (omflyttning) ----------------------------
+
+
+def test_a_move_between_apartments_keeps_the_first_move_in_date_and_the_stock_follows_both(
+        tmp_path):
+    runner = build(tmp_path, [
+        *granted("m-1", "2026-01-05", "2026-01-10"), *housed("m-1", "lgh-1", "2026-02-01"),
+        {"type": "register_apartment", "apartment": "lgh-2", "landlord": "SH", "rooms": 2,
+         "on": "2026-03-01"},
+        {"type": "move_apartment", "case": "m-1", "apartment": "lgh-2", "on": "2026-04-01"},
+    ])
+    case = runner.view.query("SELECT * FROM rm_cases WHERE case_id = 'm-1'")[0]
+    assert (case["move_in_on"], case["apartment"], case["first_apartment"]) == (
+        "2026-02-01", "lgh-2", "lgh-1")
+    stock = {r["apartment_id"]: r for r in runner.view.query("SELECT * FROM rm_apartments")}
+    assert (stock["lgh-1"]["status"], stock["lgh-1"]["case_id"]) == ("vacant", None)
+    assert (stock["lgh-2"]["status"], stock["lgh-2"]["case_id"]) == ("occupied", "m-1")
+    assert runner.app.get_case("m-1").move_in_date == date(2026, 2, 1)
+
+
+def test_a_move_needs_a_vacant_apartment_and_is_saved_atomically(tmp_path):
+    from application.store import HousingChain
+    from domain.commands import import_line_adapter
+    app = HousingChain(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                            "SQLITE_DBNAME": str(tmp_path / "e.sqlite")})
+    lines = [*granted("m-1", "2026-01-05", "2026-01-10"), *housed("m-1", "lgh-1", "2026-02-01"),
+             *granted("m-2", "2026-01-05", "2026-01-10"), *housed("m-2", "lgh-2", "2026-02-01")]
+    steps = [import_line_adapter.validate_python({"actor": "cw", **line, "id": f"s{n}"})
+             for n, line in enumerate(lines)]
+    app.run([s.without_identity() if s.type == "apply" else s for s in steps], today=TODAY,
+            policy=WARN)
+    move = import_line_adapter.validate_python({"type": "move_apartment", "case": "m-1",
+                                                "apartment": "lgh-2", "on": "2026-04-01",
+                                                "actor": "cw", "id": "mv"})
+    result = app.run([move], today=TODAY, policy=WARN)[0]
+    assert not result.accepted and "lgh-2 is occupied (case m-2)" in result.reason
+    assert app.get_apartment("lgh-1").status.value == "occupied"
+    assert app.get_case("m-1").apartment == "lgh-1"
+    assert "needs another apartment than apt-1" in in_training().refused(
+        StepNotAllowed, "move_apartment", "apt-1")
+
+
+# --- 7. rent: payments against arrears, instalments -----------------------------------------
+
+
+def test_a_rent_payment_lowers_the_arrears_never_below_zero_and_each_event_carries_the_balance():
+    d = in_training()
+    events = d.do("rent_arrears", Decimal("3000"))
+    assert events[0].balance == Decimal("3000")
+    events = d.do("rent_payment", Decimal("1000"))
+    assert (events[0].balance, d.case.arrears) == (Decimal("2000"), Decimal("2000"))
+    events = d.do("rent_payment", Decimal("2500"))
+    assert (events[0].balance, d.case.arrears, d.case.arrears_without_plan) == (0, 0, False)
+    assert "needs rent arrears to pay" in d.refused(StepNotAllowed, "rent_payment", Decimal("5"))
+
+
+def test_an_arrears_event_recorded_before_balances_still_loads():
+    from domain.case import Case
+    d = in_training()
+    d.do("rent_arrears", Decimal("700"))
+    stored = d.events[-1]
+    old = object.__new__(type(stored))  # as the store's mapper makes an event it read
+    object.__setattr__(old, "__dict__", {k: v for k, v in stored.__dict__.items()
+                                         if k != "balance"})
+    case = None
+    for e in d.events[:-1] + [old]:
+        case = e.mutate(case)
+    assert isinstance(case, Case) and case.arrears == Decimal("700")
+
+
+def test_a_missed_instalment_is_due_on_the_worklist(tmp_path):
+    def plan(case: str) -> list[dict]:
+        return [{"type": "rent_arrears", "case": case, "amount": "3000", "on": "2026-09-01"},
+                {"type": "repayment_plan", "case": case, "on": "2026-09-05", "instalments": [
+                    {"amount": "1000", "due": "2026-10-01"}, {"amount": "1000", "due": "2026-11-01"},
+                    {"amount": "1000", "due": "2026-12-01"}]},
+                {"type": "rent_payment", "case": case, "amount": "1000", "on": "2026-09-30"}]
+    runner = build(tmp_path, [
+        *granted("r-1", "2026-01-05", "2026-01-10"), *housed("r-1", "lgh-1", "2026-02-01"),
+        *plan("r-1"),
+        *granted("r-2", "2026-01-05", "2026-01-10"), *housed("r-2", "lgh-2", "2026-02-01"),
+        *plan("r-2"), {"type": "rent_payment", "case": "r-2", "amount": "1000", "on": "2026-10-30"},
+    ])
+    rows = worklist(runner.view, None, WARN, TODAY)
+    assert kinds(rows, "r-1")["instalment_missed"] == ("2026-11-01", "overdue")
+    assert "instalment_missed" not in kinds(rows, "r-2")
+    assert {r["case"]: r["amount"] for r in arrears(runner.view)["rows"]} == {
+        "r-1": "2000", "r-2": "1000"}
+    assert {r["case"]: r["amount"] for r in arrears(runner.view, date(2026, 10, 15))["rows"]} == {
+        "r-1": "2000", "r-2": "2000"}
+    history = runner.app.history("r-1")
+    assert [h["details"]["balance"] for h in history
+            if h["event"] in ("RentArrearsRecorded", "RentPaymentRecorded")] == [
+        Decimal("3000"), Decimal("2000")]
+
+
+def test_repayment_instalments_add_up_to_no_more_than_the_arrears():
+    d = in_training()
+    d.do("rent_arrears", Decimal("1000"))
+    with pytest.raises(StepNotAllowed, match="no more than the arrears"):
+        d.case.repayment_plan(**d.kw(), instalments=[{"amount": "1500", "due": "2025-03-01"}])
+
+
+# --- 9. apartments: accessible, landlord type, under repair; the supply report --------------
+
+
+def test_an_apartment_under_repair_cannot_be_offered_until_repaired(tmp_path):
+    from domain.apartment import Apartment, Status
+    from domain.errors import ApartmentUnavailable
+    kw = {"actor": "sbf", "today": TODAY}
+    apartment = Apartment.register("lgh-9", "SBF", 2, on=date(2026, 1, 2), command_id="r", **kw,
+                                   accessible=True, landlord_type="municipal_company")
+    apartment.check_repair("apartment_to_repair", date(2026, 2, 1))
+    apartment.to_repair(on=date(2026, 2, 1), actor="sbf", command_id="t")
+    with pytest.raises(ApartmentUnavailable, match="lgh-9 is under_repair: offer needs a vacant"):
+        apartment.check_offer("c-1", date(2026, 2, 2))
+    with pytest.raises(ApartmentUnavailable):
+        apartment.check_repair("apartment_to_repair", date(2026, 2, 2))
+    apartment.check_repair("apartment_repaired", date(2026, 3, 1))
+    apartment.repaired(on=date(2026, 3, 1), actor="sbf", command_id="f")
+    apartment.check_offer("c-1", date(2026, 3, 2))
+    assert apartment.status is Status.VACANT and apartment.accessible
+
+
+def test_the_supply_report_counts_apartments_per_year_landlord_and_type_and_the_accessible(
+        tmp_path):
+    def apt(n: int, on: str, landlord: str, kind: str | None, accessible: bool) -> dict:
+        return {"type": "register_apartment", "apartment": f"s-{n}", "landlord": landlord,
+                "rooms": 1, "on": on, "accessible": accessible,
+                **({"landlord_type": kind} if kind else {})}
+    runner = build(tmp_path, [
+        apt(1, "2025-03-01", "Framtiden", "municipal_company", True),
+        apt(2, "2025-05-01", "Framtiden", "municipal_company", False),
+        apt(3, "2025-06-01", "Privata AB", "private", True),
+        apt(4, "2026-01-10", "Framtiden", "municipal_company", True),
+        apt(5, "2026-02-10", "SH", None, False),
+        {"type": "apartment_to_repair", "apartment": "s-5", "on": "2026-03-01"},
+    ])
+    report = supply(runner.view)
+    rows = {(r["year"], r["landlord"]): r for r in report["rows"]}
+    assert (rows["2025", "Framtiden"]["registered"], rows["2025", "Framtiden"]["accessible"]) == (2, 1)
+    assert rows["2025", "Privata AB"]["landlord_type"] == "private"
+    assert rows["2026", "SH"]["landlord_type"] == "(not recorded)"
+    years = {y["year"]: y for y in report["years"]}
+    assert (years["2025"]["registered"], years["2025"]["accessible"]) == (3, 2)
+    assert years["2025"]["by_landlord_type"] == {"municipal_company": 2, "private": 1}
+    status = {r["apartment_id"]: r["status"] for r in runner.view.query("SELECT * FROM rm_apartments")}
+    assert status["s-5"] == "under_repair"
+
+
+# --- 10. support levels and time-limited leases ---------------------------------------------
+
+LEVELS = Policy().support_levels
+
+
+def test_the_support_level_changes_over_time_and_each_change_is_kept():
+    d = in_training()
+    first = d.do("support_level", 1, LEVELS, on=date(2025, 2, 1))
+    later = d.do("support_level", 3, LEVELS, on=date(2025, 8, 1))
+    assert (first[0].level, first[0].name, later[0].previous) == (1, "intensive follow-up", 1)
+    assert d.case.level == 3
+    assert "changes nothing" in d.refused(StepNotAllowed, "support_level", 3, LEVELS)
+    assert "needs a level of the policy's support_levels (1, 2)" in d.refused(
+        StepNotAllowed, "support_level", 3, {1: "tight", 2: "loose"})
+
+
+def test_a_time_limited_lease_is_due_for_renewal_lease_warning_days_before_its_end(tmp_path):
+    d = approved()
+    d.case.move_in("apt-1", **d.kw(on=MOVE_IN), lease_end=date(2026, 1, 5))
+    d.events += d.case.collect_events()
+    snap = snapshot_of(d.case)
+    assert "lease_renewal" not in {i.kind for i in due_items(snap, WARN, {}, MOVE_IN, case_file=True)}
+    due = {i.kind: i.due for i in due_items(snap, Policy(lease_warning_days=30), {}, MOVE_IN,
+                                            case_file_v2=True)}
+    assert due["lease_renewal"] == date(2025, 12, 6)
+    runner = build(tmp_path, [
+        *granted("l-1", "2026-01-05", "2026-01-10"), *housed("l-1", "lgh-1", "2026-02-01")[:-1],
+        {"type": "move_in", "case": "l-1", "apartment": "lgh-1", "on": "2026-02-01",
+         "lease_end": "2027-01-31"},
+        {"type": "support_level", "case": "l-1", "level": 2, "on": "2026-02-02"}])
+    assert kinds(worklist(runner.view, None, WARN, TODAY), "l-1")["lease_renewal"] == (
+        "2026-12-02", "due")
+    assert runner.view.query("SELECT support_level FROM rm_cases")[0]["support_level"] == 2
+
+
+def test_a_lease_must_end_after_the_move_in():
+    d = approved()
+    with pytest.raises(StepNotAllowed, match="needs a lease that ends after the move-in"):
+        d.case.move_in("apt-1", **d.kw(on=MOVE_IN), lease_end=MOVE_IN)

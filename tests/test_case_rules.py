@@ -124,6 +124,11 @@ CALLS: dict[str, Callable[[Case], tuple[Any, ...]]] = {
     "plan_review": lambda c: ([{"sub_goal": "g1", "result": "met", "note": ""}],),
     "temporary_placement": lambda c: ("tp-9", "hotel", c.last_on, None, Decimal("950")),
     "placement_ended": lambda c: ("tp-1", c.last_on + timedelta(days=1)),
+    "support_interrupted": lambda c: ("hospital",),
+    "support_resumed": lambda c: (),
+    "move_apartment": lambda c: ("apt-2",),
+    "rent_payment": lambda c: (Decimal("500"),),
+    "support_level": lambda c: (2, {1: "a", 2: "b", 3: "c", 4: "d"}),
 }
 EVENT = {
     "start_assessment": "AssessmentStarted",
@@ -144,6 +149,11 @@ EVENT = {
     "plan_review": "PlanReviewed",
     "temporary_placement": "TemporaryPlacementStarted",
     "placement_ended": "PlacementEnded",
+    "support_interrupted": "SupportInterrupted",
+    "support_resumed": "SupportResumed",
+    "move_apartment": "ApartmentMoved",
+    "rent_payment": "RentPaymentRecorded",
+    "support_level": "SupportLevelSet",
 }
 NEXT = {
     "start_assessment": Stage.ASSESSMENT,
@@ -170,7 +180,7 @@ def test_the_matrix_covers_every_case_command():
                          ids=[f"{s}-{c}" for s, c in ALLOWED_STEPS])
 def test_allowed_step_is_accepted(stage, command):
     d = drive(stage)
-    if command == "repayment_plan":
+    if command in ("repayment_plan", "rent_payment"):
         d.do("rent_arrears", Decimal("800"))
     if command == "plan_review":
         d.do("plan", *CALLS["plan"](d.case))
@@ -179,6 +189,8 @@ def test_allowed_step_is_accepted(stage, command):
             pytest.skip("a placement starts while waiting: tests/test_case_file.py ends one "
                         "after the move-in")
         d.do("temporary_placement", "tp-1", "shelter", d.case.last_on, None, None)
+    if command == "support_resumed":
+        d.do("support_interrupted", "treatment")
     on = None
     if command == "refer_takeover":
         on = max(d.day, add_months(MOVE_IN, TAKEOVER_MINIMUM))

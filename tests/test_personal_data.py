@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
+import sqlite3
 import stat
+import subprocess
+import time
+import zlib
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,6 +24,16 @@ from application.keys import open_keyring
 from application.store import ERASED, IdentityRegistry
 from domain.case import Stage
 from domain.errors import DomainError
+from runtime import demo
+from runtime.binaries import temporal_cli
+from tests.backends import (
+    BACKENDS,
+    PG,
+    create_database,
+    drop_database,
+    skip_or_fail_without_postgres,
+    store_env,
+)
 from tests.builders import Chain, client, new_registry
 from tests.stack import Stack
 
@@ -32,21 +47,100 @@ def d(days_ago: int) -> str:
     return (TODAY - timedelta(days=days_ago)).isoformat()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = Stack.on_free_ports(tmp_path_factory.mktemp("personal-data") / "var")
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory):
+    """The embedded stack on SQLite stores, and with every store of the engine (events,
+    identities, views, data keys, access log) in PostgreSQL; Temporal's own database is the
+    dev server's SQLite file either way."""
+    data = tmp_path_factory.mktemp(f"personal-data-{request.param}") / "var"
+    database = None
+    extra: dict[str, str] = {}
+    if request.param == "postgres":
+        skip_or_fail_without_postgres()
+        database = create_database()
+        extra = store_env("postgres", data, database)
+    policy = data.parent / "policy.json"  # deadlines of imported cases raised at once
+    policy.write_text(json.dumps({"catch_up_delay_seconds": 0}), encoding="utf-8")
+    s = Stack.on_free_ports(data, {**extra, "HOUSING_CHAIN_POLICY_FILE": str(policy)})
+    s.backend = request.param
+    s.store = extra
     s.start()
     yield s
     s.stop()
+    if database:
+        drop_database(database)
 
 
 def raw(data: Path, stem: str) -> bytes:
-    """A SQLite database's bytes as a disk copy holds them: main file, WAL and shared memory."""
-    return b"".join(p.read_bytes() for p in sorted(data.glob(f"{stem}*")) if p.is_file())
+    """A SQLite database's bytes as a disk copy holds them: main file, WAL and shared memory,
+    and every blob in it decompressed where it is zlib or gzip (Temporal may compress)."""
+    files = [p for p in sorted(data.glob(f"{stem}*")) if p.is_file()]
+    return b"".join(p.read_bytes() for p in files) + b"".join(
+        _decompressed_blobs(p) for p in files if p.name == stem)
 
 
-def ok(stack: Stack, *args: str) -> str:
-    result = stack.run(*args)
+def _decompressed_blobs(path: Path) -> bytes:
+    found = []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if isinstance(value, bytes) and len(value) > 2:
+                        found.append(_inflate(value))
+    return b"".join(found)
+
+
+def _inflate(blob: bytes) -> bytes:
+    for inflate in (zlib.decompress, gzip.decompress,
+                    lambda b: zlib.decompress(b, -zlib.MAX_WBITS)):
+        try:
+            return inflate(blob)
+        except (zlib.error, OSError, EOFError):
+            continue
+    return b""
+
+
+def pg_bytes(env: dict[str, str]) -> bytes:
+    """Every row of every table of the stack's PostgreSQL database, bytea as its bytes: what
+    the engine's stores hold there (dead tuples, the WAL and the server's files are out of a
+    client's reach: see the README on what PostgreSQL keeps)."""
+    import psycopg
+
+    chunks = []
+    with psycopg.connect(host=PG["POSTGRES_HOST"], port=int(PG["POSTGRES_PORT"]),
+                         user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
+                         dbname=env["POSTGRES_DBNAME"]) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        chunks += [bytes(value), _inflate(bytes(value))]
+                    elif value is not None:
+                        chunks.append(str(value).encode())
+    return b"\n".join(chunks)
+
+
+def stored_in(stack: Stack, store: str) -> bytes:
+    """What one of the engine's stores holds: the SQLite file (WAL included), or on PostgreSQL
+    the whole database (every store is in it)."""
+    if stack.backend == "postgres":
+        return pg_bytes(stack.store)
+    return raw(stack.data, f"{store}.sqlite")
+
+
+def identities_of(stack: Stack) -> IdentityRegistry:
+    env = stack.store or {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                          "SQLITE_DBNAME": str(stack.data / "identities.sqlite")}
+    identities = IdentityRegistry(env=env)
+    identities.keyring = open_keyring(stack.data, stack.store or None)
+    return identities
+
+
+def ok(stack: Stack, *args: str, timeout: float = 300) -> str:
+    result = stack.run(*args, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -193,6 +287,27 @@ def test_without_a_keyring_the_text_is_stored_as_typed(tmp_path):
     assert texts_in(chain.app.history("ft-1")) == {TEXTS["deny"]}
 
 
+def test_an_outreach_visit_note_is_stored_encrypted_and_reads_as_erased_after_erasure(tmp_path):
+    from application.notice_store import execute_notice_step, notice_history
+    from domain.notice_commands import notice_step_adapter
+    from domain.policy import Policy
+
+    chain = Chain(tmp_path / "events.sqlite")
+    chain.app.keyring = open_keyring(tmp_path)
+    note = "Nils Nord sover i trapphuset"
+    for fields in ({"type": "register", "kind": "outreach", "client": "k-n1", "district": "Farsta",
+                    "pilot": "bolots.ahmed", "on": d(3)},
+                   {"type": "outreach_visit", "reached": True, "note": note, "on": d(2)}):
+        step = notice_step_adapter.validate_python(
+            {"notice": "n-1", "actor": "cw-anna", "id": f"n-1:{fields['type']}", **fields})
+        assert execute_notice_step(chain.app, step, today=TODAY, policy=Policy()).accepted
+    stored = raw(tmp_path, "events.sqlite")
+    assert b"OutreachVisited" in stored and b"Nils" not in stored and b"trapphuset" not in stored
+    assert notice_history(chain.app, "n-1")[-1]["details"] == {"reached": True, "note": note}
+    assert chain.app.keyring.destroy("k-n1")
+    assert notice_history(chain.app, "n-1")[-1]["details"] == {"reached": True, "note": ERASED}
+
+
 # -- the identity store --------------------------------------------------------------------------
 
 
@@ -267,7 +382,7 @@ def test_keys_rotate_retires_the_old_master_key_and_everything_still_decrypts(tm
 @pytest.mark.slow
 def test_identity_store_holds_no_name_or_number_and_the_data_dir_is_private(stack):
     apply_with_identity(stack, "pd-id", "p-id", "Gustav Gunnarsson", "19400101-9811")
-    stored = raw(stack.data, "identities.sqlite")
+    stored = stored_in(stack, "identities")
     assert stored  # the identity was recorded, encrypted
     assert b"Gunnarsson" not in stored and b"19400101" not in stored
     assert stat.S_IMODE(stack.data.stat().st_mode) == 0o700
@@ -311,14 +426,66 @@ def reports_of(stack: Stack) -> dict[str, str]:
     return answers
 
 
+def demo_lines() -> list[str]:
+    """The demo municipality (`housing-chain demo --cases 40` imports the same lines)."""
+    return [json.dumps(line, ensure_ascii=False) for line in demo.generate(cases=40)]
+
+
+def workflow_show(stack: Stack, case: str) -> str:
+    """`temporal workflow show` as an operator runs it against the stack: no codec."""
+    shown = subprocess.run([temporal_cli(), "workflow", "show", "-w", f"case-{case}",
+                            "--address", stack.env["TEMPORAL_ADDRESS"], "-o", "json"],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def logs_of(stack: Stack) -> bytes:
+    """The stack's own output and the Temporal server's log file."""
+    server_log = stack.data / "temporal-server.log"
+    return "".join(stack.output).encode() + (server_log.read_bytes() if server_log.exists()
+                                             else b"")
+
+
+def _vacuumed(stack: Stack, table: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(host=PG["POSTGRES_HOST"], port=int(PG["POSTGRES_PORT"]),
+                         user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
+                         dbname=stack.store["POSTGRES_DBNAME"]) as conn:
+        row = conn.execute("SELECT last_vacuum, n_dead_tup FROM pg_stat_user_tables "
+                           "WHERE relname = %s", (table,)).fetchone()
+    return row is not None and row[0] is not None and row[1] == 0
+
+
+def settle(stack: Stack) -> None:
+    """Wait until the workflows have raised what the import made due (the event store's head
+    stands still) and the read models are at the head."""
+    seen: list[int] = []
+    deadline = time.monotonic() + 300
+    while len(seen) < 3 or len(set(seen[-3:])) > 1:
+        assert time.monotonic() < deadline, "the event store did not settle"
+        (row,) = json.loads(ok(stack, "projections", "status", "--json"))["projections"]
+        seen.append(row["head"] if row["behind"] == 0 else -len(seen))
+        time.sleep(2)
+
+
+def same_rows_then_system_notes(after: str, before: str) -> bool:
+    """The history as before, row for row; what a timer noted since is only appended."""
+    old, new = json.loads(before), json.loads(after)
+    return new[:len(old)] == old and all(r["actor"] == "system" for r in new[len(old):])
+
+
 @pytest.mark.slow
 def test_erasing_three_clients_leaves_nothing_readable_and_every_report_unchanged(stack, tmp_path):
     path = tmp_path / "erasure.jsonl"
-    path.write_text("\n".join(erasure_lines()) + "\n", encoding="utf-8")
-    first = json.loads(ok(stack, "import", str(path), "--json"))
-    assert first["accepted"] == 12 and first["refused"] == []
-    cases = [*ERASE, KEPT[0]]
-    ok(stack, "projections", "status")
+    municipality = demo_lines()
+    path.write_text("\n".join([*municipality, *erasure_lines()]) + "\n", encoding="utf-8")
+    first = json.loads(ok(stack, "import", str(path), "--json", timeout=900))
+    assert first["accepted"] == len(municipality) + 12 and first["refused"] == []
+    demo_cases = sorted({json.loads(line)["case"] for line in municipality if '"case"' in line})
+    cases = [*ERASE, KEPT[0], *demo_cases]
+    settle(stack)
     reports = reports_of(stack)
     histories = {case: ok(stack, "history", case, "--json") for case in cases}
     for case, (_, _, _, reason) in ERASE.items():
@@ -329,31 +496,45 @@ def test_erasing_three_clients_leaves_nothing_readable_and_every_report_unchange
 
     secrets = [s for _, name, number, reason in ERASE.values()
                for s in (name, name.split()[1], number, number[:8] + number[9:], reason)]
-    for store in ("events.sqlite", "identities.sqlite", "views.sqlite", "temporal.sqlite"):
-        stored = raw(stack.data, store)
-        assert stored, store
-        assert [s for s in secrets if s.encode() in stored] == [], store
+
+    def hits(haystack: bytes) -> list[str]:
+        return [s for s in secrets if s.encode() in haystack]
+
+    for store in ("events", "identities", "views", "data-keys", "audit"):
+        assert stored_in(stack, store), store
+        assert hits(stored_in(stack, store)) == [], store
+    assert hits(raw(stack.data, "temporal.sqlite")) == []
+    for case in ERASE:
+        assert hits(workflow_show(stack, case).encode()) == [], case
+    assert hits(logs_of(stack)) == []
+    if stack.backend == "postgres":  # the deleted rows are out of the tables' dead tuples too
+        deadline = time.monotonic() + 30
+        while not (_vacuumed(stack, "identities_events") and _vacuumed(stack, "data_keys")):
+            assert time.monotonic() < deadline, "no VACUUM after the erasure"
+            time.sleep(0.5)
+
     assert reports_of(stack) == reports
-    assert ok(stack, "history", KEPT[0], "--json") == histories[KEPT[0]]
+    for case in [KEPT[0], *demo_cases]:
+        assert same_rows_then_system_notes(ok(stack, "history", case, "--json"),
+                                           histories[case]), case
     for case, (_, _, _, reason) in ERASE.items():
         # byte-identical but for the erased text itself
         expected = histories[case].replace(json.dumps(reason, ensure_ascii=False)[1:-1],
                                            "[erased]")
         assert expected != histories[case]
-        assert ok(stack, "history", case, "--json") == expected
+        assert same_rows_then_system_notes(ok(stack, "history", case, "--json"), expected)
 
-    again = stack.run("import", str(path), "--json")
+    again = stack.run("import", str(path), "--json", timeout=900)
     refused = json.loads(again.stdout)["refused"]
     assert sorted(r["case"] for r in refused) == sorted(ERASE)
     assert all("was erased on" in r["reason"] and "is not recorded again" in r["reason"]
                for r in refused)
-    identities = IdentityRegistry(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                                       "SQLITE_DBNAME": str(stack.data / "identities.sqlite")})
-    identities.keyring = open_keyring(stack.data)
+    identities = identities_of(stack)
     assert [identities.lookup(c) for c, *_ in ERASE.values()] == [None] * 3
     assert identities.lookup(KEPT[1]).name == KEPT[2]
-    for store in ("events.sqlite", "identities.sqlite"):
-        stored = raw(stack.data, store)
-        assert [s for s in secrets if s.encode() in stored] == [], store
+    for store in ("events", "identities", "views"):
+        assert hits(stored_in(stack, store)) == [], store
+    assert hits(raw(stack.data, "temporal.sqlite")) == []
     for case in ERASE:
         assert "[erased]" in ok(stack, "history", case, "--json")
+    assert reports_of(stack) == reports

@@ -295,10 +295,10 @@ class FlakyChain:
             raise self.error or Unavailable("no Temporal server at 127.0.0.1:7233")
         return LineResult(accepted=True, command_id=step.id, stage="waiting")
 
-    async def send(self, step):
+    async def send(self, step, recorded_by=None):
         return self.answer(step)
 
-    async def send_batch(self, case, steps, batch_id):
+    async def send_batch(self, case, steps, batch_id, recorded_by=None):
         results = []
         for step in steps:
             results.append(self.answer(step))
@@ -365,3 +365,120 @@ async def test_an_apply_sent_again_after_a_terminate_does_not_leave_the_case_unr
     offer = await h.step(type="offer", case="r-3", apartment="apt-r3")
     assert offer.accepted and offer.stage == "offered"
     assert h.events("r-3") == ["Applied", "AssessmentStarted", "Granted", "Offered"]
+
+
+async def test_a_connection_broken_mid_call_is_retried_never_reported_as_a_refusal():
+    """The core's `Unknown: transport error` (a server killed with the call in flight) once
+    came back as 'case X: transport error' on every line of the batch (tests/test_crash_up)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from application.importer import ImportReport, run_import
+
+    class BrokenOnce(FlakyChain):
+        def answer(self, step):
+            if not self.sent:
+                self.sent.append((step.case, step.id))
+                raise RPCError("transport error", RPCStatusCode.UNKNOWN, b"")
+            return super().answer(step)
+
+    report = await run_import(BrokenOnce(), import_lines("c-1", "c-2"), ImportReport(),
+                              outage_for=30)
+    assert (report.accepted, report.refused, report.outage) == (2, [], None)
+
+
+# --- 7. `up` reports the dev server's own reason; `repair` and steps after a terminate ----------
+
+
+def test_up_fails_at_once_with_the_dev_servers_own_reason_when_it_exits_during_start_up(tmp_path):
+    import time
+
+    from tests.stack import Stack
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "temporal.sqlite").write_text("not a database, whatever its name says\n" * 20)
+    stack = Stack.on_free_ports(data)
+    began = time.monotonic()
+    up = stack.run("up", timeout=60)
+    assert up.returncode == 1
+    said = " ".join(up.stderr.split())
+    assert "the Temporal dev server exited during start-up (exit code 1)" in said
+    assert "file is not a database" in said  # the dev server's own words, from its log
+    assert "Traceback" not in up.stderr
+    assert time.monotonic() - began < 30  # not the 60 s wait for a server that never comes
+    assert not (data / "temporal-server.pid").exists()
+
+
+@pytest.fixture(scope="module")
+def stack_up(tmp_path_factory):
+    from tests.stack import Stack
+
+    stack = Stack.on_free_ports(tmp_path_factory.mktemp("repair") / "data")
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def terminate(stack, case: str) -> None:
+    """By hand, outside the engine: the `temporal` CLI an operator would use."""
+    import subprocess
+
+    from runtime.binaries import temporal_cli
+
+    done = subprocess.run([temporal_cli(), "workflow", "terminate", "--workflow-id",
+                           f"case-{case}", "--reason", "by hand", "--address",
+                           stack.env["TEMPORAL_ADDRESS"]], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def granted_by_cli(stack, case: str) -> None:
+    for args in (("apply", case, "--client", f"p-{case}", "--target-group", "young_adults",
+                  "--district", "Farsta"),
+                 ("start-assessment", case),
+                 ("decide", case, "--outcome", "granted", "--programme", "housing_first")):
+        done = stack.run(*args)
+        assert done.returncode == 0, done.stderr
+
+
+def cli_json(stack, *args: str) -> dict:
+    import json
+
+    done = stack.run(*args, "--json")
+    assert done.returncode == 0, done.stderr + done.stdout
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_the_repair_command_starts_a_terminated_case_again_and_then_finds_it_running(stack_up):
+    granted_by_cli(stack_up, "rc-1")
+    terminate(stack_up, "rc-1")
+    assert cli_json(stack_up, "repair", "rc-1") == {"case": "rc-1", "stage": "waiting",
+                                                    "workflow": "restarted"}
+    assert cli_json(stack_up, "repair", "rc-1")["workflow"] == "running"
+    said = " ".join(stack_up.run("repair", "rc-1").stdout.split())
+    assert said == "case rc-1 (waiting): the workflow is running: nothing to repair"
+    status = cli_json(stack_up, "status", "rc-1")
+    assert status["stage"] == "waiting"
+
+
+@pytest.mark.slow
+def test_record_visit_after_the_workflow_was_terminated_is_recorded_once(stack_up):
+    granted_by_cli(stack_up, "rv-1")
+    for args in (("register-apartment", "apt-rv1", "--landlord", "Framtiden", "--rooms", "2"),
+                 ("offer", "rv-1", "--apartment", "apt-rv1"),
+                 ("landlord-decision", "rv-1", "--approved"),
+                 ("move-in", "rv-1", "--apartment", "apt-rv1")):
+        done = stack_up.run(*args)
+        assert done.returncode == 0, done.stderr
+    terminate(stack_up, "rv-1")
+    visit = cli_json(stack_up, "record-visit", "rv-1", "--kind", "follow_up",
+                     "--id", "visit-rv-1")
+    assert visit["accepted"] and not visit["duplicate"]
+    again = cli_json(stack_up, "record-visit", "rv-1", "--kind", "follow_up",
+                     "--id", "visit-rv-1")
+    assert again["accepted"] and again["duplicate"]
+    events = [row["event"] for row in cli_json(stack_up, "history", "rv-1")]
+    assert events.count("VisitRecorded") == 1, events

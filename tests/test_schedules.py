@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from application.codec import CodecKeys, data_converter
 from application.gateway import today_in
-from application.schedules import SCHEDULE_IDS, ensure_schedules
+from application.schedules import RETENTION_SCHEDULE_ID, SCHEDULE_IDS, ensure_schedules
 from config.settings import Settings
 from domain.calendar import add_months, quarter_bounds, quarter_of
 from domain.policy import Policy
@@ -127,7 +127,8 @@ def test_the_schedules_exist_after_start_and_creating_them_again_is_safe(stack):
     async def go():
         settings = settings_of(stack)
         client = await connect(settings)
-        assert await ensure_schedules(client, settings) == list(SCHEDULE_IDS.values())
+        assert await ensure_schedules(client, settings) == [*SCHEDULE_IDS.values(),
+                                                            RETENTION_SCHEDULE_ID]
         await ensure_schedules(client, settings)
         described = {}
         for kind, schedule_id in SCHEDULE_IDS.items():

@@ -57,6 +57,7 @@ def reminder_text(case: str, item: DueItem) -> str:
         "support_interrupted": f"the support is interrupted and not resumed within three "
                                f"months: report it to the inspectorate (quarter {item.quarter}, "
                                f"limit {item.due})",
+        "lease_renewal": f"the time-limited lease ends soon: renew it (reminder on {item.due})",
     }
     if item.kind.startswith("escalation:"):
         base = item.kind.split(":", 1)[1]

@@ -22,6 +22,7 @@ from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_te
 from application.use_cases import UseCases
 from config.settings import Settings
 from domain.access import Forbidden, Principal
+from domain.steps import STOCK_STEP_TYPES
 from domain.views import LineResult
 from interfaces.api.auth import Authenticator
 from interfaces.api.models import (
@@ -216,8 +217,8 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
             "rooms": 2}])],
             idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> LineResult:
         """Register an apartment in the stock or return one to its landlord."""
-        if step.get("type") not in ("register_apartment", "return_apartment"):
-            raise BadInput("type: must be register_apartment or return_apartment")
+        if step.get("type") not in STOCK_STEP_TYPES:
+            raise BadInput(f"type: must be one of {', '.join(STOCK_STEP_TYPES)}")
         return await cases.submit_step(who, step, command_id=idempotency_key)
 
     @app.get("/api/apartments", response_model=ReportAnswer, responses=ERRORS)
@@ -262,13 +263,13 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
                as_of: date | None = None, by: str | None = None, interval: str | None = None,
                quarter: str | None = None, programme: str | None = None,
                target_group: str | None = None, district: str | None = None,
-               case: str | None = None) -> Any:
+               year: int | None = None, case: str | None = None) -> Any:
         """A report with the CLI's options as query parameters; CSV with `Accept: text/csv`."""
         if name not in REPORT_NAMES:
             raise BadInput(f"name: no report {name!r}; reports: {', '.join(REPORT_NAMES)}")
         options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
                                 interval=interval, quarter=quarter, programme=programme,
-                                target_group=target_group, district=district)
+                                target_group=target_group, district=district, year=year)
         result = cases.report(who, name, options, case=case)
         if "text/csv" in request.headers.get("accept", ""):
             return Response(csv_text(result.get("rows", [])), media_type="text/csv")

@@ -22,6 +22,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.local: LocalIssuer | None = None
+        self._inline = False  # verify on the event loop: the local issuer, its key loaded
         if settings.oidc_issuer:
             self.verifier = TokenVerifier.from_issuer(
                 settings.oidc_issuer, settings.oidc_audience,
@@ -48,4 +49,12 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("sign in: send `Authorization: Bearer <token>`")
         address = request.client.host if request.client else None
-        return await run_in_threadpool(self.principal, token.strip(), address)
+        if self._inline:
+            # the local issuer's key is in memory by now: a signature check (well under a
+            # millisecond) costs less inline than the hop to a thread and back
+            return self.principal(token.strip(), address)
+        # an OIDC issuer's keys may have to be fetched (JWKS), and the local issuer reads (or
+        # makes) its key on first use: not on the event loop
+        principal = await run_in_threadpool(self.principal, token.strip(), address)
+        self._inline = self.local is not None
+        return principal

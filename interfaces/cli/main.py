@@ -182,12 +182,15 @@ def landlord_decision(case: str, approved: bool = typer.Option(..., "--approved/
 
 
 @step_command("move_in")
-def move_in(case: str, apartment: str = typer.Option(...), on: date = OnOption,
+def move_in(case: str, apartment: str = typer.Option(...),
+            lease_end: date = typer.Option(None, help="a time-limited lease: its last day"),
+            on: date = OnOption,
             actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
             data: Path = DataOption) -> None:
     """The client moves into the training apartment (first night there)."""
-    send_step({"type": "move_in", "case": case, "apartment": apartment}, on, actor, as_json,
-              command_id, data)
+    send_step({"type": "move_in", "case": case, "apartment": apartment,
+               **({"lease_end": lease_end.isoformat()} if lease_end else {})}, on, actor,
+              as_json, command_id, data)
 
 
 @step_command("record_visit")
@@ -226,11 +229,24 @@ def rent_arrears(case: str, amount: Decimal = typer.Option(..., help="SEK"),
 
 
 @step_command("repayment_plan")
-def repayment_plan(case: str, on: date = OnOption, actor: str = AsOption,
+def repayment_plan(case: str, instalment: list[str] = typer.Option(
+                       [], help="amount|due date (YYYY-MM-DD); repeat per instalment"),
+                   on: date = OnOption, actor: str = AsOption,
                    as_json: bool = JsonOption, command_id: str = IdOption,
                    data: Path = DataOption) -> None:
-    """A repayment plan agreed for the outstanding arrears."""
-    send_step({"type": "repayment_plan", "case": case}, on, actor, as_json, command_id, data)
+    """A repayment plan agreed for the outstanding arrears, optionally with instalments."""
+    send_step({"type": "repayment_plan", "case": case,
+               "instalments": [_fields(i, ("amount", "due"), "--instalment") for i in instalment]},
+              on, actor, as_json, command_id, data)
+
+
+@step_command("rent_payment")
+def rent_payment(case: str, amount: Decimal = typer.Option(..., help="SEK"),
+                 on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                 command_id: str = IdOption, data: Path = DataOption) -> None:
+    """A payment against the rent arrears (they go down, never below zero)."""
+    send_step({"type": "rent_payment", "case": case, "amount": str(amount)}, on, actor,
+              as_json, command_id, data)
 
 
 @step_command("complaint")
@@ -345,14 +361,76 @@ def placement_ended(case: str, placement: str = typer.Option(...),
                "end": end.isoformat() if end else None}, on, actor, as_json, command_id, data)
 
 
+@step_command("support_interrupted")
+def support_interrupted(case: str, kind: str = typer.Option(
+                            ..., help="hospital, prison, treatment, other"),
+                        on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                        command_id: str = IdOption, data: Path = DataOption) -> None:
+    """The support is interrupted (a stay in hospital, prison or treatment, other)."""
+    send_step({"type": "support_interrupted", "case": case, "kind": kind}, on, actor, as_json,
+              command_id, data)
+
+
+@step_command("support_resumed")
+def support_resumed(case: str, on: date = OnOption, actor: str = AsOption,
+                    as_json: bool = JsonOption, command_id: str = IdOption,
+                    data: Path = DataOption) -> None:
+    """The interrupted support is resumed."""
+    send_step({"type": "support_resumed", "case": case}, on, actor, as_json, command_id, data)
+
+
+@step_command("support_level")
+def support_level(case: str, level: int = typer.Option(..., min=1, max=4,
+                                                       help="1-4 (policy support_levels)"),
+                  on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                  command_id: str = IdOption, data: Path = DataOption) -> None:
+    """The support level of the four-level model, from --on."""
+    send_step({"type": "support_level", "case": case, "level": level}, on, actor, as_json,
+              command_id, data)
+
+
+@step_command("move_apartment")
+def move_apartment(case: str, apartment: str = typer.Option(..., help="the vacant apartment "
+                                                                       "moved to"),
+                   on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                   command_id: str = IdOption, data: Path = DataOption) -> None:
+    """Move to another apartment of the programme (omflyttning)."""
+    send_step({"type": "move_apartment", "case": case, "apartment": apartment}, on, actor,
+              as_json, command_id, data)
+
+
 @step_command("register_apartment")
 def register_apartment(apartment: str, landlord: str = typer.Option(...),
-                       rooms: int = typer.Option(...), on: date = OnOption,
+                       rooms: int = typer.Option(...),
+                       accessible: bool = typer.Option(False, help="adapted for people with "
+                                                                   "functional impairments"),
+                       landlord_type: str = typer.Option(None, help="municipal_company or "
+                                                                    "private"),
+                       on: date = OnOption,
                        actor: str = AsOption, as_json: bool = JsonOption,
                        command_id: str = IdOption, data: Path = DataOption) -> None:
     """Add an apartment to the stock (lägenhetsbank)."""
     send_step({"type": "register_apartment", "apartment": apartment, "landlord": landlord,
-               "rooms": rooms}, on, actor, as_json, command_id, data)
+               "rooms": rooms, "accessible": accessible, "landlord_type": landlord_type},
+              on, actor, as_json, command_id, data)
+
+
+@step_command("apartment_to_repair")
+def apartment_to_repair(apartment: str, on: date = OnOption, actor: str = AsOption,
+                        as_json: bool = JsonOption, command_id: str = IdOption,
+                        data: Path = DataOption) -> None:
+    """A vacant apartment goes under repair (it cannot be offered until repaired)."""
+    send_step({"type": "apartment_to_repair", "apartment": apartment}, on, actor, as_json,
+              command_id, data)
+
+
+@step_command("apartment_repaired")
+def apartment_repaired(apartment: str, on: date = OnOption, actor: str = AsOption,
+                       as_json: bool = JsonOption, command_id: str = IdOption,
+                       data: Path = DataOption) -> None:
+    """An apartment under repair is vacant again."""
+    send_step({"type": "apartment_repaired", "apartment": apartment}, on, actor, as_json,
+              command_id, data)
 
 
 @step_command("return_apartment")

@@ -464,6 +464,8 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
 
     # --- pages -------------------------------------------------------------------------------
 
+    WORKLIST_PAGE = 100
+
     @r.get("/")
     async def worklist(request: Request) -> Response:
         q = request.query_params
@@ -475,8 +477,13 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
             kind = q.get("kind") or ""
             rows = [r for r in result["rows"] if not kind or r["kind"].split(":")[0] == kind]
             deadlines = [r for r in result["rows"] if r["kind"] == "unexecuted_decision"]
-            return web.render(request, "worklist.html", result=result, rows=rows, kinds=kinds,
-                              kind=kind, deadlines=deadlines, everyone=everyone)
+            # a page of rows at a time: everyone's list at 50,000 cases is thousands of rows
+            pages = max(1, -(-len(rows) // WORKLIST_PAGE))
+            page = min(max(1, int(q.get("page", "1")) if q.get("page", "1").isdigit() else 1), pages)
+            shown = rows[(page - 1) * WORKLIST_PAGE:page * WORKLIST_PAGE]
+            return web.render(request, "worklist.html", result=result, rows=shown, kinds=kinds,
+                              kind=kind, deadlines=deadlines[:WORKLIST_PAGE], everyone=everyone,
+                              page=page, pages=pages, total=len(rows))
         return await web.page(request, work)
 
     async def case_page(request: Request, who: Principal, case: str, status: int = 200,

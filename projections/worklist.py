@@ -16,10 +16,10 @@ from typing import Any
 
 from domain.calendar import unexecuted_deadline
 from domain.due import (
-    next_checklist,
-    next_follow_up,
     lease_renewal_due,
     missed_instalment,
+    next_checklist,
+    next_follow_up,
     next_visit,
     owner_of,
     pilot_missing_due,

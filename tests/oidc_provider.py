@@ -22,12 +22,12 @@ import hashlib
 import hmac
 import html
 import json
-import secrets
-import threading
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

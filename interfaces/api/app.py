@@ -131,7 +131,6 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
 
     ui_origins = temporal_ui_origins(settings)
 
-    @app.middleware("http")
     async def _codec_cors(request: Request, call_next: Any) -> Response:
         """The Temporal UI calls the codec from the browser, from its own origin: answer the
         preflight, and let it read every answer (a 401 too, so it can say why)."""
@@ -150,6 +149,23 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         response = await call_next(request)
         response.headers.update(cors)
         return response
+
+    class _CodecOnly:
+        """Pure ASGI: only /codec requests go through `_codec_cors` (a BaseHTTPMiddleware,
+        which costs each request it wraps a task group and memory streams); the rest pass."""
+
+        def __init__(self, inner: Any) -> None:
+            from starlette.middleware.base import BaseHTTPMiddleware
+
+            self.inner = inner
+            self.cors = BaseHTTPMiddleware(inner, dispatch=_codec_cors)
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/codec"):
+                return await self.cors(scope, receive, send)
+            return await self.inner(scope, receive, send)
+
+    app.add_middleware(_CodecOnly)
 
     @app.post("/codec/encode", include_in_schema=False)
     @app.post("/codec/decode", include_in_schema=False)

@@ -316,7 +316,9 @@ class HousingChain(_Transcoded):
             case.check_step("landlord_decision", step.on, today)
             apartment = unit.apartment(case.apartment or "")
             apartment.check_held_by("landlord_decision", step.case, step.on, Status.OFFERED)
-            case.landlord_decision(step.approved, self._seal(case, step.reason), **kw)
+            case.landlord_decision(step.approved, self._seal(case, step.reason), **kw,
+                                   reason_code=step.reason_code,
+                                   reason_codes=policy.reason_codes_for("landlord"))
             if not step.approved:
                 apartment.withdraw_offer(case=step.case, **ev)
         elif isinstance(step, MoveIn):
@@ -330,7 +332,9 @@ class HousingChain(_Transcoded):
             self._exit(case, step, unit, today, kw, ev)
         elif isinstance(step, Decide):
             programme = step.programme.value if step.programme else None
-            case.decide(step.outcome, programme, self._seal(case, step.reason), **kw)
+            case.decide(step.outcome, programme, self._seal(case, step.reason), **kw,
+                        reason_code=step.reason_code,
+                        reason_codes=policy.reason_codes_for("denial"))
         elif isinstance(step, RecordVisit):
             checklist = step.checklist.model_dump() if step.checklist else None
             case.record_visit(step.kind.value, checklist, **kw)
@@ -348,11 +352,19 @@ class HousingChain(_Transcoded):
         elif step.type == "rent_payment":
             case.rent_payment(step.amount, **kw)
         elif step.type == "complaint":
-            case.complaint(self._seal(case, step.note), **kw)
+            case.complaint(self._seal(case, step.note), **kw, kind=step.kind.value)
         elif step.type == "refer_takeover":
-            case.refer_takeover(policy.takeover_minimum(case.programme or ""), **kw)
+            case.refer_takeover(
+                policy.takeover_minimum(case.programme or ""), **kw,
+                warnings_within_months=policy.refuse_referral_with_warnings_within_months)
         elif step.type == "takeover_decision":
-            case.takeover_decision(step.approved, self._seal(case, step.reason), **kw)
+            case.takeover_decision(
+                step.approved, self._seal(case, step.reason), **kw, reason_code=step.reason_code,
+                reason_codes=policy.reason_codes_for("takeover"),
+                credit_check=step.credit_check.model_dump() if step.credit_check else None,
+                references=step.references.model_dump() if step.references else None)
+        elif step.type == "renew_lease":
+            case.renew_lease(step.lease_end, **kw)
         elif step.type == "assign":
             case.assign(step.role, step.to, **kw)
         elif step.type == "plan":
@@ -569,6 +581,8 @@ def snapshot_of(case: Case) -> CaseSnapshot:
         interrupted_on=getattr(case, "interrupted_on", None),
         interruption_noted=getattr(case, "interruption_noted", 0),
         lease_end=getattr(case, "lease_end", None),
+        last_inspection=case.last_inspection,
+        last_coordinator_meeting=getattr(case, "last_coordinator_meeting", None),
     )
 
 

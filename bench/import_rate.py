@@ -77,7 +77,9 @@ async def warm_up(bs: BenchStack, cases: int) -> None:
     await register_apartments(chain, [f"APT-{c}" for c in names], today - timedelta(7))
     for r in range(STEPS_PER_CASE):
         await asyncio.gather(*(ours(chain, journey(c, f"APT-{c}", today)[r]) for c in names))
-    await bare.spread(bs.client, 200, workflows=16, parallel=16, prefix="bare-warm")
+    # the bare worker has no payload codec: warm it up through a plain client, not bs.client
+    plain = await bare.connect(bs.settings.temporal_address, bs.settings.temporal_namespace)
+    await bare.spread(plain, 200, workflows=16, parallel=16, prefix="bare-warm")
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -108,6 +109,9 @@ class Case(Aggregate):
         self.paid_since_plan = Decimal(0)
         self.level: int | None = None  # the support level (four-level model)
         self.lease_end: date | None = None  # a time-limited lease: its last day
+        self.lease_renewed_on: date | None = None  # its latest renewal
+        self.warnings: list[date] = []  # warnings (anmodan om rättelse): their dates
+        self.last_coordinator_meeting: date | None = None  # Housing First's weekly meeting
 
     @classmethod
     def register(
@@ -181,7 +185,12 @@ class Case(Aggregate):
         actor: str,
         command_id: str,
         today: date,
+        reason_code: str | None = None,
+        reason_codes: list[str] | None = None,
     ) -> None:
+        """A denial needs a coded reason (one of `reason_codes`, the policy's for denials) or
+        a free-text one; given only the text (lines from before the codes), it is coded
+        `other`."""
         self.check_step("decide", on, today)
         if outcome == "granted":
             if not programme:
@@ -190,9 +199,11 @@ class Case(Aggregate):
         elif outcome == "denied":
             if programme:
                 raise self._refuse("decide", "takes no programme when denied")
-            if not reason:
+            if not reason and not reason_code:
                 raise self._refuse("decide", "needs a reason when denied")
-            self._denied(reason=reason, on=on, actor=actor, command_id=command_id)
+            code = self._reason_code("decide", reason_code, reason_codes)
+            self._denied(reason=reason or "", on=on, actor=actor, command_id=command_id,
+                         reason_code=code)
         else:
             raise self._refuse("decide", f"needs outcome granted or denied, not {outcome!r}")
 
@@ -202,16 +213,28 @@ class Case(Aggregate):
 
     def landlord_decision(
         self, approved: bool, reason: str | None, *, on: date, actor: str, command_id: str,
-        today: date,
+        today: date, reason_code: str | None = None, reason_codes: list[str] | None = None,
     ) -> None:
+        """A refusal takes a coded reason (one of `reason_codes`, the policy's for landlords;
+        `other` when none is given) and an optional note."""
         self.check_step("landlord_decision", on, today)
         if approved:
             self._landlord_approved(on=on, actor=actor, command_id=command_id)
         else:
+            code = self._reason_code("landlord_decision", reason_code, reason_codes)
             self._landlord_refused(
                 apartment=self.apartment, reason=reason or "", on=on, actor=actor,
-                command_id=command_id,
+                command_id=command_id, reason_code=code,
             )
+
+    def _reason_code(self, command: str, code: str | None, codes: list[str] | None) -> str:
+        """The coded reason of a refusal or denial: `other` when not given (a line with only
+        the free-text reason); refused when it is not one of the policy's codes."""
+        code = code or "other"
+        if codes is not None and code not in codes:
+            raise self._refuse(command, f"needs a reason_code of the policy ({', '.join(codes)}), "
+                               f"not {code!r}", list_allowed=False)
+        return code
 
     def move_in(
         self, apartment: str, *, on: date, actor: str, command_id: str, today: date,
@@ -286,13 +309,19 @@ class Case(Aggregate):
         self._rent_payment_recorded(amount=amount, balance=max(Decimal(0), self.arrears - amount),
                                     on=on, actor=actor, command_id=command_id)
 
-    def complaint(self, note: str, *, on: date, actor: str, command_id: str, today: date) -> None:
+    def complaint(self, note: str, *, on: date, actor: str, command_id: str, today: date,
+                  kind: str = "complaint") -> None:
+        """A disturbance complaint, or a warning (`kind` warning: anmodan om rättelse)."""
         self.check_step("complaint", on, today)
-        self._complaint_recorded(note=note, on=on, actor=actor, command_id=command_id)
+        self._complaint_recorded(note=note, on=on, actor=actor, command_id=command_id, kind=kind)
 
     def refer_takeover(
-        self, minimum_months: int, *, on: date, actor: str, command_id: str, today: date
+        self, minimum_months: int, *, on: date, actor: str, command_id: str, today: date,
+        warnings_within_months: int | None = None,
     ) -> None:
+        """After the minimum period, with good references; with `warnings_within_months`
+        (policy `refuse_referral_with_warnings_within_months`) not while a warning lies within
+        that many months."""
         self.check_step("refer_takeover", on, today)
         assert self.move_in_date is not None
         earliest = add_months(self.move_in_date, minimum_months)
@@ -305,17 +334,32 @@ class Case(Aggregate):
             raise self._refuse(
                 "refer_takeover", "needs good references: rent arrears have no repayment plan"
             )
+        if warnings_within_months is not None:
+            recent = [w for w in self.warnings if on < add_months(w, warnings_within_months)]
+            if recent:
+                raise self._refuse(
+                    "refer_takeover", f"needs no warning (anmodan om rättelse) within "
+                    f"{warnings_within_months} months: one on {max(recent)} (from "
+                    f"{add_months(max(recent), warnings_within_months)})", list_allowed=False)
         self._takeover_referred(on=on, actor=actor, command_id=command_id)
 
     def takeover_decision(
         self, approved: bool, reason: str | None, *, on: date, actor: str, command_id: str,
-        today: date,
+        today: date, reason_code: str | None = None, reason_codes: list[str] | None = None,
+        credit_check: dict[str, bool] | None = None, references: dict[str, Any] | None = None,
     ) -> None:
+        """The landlord's decision, optionally with its credit check (`passed`) and the
+        references (`rent_paid_on_time`, `complaints_last_12_months`); a refusal takes a coded
+        reason (one of `reason_codes`, the policy's for takeovers; `other` when none)."""
         self.check_step("takeover_decision", on, today)
         if approved:
-            self._takeover_approved(on=on, actor=actor, command_id=command_id)
+            self._takeover_approved(on=on, actor=actor, command_id=command_id,
+                                    credit_check=credit_check, references=references)
         else:
-            self._takeover_refused(reason=reason or "", on=on, actor=actor, command_id=command_id)
+            code = self._reason_code("takeover_decision", reason_code, reason_codes)
+            self._takeover_refused(reason=reason or "", on=on, actor=actor, command_id=command_id,
+                                   reason_code=code, credit_check=credit_check,
+                                   references=references)
 
     def assign(
         self, role: str, to: str, *, on: date, actor: str, command_id: str, today: date
@@ -435,6 +479,20 @@ class Case(Aggregate):
         self._apartment_moved(from_apartment=self.apartment, apartment=apartment, on=on,
                               actor=actor, command_id=command_id)
 
+    def renew_lease(self, lease_end: date, *, on: date, actor: str, command_id: str,
+                    today: date) -> None:
+        """A time-limited lease renewed to a new last day (answers `lease_renewal`)."""
+        self.check_step("renew_lease", on, today)
+        if self.lease_end is None:
+            raise self._refuse("renew_lease", "needs a time-limited lease (move_in with a "
+                               "lease_end)", list_allowed=False)
+        if lease_end <= self.lease_end or lease_end <= on:
+            raise self._refuse("renew_lease", f"needs a last day after the current one "
+                               f"({self.lease_end}) and after the renewal, not {lease_end}",
+                               list_allowed=False)
+        self._lease_renewed(previous=self.lease_end, lease_end=lease_end, on=on, actor=actor,
+                            command_id=command_id)
+
     def support_resumed(self, *, on: date, actor: str, command_id: str, today: date) -> None:
         self.check_step("support_resumed", on, today)
         if self.interrupted_on is None:
@@ -463,7 +521,9 @@ class Case(Aggregate):
         """Record that a support visit or follow-up due on `due` was not made."""
         if self.stage not in IN_HOME or f"{kind}:{due}" in self.overdue_noted:
             return False
-        latest = self.last_home_visit if kind == "home_visit" else self.last_follow_up
+        latest = {"home_visit": self.last_home_visit, "inspection": self.last_inspection,
+                  "coordinator_meeting": getattr(self, "last_coordinator_meeting", None),
+                  }.get(kind, self.last_follow_up)
         if latest is not None and latest >= due:
             return False
         self._overdue_noted(kind=kind, due=due, on=due, actor="system", command_id=command_id)
@@ -507,7 +567,9 @@ class Case(Aggregate):
         if kind.startswith("sub_goal:"):
             return self.follow_ups.get(kind.split(":", 1)[1]) == due
         if kind == "lease_renewal":
-            return self.stage in IN_HOME and self.lease_end is not None and due < self.lease_end
+            renewed = getattr(self, "lease_renewed_on", None)
+            return (self.stage in IN_HOME and self.lease_end is not None and due < self.lease_end
+                    and (renewed is None or due >= renewed))
         if kind == "support_interrupted":
             return (self.interrupted_on is not None
                     and due == unexecuted_deadline(self.interrupted_on, self.interruption_noted + 1))
@@ -536,7 +598,8 @@ class Case(Aggregate):
         self._step(on)
 
     @event("Denied")
-    def _denied(self, reason: str, on: date, actor: str, command_id: str) -> None:
+    def _denied(self, reason: str, on: date, actor: str, command_id: str,
+                reason_code: str | None = None) -> None:  # absent from older events
         self._enter(Stage.CLOSED, on)
         self.outcome = "denied"
         self.decision_date = on
@@ -556,7 +619,8 @@ class Case(Aggregate):
 
     @event("LandlordRefused")
     def _landlord_refused(
-        self, apartment: str | None, reason: str, on: date, actor: str, command_id: str
+        self, apartment: str | None, reason: str, on: date, actor: str, command_id: str,
+        reason_code: str | None = None,  # absent from older events
     ) -> None:
         self._enter(Stage.WAITING, on)
         self.apartment = None
@@ -580,6 +644,8 @@ class Case(Aggregate):
             self.last_home_visit = on
         elif kind == "follow_up":
             self.last_follow_up = on
+        elif kind == "coordinator_meeting":
+            self.last_coordinator_meeting = on
         else:
             self.last_inspection = on
         self._step(on)
@@ -618,8 +684,11 @@ class Case(Aggregate):
         self._step(on)
 
     @event("ComplaintRecorded")
-    def _complaint_recorded(self, note: str, on: date, actor: str, command_id: str) -> None:
+    def _complaint_recorded(self, note: str, on: date, actor: str, command_id: str,
+                            kind: str = "complaint") -> None:  # older events: complaints
         self.complaints += 1
+        if kind == "warning":
+            self.warnings.append(on)
         self._step(on)
 
     @event("TakeoverReferred")
@@ -628,12 +697,17 @@ class Case(Aggregate):
         self._step(on)
 
     @event("TakeoverApproved")
-    def _takeover_approved(self, on: date, actor: str, command_id: str) -> None:
+    def _takeover_approved(self, on: date, actor: str, command_id: str,
+                           credit_check: dict[str, bool] | None = None,
+                           references: dict[str, Any] | None = None) -> None:
         self._enter(Stage.TAKEOVER_APPROVED, on)
         self._step(on)
 
     @event("TakeoverRefused")
-    def _takeover_refused(self, reason: str, on: date, actor: str, command_id: str) -> None:
+    def _takeover_refused(self, reason: str, on: date, actor: str, command_id: str,
+                          reason_code: str | None = None,  # absent from older events
+                          credit_check: dict[str, bool] | None = None,
+                          references: dict[str, Any] | None = None) -> None:
         self._enter(Stage.TRAINING, on)
         self._step(on)
 
@@ -714,6 +788,13 @@ class Case(Aggregate):
     def _apartment_moved(self, from_apartment: str | None, apartment: str, on: date, actor: str,
                          command_id: str) -> None:
         self.apartment = apartment  # move_in_date unchanged
+        self._step(on)
+
+    @event("LeaseRenewed")
+    def _lease_renewed(self, previous: date | None, lease_end: date, on: date, actor: str,
+                       command_id: str) -> None:
+        self.lease_end = lease_end
+        self.lease_renewed_on = on
         self._step(on)
 
     @event("SupportInterrupted")

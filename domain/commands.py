@@ -70,6 +70,9 @@ Landlord = Annotated[
     str, Field(min_length=1, max_length=100), _clean("landlord"), _pseudonymous("landlord", "")
 ]
 Text = Annotated[str, Field(max_length=500), _clean("text", multiline=True)]
+# a coded reason: one of the policy's `reason_codes` for its kind (checked by the case, since
+# each municipality keeps its own list)
+ReasonCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200), _clean("name")]
 IdentityNumber = Annotated[
     str, Field(pattern=r"^(\d{6}|\d{8})[-+]?\d{4}$|^\d{11}$"), AfterValidator(_identity_number)
@@ -137,6 +140,7 @@ class VisitKind(StrEnum):
     HOME_VISIT = "home_visit"
     FOLLOW_UP = "follow_up"
     INSPECTION = "inspection"
+    COORDINATOR_MEETING = "coordinator_meeting"  # Housing First: weekly, the whole tenancy
 
 
 class _Line(BaseModel):
@@ -206,7 +210,11 @@ class Decide(_CaseLine):
     type: Literal["decide"] = "decide"
     outcome: Literal["granted", "denied"]
     programme: Programme | None = None
-    reason: Text | None = None
+    reason_code: ReasonCode | None = Field(
+        None, description="when denied: one of the policy's reason_codes.denial (default "
+        "not_homeless, other_support_suffices, own_means, other); `other` when not given")
+    reason: Text | None = Field(None, description="free-text note; when denied, a reason_code "
+                                "or this is needed")
 
 
 class Offer(_CaseLine):
@@ -217,7 +225,10 @@ class Offer(_CaseLine):
 class LandlordDecision(_CaseLine):
     type: Literal["landlord_decision"] = "landlord_decision"
     approved: bool
-    reason: Text | None = None
+    reason_code: ReasonCode | None = Field(
+        None, description="when refused: one of the policy's reason_codes.landlord (default "
+        "rent_history, references, household_size, disturbance, other); `other` when not given")
+    reason: Text | None = Field(None, description="optional free-text note")
 
 
 class MoveIn(_CaseLine):
@@ -272,8 +283,15 @@ class RentPayment(_CaseLine):
     amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
 
 
+class ComplaintKind(StrEnum):
+    WARNING = "warning"  # anmodan om rättelse: the landlord's formal demand to correct
+    COMPLAINT = "complaint"  # a disturbance complaint
+
+
 class Complaint(_CaseLine):
     type: Literal["complaint"] = "complaint"
+    kind: ComplaintKind = Field(ComplaintKind.COMPLAINT, description="warning (anmodan om "
+                                "rättelse) or complaint (the default)")
     note: Text = ""
 
 
@@ -374,10 +392,37 @@ class ReferTakeover(_CaseLine):
     type: Literal["refer_takeover"] = "refer_takeover"
 
 
+class CreditCheck(BaseModel):
+    """The landlord's credit check (kreditprövning)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    passed: bool
+
+
+class References(BaseModel):
+    """The references from the training period: rent paid on time, complaints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rent_paid_on_time: bool
+    complaints_last_12_months: int = Field(ge=0, le=1000)
+
+
 class TakeoverDecision(_CaseLine):
     type: Literal["takeover_decision"] = "takeover_decision"
     approved: bool
-    reason: Text | None = None
+    reason_code: ReasonCode | None = Field(
+        None, description="when refused: one of the policy's reason_codes.takeover (default "
+        "arrears, complaints, references, credit_check, other); `other` when not given")
+    reason: Text | None = Field(None, description="optional free-text note")
+    credit_check: CreditCheck | None = Field(None, description="optional: the credit check")
+    references: References | None = Field(None, description="optional: the references")
+
+
+class RenewLease(_CaseLine):
+    """A time-limited lease renewed (answers the `lease_renewal` reminder)."""
+
+    type: Literal["renew_lease"] = "renew_lease"
+    lease_end: date = Field(description="the renewed lease's last day, after the current one")
 
 
 class Assign(_CaseLine):
@@ -441,7 +486,8 @@ CaseStep = Annotated[
     | SupportResumed
     | MoveApartment
     | RentPayment
-    | SupportLevel,
+    | SupportLevel
+    | RenewLease,
     Field(discriminator="type"),
 ]
 StockStep = Annotated[RegisterApartment | ReturnApartment | ApartmentToRepair | ApartmentRepaired,
@@ -472,6 +518,7 @@ ImportLine = Annotated[
     | MoveApartment
     | RentPayment
     | SupportLevel
+    | RenewLease
     | RegisterApartment
     | ReturnApartment
     | ApartmentToRepair
@@ -505,4 +552,5 @@ CASE_COMMANDS: tuple[str, ...] = (
     "move_apartment",
     "rent_payment",
     "support_level",
+    "renew_lease",
 )

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.calendar import add_months, unexecuted_deadline
-from domain.policy import Policy
+from domain.policy import Policy, ProgrammeRules
 from domain.stages import GRANTED_NOT_MOVED_IN, IN_HOME
 from domain.views import CaseSnapshot, DueItem
 
@@ -28,22 +28,50 @@ def start_of(day: date, policy: Policy) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(policy.time_zone))
 
 
-def visit_interval_after(anchor: date, move_in: date, policy: Policy) -> date:
-    """The next home visit after one on `anchor`: weekly at first, then monthly."""
+def rules_of(policy: Policy, programme: str | None, by_programme: bool) -> ProgrammeRules:
+    """The visit rules a case follows: its programme's (policy `programmes`; workflows patched
+    "case-file-v3" and the worklist), else the policy's global settings (workflows started
+    before, until they continue as new)."""
+    return policy.rules(programme) if by_programme else policy.global_rules()
+
+
+def visit_interval_after(anchor: date, move_in: date, policy: Policy | ProgrammeRules) -> date:
+    """The next home visit after one on `anchor`: weekly at first, then monthly (`policy`: the
+    global settings, or a programme's rules, which carry the same names)."""
     if anchor < add_months(move_in, policy.weekly_visits_months):
         return anchor + timedelta(days=policy.weekly_visit_days)
     return add_months(anchor, policy.monthly_visit_months)
 
 
-def next_visit(move_in: date, last_visit: date | None, policy: Policy) -> date:
+def next_visit(move_in: date, last_visit: date | None, policy: Policy | ProgrammeRules) -> date:
     """When the next support visit is due, from the move-in and the last home visit."""
     anchor = max(filter(None, [move_in, last_visit]))
     return visit_interval_after(anchor, move_in, policy)
 
 
-def next_follow_up(move_in: date, last_follow_up: date | None, policy: Policy) -> date:
+def next_follow_up(move_in: date, last_follow_up: date | None,
+                   policy: Policy | ProgrammeRules) -> date:
     """The quarterly (policy) follow-up meeting after the last one, or after move-in."""
     return add_months(max(filter(None, [move_in, last_follow_up])), policy.follow_up_months)
+
+
+def next_inspection(move_in: date, last_inspection: date | None,
+                    rules: ProgrammeRules) -> date | None:
+    """The programme's technical inspection of the apartment (Housing First: every three
+    months) after the last one, or after move-in; None when the programme has none."""
+    if rules.inspection_months is None:
+        return None
+    return add_months(max(filter(None, [move_in, last_inspection])), rules.inspection_months)
+
+
+def next_coordinator_meeting(move_in: date, last_meeting: date | None,
+                             rules: ProgrammeRules) -> date | None:
+    """The programme's coordinator meeting (Housing First: weekly, for the whole tenancy)
+    after the last one, or after move-in; None when the programme has none."""
+    if rules.coordinator_meeting_days is None:
+        return None
+    return (max(filter(None, [move_in, last_meeting]))
+            + timedelta(days=rules.coordinator_meeting_days))
 
 
 def next_checklist(move_in: date, last_checklist: date | None) -> date:
@@ -64,7 +92,8 @@ def stall_due(stage: str, stage_since: date | None, policy: Policy) -> date | No
     return stage_since + timedelta(days=limit)
 
 
-PILOT_KINDS = frozenset({"home_visit", "support_visit", "follow_up", "monthly_checklist"})
+PILOT_KINDS = frozenset({"home_visit", "support_visit", "follow_up", "monthly_checklist",
+                         "coordinator_meeting"})
 
 
 def owner_of(kind: str, caseworker: str | None, pilot: str | None) -> str | None:
@@ -93,13 +122,14 @@ def _chain(first: date, step, reminded: date | None, today: date) -> date:
 def due_items(
     snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date,
     stalls_and_escalations: bool = False, unanswered: dict[str, date] | None = None,
-    case_file: bool = False, case_file_v2: bool = False,
+    case_file: bool = False, case_file_v2: bool = False, case_file_v3: bool = False,
 ) -> list[DueItem]:
     """What the case has due; with `stalls_and_escalations` (workflows patched for issue #4
     and later) also stalled stages and, for each kind, the first unanswered reminder to
     escalate; with `case_file` (workflows patched "case-file-v1") the case file's items
-    (`case_file_due`), each raised once per due date."""
-    items = _due(snapshot, policy, reminded, today)
+    (`case_file_due`), each raised once per due date; with `case_file_v3` visits and
+    follow-ups by the case's programme's rules, and its inspections and coordinator meetings."""
+    items = _due(snapshot, policy, reminded, today, by_programme=case_file_v3)
     if case_file:
         items += [i for i in case_file_due(snapshot, policy) if reminded.get(i.kind) != i.due]
     if case_file_v2:  # workflows patched "case-file-v2": interruptions, leases, rent, ...
@@ -120,7 +150,7 @@ ESCALATING = ("unexecuted_decision", "home_visit", "follow_up")
 
 
 def answered(snapshot: CaseSnapshot | None, policy: Policy, kind: str, due: date,
-             today: date) -> bool:
+             today: date, by_programme: bool = False) -> bool:
     """Whether the reminder about `kind` due on `due` has been answered by a step since."""
     if snapshot is None or snapshot.stage == "closed":
         return True
@@ -129,7 +159,7 @@ def answered(snapshot: CaseSnapshot | None, policy: Policy, kind: str, due: date
     if kind.startswith("stalled:"):
         stall = _stall(snapshot, policy)
         return stall is None or stall.kind != kind or stall.due > due
-    fresh = {i.kind: i.due for i in _due(snapshot, policy, {}, today)}
+    fresh = {i.kind: i.due for i in _due(snapshot, policy, {}, today, by_programme)}
     return kind not in fresh or fresh[kind] > due
 
 
@@ -218,6 +248,29 @@ def case_file_due_v2(snapshot: CaseSnapshot | None, policy: Policy) -> list[DueI
     return items
 
 
+def _programme_due(snapshot: CaseSnapshot, rules: ProgrammeRules, policy: Policy,
+                   reminded: dict[str, date], today: date) -> list[DueItem]:
+    """The programme's own follow-ups ("case-file-v3"): the technical inspection and the
+    coordinator meeting, each chained like the visits (only the latest passed one raised)."""
+    assert snapshot.move_in_date is not None
+    move_in = snapshot.move_in_date
+    items: list[DueItem] = []
+    inspection = next_inspection(move_in, snapshot.last_inspection, rules)
+    if inspection is not None and rules.inspection_months is not None:
+        months = rules.inspection_months
+        due = _chain(inspection, lambda d: add_months(d, months), reminded.get("inspection"),
+                     today)
+        items.append(DueItem(kind="inspection", due=due,
+                             fires_at=start_of(due + timedelta(days=1), policy)))
+    meeting = next_coordinator_meeting(move_in, snapshot.last_coordinator_meeting, rules)
+    if meeting is not None and rules.coordinator_meeting_days is not None:
+        days = timedelta(days=rules.coordinator_meeting_days)
+        due = _chain(meeting, lambda d: d + days, reminded.get("coordinator_meeting"), today)
+        items.append(DueItem(kind="coordinator_meeting", due=due,
+                             fires_at=start_of(due + timedelta(days=1), policy)))
+    return items
+
+
 def _stall(snapshot: CaseSnapshot, policy: Policy) -> DueItem | None:
     """A stage open longer than the policy allows (assessment, an unanswered offer, ...)."""
     due = stall_due(snapshot.stage, snapshot.stage_since, policy)
@@ -236,7 +289,8 @@ def responsible(snapshot: CaseSnapshot | None, kind: str) -> str:
 
 
 def _due(
-    snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date
+    snapshot: CaseSnapshot | None, policy: Policy, reminded: dict[str, date], today: date,
+    by_programme: bool = False,
 ) -> list[DueItem]:
     if snapshot is None or snapshot.stage == "closed":
         return []
@@ -252,9 +306,10 @@ def _due(
         )
     if snapshot.stage in IN_HOME and snapshot.move_in_date:
         move_in = snapshot.move_in_date
+        rules = rules_of(policy, snapshot.programme, by_programme)
         visit_due = _chain(
-            next_visit(move_in, snapshot.last_home_visit, policy),
-            lambda d: visit_interval_after(d, move_in, policy),
+            next_visit(move_in, snapshot.last_home_visit, rules),
+            lambda d: visit_interval_after(d, move_in, rules),
             reminded.get("home_visit"),
             today,
         )
@@ -263,8 +318,8 @@ def _due(
                     fires_at=start_of(visit_due + timedelta(days=1), policy))
         )
         follow_due = _chain(
-            next_follow_up(move_in, snapshot.last_follow_up, policy),
-            lambda d: add_months(d, policy.follow_up_months),
+            next_follow_up(move_in, snapshot.last_follow_up, rules),
+            lambda d: add_months(d, rules.follow_up_months),
             reminded.get("follow_up"),
             today,
         )
@@ -272,6 +327,8 @@ def _due(
             DueItem(kind="follow_up", due=follow_due,
                     fires_at=start_of(follow_due + timedelta(days=1), policy))
         )
+        if by_programme:
+            items += _programme_due(snapshot, rules, policy, reminded, today)
         if snapshot.stage == "training" and snapshot.takeover_eligible_on is None:
             eligible = takeover_eligible_date(move_in, snapshot.programme, policy)
             items.append(

@@ -11,7 +11,48 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The visit rules every programme has, named as the policy's global settings (which stay the
+# rules of workflows started before "case-file-v3").
+VISIT_RULES = ("weekly_visits_months", "weekly_visit_days", "monthly_visit_months",
+               "follow_up_months")
+# The coded reasons (DOMAIN.md, the seeds: a landlord may refuse a tenant it had problems with;
+# the takeover needs a credit check and references, rent paid on time, no complaints; a denial
+# when the need is met otherwise). Each list ends with `other`, the code of a line that gives
+# only the free-text `reason` (lines written before the codes).
+DEFAULT_REASON_CODES: dict[str, list[str]] = {
+    "landlord": ["rent_history", "references", "household_size", "disturbance", "other"],
+    "takeover": ["arrears", "complaints", "references", "credit_check", "other"],
+    "denial": ["not_homeless", "other_support_suffices", "own_means", "other"],
+}
+
+
+class ProgrammeRules(BaseModel):
+    """The follow-up rules of one programme (training apartment, Housing First, municipal
+    contract): support visits weekly at first, then at the monthly interval; a follow-up
+    meeting; optionally a technical inspection of the apartment and a coordinator meeting for
+    the whole tenancy (Housing First: weekly, and an inspection every three months)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weekly_visits_months: int = Field(3, ge=0, le=24, description="weekly visits after move-in")
+    weekly_visit_days: int = Field(7, ge=1, le=31)
+    monthly_visit_months: int = Field(1, ge=1, le=6, description="visit interval afterwards")
+    follow_up_months: int = Field(3, ge=1, le=12)
+    inspection_months: int | None = Field(
+        None, ge=1, le=24, description="a technical inspection every this many months; null: none")
+    coordinator_meeting_days: int | None = Field(
+        None, ge=1, le=92, description="a coordinator meeting every this many days for the whole "
+        "tenancy; null: none")
+
+
+# What the programmes add to the global visit rules by default (Housing First, DOMAIN.md).
+PROGRAMME_EXTRAS: dict[str, dict[str, int | None]] = {
+    "training_apartment": {},
+    "housing_first": {"coordinator_meeting_days": 7, "inspection_months": 3},
+    "municipal_contract": {},
+}
 
 
 class Policy(BaseModel):
@@ -75,6 +116,22 @@ class Policy(BaseModel):
                                  3: "light follow-up", 4: "independent living"},
         description="the support levels of the four-level model (Kongsvinger): level -> name",
     )
+    reason_codes: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_REASON_CODES.items()},
+        description="the coded reasons per kind (landlord, takeover, denial); a line without a "
+        "reason_code is coded `other`",
+    )
+    refuse_referral_with_warnings_within_months: int | None = Field(
+        None, ge=1, le=60,
+        description="refer_takeover is refused while a warning (anmodan om rättelse) lies "
+        "within this many months; null: off",
+    )
+    programmes: dict[str, ProgrammeRules] = Field(
+        default_factory=dict,
+        description="follow-up rules per programme; a programme not given gets the global "
+        "visit settings (and Housing First its weekly coordinator meeting and inspection every "
+        "three months)",
+    )
     lease_warning_days: int = Field(
         60, ge=1, le=365, description="a time-limited lease is due for renewal this many days "
         "before its end",
@@ -88,6 +145,36 @@ class Policy(BaseModel):
             "import can arrive first"
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _programme_defaults(cls, data: object) -> object:
+        """Each programme's rules: the global visit settings, what the programme adds by
+        default, then what the municipality sets for it (so a policy that only changes the
+        global settings changes every programme's, as before)."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("programmes") or {}
+        base = {k: data[k] for k in VISIT_RULES if k in data}
+        programmes: dict[str, object] = {}
+        for name in {**PROGRAMME_EXTRAS, **given}:
+            own = given.get(name, {})
+            if isinstance(own, ProgrammeRules):
+                programmes[name] = own
+                continue
+            programmes[name] = {**base, **PROGRAMME_EXTRAS.get(name, {}), **own}
+        return {**data, "programmes": programmes}
+
+    def global_rules(self) -> ProgrammeRules:
+        """The global visit settings as rules (workflows started before "case-file-v3")."""
+        return ProgrammeRules(**{k: getattr(self, k) for k in VISIT_RULES})
+
+    def rules(self, programme: str | None) -> ProgrammeRules:
+        """The follow-up rules of a programme; the global ones for a programme not listed."""
+        return self.programmes.get(programme or "") or self.global_rules()
+
+    def reason_codes_for(self, kind: str) -> list[str]:
+        return self.reason_codes.get(kind) or DEFAULT_REASON_CODES.get(kind, ["other"])
 
     def takeover_minimum(self, programme: str) -> int:
         return self.takeover_minimum_months.get(programme, 12)

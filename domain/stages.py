@@ -44,7 +44,7 @@ ROLES = ("caseworker", "housing_pilot")
 # made and reviewed from the grant on; the rest follow the tenancy.
 CASE_FILE_WAITING = ("plan", "plan_review", "temporary_placement", "placement_ended")
 CASE_FILE_IN_HOME = ("plan", "plan_review", "placement_ended", "support_interrupted",
-                     "support_resumed", "rent_payment", "support_level")
+                     "support_resumed", "rent_payment", "support_level", "renew_lease")
 
 ALLOWED: dict[Stage, tuple[str, ...]] = {
     Stage.APPLIED: ("start_assessment", "assign", "exit"),
@@ -106,6 +106,7 @@ NEEDS = {
     "move_apartment": "needs the training phase",
     "rent_payment": "needs a tenancy in the training apartment",
     "support_level": "needs a tenancy in the training apartment",
+    "renew_lease": "needs a tenancy in the training apartment",
 }
 
 

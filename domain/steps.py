@@ -39,8 +39,8 @@ STEPS: tuple[StepSpec, ...] = (
              LANDLORD_STEPS),
     StepSpec("move_in", "case", "The client moves into the training apartment (first night "
              "there), optionally on a lease that ends (lease_end)."),
-    StepSpec("record_visit", "case", "A support visit (home_visit, follow_up, inspection), with "
-             "the monthly checklist.", PILOT_STEPS),
+    StepSpec("record_visit", "case", "A support visit (home_visit, follow_up, inspection, "
+             "coordinator_meeting), with the monthly checklist.", PILOT_STEPS),
     StepSpec("course_session", "case", "A housing-course session (boendekurs, 1–4) attended.",
              PILOT_STEPS),
     StepSpec("rent_arrears", "case", "Rent arrears reported (the caseworker must be told at "
@@ -49,11 +49,12 @@ STEPS: tuple[StepSpec, ...] = (
              "optionally with instalments (amount, due date each)."),
     StepSpec("rent_payment", "case", "A payment against the rent arrears (they go down, never "
              "below zero)."),
-    StepSpec("complaint", "case", "A disturbance complaint or warning (anmodan om rättelse)."),
+    StepSpec("complaint", "case", "A disturbance complaint, or a warning (kind warning: anmodan "
+             "om rättelse)."),
     StepSpec("refer_takeover", "case", "Refer the client to the landlord for takeover of the "
              "lease (övertagande)."),
-    StepSpec("takeover_decision", "case", "The landlord's takeover decision (credit check, "
-             "references).", LANDLORD_STEPS),
+    StepSpec("takeover_decision", "case", "The landlord's takeover decision, optionally with the "
+             "credit check and references; refused with a coded reason.", LANDLORD_STEPS),
     StepSpec("assign", "case", "Assign (or reassign) the responsible caseworker or the housing "
              "pilot."),
     StepSpec("exit", "case", "Close the case with its exit destination."),
@@ -72,6 +73,8 @@ STEPS: tuple[StepSpec, ...] = (
              "the policy's support_levels) from this date.", PILOT_STEPS),
     StepSpec("move_apartment", "case", "Move to another (vacant) apartment of the programme "
              "(omflyttning); the move-in date stays the first one."),
+    StepSpec("renew_lease", "case", "A time-limited lease renewed to a new last day (lease_end); "
+             "answers the lease_renewal reminder."),
     StepSpec("register_apartment", "stock", "Add an apartment to the stock (lägenhetsbank)."),
     StepSpec("apartment_to_repair", "stock", "A vacant apartment goes under repair (it cannot "
              "be offered until repaired).", LANDLORD_STEPS),

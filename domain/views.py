@@ -37,6 +37,9 @@ class CaseSnapshot(BaseModel):
     interrupted_on: date | None = None  # support interrupted, not resumed
     interruption_noted: int = 0
     lease_end: date | None = None  # a time-limited lease's last day
+    # the programme's own follow-ups (from "case-file-v3"): inspection, coordinator meeting
+    last_inspection: date | None = None
+    last_coordinator_meeting: date | None = None
 
 
 class LineResult(BaseModel):

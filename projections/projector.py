@@ -27,7 +27,7 @@ CASE_EVENTS = {
     "VisitOverdueNoted", "TakeoverEligibilityNoted",
     "PlanMade", "PlanReviewed", "TemporaryPlacementStarted", "PlacementEnded",
     "SupportInterrupted", "SupportResumed", "ApartmentMoved", "RentPaymentRecorded",
-    "SupportLevelSet",
+    "SupportLevelSet", "LeaseRenewed",
     "CaseFileDueNoted",
 }
 APARTMENT_EVENTS = {
@@ -67,6 +67,8 @@ CASE_COLUMNS = (
     # pseudonymous facts about the client given on apply (None when not given): the
     # homelessness count's sex and age band
     "sex", "birth_year",
+    # the programme's own follow-ups (policy `programmes`): the worklist's next ones
+    "last_inspection", "last_coordinator_meeting",
 )
 # Beside the ISO dates the waiting times are measured between, their day numbers
 # (date.toordinal()): a difference of two integers is what a report over tens of thousands
@@ -209,6 +211,12 @@ def project_case(page: Page, uuid: str, name: str, e: dict[str, Any]) -> None:
             row.update(last_home_visit=on, housing_pilot=e["actor"])
         elif e["kind"] == "follow_up":
             row["last_follow_up"] = on
+        elif e["kind"] == "inspection":
+            row["last_inspection"] = on
+        elif e["kind"] == "coordinator_meeting":
+            row["last_coordinator_meeting"] = on
+    elif name == "LeaseRenewed":
+        row["lease_end"] = iso(e["lease_end"])
     elif name == "CourseSessionAttended":
         row["course_sessions"] += 1
         if row["course_sessions"] == 4:

@@ -291,17 +291,19 @@ def _throughput_by(view: ChainView, by: str, date_from: date | None,
                "THEN 1 ELSE 0 END)"
 
     granted = "(CASE WHEN outcome = 'granted' THEN decided_on END)"
-    rows = view.rows(
-        f"SELECT {DIMENSIONS[by]} AS g, "
-        f"{within('applied_on')} AS a, {within(granted)} AS gr, "
-        f"{within('takeover_approved_on')} AS t, {open_on()} AS s, {open_on()} AS e "
-        "FROM rm_cases GROUP BY 1",
-        [first, last, first, last, first, last, before, before, last, last])
+    # one pass over the case rows, by group and destination; the groups' sums added up here
+    totals: dict[str, list[int]] = defaultdict(lambda: [0] * 5)
     exits: dict[str, Counter] = defaultdict(Counter)
-    for g, destination, n in view.rows(
-            f"SELECT {DIMENSIONS[by]} AS g, destination, COUNT(*) AS n FROM rm_cases "
-            "WHERE closed_on >= ? AND closed_on <= ? GROUP BY 1, 2", [first, last]):
-        exits[g][destination] += int(n)
+    for g, destination, *sums, closed in view.rows(
+            f"SELECT {DIMENSIONS[by]} AS g, destination, "
+            f"{within('applied_on')} AS a, {within(granted)} AS gr, "
+            f"{within('takeover_approved_on')} AS t, {open_on()} AS s, {open_on()} AS e, "
+            f"{within('closed_on')} AS x FROM rm_cases GROUP BY 1, 2",
+            [first, last, first, last, first, last, before, before, last, last, first, last]):
+        totals[g] = [t + int(s or 0) for t, s in zip(totals[g], sums, strict=True)]
+        if closed:
+            exits[g][destination] += int(closed)
+    rows = [(g, *t) for g, t in totals.items()]
     out = []
     for g, applications, grants, takeovers, at_start, at_end in sorted(rows):
         c = exits.get(g, Counter())
@@ -719,11 +721,14 @@ def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date 
         return {"inactive_after_days": n, "rows": []}
     # inactive spells: a gap between two contacts longer than n days (found in the index on
     # the gap), and the time after the last contact once it is longer than n days
-    # (the gaps from the covering index on (gap, step_day); the time after the last contact
-    # and the closures from one pass over the case rows)
-    spells = view.rows(
-        "SELECT s.step_day - s.gap + ? AS s, s.step_day AS r, NULL AS closed_day, COUNT(*) AS k "
-        "FROM rm_steps s WHERE s.gap > ? GROUP BY 1, 2", (n, n))
+    # (the gaps from the covering index on (gap, step_day), counted by the day each begins
+    # and by the day each ends, not one row a gap; the time after the last contact and the
+    # closures from one pass over the case rows)
+    gap_starts = view.rows("SELECT s.step_day - s.gap + ? AS s, COUNT(*) AS k FROM rm_steps s "
+                           "WHERE s.gap > ? GROUP BY 1", (n, n))
+    gap_ends = view.rows("SELECT s.step_day AS r, COUNT(*) AS k FROM rm_steps s WHERE s.gap > ? "
+                         "GROUP BY 1", (n,))
+    spells: list[tuple[Any, ...]] = []
     permanent = ", ".join(repr(d) for d in sorted(PERMANENT))
     closures = []
     for s, closed_day, housed, closure, k in view.rows(
@@ -754,20 +759,25 @@ def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date 
                 <= add_months(_parse(housed_exit), 24) else "returned_from_inactive")
         flows[label(day)]["newly_identified"] -= 1
         flows[label(day)][kind] += 1
-    starts, ends = [], []
-    for s, r, closed_day, k in spells:
+    starts: list[tuple[int, int]] = []  # (day an inactive spell begins, how many)
+    ends: list[tuple[int, int]] = []
+    for s, k in gap_starts:
         flows[label(s)]["moved_to_inactive"] += int(k)
-        starts.extend([s] * int(k))
-        if r is not None:
-            flows[label(r)]["returned_from_inactive"] += int(k)
-        if r is not None or closed_day is not None:
-            ends.extend([r if r is not None else closed_day] * int(k))
+        starts.append((s, k))
+    for r, k in gap_ends:
+        flows[label(r)]["returned_from_inactive"] += int(k)
+        ends.append((r, k))
+    for s, _, closed_day, k in spells:
+        flows[label(s)]["moved_to_inactive"] += int(k)
+        starts.append((s, k))
+        if closed_day is not None:
+            ends.append((closed_day, k))
     for day, housed, k in closures:
         flows[label(day)]["housed" if housed else "no_longer_eligible"] += int(k)
     opened_days, opened_n = _cumulative(opened)
     closed_days, closed_n = _cumulative(closed)
-    starts.sort()
-    ends.sort()
+    start_days, start_n = _cumulative(starts)
+    end_days, end_n = _cumulative(ends)
 
     def active(day: int) -> int:
         """Open at the end of `day` (applied, not closed) and not inactive then."""
@@ -775,7 +785,7 @@ def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date 
             i = bisect_right(days, day)
             return counts[i - 1] if i else 0
         return (upto(opened_days, opened_n) - upto(closed_days, closed_n)
-                - (bisect_right(starts, day) - bisect_right(ends, day)))
+                - (upto(start_days, start_n) - upto(end_days, end_n)))
 
     # from the first application (a case closes on or after it applied) to the last fact
     first = date_from.isoformat() if date_from else date.fromordinal(opened_days[0]).isoformat()
@@ -819,7 +829,8 @@ def _ivo_counts(view: ChainView, *years: int) -> list[int]:
     `ivo`), the few interruptions as `ivo` finds them."""
     quarters = [tuple(d.isoformat() for d in quarter_bounds(f"{y}Q{q}"))
                 for y in years for q in range(1, 5)]
-    sums = ", ".join(f"SUM(CASE WHEN {IVO_DECISIONS_SQL} THEN 1 ELSE 0 END)" for _ in quarters)
+    sums = ", ".join(f"SUM(CASE WHEN {IVO_DECISIONS_SQL} THEN 1 ELSE 0 END) AS q{i}"
+                     for i in range(len(quarters)))  # named: PostgreSQL's rows are dicts
     decisions = view.rows(f"SELECT {sums} FROM rm_cases WHERE outcome = 'granted'",
                           [p for first, last in quarters for p in _ivo_params(first, last)])[0]
     per_quarter = [int(n or 0) + len(_ivo_interruptions(view, first, last))
@@ -921,9 +932,10 @@ def placements(view: ChainView, by: str = "month", date_from: date | None = None
     cost: dict[tuple[str, str], Decimal] = {}
     # Not night by night per placement: the placements that begin and end each day, per kind
     # (counted by the database), swept over the days once — the nights of a day are the
-    # placements open on its evening, their cost the sum of those placements' prices.
+    # placements open on its evening, their cost the sum of those placements' prices (kept
+    # per price, so the cost's text is the one adding night by night gives).
     change: dict[str, dict[int, list[Any]]] = defaultdict(lambda: defaultdict(
-        lambda: [0, Decimal(0)]))
+        lambda: [0, Counter()]))
     for kind, start_on, end_on, per_night, k in view.rows(
             "SELECT kind, start_on, end_on, cost_per_night, COUNT(*) FROM rm_placements "
             "GROUP BY 1, 2, 3, 4"):
@@ -933,19 +945,19 @@ def placements(view: ChainView, by: str = "month", date_from: date | None = None
             started[period(start_on, by), kind] += k
         if start >= end:
             continue
-        price = Decimal(per_night) * k if per_night is not None else Decimal(0)
         change[kind][start.toordinal()][0] += k
-        change[kind][start.toordinal()][1] += price
         change[kind][end.toordinal()][0] -= k
-        change[kind][end.toordinal()][1] -= price
+        if per_night is not None:
+            change[kind][start.toordinal()][1][per_night] += k
+            change[kind][end.toordinal()][1][per_night] -= k
     low = date_from.toordinal() if date_from else None
     high = date_to.toordinal() if date_to else None
     label = lru_cache(maxsize=None)(lambda day: period(date.fromordinal(day).isoformat(), by))
     for kind, by_day in change.items():
-        open_, price, days_ = 0, Decimal(0), sorted(by_day)
+        open_, priced, days_ = 0, Counter(), sorted(by_day)
         for this, following in zip(days_, days_[1:], strict=False):
             open_ += by_day[this][0]
-            price += by_day[this][1]
+            priced.update(by_day[this][1])
             if not open_:
                 continue
             first = this if low is None else max(this, low)
@@ -954,8 +966,10 @@ def placements(view: ChainView, by: str = "month", date_from: date | None = None
                 end_of_period = min(last, period_bounds(label(first), by)[1].toordinal())
                 key = (label(first), kind)
                 nights[key] += open_ * (end_of_period - first + 1)
-                if price:
-                    cost[key] = cost.get(key, Decimal(0)) + price * (end_of_period - first + 1)
+                for per_night, k in priced.items():
+                    if k:
+                        cost[key] = (cost.get(key, Decimal(0))
+                                     + Decimal(per_night) * (k * (end_of_period - first + 1)))
                 first = end_of_period + 1
     keys = sorted(set(started) | set(nights))
     rows = [{"group": g, "kind": k, "placements": started[g, k], "nights": nights[g, k],

@@ -47,11 +47,11 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 11  # v7: dated steps of cases and apartments, for reports at a past date
+SCHEMA_VERSION = 12  # v7: dated steps of cases and apartments, for reports at a past date
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
 # v10: the decision's deadline, the client's sex and birth year, the vacancy's landlord, and
 # indexes for the reports at 50,000 cases; v11: moves, rent payments, apartments' accessibility
-# and landlord type, ...
+# and landlord type, ...; v12: the last inspection and coordinator meeting (programme rules)
 RETIRED_TABLES = ("rm_case_events",)  # v4 copied every case event; history reads the store
 INTEGER = {"course_sessions", "arrears_without_plan", "complaints", "rooms", "lettings",
            "applied_day", "decided_day", "move_in_day", "exit_day", "start_day", "end_day", "n",

@@ -19,7 +19,9 @@ from domain.due import (
     lease_renewal_due,
     missed_instalment,
     next_checklist,
+    next_coordinator_meeting,
     next_follow_up,
+    next_inspection,
     next_visit,
     owner_of,
     pilot_missing_due,
@@ -43,11 +45,18 @@ def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dic
                           "granted decision not executed: three months end on this day"))
     if stage in IN_HOME and row["move_in_on"]:
         move_in = d(row["move_in_on"])
-        optional = lambda key: d(row[key]) if row[key] else None  # noqa: E731
-        items.append(("support_visit", next_visit(move_in, optional("last_home_visit"), policy),
+        optional = lambda key: d(row[key]) if row.get(key) else None  # noqa: E731
+        rules = policy.rules(row["programme"])  # the programme's follow-up rules
+        items.append(("support_visit", next_visit(move_in, optional("last_home_visit"), rules),
                       "support visit"))
-        items.append(("follow_up", next_follow_up(move_in, optional("last_follow_up"), policy),
+        items.append(("follow_up", next_follow_up(move_in, optional("last_follow_up"), rules),
                       "quarterly follow-up meeting"))
+        inspection = next_inspection(move_in, optional("last_inspection"), rules)
+        if inspection is not None:
+            items.append(("inspection", inspection, "technical inspection of the apartment"))
+        meeting = next_coordinator_meeting(move_in, optional("last_coordinator_meeting"), rules)
+        if meeting is not None:
+            items.append(("coordinator_meeting", meeting, "coordinator meeting"))
         items.append(("monthly_checklist", next_checklist(move_in, optional("last_checklist")),
                       "monthly checklist: rent receipt, home insurance, housing queues"))
         if stage == "training":
@@ -105,7 +114,11 @@ def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dic
 def worklist(view: ChainView, actor: str | None, policy: Policy, as_of: date,
              horizon_days: int = 14) -> dict[str, Any]:
     """Items due by `as_of + horizon_days`, overdue first; one actor's, or everyone's."""
-    rows = view.query("SELECT * FROM rm_cases WHERE stage <> 'closed'")
+    if actor is None:
+        rows = view.query("SELECT * FROM rm_cases WHERE stage <> 'closed'")
+    else:  # every item is the case's caseworker's or its pilot's (domain.due.owner_of)
+        rows = view.query("SELECT * FROM rm_cases WHERE stage <> 'closed' "
+                          "AND (caseworker = ? OR assigned_pilot = ?)", (actor, actor))
     until = as_of + timedelta(days=horizon_days)
     items = [item for row in rows for item in items_for_case(row, policy, as_of)
              if item["due"] <= until.isoformat() and (actor is None or item["actor"] == actor)]

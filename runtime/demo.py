@@ -21,6 +21,11 @@ refusal puts the apartment back in the pool, an exit from training vacates it (f
 cleaning) and a first-hand lease takes it out of the stock. Events are processed in date order
 and each step is emitted only if the case's stage allows it at that date, so every line is
 accepted by the domain rules (tests/test_demo.py replays them through `HousingChain.run`).
+A few clients move between apartments of the programme shortly before they leave, a few
+vacated apartments are repaired in their cleaning weeks, and about one move-in in twelve is on
+a time-limited lease (`lease_end`, a year) renewed before it ends; these draw from a generator
+of their own and are placed so that every other line stays as it was (the move-in lines of
+those leases gain the `lease_end` field).
 
 Identity data is synthetic: about a third of the `apply` lines carry a made-up name and a
 personal number whose serial part is 000, which Skatteverket never issues.
@@ -200,6 +205,8 @@ class _Apartment:
     available_from: date = date.min
     case: str | None = None
     leaving: bool = False  # to be returned to the landlord; not offered again
+    vacant_since: date = date.min  # vacant (and not offered) since
+    busy_until: date = date.min  # its last repair line: no move into it before
 
 
 @dataclass
@@ -227,6 +234,8 @@ class _Case:
     placement: str | None = None  # an open temporary placement while waiting
     interrupted: bool = False  # the support is interrupted (hospital, prison, treatment)
     owed: int = 0  # rent arrears not yet paid back (SEK)
+    training_since: date | None = None  # in the training stage (not takeover review) since
+    lease_end: date | None = None  # a time-limited lease's last day
 
     def rooms_needed(self) -> int:
         if self.children == 0:
@@ -271,6 +280,11 @@ class _Municipality:
         # generator, so every other line stays as it was. A client keeps them across cases.
         self.person_rng = random.Random(f"person:{seed}")
         self._persons: dict[str, tuple[str, int]] = {}
+        # Moves between apartments, repairs and time-limited leases: their own generator too.
+        # They are placed where they change no other line: a repair in an apartment's
+        # cleaning weeks after an exit, a move shortly before an exit into an apartment that
+        # would stand vacant until after it anyway (see `_move_before_exit`).
+        self.gap_rng = random.Random(f"gaps:{seed}")
         self._born: dict[str, int] = {}  # the year in the generated personal number, if any
 
     # --- the calendar ---------------------------------------------------------------
@@ -338,6 +352,7 @@ class _Municipality:
             id=f"{prefix}-{number}", landlord=landlord, rooms=rooms or _pick(rng, ROOMS),
             available_from=day + timedelta(days=rng.randint(0, 14)),
         )
+        apartment.vacant_since = day
         self.apartments[apartment.id] = apartment
         self.emit(day, "register_apartment", STOCK_KEEPER,
                   apartment=apartment.id, landlord=landlord, rooms=apartment.rooms,
@@ -590,6 +605,7 @@ class _Municipality:
             case.refused_by.add(apartment.landlord)
             case.stage, case.apartment = "waiting", None
             apartment.status, apartment.case, apartment.available_from = "vacant", None, day
+            apartment.vacant_since = day
             self.waiting.append(case.id)
             self.waiting.sort(key=lambda c: self.cases[c].decided_on or date.min)
             return
@@ -606,6 +622,7 @@ class _Municipality:
             return
         apartment = self.apartments[case.apartment]
         case.stage, case.move_in = "training", day
+        case.training_since = day
         apartment.status = "occupied"
         case.pilot = (
             rng.choice(HOUSING_FIRST_COORDINATORS) if case.programme == "housing_first"
@@ -617,7 +634,13 @@ class _Municipality:
         if self.file_rng.random() < 0.85:  # most pilots are assigned before the move-in
             self.emit(day, "assign", case.caseworker, case=case.id, role="housing_pilot",
                       to=case.pilot)
-        self.emit(day, "move_in", case.caseworker, case=case.id, apartment=apartment.id)
+        lease: dict[str, str] = {}
+        if self.gap_rng.random() < 0.08:  # a time-limited lease (a year), renewed before its end
+            case.lease_end = add_months(day, 12) - timedelta(days=1)
+            lease["lease_end"] = case.lease_end.isoformat()
+            self.at(_weekday(case.lease_end - timedelta(days=self.gap_rng.randint(20, 50))),
+                    self._renew_lease, case)
+        self.emit(day, "move_in", case.caseworker, case=case.id, apartment=apartment.id, **lease)
         self._plan_tenancy(day, case)
         if self.file_rng.random() < 0.9:  # the individual plan, within a month or so
             self.at(_weekday(day + timedelta(days=self.file_rng.randint(7, 40))),
@@ -700,6 +723,53 @@ class _Municipality:
         if case.stage in HOME_STAGES and case.interrupted:
             self.emit(day, "support_resumed", case.pilot or case.caseworker, case=case.id)
         case.interrupted = False
+
+    def _renew_lease(self, day: date, case: _Case) -> None:
+        if case.stage not in HOME_STAGES or case.lease_end is None or day >= case.lease_end:
+            return
+        case.lease_end = add_months(case.lease_end, 12)
+        self.emit(day, "renew_lease", case.caseworker, case=case.id,
+                  lease_end=case.lease_end.isoformat())
+        self.at(_weekday(case.lease_end - timedelta(days=self.gap_rng.randint(20, 50))),
+                self._renew_lease, case)
+
+    def _move_before_exit(self, day: date, case: _Case) -> str | None:
+        """Now and then a client leaving from the training phase had moved to another
+        apartment of the programme (omflyttning) a few weeks before: dated back, into an
+        apartment that stood vacant, unoffered, since before the move and would only be ready
+        for letting after the exit. So no other line changes: nothing else happened to either
+        apartment in between, and the exit (its line unchanged) vacates the new apartment
+        while the old one, vacant since the move, is let again when the simulation lets it."""
+        rng = self.gap_rng
+        if rng.random() >= 0.5 or case.stage != "training" or case.training_since is None:
+            return None
+        moved = _weekday(day - timedelta(days=rng.randint(7, 25)))
+        if moved >= day or moved <= case.training_since:
+            return None
+        candidates = sorted(
+            a.id for a in self.apartments.values()
+            if a.status == "vacant" and not a.leaving and a.id != case.apartment
+            and a.vacant_since < moved and a.busy_until < moved and a.available_from > day)
+        if not candidates:
+            return None
+        target = rng.choice(candidates)
+        self.emit(moved, "move_apartment", case.caseworker, case=case.id, apartment=target)
+        return target
+
+    def _repair_after_exit(self, day: date, apartment: _Apartment) -> None:
+        """Now and then a vacated apartment is repaired in its cleaning weeks, before it is
+        ready for letting again (so no offer changes)."""
+        rng = self.gap_rng
+        start = _weekday(day + timedelta(days=1))
+        if rng.random() >= 0.2 or apartment.leaving or start + timedelta(days=2) >= \
+                apartment.available_from:
+            return
+        done = start + timedelta(days=rng.randint(1, (apartment.available_from - start).days - 1))
+        if done > self.end:
+            return
+        apartment.busy_until = done
+        self.emit(start, "apartment_to_repair", apartment.landlord, apartment=apartment.id)
+        self.emit(done, "apartment_repaired", apartment.landlord, apartment=apartment.id)
 
     def _plan_review(self, day: date, case: _Case, open_goals: list[str], n: int) -> None:
         rng = self.file_rng
@@ -832,6 +902,7 @@ class _Municipality:
             self.at(leave, self._exit, case, "first_hand_lease")
             return
         case.stage = "training"
+        case.training_since = day
         self.emit(day, "takeover_decision", landlord, case=case.id, approved=False,
                   reason=rng.choice(TAKEOVER_REFUSALS))
         if rng.random() < 0.5:
@@ -854,18 +925,25 @@ class _Municipality:
         actor = case.caseworker
         if case.stage == "waiting" and case.id in self.waiting:
             self.waiting.remove(case.id)
+        moved_to = None
         if case.stage in HOME_STAGES and case.apartment is not None:
             apartment = self.apartments[case.apartment]
             apartment.case = None
             if destination == "first_hand_lease":
                 apartment.status = "taken_over"
             else:
+                moved_to = self._move_before_exit(day, case)
                 apartment.status = "vacant"
+                apartment.vacant_since = day
                 apartment.available_from = day + timedelta(days=rng.randint(7, 35))
                 if rng.random() < 0.06:  # the landlord takes it back (renovation, sale)
                     apartment.leaving = True
                     self.at(_weekday(day + timedelta(days=rng.randint(3, 20))), self._return,
                             apartment.id)
+                if moved_to is not None:  # the exit vacates the apartment moved to
+                    self.apartments[moved_to].vacant_since = day
+                else:
+                    self._repair_after_exit(day, apartment)
         self._end_placement(day, case)
         case.stage = "closed"
         self.emit(day, "exit", actor, case=case.id, destination=destination)

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from application.store import snapshot_of
+from domain.commands import import_line_adapter
 from domain.due import case_file_due, due_items
 from domain.errors import StepNotAllowed
 from domain.policy import Policy
@@ -468,3 +469,279 @@ def test_a_lease_must_end_after_the_move_in():
     d = approved()
     with pytest.raises(StepNotAllowed, match="needs a lease that ends after the move-in"):
         d.case.move_in("apt-1", **d.kw(on=MOVE_IN), lease_end=MOVE_IN)
+
+
+# --- 8. reasons are data: coded refusals and denials, warnings, the takeover's checks --------
+
+LANDLORD_CODES = Policy().reason_codes_for("landlord")
+
+
+def offered(case_id: str = "c-17") -> Driver:
+    return drive(Stage.OFFERED, case_id)
+
+
+def collect(d: Driver) -> list:
+    events = d.case.collect_events()
+    d.events += events
+    return events
+
+
+def test_a_landlord_refusal_takes_a_coded_reason_of_the_policy_and_an_optional_note():
+    d = offered()
+    d.case.landlord_decision(False, "grannar klagade", **d.kw(), reason_code="disturbance",
+                             reason_codes=LANDLORD_CODES)
+    [event] = collect(d)
+    assert (type(event).__name__, event.reason_code, event.reason) == (
+        "LandlordRefused", "disturbance", "grannar klagade")
+    d.do("offer", "apt-2")
+    with pytest.raises(StepNotAllowed, match="needs a reason_code of the policy .*not 'credit'"):
+        d.case.landlord_decision(False, None, **d.kw(), reason_code="credit",
+                                 reason_codes=LANDLORD_CODES)
+    assert d.case.pending_events == [] and d.case.stage is Stage.OFFERED
+
+
+def test_a_line_with_only_the_free_text_reason_is_coded_other(tmp_path):
+    runner = build(tmp_path, [
+        *granted("rc-1", "2026-01-05", "2026-01-10"),
+        {"type": "register_apartment", "apartment": "lgh-1", "landlord": "SH", "rooms": 1,
+         "on": "2026-01-11"},
+        {"type": "offer", "case": "rc-1", "apartment": "lgh-1", "on": "2026-01-12"},
+        {"type": "landlord_decision", "case": "rc-1", "approved": False, "on": "2026-01-13",
+         "reason": "Tidigare hyresskuld hos bolaget"},
+    ])
+    [refused] = [h for h in runner.app.history("rc-1") if h["event"] == "LandlordRefused"]
+    assert (refused["details"]["reason_code"], refused["details"]["reason"]) == (
+        "other", "Tidigare hyresskuld hos bolaget")
+
+
+def test_a_denial_needs_a_coded_or_a_free_text_reason_and_the_code_must_be_the_policys():
+    codes = Policy().reason_codes_for("denial")
+    d = drive(Stage.ASSESSMENT)
+    assert "needs a reason when denied" in d.refused(StepNotAllowed, "decide", "denied", None,
+                                                     None)
+    with pytest.raises(StepNotAllowed, match="needs a reason_code of the policy"):
+        d.case.decide("denied", None, None, **d.kw(), reason_code="rent_history",
+                      reason_codes=codes)
+    d.case.decide("denied", None, None, **d.kw(), reason_code="own_means", reason_codes=codes)
+    [event] = collect(d)
+    assert (type(event).__name__, event.reason_code, event.reason) == ("Denied", "own_means", "")
+
+
+def test_events_recorded_before_reason_codes_and_complaint_kinds_still_load():
+    from domain.case import Case
+    d = in_training()
+    d.do("complaint", "noise")
+    stored = d.events[-1]
+    old = object.__new__(type(stored))  # as the store's mapper makes an event it read
+    object.__setattr__(old, "__dict__", {k: v for k, v in stored.__dict__.items()
+                                         if k != "kind"})
+    case = None
+    for e in d.events[:-1] + [old]:
+        case = e.mutate(case)
+    assert isinstance(case, Case) and case.complaints == 1 and case.warnings == []
+
+
+def test_a_warning_within_the_policys_months_refuses_the_takeover_referral():
+    d = in_training()
+    d.case.complaint("anmodan om rättelse", **d.kw(on=date(2025, 9, 1)), kind="warning")
+    d.events += d.case.collect_events()
+    d.do("complaint", "noise", on=date(2025, 10, 1))
+    assert d.case.warnings == [date(2025, 9, 1)] and d.case.complaints == 2
+    referral = date(2026, 2, 1)  # twelve months after the move-in, five after the warning
+    with pytest.raises(StepNotAllowed, match=r"needs no warning .* within 6 months: one on "
+                                             r"2025-09-01 \(from 2026-03-01\)"):
+        d.case.refer_takeover(12, **d.kw(on=referral), warnings_within_months=6)
+    assert d.case.pending_events == []
+    d.case.refer_takeover(12, **d.kw(on=referral))  # the default policy: the rule is off
+    assert d.case.stage is Stage.TAKEOVER_REVIEW
+    assert Policy().refuse_referral_with_warnings_within_months is None
+
+
+def test_the_warning_rule_applies_through_the_store_from_the_policy(tmp_path):
+    from application.store import HousingChain
+    app = HousingChain(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                            "SQLITE_DBNAME": str(tmp_path / "e.sqlite")})
+    policy = Policy(refuse_referral_with_warnings_within_months=6)
+    lines = [*granted("wr-1", "2025-01-05", "2025-01-10"), *housed("wr-1", "lgh-1", "2025-02-01"),
+             {"type": "complaint", "case": "wr-1", "kind": "warning", "on": "2025-12-01"},
+             {"type": "refer_takeover", "case": "wr-1", "on": "2026-03-01"},
+             {"type": "refer_takeover", "case": "wr-1", "on": "2026-06-01"}]
+    steps = [import_line_adapter.validate_python({"actor": "cw", **line, "id": f"s{n}"})
+             for n, line in enumerate(lines)]
+    results = app.run([s.without_identity() if s.type == "apply" else s for s in steps],
+                      today=TODAY, policy=policy)
+    assert not results[-2].accepted and "needs no warning" in results[-2].reason
+    assert results[-1].accepted and results[-1].stage == "takeover_review"
+
+
+def test_a_takeover_decision_records_the_credit_check_and_the_references():
+    d = drive(Stage.TAKEOVER_REVIEW)
+    d.case.takeover_decision(False, None, **d.kw(), reason_code="credit_check",
+                             reason_codes=Policy().reason_codes_for("takeover"),
+                             credit_check={"passed": False},
+                             references={"rent_paid_on_time": True, "complaints_last_12_months": 0})
+    [event] = collect(d)
+    assert (event.reason_code, event.credit_check, event.references) == (
+        "credit_check", {"passed": False}, {"rent_paid_on_time": True,
+                                            "complaints_last_12_months": 0})
+    line = import_line_adapter.validate_python({
+        "type": "takeover_decision", "case": "c-1", "approved": True,
+        "credit_check": {"passed": True},
+        "references": {"rent_paid_on_time": True, "complaints_last_12_months": 1}})
+    assert line.references.complaints_last_12_months == 1 and line.reason_code is None
+
+
+def test_the_refusals_report_counts_the_coded_reasons(tmp_path):
+    from projections.reports import refusals
+    runner = build(tmp_path, [
+        *granted("rf-1", "2026-01-05", "2026-01-10"),
+        {"type": "register_apartment", "apartment": "lgh-1", "landlord": "SH", "rooms": 1,
+         "on": "2026-01-11"},
+        {"type": "offer", "case": "rf-1", "apartment": "lgh-1", "on": "2026-01-12"},
+        {"type": "landlord_decision", "case": "rf-1", "approved": False, "on": "2026-01-13",
+         "reason_code": "references", "reason": "a note that is not counted"},
+        {"type": "offer", "case": "rf-1", "apartment": "lgh-1", "on": "2026-01-14"},
+        {"type": "landlord_decision", "case": "rf-1", "approved": False, "on": "2026-01-15",
+         "reason": "free text only"},
+        {"type": "apply", "case": "rf-2", "on": "2026-02-01",
+         "client": {"id": "kl-rf-2", "target_group": "elderly", "district": "Farsta"}},
+        {"type": "start_assessment", "case": "rf-2", "on": "2026-02-01"},
+        {"type": "decide", "case": "rf-2", "on": "2026-02-10", "outcome": "denied",
+         "reason_code": "other_support_suffices"},
+    ])
+    assert refusals(runner.view, "year")["rows"] == [
+        {"group": "2026", "kind": "denial", "reason": "other_support_suffices", "count": 1},
+        {"group": "2026", "kind": "landlord_refusal", "reason": "other", "count": 1},
+        {"group": "2026", "kind": "landlord_refusal", "reason": "references", "count": 1},
+    ]
+
+
+# --- 3. follow-up rules per programme -------------------------------------------------------
+
+
+def housing_first_in_training() -> Driver:
+    d = Driver()
+    d.do("start_assessment")
+    d.do("decide", "granted", "housing_first", None)
+    d.do("offer", "apt-1")
+    d.do("landlord_decision", True, None)
+    move_in(d, WARN)
+    return d
+
+
+def test_the_default_programme_rules_are_the_global_settings_so_training_apartments_are_unchanged():
+    policy = Policy()
+    assert policy.rules("training_apartment") == policy.global_rules()
+    assert policy.rules("municipal_contract") == policy.global_rules()
+    assert policy.rules("housing_first") == policy.global_rules().model_copy(
+        update={"coordinator_meeting_days": 7, "inspection_months": 3})
+    d = in_training()
+    snap = snapshot_of(d.case)
+    assert due_items(snap, WARN, {}, MOVE_IN) == due_items(snap, WARN, {}, MOVE_IN,
+                                                           case_file_v3=True)
+
+
+def test_a_policy_that_changes_only_the_global_visit_settings_changes_every_programme():
+    policy = Policy(weekly_visits_months=1, follow_up_months=6,
+                    programmes={"housing_first": {"inspection_months": 6}})
+    assert policy.rules("training_apartment").follow_up_months == 6
+    first = policy.rules("housing_first")
+    assert (first.weekly_visits_months, first.inspection_months,
+            first.coordinator_meeting_days) == (1, 6, 7)
+
+
+def test_housing_first_has_a_weekly_coordinator_meeting_and_a_quarterly_inspection_behind_v3():
+    d = housing_first_in_training()
+    snap = snapshot_of(d.case)
+    old = {i.kind for i in due_items(snap, WARN, {}, MOVE_IN, case_file=True, case_file_v2=True)}
+    assert not {"inspection", "coordinator_meeting"} & old  # runs started before keep theirs
+    due = {i.kind: i.due for i in due_items(snap, WARN, {}, MOVE_IN, case_file_v3=True)}
+    assert due["coordinator_meeting"] == MOVE_IN + timedelta(days=7)
+    assert due["inspection"] == date(2025, 4, 6)
+    d.do("record_visit", "coordinator_meeting", None, on=date(2025, 1, 10))
+    assert d.case.last_inspection is None  # a coordinator meeting is not an inspection
+    due = {i.kind: i.due for i in due_items(snapshot_of(d.case), WARN, {}, MOVE_IN,
+                                            case_file_v3=True)}
+    assert (due["coordinator_meeting"], due["inspection"]) == (date(2025, 1, 17),
+                                                               date(2025, 4, 6))
+    assert d.case.note_overdue("coordinator_meeting", date(2025, 1, 10), command_id="o1") is False
+    assert d.case.note_overdue("coordinator_meeting", date(2025, 1, 17), command_id="o2") is True
+
+
+def test_the_coordinator_meeting_is_the_pilots_item_and_the_inspection_the_caseworkers():
+    from domain.due import owner_of
+    assert owner_of("coordinator_meeting", "cw", "bostadforst.haddad") == "bostadforst.haddad"
+    assert owner_of("inspection", "cw", "bostadforst.haddad") == "cw"
+
+
+def test_the_worklist_follows_the_programmes_rules(tmp_path):
+    def granted_as(case: str, programme: str) -> list[dict]:
+        lines = granted(case, "2026-08-01", "2026-08-10")
+        return lines[:-1] + [{**lines[-1], "programme": programme}]
+    runner = build(tmp_path, [
+        *granted_as("hf-1", "housing_first"), *housed("hf-1", "lgh-1", "2026-09-01"),
+        {"type": "record_visit", "case": "hf-1", "kind": "coordinator_meeting",
+         "on": "2026-11-20"},
+        *granted_as("hf-2", "housing_first"), *housed("hf-2", "lgh-3", "2026-09-01"),
+        {"type": "record_visit", "case": "hf-2", "kind": "inspection", "on": "2026-11-02"},
+        *granted_as("ta-1", "training_apartment"), *housed("ta-1", "lgh-2", "2026-09-01"),
+    ])
+    rows = worklist(runner.view, None, WARN, TODAY)
+    hf1, hf2 = kinds(rows, "hf-1"), kinds(rows, "hf-2")
+    assert hf1["coordinator_meeting"] == ("2026-11-27", "due")  # a week after the last one
+    assert hf1["inspection"] == ("2026-12-01", "due")  # three months after the move-in
+    assert hf2["coordinator_meeting"] == ("2026-09-08", "overdue")  # none since the move-in
+    assert "inspection" not in hf2  # inspected on 11-02: next on 2027-02-02, past the horizon
+    assert not {"coordinator_meeting", "inspection"} & set(kinds(rows, "ta-1"))
+
+
+# --- gaps: renewing a time-limited lease ----------------------------------------------------
+
+
+def with_lease(end: date = date(2026, 1, 5)) -> Driver:
+    d = approved()
+    d.case.move_in("apt-1", **d.kw(on=MOVE_IN), lease_end=end)
+    d.events += d.case.collect_events()
+    return d
+
+
+def test_renewing_the_lease_answers_the_lease_renewal_reminder():
+    d = with_lease()
+    due = {i.kind: i.due for i in due_items(snapshot_of(d.case), WARN, {}, MOVE_IN,
+                                            case_file_v2=True)}
+    assert due["lease_renewal"] == date(2025, 11, 6)
+    [event] = d.do("renew_lease", date(2027, 1, 5), on=date(2025, 11, 10))
+    assert (type(event).__name__, event.previous, event.lease_end) == (
+        "LeaseRenewed", date(2026, 1, 5), date(2027, 1, 5))
+    due = {i.kind: i.due for i in due_items(snapshot_of(d.case), WARN, {}, MOVE_IN,
+                                            case_file_v2=True)}
+    assert due["lease_renewal"] == date(2026, 11, 6)
+    assert d.case.note_case_file_due("lease_renewal", date(2025, 11, 6), command_id="n") is False
+
+
+def test_a_lease_is_renewed_only_when_time_limited_and_to_a_later_last_day():
+    assert "needs a time-limited lease" in in_training().refused(
+        StepNotAllowed, "renew_lease", date(2027, 1, 1))
+    d = with_lease()
+    assert "needs a last day after the current one (2026-01-05)" in d.refused(
+        StepNotAllowed, "renew_lease", date(2026, 1, 5))
+    assert "needs a tenancy in the training apartment" in drive(Stage.WAITING).refused(
+        StepNotAllowed, "renew_lease", date(2027, 1, 1))
+
+
+def test_a_renewed_lease_moves_the_renewal_on_the_worklist(tmp_path):
+    runner = build(tmp_path, [
+        *granted("l-1", "2026-01-05", "2026-01-10"), *housed("l-1", "lgh-1", "2026-02-01")[:-1],
+        {"type": "move_in", "case": "l-1", "apartment": "lgh-1", "on": "2026-02-01",
+         "lease_end": "2026-12-31"},
+        {"type": "renew_lease", "case": "l-1", "lease_end": "2027-12-31", "on": "2026-11-02"}])
+    assert "lease_renewal" not in kinds(worklist(runner.view, None, WARN, TODAY), "l-1")
+    assert runner.view.query("SELECT lease_end FROM rm_cases")[0]["lease_end"] == "2027-12-31"
+
+
+def test_a_refusal_recorded_before_reason_codes_counts_its_text_and_an_encrypted_one_not():
+    from projections.projector import NOT_CODED, reason_code
+    assert reason_code({"reason": "Tidigare hyresskuld", "reason_code": None}) == "Tidigare hyresskuld"
+    assert reason_code({"reason": "enc:v1:k1:Zm9v"}) == NOT_CODED
+    assert reason_code({"reason": ""}) == "(no reason given)"
+    assert reason_code({"reason": "enc:v1:k1:Zm9v", "reason_code": "references"}) == "references"

@@ -184,3 +184,25 @@ async def test_two_caseworkers_deciding_at_once_one_is_accepted_the_other_refuse
     assert "decide" in str(refused[0])
     events = h.events("cc-1")
     assert events.count("Granted") + events.count("Denied") == 1
+
+
+async def test_a_housing_first_case_started_now_raises_its_weekly_coordinator_meeting(harness):
+    """Behind "case-file-v3": the programme's rules (policy `programmes`); a workflow recorded
+    before the patch keeps the global rules (tests/test_replay.py replays those)."""
+    h = harness
+    await grant(h, "hf-1", programme="housing_first")
+    await house(h, "hf-1", "apt-hf1")
+    moved_in = await h.today()
+    status = await h.handle("hf-1").query(CaseWorkflow.status)
+    due = {i.kind: i.due for i in status.due}
+    assert due["coordinator_meeting"] == moved_in + timedelta(days=7)
+    assert due["inspection"] == add_months(moved_in, 3)
+
+    await h.env.sleep(timedelta(days=9))  # a week passes without the meeting
+    overdue = [r["details"] for r in h.store.history("hf-1") if r["event"] == "VisitOverdueNoted"]
+    assert {"kind": "coordinator_meeting", "due": moved_in + timedelta(days=7)} in overdue
+    await h.step(type="record_visit", case="hf-1", kind="coordinator_meeting")
+    met = await h.today()
+    status = await h.handle("hf-1").query(CaseWorkflow.status)
+    assert next(i for i in status.due if i.kind == "coordinator_meeting").due == \
+        met + timedelta(days=7)

@@ -146,3 +146,13 @@ def test_write(tmp_path: Path) -> None:
     assert [json.loads(t) for t in text] == generate(cases=30, seed=3)
     compact = [json.dumps(json.loads(t), ensure_ascii=False, separators=(",", ":")) for t in text]
     assert compact == text
+
+
+def test_the_demo_moves_some_clients_repairs_apartments_and_renews_time_limited_leases(
+        lines: list[dict]) -> None:
+    counts = Counter(line["type"] for line in lines)
+    assert counts["move_apartment"] >= 2
+    assert counts["apartment_to_repair"] == counts["apartment_repaired"] >= 2
+    leases = {line["case"] for line in lines if line["type"] == "move_in" and "lease_end" in line}
+    renewed = {line["case"] for line in lines if line["type"] == "renew_lease"}
+    assert leases and renewed and renewed <= leases

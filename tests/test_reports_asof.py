@@ -210,38 +210,38 @@ def test_refusals_are_counted_per_period_kind_and_reason_and_encrypted_reasons_s
     for case in ("z1", "z2", "z3"):
         s.apply("2026-01-05", case, f"k-{case}", "young_adults", "Farsta")
         s.at("2026-01-06", "start_assessment", case)
-    s.at("2026-01-20", "decide", "z2", outcome="denied", reason="not in the target groups")
+    s.at("2026-01-20", "decide", "z2", outcome="denied", reason_code="not_homeless",
+         reason="not in the target groups")
     s.at("2026-01-21", "decide", "z3", outcome="denied", reason="enc:v1:k1:Zm9vYmFy")
     s.at("2026-01-31", "decide", "z1", outcome="granted", programme="training_apartment")
-    for offer, refused, reason in (("2026-02-01", "2026-02-10", "references"),
-                                   ("2026-03-01", "2026-03-05", "references"),
-                                   ("2026-03-10", "2026-04-02", "enc:v1:k1:cmVmZXJlbmNlcw"),
-                                   ("2026-04-03", "2026-04-05", None)):
+    # a line without a reason_code (only the free-text reason, or none) is coded `other`;
+    # events recorded before the codes count their text (tests/test_case_file.py)
+    for offer, refused, code, reason in (
+            ("2026-02-01", "2026-02-10", "references", None),
+            ("2026-03-01", "2026-03-05", "references", "no answer from the last landlord"),
+            ("2026-03-10", "2026-04-02", None, "enc:v1:k1:cmVmZXJlbmNlcw"),
+            ("2026-04-03", "2026-04-05", None, None)):
         s.at(offer, "offer", "z1", apartment="Z1")
         s.at(refused, "landlord_decision", "z1", actor="Framtiden", approved=False,
-             **({"reason": reason} if reason else {}))
+             **({"reason": reason} if reason else {}), **({"reason_code": code} if code else {}))
     s.house("z1", "Z1", "2026-04-06", "2026-04-08", "2026-04-10")
     s.at("2027-04-10", "refer_takeover", "z1")  # the minimum period: 12 months
     s.at("2027-05-01", "takeover_decision", "z1", actor="Framtiden", approved=False,
-         reason="rent arrears")
+         reason_code="arrears", reason="rent arrears")
     app_, view_ = s.run(tmp_path)
     try:
         result = reports.refusals(view_, "year")
         assert result["rows"] == [
-            {"group": "2026", "kind": "denial", "reason": "(reason not coded)", "count": 1},
-            {"group": "2026", "kind": "denial", "reason": "not in the target groups", "count": 1},
+            {"group": "2026", "kind": "denial", "reason": "not_homeless", "count": 1},
+            {"group": "2026", "kind": "denial", "reason": "other", "count": 1},
+            {"group": "2026", "kind": "landlord_refusal", "reason": "other", "count": 2},
             {"group": "2026", "kind": "landlord_refusal", "reason": "references", "count": 2},
-            {"group": "2026", "kind": "landlord_refusal", "reason": "(no reason given)",
-             "count": 1},
-            {"group": "2026", "kind": "landlord_refusal", "reason": "(reason not coded)",
-             "count": 1},
-            {"group": "2027", "kind": "takeover_refusal", "reason": "rent arrears", "count": 1},
+            {"group": "2027", "kind": "takeover_refusal", "reason": "arrears", "count": 1},
         ]
         assert result["totals"] == {"denial": 2, "landlord_refusal": 4, "takeover_refusal": 1}
         # by quarter, only 2026Q2: the refusals of 04-02 and 04-05
         q2 = reports.refusals(view_, "quarter", d("2026-04-01"), d("2026-06-30"))["rows"]
-        assert [(r["group"], r["reason"], r["count"]) for r in q2] == [
-            ("2026Q2", "(no reason given)", 1), ("2026Q2", "(reason not coded)", 1)]
+        assert [(r["group"], r["reason"], r["count"]) for r in q2] == [("2026Q2", "other", 2)]
         # the token is not copied into the read models
         assert view_.query("SELECT COUNT(*) AS n FROM rm_steps WHERE detail LIKE 'enc:%'") == [
             {"n": 0}]

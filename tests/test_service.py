@@ -473,7 +473,8 @@ def test_history_gives_effective_date_recorded_time_actor_and_command_id(chain):
         assert row["recorded"].date() != row["on"]  # recorded long after it took effect
         assert not {"on", "actor", "command_id", "originator_id"} & set(row["details"])
     assert history[0]["details"]["client_id"] == "k-1"
-    assert history[2]["details"] == {"reason": "has housing"}
+    # a line with only the free-text reason (from before the codes) is coded `other`
+    assert history[2]["details"] == {"reason": "has housing", "reason_code": "other"}
 
 
 def test_history_of_an_unknown_case_is_refused(chain):

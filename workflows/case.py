@@ -58,6 +58,8 @@ def reminder_text(case: str, item: DueItem) -> str:
                                f"months: report it to the inspectorate (quarter {item.quarter}, "
                                f"limit {item.due})",
         "lease_renewal": f"the time-limited lease ends soon: renew it (reminder on {item.due})",
+        "inspection": f"a technical inspection of the apartment was due on {item.due}",
+        "coordinator_meeting": f"a coordinator meeting was due on {item.due}",
     }
     if item.kind.startswith("escalation:"):
         base = item.kind.split(":", 1)[1]
@@ -97,6 +99,9 @@ class CaseWorkflow:
         self.case_file = False
         # Interrupted support, leases, rent instalments, ... came with "case-file-v2".
         self.case_file_v2 = False
+        # Visits and follow-ups by the programme's rules, inspections and coordinator meetings
+        # came with "case-file-v3"; runs started before keep the global rules.
+        self.case_file_v3 = False
 
     # --- time -----------------------------------------------------------------------------
 
@@ -106,7 +111,8 @@ class CaseWorkflow:
     def due(self) -> list[DueItem]:
         return due_items(self.snapshot, self.policy, self.reminded, self.today(),
                          stalls_and_escalations=self.reminders_v2, unanswered=self.unanswered,
-                         case_file=self.case_file, case_file_v2=self.case_file_v2)
+                         case_file=self.case_file, case_file_v2=self.case_file_v2,
+                         case_file_v3=self.case_file_v3)
 
     def fire_time(self, item: DueItem) -> datetime:
         """When to raise an item: at its time, or, if already past, once the case is quiet."""
@@ -123,6 +129,7 @@ class CaseWorkflow:
         self.reminders_v2 = workflow.patched("reminders-v2")
         self.case_file = workflow.patched("case-file-v1")
         self.case_file_v2 = workflow.patched("case-file-v2")
+        self.case_file_v3 = workflow.patched("case-file-v3")
         if self.snapshot is None:
             try:
                 await workflow.wait_condition(
@@ -163,7 +170,8 @@ class CaseWorkflow:
 
     def forget_answered(self) -> None:
         for kind, due in list(self.unanswered.items()):
-            if answered(self.snapshot, self.policy, kind, due, self.today()):
+            if answered(self.snapshot, self.policy, kind, due, self.today(),
+                        by_programme=self.case_file_v3):
                 del self.unanswered[kind]
 
     def should_continue_as_new(self) -> bool:

@@ -154,12 +154,15 @@ def start_assessment(case: str, on: date = OnOption, actor: str = AsOption,
 def decide(case: str, outcome: str = typer.Option(..., help="granted or denied"),
            programme: str = typer.Option(None, help="training_apartment, housing_first, "
                                                     "municipal_contract"),
-           reason: str = typer.Option(None, help="required when denied"),
+           reason_code: str = typer.Option(None, help="when denied: not_homeless, "
+                                           "other_support_suffices, own_means, other (policy)"),
+           reason: str = typer.Option(None, help="a note; when denied a code or this is needed"),
            on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
            command_id: str = IdOption, data: Path = DataOption) -> None:
     """Decide the application (biståndsbeslut): granted with a programme, or denied."""
     send_step({"type": "decide", "case": case, "outcome": outcome, "programme": programme,
-               "reason": reason}, on, actor, as_json, command_id, data)
+               "reason_code": reason_code, "reason": reason}, on, actor, as_json, command_id,
+              data)
 
 
 @step_command("offer")
@@ -173,12 +176,17 @@ def offer(case: str, apartment: str = typer.Option(...), on: date = OnOption,
 
 @step_command("landlord_decision")
 def landlord_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
-                      reason: str = typer.Option(None), on: date = OnOption,
+                      reason_code: str = typer.Option(
+                          None, help="when refused: rent_history, references, household_size, "
+                                     "disturbance, other (policy); default other"),
+                      reason: str = typer.Option(None, help="an optional note"),
+                      on: date = OnOption,
                       actor: str = AsOption, as_json: bool = JsonOption,
                       command_id: str = IdOption, data: Path = DataOption) -> None:
     """The landlord approves or refuses the candidate."""
     send_step({"type": "landlord_decision", "case": case, "approved": approved,
-               "reason": reason}, on, actor, as_json, command_id, data)
+               "reason_code": reason_code, "reason": reason}, on, actor, as_json, command_id,
+              data)
 
 
 @step_command("move_in")
@@ -200,7 +208,8 @@ def record_visit(case: str, kind: str = "home_visit",
                  in_housing_queue: bool = typer.Option(None, "--in-queue/--not-in-queue"),
                  on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
                  command_id: str = IdOption, data: Path = DataOption) -> None:
-    """A support visit (home_visit, follow_up, inspection), with the monthly checklist."""
+    """A support visit (home_visit, follow_up, inspection, coordinator_meeting), with the
+    monthly checklist."""
     answers = (rent_paid, home_insurance, in_housing_queue)
     checklist = None
     if any(a is not None for a in answers):
@@ -250,12 +259,14 @@ def rent_payment(case: str, amount: Decimal = typer.Option(..., help="SEK"),
 
 
 @step_command("complaint")
-def complaint(case: str, note: str = typer.Option(""), on: date = OnOption,
+def complaint(case: str, kind: str = typer.Option(
+                  "complaint", help="complaint, or warning (anmodan om rättelse)"),
+              note: str = typer.Option(""), on: date = OnOption,
               actor: str = AsOption, as_json: bool = JsonOption, command_id: str = IdOption,
               data: Path = DataOption) -> None:
-    """A disturbance complaint or warning (anmodan om rättelse)."""
-    send_step({"type": "complaint", "case": case, "note": note}, on, actor, as_json,
-              command_id, data)
+    """A disturbance complaint, or a warning (anmodan om rättelse)."""
+    send_step({"type": "complaint", "case": case, "kind": kind, "note": note}, on, actor,
+              as_json, command_id, data)
 
 
 @step_command("refer_takeover")
@@ -268,12 +279,28 @@ def refer_takeover(case: str, on: date = OnOption, actor: str = AsOption,
 
 @step_command("takeover_decision")
 def takeover_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
-                      reason: str = typer.Option(None), on: date = OnOption,
+                      reason_code: str = typer.Option(
+                          None, help="when refused: arrears, complaints, references, "
+                                     "credit_check, other (policy); default other"),
+                      reason: str = typer.Option(None, help="an optional note"),
+                      credit_check: bool = typer.Option(
+                          None, "--credit-check-passed/--credit-check-failed"),
+                      rent_paid_on_time: bool = typer.Option(
+                          None, "--rent-paid-on-time/--rent-paid-late",
+                          help="references (with --complaints-last-12-months)"),
+                      complaints_last_12_months: int = typer.Option(None, min=0),
+                      on: date = OnOption,
                       actor: str = AsOption, as_json: bool = JsonOption,
                       command_id: str = IdOption, data: Path = DataOption) -> None:
-    """The landlord's takeover decision (credit check, references)."""
-    send_step({"type": "takeover_decision", "case": case, "approved": approved,
-               "reason": reason}, on, actor, as_json, command_id, data)
+    """The landlord's takeover decision, optionally with the credit check and references."""
+    fields: dict[str, Any] = {"type": "takeover_decision", "case": case, "approved": approved,
+                              "reason_code": reason_code, "reason": reason}
+    if credit_check is not None:
+        fields["credit_check"] = {"passed": credit_check}
+    if rent_paid_on_time is not None or complaints_last_12_months is not None:
+        fields["references"] = {"rent_paid_on_time": rent_paid_on_time,
+                                "complaints_last_12_months": complaints_last_12_months}
+    send_step(fields, on, actor, as_json, command_id, data)
 
 
 @step_command("assign")
@@ -397,6 +424,15 @@ def move_apartment(case: str, apartment: str = typer.Option(..., help="the vacan
     """Move to another apartment of the programme (omflyttning)."""
     send_step({"type": "move_apartment", "case": case, "apartment": apartment}, on, actor,
               as_json, command_id, data)
+
+
+@step_command("renew_lease")
+def renew_lease(case: str, lease_end: date = typer.Option(..., help="the new last day"),
+                on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
+                command_id: str = IdOption, data: Path = DataOption) -> None:
+    """A time-limited lease renewed to a new last day; answers the lease_renewal reminder."""
+    send_step({"type": "renew_lease", "case": case, "lease_end": lease_end.isoformat()}, on,
+              actor, as_json, command_id, data)
 
 
 @step_command("register_apartment")

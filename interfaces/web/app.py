@@ -113,8 +113,8 @@ class Web:
             if value is None:
                 return "–"
             key = str(value).lower() if isinstance(value, bool) else str(value)
-            if table == "DUE" and key.startswith(("stalled:", "escalation:")):
-                key = key.split(":")[0] if key.startswith("stalled") else key
+            if table == "DUE" and key.startswith(("stalled:", "escalation:", "sub_goal:")):
+                key = key.split(":")[0] if key.startswith(("stalled", "sub_goal")) else key
             found = getattr(labels, table).get(key)
             return g(found) if found else str(value)
 

@@ -3,6 +3,7 @@ step forms' fields. English message ids, translated by the catalogues."""
 
 from __future__ import annotations
 
+from domain.policy import DEFAULT_REASON_CODES
 from interfaces.web.i18n import N_
 
 STAGES = {
@@ -23,6 +24,14 @@ STEPS = {
     "takeover_decision": N_("Takeover decision"), "assign": N_("Assign"),
     "exit": N_("Close the case"), "register_apartment": N_("Register an apartment"),
     "return_apartment": N_("Return an apartment"),
+    "plan": N_("Individual plan"), "plan_review": N_("Review the plan"),
+    "temporary_placement": N_("Temporary accommodation"),
+    "placement_ended": N_("End temporary accommodation"),
+    "support_interrupted": N_("Support interrupted"), "support_resumed": N_("Support resumed"),
+    "support_level": N_("Support level"), "move_apartment": N_("Move to another apartment"),
+    "rent_payment": N_("Rent payment"), "renew_lease": N_("Renew the lease"),
+    "apartment_to_repair": N_("Apartment under repair"),
+    "apartment_repaired": N_("Apartment repaired"),
 }
 EVENTS = {
     "Applied": N_("Application registered"), "AssessmentStarted": N_("Assessment started"),
@@ -40,6 +49,15 @@ EVENTS = {
     "UnexecutedDecisionNoted": N_("Unexecuted decision noted"),
     "VisitOverdueNoted": N_("Overdue visit noted"),
     "TakeoverEligibilityNoted": N_("Takeover eligibility noted"),
+    "PlanMade": N_("Individual plan made"), "PlanReviewed": N_("Plan reviewed"),
+    "TemporaryPlacementStarted": N_("Temporary accommodation started"),
+    "PlacementEnded": N_("Temporary accommodation ended"),
+    "SupportInterrupted": N_("Support interrupted"), "SupportResumed": N_("Support resumed"),
+    "SupportLevelSet": N_("Support level set"), "ApartmentMoved": N_("Moved to another apartment"),
+    "RentPaymentRecorded": N_("Rent payment recorded"), "LeaseRenewed": N_("Lease renewed"),
+    "CaseFileDueNoted": N_("Case file item due noted"),
+    "ToRepair": N_("Apartment under repair"), "Repaired": N_("Apartment repaired"),
+    "MovedInto": N_("Moved into the apartment"),
 }
 DUE = {
     "unexecuted_decision": N_("Granted decision not executed: the three months end"),
@@ -49,6 +67,13 @@ DUE = {
     "takeover_eligible": N_("Minimum training period reached: consider takeover"),
     "arrears_without_plan": N_("Rent arrears without a repayment plan"),
     "stalled": N_("Stalled in a stage"),
+    "pilot_missing": N_("No housing pilot assigned"),
+    "plan_missing": N_("No individual plan yet"), "sub_goal": N_("Follow up a sub-goal"),
+    "support_interrupted": N_("Support interrupted: report to the inspectorate"),
+    "lease_renewal": N_("Time-limited lease: renew it"),
+    "instalment_missed": N_("Repayment plan: instalment missed"),
+    "inspection": N_("Technical inspection of the apartment"),
+    "coordinator_meeting": N_("Coordinator meeting"),
 }
 VALUES = {
     "granted": N_("granted"), "denied": N_("denied"),
@@ -81,6 +106,14 @@ VALUES = {
     "enforcement_authority": N_("Enforcement Authority"), "reach": N_("reach the tenant"),
     "vacant": N_("vacant"), "offered": N_("offered"), "occupied": N_("occupied"),
     "taken_over": N_("taken over"), "returned": N_("returned"),
+    "under_repair": N_("under repair"), "coordinator_meeting": N_("coordinator meeting"),
+    "complaint": N_("complaint"), "warning": N_("warning (demand to correct)"),
+    # the coded reasons (policy reason_codes)
+    "rent_history": N_("rent history"), "references": N_("references"),
+    "household_size": N_("household size"), "disturbance": N_("disturbance"),
+    "arrears": N_("rent arrears"), "complaints": N_("complaints"),
+    "credit_check": N_("credit check"), "not_homeless": N_("not homeless"),
+    "other_support_suffices": N_("other support suffices"), "own_means": N_("own means"),
 }
 COLUMNS = {
     "case": N_("Case"), "client": N_("Client"), "target_group": N_("Target group"),
@@ -105,13 +138,14 @@ COLUMNS = {
 # the fields of each case step's form: (name, kind, options)
 FIELDS = {
     "outcome": N_("Outcome"), "programme": N_("Programme"), "reason": N_("Reason"),
-    "apartment": N_("Apartment"), "approved": N_("Approved"), "kind": N_("Kind of visit"),
+    "apartment": N_("Apartment"), "approved": N_("Approved"), "kind": N_("Kind"),
     "rent_paid": N_("Rent paid"), "home_insurance": N_("Home insurance"),
     "in_housing_queue": N_("In the housing queue"), "session": N_("Session (1–4)"),
     "amount": N_("Amount (SEK)"), "note": N_("Note"), "role": N_("Role"), "to": N_("User id"),
     "destination": N_("Exit destination"), "on": N_("Effective date"),
     "landlord": N_("Landlord"), "rooms": N_("Rooms"),
     "reached": N_("Tenant reached"), "channel": N_("Channel"), "pilot": N_("Housing pilot"),
+    "reason_code": N_("Reason (code)"), "lease_end": N_("Last day of the lease"),
 }
 # eviction-prevention notices: the steps after registration and their forms' fields
 NOTICE_STEPS = {
@@ -134,19 +168,26 @@ STEP_FORMS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "decide": [("outcome", "select", ("granted", "denied")),
                ("programme", "select?", ("training_apartment", "housing_first",
                                          "municipal_contract")),
+               ("reason_code", "select?", tuple(DEFAULT_REASON_CODES["denial"])),
                ("reason", "text?", ())],
     "offer": [("apartment", "text", ())],
-    "landlord_decision": [("approved", "select", YES_NO), ("reason", "text?", ())],
-    "move_in": [("apartment", "text", ())],
-    "record_visit": [("kind", "select", ("home_visit", "follow_up", "inspection")),
+    "landlord_decision": [("approved", "select", YES_NO),
+                          ("reason_code", "select?", tuple(DEFAULT_REASON_CODES["landlord"])),
+                          ("reason", "text?", ())],
+    "move_in": [("apartment", "text", ()), ("lease_end", "date?", ())],
+    "record_visit": [("kind", "select", ("home_visit", "follow_up", "inspection",
+                                         "coordinator_meeting")),
                      ("rent_paid", "select?", YES_NO), ("home_insurance", "select?", YES_NO),
                      ("in_housing_queue", "select?", YES_NO)],
     "course_session": [("session", "number", ("1", "4"))],
     "rent_arrears": [("amount", "decimal", ())],
     "repayment_plan": [],
-    "complaint": [("note", "text?", ())],
+    "complaint": [("kind", "select", ("complaint", "warning")), ("note", "text?", ())],
     "refer_takeover": [],
-    "takeover_decision": [("approved", "select", YES_NO), ("reason", "text?", ())],
+    "takeover_decision": [("approved", "select", YES_NO),
+                          ("reason_code", "select?", tuple(DEFAULT_REASON_CODES["takeover"])),
+                          ("reason", "text?", ())],
+    "renew_lease": [("lease_end", "date", ())],
     "assign": [("role", "select", ("caseworker", "housing_pilot")), ("to", "text", ())],
     "exit": [("destination", "exits", ())],
 }

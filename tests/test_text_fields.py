@@ -120,6 +120,19 @@ STEPS: dict[str, dict[str, Any]] = {
     "exit": {"case": "BO-2024-0014", "destination": "own_housing"},
     "register_apartment": {"apartment": "SH-1042", "landlord": "Stockholmshem", "rooms": 2},
     "return_apartment": {"apartment": "SH-1042"},
+    "plan": {"case": "BO-2024-0014"},
+    "plan_review": {"case": "BO-2024-0014",
+                    "reviews": [{"sub_goal": "g-1", "result": "partly", "note": "on track"}]},
+    "temporary_placement": {"case": "BO-2024-0014", "placement": "tp-1", "kind": "hotel"},
+    "placement_ended": {"case": "BO-2024-0014", "placement": "tp-1"},
+    "support_interrupted": {"case": "BO-2024-0014", "kind": "hospital"},
+    "support_resumed": {"case": "BO-2024-0014"},
+    "move_apartment": {"case": "BO-2024-0014", "apartment": "SH-1043"},
+    "rent_payment": {"case": "BO-2024-0014", "amount": "50.00"},
+    "apartment_to_repair": {"apartment": "SH-1042"},
+    "apartment_repaired": {"apartment": "SH-1042"},
+    "support_level": {"case": "BO-2024-0014", "level": 2},
+    "renew_lease": {"case": "BO-2024-0014", "lease_end": "2027-06-30"},
 }
 CASE_STEPS = [t for t, fields in STEPS.items() if "case" in fields]
 

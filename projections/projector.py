@@ -89,6 +89,7 @@ NOTICE_COLUMNS = (
 # (`exit:<destination>`): the throughput report adds these up per period instead of grouping
 # every case row, and a page adds its counts to the stored ones.
 DAILY_COLUMNS = ("day", "measure", "n")
+LATEST_COLUMNS = ("what", "day")  # the latest effective date of the dated steps, per table
 # One row per exit from the chain, written once: what the returns report starts from, kept
 # apart from the case rows so that its index is not rewritten by every later event.
 EXIT_COLUMNS = ("case_uuid", "case_id", "client_id", "exit_on", "destination")

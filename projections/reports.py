@@ -424,9 +424,9 @@ def _ivo_interruptions(view: ChainView, first: str, last: str) -> list[dict[str,
 def _latest_facts(view: ChainView, day: str) -> bool:
     """True when no step is dated after `day`: the latest facts are then the facts of that
     day, and the case and apartment rows answer without the dated steps (the index on the
-    steps' date finds the latest in one look-up)."""
-    latest = view.rows("SELECT MAX(on_day) AS d FROM rm_steps")[0][0]
-    apartments = view.rows("SELECT MAX(on_day) AS d FROM rm_apartment_steps")[0][0]
+    steps' latest date is kept as a fact, rm_latest)."""
+    found = dict(view.rows("SELECT what, day FROM rm_latest"))
+    latest, apartments = found.get("rm_steps"), found.get("rm_apartment_steps")
     return (latest is None or latest <= day) and (apartments is None or apartments <= day)
 
 

@@ -26,6 +26,7 @@ from projections.projector import (
     DAILY_COLUMNS,
     EXIT_COLUMNS,
     INTERRUPTION_COLUMNS,
+    LATEST_COLUMNS,
     NOTICE_COLUMNS,
     PLACEMENT_COLUMNS,
     STEP_COLUMNS,
@@ -39,6 +40,7 @@ TABLES = {
     "rm_vacancies": (VACANCY_COLUMNS, ("apartment_uuid", "start_on", "kind")),
     "rm_notices": (NOTICE_COLUMNS, ("notice_uuid",)),
     "rm_daily": (DAILY_COLUMNS, ("day", "measure")),
+    "rm_latest": (LATEST_COLUMNS, ("what",)),
     "rm_exits": (EXIT_COLUMNS, ("case_uuid",)),
     "rm_steps": (STEP_COLUMNS, ("case_uuid", "version")),
     "rm_apartment_steps": (APARTMENT_STEP_COLUMNS, ("apartment_uuid", "version")),
@@ -47,7 +49,7 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 12  # v7: dated steps of cases and apartments, for reports at a past date
+SCHEMA_VERSION = 13  # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
 # v10: the decision's deadline, the client's sex and birth year, the vacancy's landlord, and
 # indexes for the reports at 50,000 cases; v11: moves, rent payments, apartments' accessibility
@@ -68,12 +70,9 @@ INDEXES = (
     # partial, so only home visits are in it: the latest home visit of a case by a past date
     "CREATE INDEX IF NOT EXISTS rm_steps_home_visits ON rm_steps (case_uuid, version, on_day, "
     "actor) WHERE event = 'VisitRecorded' AND detail = 'home_visit'",
-    "CREATE INDEX IF NOT EXISTS rm_steps_day ON rm_steps (on_day)",
     # covering: the by-name list's inactive spells are read from the index alone
     "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap, step_day)",
     "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",
-    # the latest dated status change (is a date past?) in one look-up, not a scan
-    "CREATE INDEX IF NOT EXISTS rm_apartment_steps_day ON rm_apartment_steps (on_day)",
     # a client's exits by date: the by-name list's "returned from housing"; rows written once
     "CREATE INDEX IF NOT EXISTS rm_exits_client ON rm_exits (client_id, exit_on, destination)",
 )
@@ -179,6 +178,16 @@ class FactsMixin:
                 values = list(map(ROW_TUPLE[table], rows))
                 if values:
                     c.executemany(self._upsert(table), values)
+            latest = [(what, max(r["on_day"] for r in rows if r["on_day"]))
+                      for what, rows in (("rm_steps", page.steps),
+                                         ("rm_apartment_steps", page.apartment_steps))
+                      if any(r["on_day"] for r in rows)]
+            if latest:  # is a date past? one row per table, not an index on every step
+                greatest = "GREATEST" if self.mark == "%s" else "MAX"
+                c.executemany(
+                    f"INSERT INTO rm_latest (what, day) VALUES ({self.mark}, {self.mark}) "
+                    f"ON CONFLICT (what) DO UPDATE SET day = {greatest}(rm_latest.day, "
+                    "excluded.day)", latest)
             if page.daily:  # counts: added to what earlier pages counted
                 c.executemany(
                     f"INSERT INTO rm_daily (day, measure, n) VALUES ({self.mark}, {self.mark}, "

@@ -126,3 +126,36 @@ def test_a_caseworker_signs_in_through_an_external_provider(tmp_path):
                 assert web.get(callback).status_code == 400
         finally:
             stack.stop()
+
+
+def test_the_dashboard_chooses_its_waiting_times_without_javascript(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from config.settings import Settings
+    from interfaces.api.app import create_app
+    from interfaces.web.users import add_user
+
+    add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta"])
+    c = TestClient(create_app(Settings(data=tmp_path)), base_url="http://testserver")
+    _, ok = sign_in(c, user="enhetschef.berg")
+    assert ok.status_code == 303
+    c.get(ok.headers["location"].replace(str(c.base_url), ""))
+    page = c.get("/dashboard")
+    assert page.status_code == 200, page.text[:2000]
+    assert page.text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 7
+    for field in ("w-interval", "w-period", "w-group"):
+        assert f'<label for="{field}">' in page.text and f'id="{field}"' in page.text
+    assert "<script>" not in page.text
+    chosen = c.get("/dashboard?interval=application-to-decision&period=quarter&group=district")
+    assert chosen.status_code == 200
+    assert ('/reports/waiting-times.csv?interval=application-to-decision&amp;by=district'
+            in chosen.text)
+    assert c.get("/dashboard?group=landlord").status_code == 422
+    link = chosen.text.split('href="/reports/waiting-times.csv?')[1].split('"')[0]
+    csv = c.get("/reports/waiting-times.csv?" + link.replace("&amp;", "&"))
+    assert csv.status_code == 200
+    for path in ("/dashboard/ivo-counts.csv", "/dashboard/course-completion.csv",
+                 "/reports/stock.csv?by=landlord", "/reports/throughput.csv?by=quarter"):
+        assert c.get(path).status_code == 200, path
+    assert c.get("/dashboard/ivo-counts.csv").text.startswith(
+        "quarter,unexecuted,change_from_previous_quarter,trend")

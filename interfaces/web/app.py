@@ -649,55 +649,169 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
             return RedirectResponse(f"/notices?done={step}#notice-{notice}", 303)
         return await web.page(request, work)
 
+    async def ivo_counts(who: Principal) -> list[dict[str, Any]]:
+        """Unexecuted decisions per quarter (the last eight), the change from the quarter
+        before and the least-squares trend through them."""
+        rows: list[dict[str, Any]] = []
+        for quarter in previous_quarters(cases.today(), 8):
+            result = await T(cases.report, who, "ivo", ReportOptions(quarter=quarter))
+            n = sum(1 for x in result["rows"] if x["status"] == "unexecuted")
+            rows.append({"quarter": quarter, "ivo_count": n,
+                         "change": n - rows[-1]["ivo_count"] if rows else None})
+        for row, t in zip(rows, charts.trend([x["ivo_count"] for x in rows]), strict=True):
+            row["trend"] = t
+        return rows
+
+    async def course_rows(who: Principal) -> list[dict[str, Any]]:
+        """Housing-course completion among the tenants who moved in each of the last three
+        years (the caseload report's course figures, as the kpis report counts them)."""
+        today, out = cases.today(), []
+        for year in range(today.year - 2, today.year + 1):
+            first, last = date(year, 1, 1), date(year, 12, 31)
+            load = await T(cases.report, who, "caseload", ReportOptions(
+                as_of=min(last, today), date_from=first, date_to=last))
+            c = load["course"]
+            rate = c["completion_rate"]
+            out.append({"year": str(year), "new_tenants": c["new_tenants"],
+                        "completed": c["completed"],
+                        "completion_percent": None if rate is None else round(rate * 100, 1)})
+        return out
+
+    def waiting_choice(q: Any) -> tuple[str, str, str]:
+        chosen = []
+        for key, table, default in (("interval", labels.INTERVALS, "decision-to-move-in"),
+                                    ("period", labels.PERIODS, "year"),
+                                    ("group", labels.WAIT_GROUPS, "period")):
+            value = q.get(key) or default
+            if value not in table:
+                raise BadInput(f"{key}: one of {', '.join(table)}")
+            chosen.append(value)
+        return chosen[0], chosen[1], chosen[2]
+
+    def waiting_window(today: date, period: str, group: str) -> tuple[date | None, date | None]:
+        """By period: the last twelve months, the last eight quarters or every year. By a
+        group: the current month, quarter or year up to today."""
+        if group == "period":
+            if period == "month":
+                first = today.replace(day=1)
+                for _ in range(11):
+                    first = (first - timedelta(days=1)).replace(day=1)
+                return first, None
+            if period == "quarter":
+                return quarter_bounds(previous_quarters(today, 8)[0])[0], None
+            return None, None
+        if period == "month":
+            return today.replace(day=1), today
+        if period == "quarter":
+            return quarter_bounds(quarter_of(today))[0], today
+        return date(today.year, 1, 1), today
+
     @r.get("/dashboard")
     async def dashboard(request: Request) -> Response:
+        q = request.query_params
+
         async def work(who: Principal) -> Response:
             g = translations(web.lang(request)).gettext
             num = lambda v: fmt_number(v, web.lang(request))  # noqa: E731
             today = cases.today()
-            waiting = await T(cases.report, who, "waiting-times",
-                              ReportOptions(interval="decision-to-move-in", by="year"))
+            interval, period, group = waiting_choice(q)
+            w_from, w_to = waiting_window(today, period, group)
+            waiting = await T(cases.report, who, "waiting-times", ReportOptions(
+                interval=interval, by=period if group == "period" else group,
+                date_from=w_from, date_to=w_to))
+            column = {"period": "group", "target-group": "target_group"}.get(group, group)
+            w = [{column: x["group"], **{k: v for k, v in x.items() if k != "group"}}
+                 for x in waiting["rows"]]
+            w_csv = {"interval": interval, "by": period if group == "period" else group,
+                     **({"from": w_from.isoformat()} if w_from else {}),
+                     **({"to": w_to.isoformat()} if w_to else {})}
+            label = web.envs[web.lang(request)].globals["label"]
+            w_labels = [label("VALUES", x["group"]) for x in waiting["rows"]]
+
             since = quarter_bounds(previous_quarters(today, 8)[0])[0]
             through = await T(cases.report, who, "throughput",
                               ReportOptions(by="quarter", date_from=since))
+            t_rows = [{**x, "outflow": sum(x["exits"].values())} for x in through["rows"]]
+            destinations = sorted({d for x in t_rows for d in x["exits"]})
+            t_labels = [x["group"] for x in t_rows]
             load = await T(cases.report, who, "caseload", ReportOptions())
-            ivo_rows = []
-            for quarter in previous_quarters(today, 8):
-                result = await T(cases.report, who, "ivo", ReportOptions(quarter=quarter))
-                ivo_rows.append({"quarter": quarter, "ivo_count": sum(
-                    1 for x in result["rows"] if x["status"] == "unexecuted")})
-            w = waiting["rows"]
+            ivo_rows = await ivo_counts(who)
+            stock = await T(cases.report, who, "stock", ReportOptions(by="landlord"))
+            reuse = [{"landlord": x["landlord"], "vacated": x["vacated"], "relet": x["relet"],
+                      "reuse_percent": None if x["reuse_rate"] is None
+                      else round(x["reuse_rate"] * 100, 1)} for x in stock.get("rows", [])]
+            reuse_total = {"landlord": g("All landlords"), "vacated": stock["vacated"],
+                           "relet": stock["relet"],
+                           "reuse_percent": None if stock["reuse_rate"] is None
+                           else round(stock["reuse_rate"] * 100, 1)}
+            course = await course_rows(who)
+            by_name = labels.PERIODS[period] if group == "period" else labels.WAIT_GROUPS[group]
             charts_ = {
-                "waiting": charts.bar_chart(g("Median days from decision to move-in, by year"),
-                                            [x["group"] for x in w],
-                                            [x["median_days"] or 0 for x in w], num),
+                "waiting": charts.series_chart(
+                    g("Mean, median and 90th percentile of the days from %(interval)s, "
+                      "by %(group)s") % {"interval": g(labels.INTERVALS[interval]).lower(),
+                                         "group": g(by_name).lower()},
+                    w_labels, [(g("Mean"), [x["mean_days"] for x in w]),
+                               (g("Median"), [x["median_days"] for x in w]),
+                               (g("90th percentile"), [x["p90_days"] for x in w])], num),
+                "flow": charts.series_chart(
+                    g("Inflow and outflow per quarter, with the net change"), t_labels,
+                    [(g("Inflow"), [x["applications"] for x in t_rows]),
+                     (g("Outflow"), [x["outflow"] for x in t_rows])], num,
+                    lines=[(g("Net change"), [x["net_change"] for x in t_rows])]),
                 "throughput": charts.line_chart(g("Active cases at the end of each quarter"),
-                                                [x["group"] for x in through["rows"]],
-                                                [x["active_at_end"] for x in through["rows"]], num),
-                "ivo": charts.bar_chart(g("Unexecuted decisions reported to IVO, by quarter"),
-                                        [x["quarter"] for x in ivo_rows],
-                                        [x["ivo_count"] for x in ivo_rows], num),
+                                                t_labels,
+                                                [x["active_at_end"] for x in t_rows], num),
+                "ivo": charts.series_chart(
+                    g("Unexecuted decisions reported to IVO, by quarter, with the trend"),
+                    [x["quarter"] for x in ivo_rows],
+                    [(g("Unexecuted decisions"), [x["ivo_count"] for x in ivo_rows])], num,
+                    lines=[(g("Trend"), [x["trend"] for x in ivo_rows])]),
                 "caseload": charts.bar_chart(g("Cases per housing pilot against the norm of "
                                                "35–45"), [x["pilot"] for x in load["rows"]],
                                              [x["cases"] for x in load["rows"]], num,
                                              band=CASELOAD_NORM, band_label=g("Norm: 35–45 cases")),
+                "reuse": charts.series_chart(
+                    g("Apartment reuse rate per landlord, in per cent"),
+                    [x["landlord"] for x in reuse],
+                    [(g("Reuse rate (%)"), [x["reuse_percent"] for x in reuse])], num),
+                "course": charts.series_chart(
+                    g("Housing-course completion among new tenants, by year of move-in, in per cent"),
+                    [x["year"] for x in course],
+                    [(g("Completion (%)"), [x["completion_percent"] for x in course])], num),
             }
-            since_q = since.isoformat()
             return web.render(request, "dashboard.html", charts=charts_, waiting=waiting,
-                              through=through, load=load, ivo_rows=ivo_rows, since=since_q,
-                              norm=CASELOAD_NORM)
+                              w_rows=w, w_column=column, w_csv=urlencode(w_csv),
+                              interval=interval, period=period, group=group,
+                              w_from=w_from, w_to=w_to,
+                              through=through, t_rows=t_rows, destinations=destinations,
+                              load=load, ivo_rows=ivo_rows, since=since.isoformat(),
+                              reuse=reuse, reuse_total=reuse_total, stock_as_of=stock["as_of"],
+                              course=course, norm=CASELOAD_NORM,
+                              INTERVALS=labels.INTERVALS, PERIODS=labels.PERIODS,
+                              WAIT_GROUPS=labels.WAIT_GROUPS)
         return await web.page(request, work)
 
     @r.get("/dashboard/ivo-counts.csv")
     async def ivo_counts_csv(request: Request) -> Response:
         async def work(who: Principal) -> Response:
-            rows = []
-            for quarter in previous_quarters(cases.today(), 8):
-                result = await T(cases.report, who, "ivo", ReportOptions(quarter=quarter))
-                rows.append({"quarter": quarter, "unexecuted": sum(
-                    1 for x in result["rows"] if x["status"] == "unexecuted")})
+            rows = [{"quarter": x["quarter"], "unexecuted": x["ivo_count"],
+                     "change_from_previous_quarter": x["change"], "trend": x["trend"]}
+                    for x in await ivo_counts(who)]
             return Response(csv_text(rows), media_type="text/csv", headers={
                 "content-disposition": 'attachment; filename="ivo-counts.csv"'})
+        return await web.page(request, work)
+
+    @r.get("/dashboard/course-completion.csv")
+    async def course_csv(request: Request) -> Response:
+        async def work(who: Principal) -> Response:
+            rows = [{"year": x["year"], "new_tenants": x["new_tenants"],
+                     "completed": x["completed"],
+                     "completion_rate": None if x["completion_percent"] is None
+                     else round(x["completion_percent"] / 100, 3)}
+                    for x in await course_rows(who)]
+            return Response(csv_text(rows), media_type="text/csv", headers={
+                "content-disposition": 'attachment; filename="course-completion.csv"'})
         return await web.page(request, work)
 
     @r.get("/ivo")

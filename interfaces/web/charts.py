@@ -4,6 +4,9 @@ lines. Every chart has a <title> and is shown with its numbers as a table beside
 from __future__ import annotations
 
 from html import escape
+from itertools import count
+
+_ids = count(1)  # unique ids for the charts' <title>s on a page
 
 W, H, PAD_L, PAD_B, PAD_T = 560, 240, 48, 44, 16
 
@@ -72,5 +75,85 @@ def line_chart(title: str, labels: list[str], values: list[float | None], fmt=st
                      f'{escape(label)}: {escape(fmt(v))}</title></circle>')
     if points:
         parts.insert(len(parts), f'<polyline points="{" ".join(points)}" class="line"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def trend(values: list[float]) -> list[float]:
+    """The least-squares straight line through the values (equally spaced), point by point."""
+    n = len(values)
+    if n < 2:
+        return list(values)
+    mx, my = (n - 1) / 2, sum(values) / n
+    sxx = sum((i - mx) ** 2 for i in range(n))
+    slope = sum((i - mx) * (v - my) for i, v in enumerate(values)) / sxx
+    return [round(my + slope * (i - mx), 2) for i in range(n)]
+
+
+def series_chart(title: str, labels: list[str], bars: list[tuple[str, list[float]]],
+                 fmt=str, lines: list[tuple[str, list[float]]] = ()) -> str:
+    """Grouped bars (one per series and label) with optional lines over them (e.g. a net
+    change or a trend); negative values go below a zero line. A legend names each series."""
+    values = [v for _, vs in (*bars, *lines) for v in vs if v is not None]
+    hi, lo = max([*values, 1]), min([*values, 0])
+    top, bottom = hi * 1.1, lo * 1.1 if lo < 0 else 0
+    span = top - bottom
+    legend_h = 18
+    plot_t = PAD_T + legend_h
+    inner_w, inner_h = W - PAD_L - 28, H - PAD_B - plot_t
+
+    def y(v: float) -> float:
+        return H - PAD_B - inner_h * (v - bottom) / span
+
+    uid = f"chart-{next(_ids)}"
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
+             f'class="chart" aria-labelledby="{uid}">', f'<title id="{uid}">{escape(title)}</title>']
+    for i in range(5):
+        v = bottom + span * i / 4
+        parts.append(f'<line x1="{PAD_L}" x2="{W - 8}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     'class="grid"/>')
+        parts.append(f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">'
+                     f'{escape(fmt(round(v, 2) if span < 4 else round(v)))}</text>')
+    if bottom < 0:
+        parts.append(f'<line x1="{PAD_L}" x2="{W - 8}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
+                     'class="zero"/>')
+    n = max(len(labels), 1)
+    step = inner_w / n
+    width = step * 0.8 / max(len(bars), 1)
+    every = max(1, -(-len(labels) // 9))  # at most nine labels under the axis
+    for i, label in enumerate(labels):
+        x0 = PAD_L + i * step + step * 0.1
+        for k, (name, vs) in enumerate(bars):
+            v = vs[i]
+            if v is None:
+                continue
+            y0, y1 = sorted((y(0), y(v)))
+            parts.append(f'<rect x="{x0 + k * width:.1f}" y="{y0:.1f}" width="{width:.1f}" '
+                         f'height="{max(y1 - y0, 0.5):.1f}" class="bar s{k}"><title>'
+                         f'{escape(label)}, {escape(name)}: {escape(fmt(v))}</title></rect>')
+        if i % every == 0 or i == len(labels) - 1:
+            parts.append(f'<text x="{PAD_L + i * step + step / 2:.1f}" y="{H - PAD_B + 16}" '
+                         f'text-anchor="middle" class="tick">{escape(label)}</text>')
+    for k, (name, vs) in enumerate(lines):
+        points = []
+        for i, (label, v) in enumerate(zip(labels, vs, strict=True)):
+            if v is None:
+                continue
+            x = PAD_L + i * step + step / 2
+            points.append(f"{x:.1f},{y(v):.1f}")
+            parts.append(f'<circle cx="{x:.1f}" cy="{y(v):.1f}" r="3.5" class="dot l{k}"><title>'
+                         f'{escape(label)}, {escape(name)}: {escape(fmt(v))}</title></circle>')
+        if points:
+            parts.append(f'<polyline points="{" ".join(points)}" class="line l{k}"/>')
+    x = PAD_L
+    for k, (name, _) in enumerate(bars):
+        parts.append(f'<rect x="{x}" y="{PAD_T - 10}" width="12" height="12" class="bar s{k}"/>'
+                     f'<text x="{x + 16}" y="{PAD_T}" class="tick">{escape(name)}</text>')
+        x += 28 + 7 * len(name)
+    for k, (name, _) in enumerate(lines):
+        parts.append(f'<line x1="{x}" x2="{x + 14}" y1="{PAD_T - 4}" y2="{PAD_T - 4}" '
+                     f'class="line l{k}"/><text x="{x + 18}" y="{PAD_T}" class="tick">'
+                     f'{escape(name)}</text>')
+        x += 30 + 7 * len(name)
     parts.append("</svg>")
     return "".join(parts)

@@ -134,7 +134,23 @@ COLUMNS = {
     "ivo_count": N_("Unexecuted decisions"), "recorded": N_("Recorded"),
     "subject": N_("Who"), "action": N_("Action"), "outcome": N_("Outcome"),
     "relation": N_("Relation"), "roles": N_("Roles"), "at": N_("When"),
+    "outflow": N_("Outflow (all exits)"), "change": N_("Change from the previous quarter"),
+    "trend": N_("Trend"), "landlord": N_("Landlord"), "vacated": N_("Vacated"),
+    "relet": N_("Let again"), "reuse_percent": N_("Reuse rate (%)"), "year": N_("Year"),
+    "new_tenants": N_("New tenants"), "completed": N_("Completed the course"),
+    "completion_percent": N_("Completion (%)"),
 }
+# the dashboard's choices for the waiting times (projections.reports INTERVALS, PERIODS and
+# DIMENSIONS, the ones a supervisor asks for)
+INTERVALS = {
+    "application-to-decision": N_("Application to decision"),
+    "decision-to-move-in": N_("Decision to move-in"),
+    "move-in-to-exit": N_("Move-in to exit"),
+    "application-to-housed": N_("Application to permanent housing"),
+}
+PERIODS = {"month": N_("Month"), "quarter": N_("Quarter"), "year": N_("Year")}
+WAIT_GROUPS = {"period": N_("Period"), "programme": N_("Programme"),
+               "target-group": N_("Target group"), "district": N_("District")}
 # the fields of each case step's form: (name, kind, options)
 FIELDS = {
     "outcome": N_("Outcome"), "programme": N_("Programme"), "reason": N_("Reason"),

@@ -774,11 +774,11 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
                 "reuse": charts.series_chart(
                     g("Apartment reuse rate per landlord, in per cent"),
                     [x["landlord"] for x in reuse],
-                    [(g("Reuse rate (%)"), [x["reuse_percent"] for x in reuse])], num),
+                    [(g("Reuse rate (%)"), [x["reuse_percent"] for x in reuse])], num, ceiling=100),
                 "course": charts.series_chart(
                     g("Housing-course completion among new tenants, by year of move-in, in per cent"),
                     [x["year"] for x in course],
-                    [(g("Completion (%)"), [x["completion_percent"] for x in course])], num),
+                    [(g("Completion (%)"), [x["completion_percent"] for x in course])], num, ceiling=100),
             }
             return web.render(request, "dashboard.html", charts=charts_, waiting=waiting,
                               w_rows=w, w_column=column, w_csv=urlencode(w_csv),

@@ -3,6 +3,7 @@ lines. Every chart has a <title> and is shown with its numbers as a table beside
 
 from __future__ import annotations
 
+import math
 from html import escape
 from itertools import count
 
@@ -90,14 +91,28 @@ def trend(values: list[float]) -> list[float]:
     return [round(my + slope * (i - mx), 2) for i in range(n)]
 
 
+def _nice(raw: float) -> float:
+    """A round step for the axis (1, 2 or 5 times a power of ten), at least 1."""
+    if raw <= 1:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
 def series_chart(title: str, labels: list[str], bars: list[tuple[str, list[float]]],
-                 fmt=str, lines: list[tuple[str, list[float]]] = ()) -> str:
+                 fmt=str, lines: list[tuple[str, list[float]]] = (),
+                 ceiling: float = 1) -> str:
     """Grouped bars (one per series and label) with optional lines over them (e.g. a net
     change or a trend); negative values go below a zero line. A legend names each series."""
     values = [v for _, vs in (*bars, *lines) for v in vs if v is not None]
-    hi, lo = max([*values, 1]), min([*values, 0])
-    top, bottom = hi * 1.1, lo * 1.1 if lo < 0 else 0
+    hi, lo = max([*values, ceiling]), min([*values, 0])  # ceiling: e.g. 100 for per cent
+    step = _nice((hi - lo) / 4)
+    top = math.ceil(hi / step) * step
+    bottom = math.floor(lo / step) * step if lo < 0 else 0
+    if step == 1 and top - bottom < 4:  # small counts: still four steps of one
+        top = bottom + 4
     span = top - bottom
+    ticks = round(span / step)
     legend_h = 18
     plot_t = PAD_T + legend_h
     inner_w, inner_h = W - PAD_L - 28, H - PAD_B - plot_t
@@ -108,12 +123,12 @@ def series_chart(title: str, labels: list[str], bars: list[tuple[str, list[float
     uid = f"chart-{next(_ids)}"
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
              f'class="chart" aria-labelledby="{uid}">', f'<title id="{uid}">{escape(title)}</title>']
-    for i in range(5):
-        v = bottom + span * i / 4
+    for i in range(ticks + 1):
+        v = bottom + step * i
         parts.append(f'<line x1="{PAD_L}" x2="{W - 8}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                      'class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">'
-                     f'{escape(fmt(round(v, 2) if span < 4 else round(v)))}</text>')
+                     f'{escape(fmt(round(v) if step >= 1 else round(v, 2)))}</text>')
     if bottom < 0:
         parts.append(f'<line x1="{PAD_L}" x2="{W - 8}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
                      'class="zero"/>')

@@ -5,7 +5,7 @@ the inspectorate report, caseloads, takeovers), and tests and benchmarks use it 
 builder: `generate(cases=N)` scales the whole municipality (applications, apartment stock,
 course groups) with N, and the same seed always gives the same lines.
 
-Size: the defaults (200 cases, 2022-01-03 to 2026-10-30, seed 2017) give 6,351 lines, about
+Size: the defaults (200 cases, 2022-01-03 to 2026-10-30, seed 2017) give 8,212 lines (6,351 before the case file), about
 70 % of them support visits (weekly for the first three months after move-in, then monthly,
 plus a follow-up every three months); 90 apartments from four landlords; 29 denied
 applications (15 %); 150 move-ins after a median wait of eight weeks (33 decisions pass three
@@ -285,6 +285,8 @@ class _Municipality:
         # cleaning weeks after an exit, a move shortly before an exit into an apartment that
         # would stand vacant until after it anyway (see `_move_before_exit`).
         self.gap_rng = random.Random(f"gaps:{seed}")
+        # interruptions of support and Housing First's coordinator meetings: their own draws
+        self.support_rng = random.Random(f"support:{seed}")
         self._born: dict[str, int] = {}  # the year in the generated personal number, if any
 
     # --- the calendar ---------------------------------------------------------------
@@ -650,6 +652,11 @@ class _Municipality:
                     case, self.file_rng.choice([1, 1, 2]))
         if self.file_rng.random() < 0.06:  # a stay in hospital, prison or treatment
             self.at(day + timedelta(days=self.file_rng.randint(60, 500)), self._interrupt, case)
+        elif self.support_rng.random() < 0.15:
+            self.at(day + timedelta(days=self.support_rng.randint(30, 200)), self._interrupt, case)
+        if case.programme == "housing_first":  # Järfälla: the coordinator meets every week
+            self.at(day + timedelta(days=self.support_rng.randint(10, 12)),
+                    self._coordinator_meeting, case)
 
     # --- the training phase ---------------------------------------------------------
 
@@ -709,8 +716,17 @@ class _Municipality:
             self.at(_weekday(day + timedelta(days=self.file_rng.randint(120, 300))), self._level,
                     case, level + 1)
 
+    def _coordinator_meeting(self, day: date, case: _Case) -> None:
+        """Between the fortnightly home visits of a Housing First tenancy: weekly contact."""
+        if case.stage not in HOME_STAGES or case.move_in is None:
+            return
+        self.emit(day, "record_visit", case.pilot or HOUSING_FIRST_COORDINATORS[0], case=case.id,
+                  kind="coordinator_meeting")
+        self.at(day + timedelta(days=self.support_rng.randint(13, 15)), self._coordinator_meeting,
+                case)
+
     def _interrupt(self, day: date, case: _Case) -> None:
-        rng = self.file_rng
+        rng = self.support_rng
         if case.stage not in HOME_STAGES or case.interrupted:
             return
         kind = rng.choice(["hospital", "hospital", "treatment", "treatment", "prison", "other"])

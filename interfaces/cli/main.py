@@ -1013,6 +1013,9 @@ def demo(
     ui_port = settings.ui_port
     out.print(f"\nTemporal UI: http://localhost:{ui_port}   "
               f"try: housing-chain status {next(iter(sorted(report['stages'])), 'CASE')}")
+    out.print(f"Web pages: http://{settings.api_host}:{settings.api_port}/  (sign in after "
+              "`housing-chain user add NAME --role caseworker --unit Farsta`; API docs at /docs)",
+              highlight=False)
     if proc is None:
         return
     if not keep_running:

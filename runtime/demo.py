@@ -5,7 +5,7 @@ the inspectorate report, caseloads, takeovers), and tests and benchmarks use it 
 builder: `generate(cases=N)` scales the whole municipality (applications, apartment stock,
 course groups) with N, and the same seed always gives the same lines.
 
-Size: the defaults (200 cases, 2022-01-03 to 2026-10-30, seed 2017) give 8,212 lines (6,351 before the case file), about
+Size: the defaults (200 cases, 2022-01-03 to 2026-10-30, seed 2017) give 8,212 lines, about
 70 % of them support visits (weekly for the first three months after move-in, then monthly,
 plus a follow-up every three months); 90 apartments from four landlords; 29 denied
 applications (15 %); 150 move-ins after a median wait of eight weeks (33 decisions pass three

@@ -63,21 +63,28 @@ class UseCases:
 
     # --- what the use cases stand on, opened on first use ----------------------------------
 
+    def _opened(self, name: str, open_it: Callable[[], Any]) -> Any:
+        """The store, view or log `name`, opened on first use (under the lock)."""
+        with self._lock:
+            if getattr(self, name) is None:
+                setattr(self, name, open_it())
+            return getattr(self, name)
+
     @property
     def store(self) -> HousingChain:
-        with self._lock:
-            if self._store is None:
-                self._store = HousingChain(env=self.settings.event_store_env("events"))
-                self._store.keyring = self._keyring_locked()
-            return self._store
+        def open_store() -> HousingChain:
+            store = HousingChain(env=self.settings.event_store_env("events"))
+            store.keyring = self._keyring_locked()
+            return store
+        return self._opened("_store", open_store)
 
     @property
     def identities(self) -> IdentityRegistry:
-        with self._lock:
-            if self._identities is None:
-                self._identities = IdentityRegistry(env=self.settings.event_store_env("identities"))
-                self._identities.keyring = self._keyring_locked()
-            return self._identities
+        def open_identities() -> IdentityRegistry:
+            registry = IdentityRegistry(env=self.settings.event_store_env("identities"))
+            registry.keyring = self._keyring_locked()
+            return registry
+        return self._opened("_identities", open_identities)
 
     @property
     def keyring(self) -> KeyRing:
@@ -92,18 +99,12 @@ class UseCases:
 
     @property
     def runner(self) -> Any:
-        with self._lock:
-            if self._runner is None:
-                self._runner = projection_for(self.settings)
-            return self._runner
+        return self._opened("_runner", lambda: projection_for(self.settings))
 
     @property
     def audit(self) -> AccessLog:
-        with self._lock:
-            if self._audit is None:
-                self._audit = AccessLog(self.settings.audit_env(),
-                                        self.settings.data / "audit.sqlite")
-            return self._audit
+        return self._opened("_audit", lambda: AccessLog(self.settings.audit_env(),
+                                                        self.settings.data / "audit.sqlite"))
 
     async def chain(self) -> gw.ChainClient:
         """The Temporal gateway, one client per event loop."""

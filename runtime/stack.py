@@ -218,33 +218,56 @@ class EmbeddedStack:
         if public:
             log.warning("listening beyond this machine: protect Temporal's frontend (mTLS, a "
                         "firewall); it has no authentication of its own", addresses=public)
-        self.start_server()
+        self.stop_stale_server()
+        # taken before the dev server starts: it binds internal ports of its own choosing,
+        # and one of them could otherwise be the API's
+        api_socket = self.reserve_api_port()
+        try:
+            self.start_server()
+        except BaseException:
+            api_socket.close()
+            raise
         try:
             await self.wait_for_server()
         except (Unreachable, RuntimeError):
+            api_socket.close()
             self.stop_server()
             raise
         self.worker_task = asyncio.create_task(run_worker(self.settings, self.stop_worker))
         self.projection = self.start_projection()
-        await self.start_api()
+        await self.start_api(api_socket)
         await asyncio.sleep(0.2)
         if self.worker_task.done():
             self.worker_task.result()
 
-    async def start_api(self) -> None:
-        """The HTTP API (and the web pages) in this process, on `api_host:api_port`."""
+    def reserve_api_port(self) -> socket.socket:
+        """Bind the API's address now (listening comes later, once the stack is up), so that
+        nothing started meanwhile can take it."""
+        host, port = self.settings.api_host, self.settings.api_port
+        taken = RuntimeError(f"the API port {host}:{port} is taken by another program: stop "
+                             "it, or set HOUSING_CHAIN_API_PORT to a free port")
+        if listening(host, port):
+            raise taken
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host if host != "localhost" else "127.0.0.1", port))
+        except OSError as error:
+            sock.close()
+            raise taken from error
+        return sock
+
+    async def start_api(self, sock: socket.socket) -> None:
+        """The HTTP API (and the web pages) in this process, on the reserved socket."""
         import uvicorn
 
         from interfaces.api.app import create_app
 
         host, port = self.settings.api_host, self.settings.api_port
-        if listening(host, port):
-            raise RuntimeError(f"the API port {host}:{port} is taken by another program: stop "
-                               "it, or set HOUSING_CHAIN_API_PORT to a free port")
         config = uvicorn.Config(create_app(self.settings), host=host, port=port,
                                 log_level="warning", access_log=False, lifespan="off")
         self.api = uvicorn.Server(config)
-        self.api_task = asyncio.create_task(self.api.serve())
+        self.api_task = asyncio.create_task(self.api.serve(sockets=[sock]))
         for _ in range(100):
             if self.api.started or self.api_task.done():
                 break

@@ -243,6 +243,54 @@ def test_up_refuses_when_the_temporal_ui_port_is_taken(tmp_path):
             "HOUSING_CHAIN_UI_PORT") in " ".join(up.stderr.split())
 
 
+def test_up_refuses_when_the_api_port_is_taken_before_starting_the_dev_server(tmp_path):
+    import socket
+
+    from tests.stack import Stack
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = Stack.on_free_ports(tmp_path / "data", {"HOUSING_CHAIN_API_PORT": str(port)})
+        up = stack.run("up", timeout=60)
+    assert up.returncode == 1
+    assert (f"the API port 127.0.0.1:{port} is taken by another program: stop it, or set "
+            "HOUSING_CHAIN_API_PORT to a free port") in " ".join(up.stderr.split())
+    assert "temporal dev server starting" not in up.stderr + up.stdout
+    assert not (tmp_path / "data" / "temporal.sqlite").exists()
+
+
+def test_the_api_port_is_held_while_the_dev_server_starts(tmp_path):
+    """The dev server binds internal ports of its own choosing: `up` holds the API's port
+    from before it starts the dev server, so none of them can be it (a restart after a
+    crash once failed that way)."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from tests.stack import CLI, Stack
+
+    stack = Stack.on_free_ports(tmp_path / "data")
+    port = int(stack.env["HOUSING_CHAIN_API_PORT"])
+    log = tmp_path / "up.log"
+    with open(log, "w") as out:
+        up = subprocess.Popen([*CLI, "up"], env=stack.env, stdout=out, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "temporal dev server starting" not in log.read_text():
+            assert up.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+
+
 # --- 5. listening beyond this machine needs saying so ------------------------------------------
 
 

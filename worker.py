@@ -26,6 +26,7 @@ from application.gateway import Unreachable, temporal_client, unreachable
 from application.readmodels import keyring_for
 from application.schedules import ensure_schedules
 from application.store import HousingChain
+from config.gcwatch import keep_pauses_short, watch_gc_pauses
 from config.logs import configure
 from config.settings import Settings
 from workflows.case import CaseWorkflow
@@ -62,10 +63,12 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=8,
         max_concurrent_local_activities=8,
+        max_cached_workflows=settings.workflow_cache,
     )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    watch_gc_pauses()
     client = await connect(settings)
     await ensure_schedules(client, settings)
     app = HousingChain(env=settings.event_store_env("events"))
@@ -74,11 +77,18 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         worker = build_worker(client, settings, app, executor)
         log.info("worker started", task_queue=settings.task_queue,
                  temporal=settings.temporal_address, namespace=settings.temporal_namespace)
-        if stop is None:
-            await worker.run()
-            return
-        async with worker:
-            await stop.wait()
+        collector_stop = asyncio.Event()
+        collector = asyncio.create_task(keep_pauses_short(
+            settings.gc_freeze_seconds, settings.gc_full_minutes, collector_stop))
+        try:
+            if stop is None:
+                await worker.run()
+                return
+            async with worker:
+                await stop.wait()
+        finally:
+            collector_stop.set()
+            await collector
     log.info("worker stopped")
 
 

@@ -26,6 +26,7 @@ from application.audit import AccessLog, AccessRecord
 from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailable
 from application.importer import ImportReport, Refusal, describe, parse, run_import
 from application.keys import KeyRing, KeysError
+from application.memo import ByPosition
 from application.readmodels import keyring_for, projection_for
 from application.reporting import REPORT_NAMES, ReportOptions, check_options, run_report
 from application.store import HousingChain, IdentityRegistry
@@ -53,6 +54,7 @@ class UseCases:
         self.policy = policy or settings.policy()
         self._lock = threading.Lock()
         self._view_lock = threading.Lock()
+        self._answers = ByPosition()  # reports and worklists, while the read models stand still
         self._store: HousingChain | None = None
         self._identities: IdentityRegistry | None = None
         self._runner: Any = None
@@ -339,11 +341,15 @@ class UseCases:
     # --- read models ------------------------------------------------------------------------
 
     def caught_up_view(self, wait: float = 30.0) -> Any:
+        """The read models, at least as far as the event store's head when called (read your
+        writes). Only the catching up is one thread at a time; the reads that follow run side
+        by side, each on a connection of its own (a report does not wait for another)."""
         runner = self.runner
-        try:
-            runner.wait_or_catch_up(runner.head(), timeout=wait)
-        except Behind as exc:
-            raise Unavailable(str(exc)) from None
+        with self._view_lock:
+            try:
+                runner.wait_or_catch_up(runner.head(), timeout=wait)
+            except Behind as exc:
+                raise Unavailable(str(exc)) from None
         return runner.view
 
     def worklist(self, who: Principal, actor: str | None = None, days: int = 14,
@@ -359,9 +365,9 @@ class UseCases:
         as_of = as_of or self.today()
         if days > (date.max - as_of).days:
             raise BadInput(f"as_of: {as_of} and {days} days on are past the end of the calendar")
-        with self._view_lock:
-            view = self.caught_up_view()
-            result = worklist_of(view, whose, self.policy, as_of, days)
+        view = self.caught_up_view()
+        result = self._answers.get(self.runner.position, ("worklist", whose, as_of, days),
+                                   lambda: worklist_of(view, whose, self.policy, as_of, days))
         self.record(who, "worklist.read", params={"actor": whose or "everyone"})
         return result
 
@@ -379,9 +385,10 @@ class UseCases:
                    params=options.given())
         try:
             check_options(name, options)
-            with self._view_lock:
-                view = self.caught_up_view(wait)
-                result = run_report(view, name, options, self.policy, self.today())
+            view, today = self.caught_up_view(wait), self.today()
+            result = self._answers.get(
+                self.runner.position, ("report", name, options.model_dump_json(), today),
+                lambda: run_report(view, name, options, self.policy, today))
         except reports.ReportError as exc:
             raise BadInput(str(exc)) from None
         self.record(who, "report.read", report=name, params=options.given())
@@ -392,13 +399,11 @@ class UseCases:
         `apartments` lists each apartment as it stands now (the case living there)."""
         if not who.has(access.Role.LANDLORD) or who.is_admin:
             result = self.report(who, "stock", ReportOptions(as_of=as_of))
-            with self._view_lock:
-                listed = listings.apartments(self.caught_up_view())
+            listed = listings.apartments(self.caught_up_view())
             return {**result, "apartments": listed}
-        with self._view_lock:
-            view = self.caught_up_view()
-            result = reports.stock(view, as_of or self.today())
-            listed = listings.apartments(view)
+        view = self.caught_up_view()
+        result = reports.stock(view, as_of or self.today())
+        listed = listings.apartments(view)
         own = who.units | {who.subject}
         result = {**result, "rows": [r for r in result.get("rows", []) if r.get("landlord") in own],
                   "apartments": [r for r in listed if r.get("landlord") in own]}
@@ -413,8 +418,7 @@ class UseCases:
                    params={"open_only": str(open_only).lower()})
         districts = None if who.is_admin else frozenset(who.units)
         now = datetime.now(UTC)
-        with self._view_lock:
-            rows = listings.notices(self.caught_up_view(), self.policy, now, open_only, districts)
+        rows = listings.notices(self.caught_up_view(), self.policy, now, open_only, districts)
         self.record(who, "notice.list", params={"open_only": str(open_only).lower(),
                                                 "rows": str(len(rows))})
         return {"now": now.isoformat(timespec="minutes"), "open_only": open_only, "rows": rows}

@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     wp.add_argument("--address", required=True)
     wp.add_argument("--namespace", default="default")
     wp.add_argument("--task-queue", default=TASK_QUEUE)
+    wp.add_argument("--max-cached", type=int, default=1000,
+                    help="max_cached_workflows, as ours (HOUSING_CHAIN_WORKFLOW_CACHE)")
     args = parser.parse_args(argv)
 
     if args.command == "worker":
@@ -239,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             client = await connect(args.address, args.namespace)
             with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
-                async with build_bare_worker(client, executor, args.task_queue):
+                async with build_bare_worker(client, executor, args.task_queue,
+                                             max_cached_workflows=args.max_cached):
                     print("bare worker started", flush=True)
                     await stop.wait()
 

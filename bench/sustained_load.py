@@ -484,6 +484,7 @@ def log_counts(path: Path, start: int, end: int, t0: datetime,
     per_window: dict[str, Counter[int]] = {"due item": Counter(), "step accepted": Counter()}
     examples: list[str] = []
     other_lines: list[str] = []
+    pauses: list[dict[str, Any]] = []  # config/gcwatch.py: collections of 100 ms or more
     try:
         with path.open("rb") as handle:
             handle.seek(start)
@@ -505,6 +506,9 @@ def log_counts(path: Path, start: int, end: int, t0: datetime,
         spans.setdefault(name, [offset, offset])[1] = offset
         if window and name in per_window:
             per_window[name][int(offset // window)] += 1
+        if name in ("gc pause", "gc full collection"):
+            pauses.append({"at_s": offset, "ms": row.get("ms"), "generation": row.get("generation"),
+                           "full": name == "gc full collection"})
         level = str(row.get("level", "?"))
         levels[level] += 1
         if level in ("warning", "error", "critical") and len(examples) < 5:
@@ -513,6 +517,7 @@ def log_counts(path: Path, start: int, end: int, t0: datetime,
         "events": dict(events.most_common(12)), "levels": dict(levels),
         "first_last_s": {k: spans[k] for k, _ in events.most_common(12)},
         "warning_examples": examples, "not_json_examples": other_lines,
+        "gc_pauses": pauses,
     }
     if window:
         out["per_window"] = {k: dict(sorted(v.items())) for k, v in per_window.items()}
@@ -696,6 +701,7 @@ async def run(args: argparse.Namespace) -> None:
         load_began_utc, load_offset = datetime.now(UTC), log_size(stack.log_path)
         load_began = time.perf_counter()
         sampler.start()
+        profiler = start_profile(args, stack.worker_pid)
         sampling = asyncio.create_task(sampler.every(SAMPLE_EVERY))
         driving = asyncio.create_task(load.run())
         try:
@@ -716,6 +722,8 @@ async def run(args: argparse.Namespace) -> None:
                             window=SAMPLE_EVERY)
         figures.update(report(args, load, sampler, cpu, load_wall, setup, logged))
         figures["worker_log_during_load"] = logged
+        if profiler is not None:
+            figures["worker_profile"] = finish_profile(profiler)
         ok_steps = max(1, len([r for r in load.records if r.get("ok")]))
         worker_ticks = sampler.ticks()["worker"] - sampler.cpu_began["worker"]
         ours_cpu_ms = worker_ticks / CpuMeter.HZ * 1000 / ok_steps
@@ -737,6 +745,60 @@ async def run(args: argparse.Namespace) -> None:
             print(f"data kept in {data}", file=sys.stderr)
         else:
             shutil.rmtree(data, ignore_errors=True)
+
+
+PROFILE_OUT = Path(__file__).parent / "results" / "sustained_load-worker.collapsed"
+
+
+def start_profile(args: argparse.Namespace, pid: int | None) -> subprocess.Popen | None:
+    """py-spy sampling the worker process (`up`: worker, projection thread, API) through the
+    load, without pausing it (`--nonblocking`), every thread, idle frames left out."""
+    if not args.profile or pid is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    PROFILE_OUT.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)),
+         "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(PROFILE_OUT)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finish_profile(profiler: subprocess.Popen, top: int = 25) -> dict[str, Any]:
+    """The collapsed stacks summed up: where the worker's samples are, by the function at
+    the top of the stack (self) and by every function on it (inclusive), in % of samples."""
+    try:
+        _, err = profiler.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        _, err = profiler.communicate()
+    if not PROFILE_OUT.exists():
+        return {"error": (err or "")[-500:]}
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    by_thread: Counter[str] = Counter()
+    total = 0
+    for line in PROFILE_OUT.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        by_thread[frames[0]] += n
+        own[frames[-1]] += n
+        for frame in set(frames[1:]):
+            inclusive[frame] += n
+    pct = lambda c: [{"frame": f, "pct": round(100 * k / total, 1)}  # noqa: E731
+                     for f, k in c.most_common(top)]
+    summary = {"samples": total, "output": str(PROFILE_OUT), "threads": pct(by_thread),
+               "self": pct(own), "inclusive": pct(inclusive)}
+    print(f"\nworker profile ({total} samples, {PROFILE_OUT.name}); top self:")
+    for row in summary["self"][:15]:
+        print(f"  {row['pct']:>5}%  {row['frame']}")
+    print("top inclusive:")
+    for row in summary["inclusive"][:25]:
+        print(f"  {row['pct']:>5}%  {row['frame']}")
+    return summary
 
 
 def report(args, load: Load, sampler: Sampler, cpu, load_wall, setup, logged) -> dict[str, Any]:
@@ -892,9 +954,10 @@ async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> d
     import bare
 
     queue = "bare-sustained"
+    cached = Settings().workflow_cache  # the bare worker caches as many workflows as ours
     worker = subprocess.Popen([sys.executable, str(Path(bare.__file__)), "worker", "--address",
-                               address, "--task-queue", queue], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+                               address, "--task-queue", queue, "--max-cached", str(cached)],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert worker.stdout is not None
         if "bare worker started" not in worker.stdout.readline():
@@ -976,6 +1039,9 @@ def print_tail(figures: dict[str, Any]) -> None:
     print(f"  worker log during the load: {events.get('step accepted', 0)} steps accepted, "
           f"{events.get('due item', 0)} system notes, levels "
           f"{logged.get('levels', {})}")
+    pauses = logged.get("gc_pauses", [])
+    print(f"  garbage-collector pauses of 100 ms or more during the load: {len(pauses)}"
+          + (f", longest {max(p['ms'] for p in pauses)} ms" if pauses else ""))
     for line in logged.get("warning_examples", []) + logged.get("not_json_examples", []):
         print(f"      {line[:200]}")
     for key in ("projection_after_import", "projection_after_load"):
@@ -1001,6 +1067,9 @@ def main() -> None:
                         help="after the load, these rates (e.g. 20,40,80) for --sweep-seconds "
                              "each: the highest whose p99 stays under 1 s")
     parser.add_argument("--sweep-seconds", type=float, default=60.0)
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker process through the load; the top frames are "
+                             "printed and written to the results")
     parser.add_argument("--no-bare", action="store_true",
                         help="skip the bare-Temporal comparison at the same rate")
     args = parser.parse_args()

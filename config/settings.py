@@ -46,6 +46,17 @@ class Settings(BaseSettings):
         None, description="an API key (Temporal Cloud); implies TLS"
     )
     task_queue: str = "housing-chain"
+    workflow_cache: int = Field(
+        10_000, ge=1,
+        description="open workflows the worker keeps in memory; a step to one that is not "
+                    "replays its whole history first; about 0.2 MB each (size it to the open cases)")
+    gc_freeze_seconds: float = Field(
+        30.0, ge=0,
+        description="the worker collects recent garbage and freezes the rest this often, so "
+                    "that no collection walks every cached workflow (config/gcwatch.py); 0 = "
+                    "Python's own schedule")
+    gc_full_minutes: float = Field(
+        60.0, ge=0, description="a full collection, frozen objects included, this often")
     ui_port: int = 8233
     policy_file: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -49,7 +49,7 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 13  # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
+SCHEMA_VERSION = 14  # v14: a person's own worklist by index (caseworker, pilot); v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
 # v10: the decision's deadline, the client's sex and birth year, the vacancy's landlord, and
 # indexes for the reports at 50,000 cases; v11: moves, rent payments, apartments' accessibility
@@ -73,6 +73,9 @@ INDEXES = (
     # covering: the by-name list's inactive spells are read from the index alone
     "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap, step_day)",
     "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",
+    # a person's own worklist: their cases as caseworker or as housing pilot, not a scan
+    "CREATE INDEX IF NOT EXISTS rm_cases_caseworker ON rm_cases (caseworker)",
+    "CREATE INDEX IF NOT EXISTS rm_cases_pilot ON rm_cases (assigned_pilot)",
     # a client's exits by date: the by-name list's "returned from housing"; rows written once
     "CREATE INDEX IF NOT EXISTS rm_exits_client ON rm_exits (client_id, exit_on, destination)",
 )

@@ -5,6 +5,7 @@ stack's local issuer (interfaces/web/issuer.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from datetime import date, timedelta
@@ -653,8 +654,10 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
         """Unexecuted decisions per quarter (the last eight), the change from the quarter
         before and the least-squares trend through them."""
         rows: list[dict[str, Any]] = []
-        for quarter in previous_quarters(cases.today(), 8):
-            result = await T(cases.report, who, "ivo", ReportOptions(quarter=quarter))
+        quarters = previous_quarters(cases.today(), 8)
+        results = await asyncio.gather(*(T(cases.report, who, "ivo", ReportOptions(quarter=q))
+                                         for q in quarters))
+        for quarter, result in zip(quarters, results, strict=True):
             n = sum(1 for x in result["rows"] if x["status"] == "unexecuted")
             rows.append({"quarter": quarter, "ivo_count": n,
                          "change": n - rows[-1]["ivo_count"] if rows else None})
@@ -666,10 +669,11 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
         """Housing-course completion among the tenants who moved in each of the last three
         years (the caseload report's course figures, as the kpis report counts them)."""
         today, out = cases.today(), []
-        for year in range(today.year - 2, today.year + 1):
-            first, last = date(year, 1, 1), date(year, 12, 31)
-            load = await T(cases.report, who, "caseload", ReportOptions(
-                as_of=min(last, today), date_from=first, date_to=last))
+        years = range(today.year - 2, today.year + 1)
+        loads = await asyncio.gather(*(T(cases.report, who, "caseload", ReportOptions(
+            as_of=min(date(y, 12, 31), today), date_from=date(y, 1, 1), date_to=date(y, 12, 31)))
+            for y in years))
+        for year, load in zip(years, loads, strict=True):
             c = load["course"]
             rate = c["completion_rate"]
             out.append({"year": str(year), "new_tenants": c["new_tenants"],
@@ -716,9 +720,17 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
             today = cases.today()
             interval, period, group = waiting_choice(q)
             w_from, w_to = waiting_window(today, period, group)
-            waiting = await T(cases.report, who, "waiting-times", ReportOptions(
-                interval=interval, by=period if group == "period" else group,
-                date_from=w_from, date_to=w_to))
+            since = quarter_bounds(previous_quarters(today, 8)[0])[0]
+            # side by side: each report reads on a connection of its own
+            waiting, through, load, ivo_rows, stock, course = await asyncio.gather(
+                T(cases.report, who, "waiting-times", ReportOptions(
+                    interval=interval, by=period if group == "period" else group,
+                    date_from=w_from, date_to=w_to)),
+                T(cases.report, who, "throughput", ReportOptions(by="quarter", date_from=since)),
+                T(cases.report, who, "caseload", ReportOptions()),
+                ivo_counts(who),
+                T(cases.report, who, "stock", ReportOptions(by="landlord")),
+                course_rows(who))
             column = {"period": "group", "target-group": "target_group"}.get(group, group)
             w = [{column: x["group"], **{k: v for k, v in x.items() if k != "group"}}
                  for x in waiting["rows"]]
@@ -728,15 +740,9 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
             label = web.envs[web.lang(request)].globals["label"]
             w_labels = [label("VALUES", x["group"]) for x in waiting["rows"]]
 
-            since = quarter_bounds(previous_quarters(today, 8)[0])[0]
-            through = await T(cases.report, who, "throughput",
-                              ReportOptions(by="quarter", date_from=since))
             t_rows = [{**x, "outflow": sum(x["exits"].values())} for x in through["rows"]]
             destinations = sorted({d for x in t_rows for d in x["exits"]})
             t_labels = [x["group"] for x in t_rows]
-            load = await T(cases.report, who, "caseload", ReportOptions())
-            ivo_rows = await ivo_counts(who)
-            stock = await T(cases.report, who, "stock", ReportOptions(by="landlord"))
             reuse = [{"landlord": x["landlord"], "vacated": x["vacated"], "relet": x["relet"],
                       "reuse_percent": None if x["reuse_rate"] is None
                       else round(x["reuse_rate"] * 100, 1)} for x in stock.get("rows", [])]
@@ -744,7 +750,6 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
                            "relet": stock["relet"],
                            "reuse_percent": None if stock["reuse_rate"] is None
                            else round(stock["reuse_rate"] * 100, 1)}
-            course = await course_rows(who)
             by_name = labels.PERIODS[period] if group == "period" else labels.WAIT_GROUPS[group]
             charts_ = {
                 "waiting": charts.series_chart(

@@ -7,8 +7,9 @@ is P: the supervisor's dashboard (fifteen reports) opened again, or by a colleag
 without scanning 50,000 cases again. Any step recorded since moves the position and the next
 request computes afresh, so read-your-writes holds exactly as without this.
 
-One per process (API processes share nothing; a miss only costs the computation), bounded,
-least recently used out first.
+One per process (API processes share nothing; a miss only costs the computation). Only the
+answers at the latest position are kept (the position never goes back, so older ones can
+never be asked for again), at most `size` of them, least recently used out first.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 
 
 class ByPosition:
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 64) -> None:
         self.size = size
+        self.position = -1
         self._answers: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -35,6 +37,9 @@ class ByPosition:
         handed out as is, so callers must not change it."""
         key = (position, question)
         with self._lock:
+            if position > self.position:  # the read models moved: every answer is old
+                self._answers.clear()
+                self.position = position
             if key in self._answers:
                 self._answers.move_to_end(key)
                 self.hits += 1
@@ -42,6 +47,8 @@ class ByPosition:
             self.misses += 1
         answer = compute()  # outside the lock: other questions do not wait for this one
         with self._lock:
+            if position < self.position:  # moved on meanwhile: nobody will ask for this
+                return answer
             self._answers[key] = answer
             self._answers.move_to_end(key)
             while len(self._answers) > self.size:

@@ -611,6 +611,11 @@ async def run(args: argparse.Namespace) -> None:
                                      "worker": _mib(rss_kib(stack.worker_pid)),
                                      "server": _mib(rss_kib(stack.server_pid))}}
         figures["setup"] = setup
+        if args.bare_only:  # the comparison alone, on the same kind of stack, no cases of ours
+            figures["bare"] = await bare_load(args, address, args.cases)
+            figures["machine"] = machine()
+            print(f"\nwritten: {write_results('sustained_load-bare', figures)}")
+            return
 
         # -- set-up: 10,000 open cases in the training stage, through the CLI import
         policy = settings.policy()
@@ -967,32 +972,52 @@ async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> d
         print(f"bare: starting {workflows} bare workflows…", flush=True)
         await bare.start_workflows(client, ids, task_queue=queue, parallel=args.parallel)
         rng = random.Random(args.seed)
-        latencies: list[float] = []
-        errors: Counter[str] = Counter()
-        inflight: set[asyncio.Task] = set()
-        gate = asyncio.Semaphore(args.max_in_flight)
         loop = asyncio.get_running_loop()
+        # a start is answered before the worker has run the workflow's first task: wait
+        # until those are done (an update answers quickly again), as ours waited for a
+        # quiet stack, then warm up as ours did; only then measure
+        drained = time.perf_counter()
+        quick, probes = 0, 0
+        while quick < 5 and time.perf_counter() - drained < 900:
+            probe, probes = loop.time(), probes + 1
+            await bare.round_trip(client, rng.choice(ids), -probes, task_queue=queue)
+            quick = quick + 1 if loop.time() - probe < 0.2 else 0
+        print(f"bare: first tasks done after {time.perf_counter() - drained:.0f} s", flush=True)
 
-        async def one(n: int, scheduled: float) -> None:
-            async with gate:
-                try:
-                    await bare.round_trip(client, rng.choice(ids), n, task_queue=queue)
-                    latencies.append(loop.time() - scheduled)
-                except Exception as exc:  # noqa: BLE001 - every failure is a figure here
-                    errors[type(exc).__name__] += 1
+        async def drive(seconds: float, first: int) -> tuple[list[float], Counter[str]]:
+            """Open loop; update ids from `first` on, so no two phases share one."""
+            latencies: list[float] = []
+            errors: Counter[str] = Counter()
+            inflight: set[asyncio.Task] = set()
+            gate = asyncio.Semaphore(args.max_in_flight)
 
+            async def one(n: int, scheduled: float) -> None:
+                async with gate:
+                    try:
+                        await bare.round_trip(client, rng.choice(ids), first + n,
+                                              task_queue=queue)
+                        latencies.append(loop.time() - scheduled)
+                    except Exception as exc:  # noqa: BLE001 - every failure is a figure here
+                        errors[type(exc).__name__] += 1
+
+            t0 = loop.time()
+            for n in range(round(args.rate * seconds)):
+                delay = t0 + n / args.rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(one(n, t0 + n / args.rate))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            if inflight:
+                await asyncio.wait(set(inflight))
+            return latencies, errors
+
+        if args.warmup > 0:
+            print(f"bare: warm-up {args.rate:g} updates/s for {args.warmup:g} s…", flush=True)
+            await drive(args.warmup, 10_000_000)
         print(f"bare: {args.rate:g} updates/s for {args.seconds:g} s…", flush=True)
         before = (proc_stat(worker.pid) or (0, 0, 0, 0))[3]
-        t0 = loop.time()
-        for n in range(round(args.rate * args.seconds)):
-            delay = t0 + n / args.rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(n, t0 + n / args.rate))
-            inflight.add(task)
-            task.add_done_callback(inflight.discard)
-        if inflight:
-            await asyncio.wait(set(inflight))
+        latencies, errors = await drive(args.seconds, 0)
         ticks = (proc_stat(worker.pid) or (0, 0, 0, 0))[3] - before
         summary = latency_summary(latencies)
         cpu_ms = ticks / CpuMeter.HZ * 1000 / max(1, len(latencies))
@@ -1000,6 +1025,7 @@ async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> d
               f"{cpu_ms:.2f} ms per update, errors {dict(errors) or 0}", flush=True)
         await bare.finish_all(client, ids, parallel=args.parallel)
         return {"workflows": workflows, "rate_per_s": args.rate, "seconds": args.seconds,
+                "warmup_s": args.warmup, "first_tasks_drained_s": round(time.perf_counter() - drained, 1),
                 "updates": len(latencies), "errors": dict(errors), "latency_from_schedule": summary,
                 "bare_worker_cpu_ms_per_step": round(cpu_ms, 2)}
     finally:
@@ -1070,6 +1096,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker process through the load; the top frames are "
                              "printed and written to the results")
+    parser.add_argument("--bare-only", action="store_true",
+                        help="only the bare comparison (on an idle `up`, --cases workflows)")
     parser.add_argument("--no-bare", action="store_true",
                         help="skip the bare-Temporal comparison at the same rate")
     args = parser.parse_args()

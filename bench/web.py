@@ -117,7 +117,10 @@ def main() -> None:
         worker, district, open_cases = cases._runner.view.rows(
             "SELECT caseworker, district, COUNT(*) FROM rm_cases WHERE stage <> 'closed' "
             "GROUP BY caseworker, district ORDER BY 3 DESC LIMIT 1")[0]
-        print(f"own worklist: {worker} ({district}), {open_cases} open cases", flush=True)
+        open_cases = cases._runner.view.rows(
+            "SELECT COUNT(*) FROM rm_cases WHERE stage <> 'closed' AND (caseworker = ? OR "
+            "assigned_pilot = ?)", (worker, worker))[0][0]  # every district, and as pilot
+        print(f"own worklist: {worker}, {open_cases} open cases", flush=True)
         own = Principal(subject=worker, roles=frozenset({"caseworker"}),
                         units=frozenset({district}), address="testclient")
         own_token = web.auth.local.mint(worker, ["caseworker"], [district], ttl_seconds=3600)

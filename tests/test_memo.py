@@ -25,8 +25,20 @@ def test_an_answer_is_computed_once_per_position_and_question():
     assert memo.get(7, "q", compute("b")) is first
     assert memo.get(8, "q", compute("c"))["tag"] == "c"  # the position moved: computed again
     assert memo.get(8, "other", compute("d"))["tag"] == "d"
-    assert memo.get(7, "q", compute("e"))["tag"] == "e"  # the oldest answer made room
-    assert calls == ["a", "c", "d", "e"]
+    assert memo.get(8, "third", compute("e"))["tag"] == "e"  # the oldest answer made room
+    assert memo.get(8, "q", compute("f"))["tag"] == "f"
+    assert memo.get(8, "third", compute("g"))["tag"] == "e"
+    assert calls == ["a", "c", "d", "e", "f"]
+
+
+def test_only_the_answers_at_the_latest_position_are_kept():
+    memo = ByPosition()
+    memo.get(3, "a", lambda: 1)
+    memo.get(3, "b", lambda: 2)
+    memo.get(4, "a", lambda: 3)
+    assert list(memo._answers) == [(4, "a")]
+    assert memo.get(3, "b", lambda: 9) == 9  # a reader behind the others: answered, not kept
+    assert list(memo._answers) == [(4, "a")]
 
 
 def test_a_failed_computation_is_not_remembered():

@@ -29,8 +29,10 @@ class ByPosition:
         self.hits = self.misses = 0
 
     def clear(self) -> None:
+        """Forget every answer and the position (after a rebuild the position starts over)."""
         with self._lock:
             self._answers.clear()
+            self.position = -1
 
     def get(self, position: int, question: Hashable, compute: Callable[[], Any]) -> Any:
         """The answer to `question` at `position`: remembered, or computed now. An answer is

@@ -436,6 +436,7 @@ class UseCases:
                    lambda: access.check_role(who, "rebuild the read models"))
         with self._view_lock:
             covered = self.runner.rebuild()
+            self._answers.clear()
         self.record(who, "projections.rebuild", params={"events": str(covered)})
         return {"events": covered, "position": self.runner.position}
 

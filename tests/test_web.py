@@ -378,7 +378,8 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
             page.locator("#step-record_visit").evaluate("f => f.removeAttribute('hx-post')")
             page.evaluate("htmx.remove && document.querySelector('#step-record_visit')"
                           ".setAttribute('hx-disable', '')")
-            page.locator("#step-record_visit").evaluate("f => f.submit()")
+            with page.expect_navigation():  # the refusal page, not the case page still shown
+                page.locator("#step-record_visit").evaluate("f => f.submit()")
             page.wait_for_load_state()
             assert "Åtkomst nekad" in page.inner_text("h1")
             ctx.close()

@@ -6,12 +6,13 @@ process's RSS (worker, projection thread, event store) and "server memory" the R
 `temporal` child (the dev server). This benchmark's process is only the client.
 
 1. Set-up: an import file with, per case, register_apartment + apply + start_assessment +
-   decide (granted, training_apartment) + offer + landlord_decision (approved) + move_in,
+   decide (granted, training_apartment) + offer + landlord_decision (approved) + assign (the
+   housing pilot) + move_in,
    dated over the last 12 days, ascending per case (move-ins 0–6 days ago, so no visit is
    overdue yet), imported with `python -m interfaces.cli.main import FILE --json --parallel 16`
    (timed, refusals counted; 20 random cases' stages are then checked to be `training`). The
    apartments come first in the file (the stock is there before the cases), so each case's
-   six steps go as one batched update-with-start. Then the stack is left until it is quiet
+   seven steps go as one batched update-with-start. Then the stack is left until it is quiet
    (its log still for 15 s), so the load starts from a settled stack, not in the tail of the
    import. (Backdated move-ins a week or more old would each raise an overdue visit 120 s
    after their import, the policy's catch-up delay: thousands of system notes that kept
@@ -72,6 +73,7 @@ from domain.commands import Checklist, RecordVisit
 
 CLI = [sys.executable, "-m", "interfaces.cli.main"]
 MEMORY_TARGET_PCT = 20.0
+VISITOR = "boendestod.bench"  # the housing pilot assigned to every case, who makes the visits
 SAMPLE_EVERY = 30.0
 TARGET_GROUPS = ("young_adults", "substance_abuse", "psychiatric_disability", "families_with_children",
                  "newly_arrived", "elderly", "exposed_to_violence", "other")
@@ -250,6 +252,10 @@ def write_import(path: Path, cases: int, today: date) -> int:
              "programme": "training_apartment"},
             {"type": "offer", "case": case, "on": day(3), "actor": pilot, "apartment": apartment},
             {"type": "landlord_decision", "case": case, "on": day(4), "actor": pilot, "approved": True},
+            # the pilot is part of the package (policy `pilot_at_move_in`): assigned before
+            # the move-in, as a municipality does, so no case starts with a pilot missing
+            {"type": "assign", "case": case, "on": day(5), "actor": pilot, "role": "housing_pilot",
+             "to": VISITOR},
             {"type": "move_in", "case": case, "on": day(6), "actor": pilot, "apartment": apartment},
         ]
     with path.open("w", encoding="utf-8") as f:
@@ -309,7 +315,7 @@ class Load:
         loop = asyncio.get_running_loop()
         case = self.rng.choice(self.cases)
         step = RecordVisit(
-            case=case, on=today_in(self.chain.policy), actor="boendestod.bench",
+            case=case, on=today_in(self.chain.policy), actor=VISITOR,
             id=f"load:{self.run_id}:{n}", kind="home_visit",
             checklist=Checklist(rent_paid=True, home_insurance=True, in_housing_queue=True),
         )
@@ -984,7 +990,8 @@ async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> d
             quick = quick + 1 if loop.time() - probe < 0.2 else 0
         print(f"bare: first tasks done after {time.perf_counter() - drained:.0f} s", flush=True)
 
-        async def drive(seconds: float, first: int) -> tuple[list[float], Counter[str]]:
+        async def drive(seconds: float, first: int, rate: float = args.rate
+                        ) -> tuple[list[float], Counter[str]]:
             """Open loop; update ids from `first` on, so no two phases share one."""
             latencies: list[float] = []
             errors: Counter[str] = Counter()
@@ -1001,11 +1008,11 @@ async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> d
                         errors[type(exc).__name__] += 1
 
             t0 = loop.time()
-            for n in range(round(args.rate * seconds)):
-                delay = t0 + n / args.rate - loop.time()
+            for n in range(round(rate * seconds)):
+                delay = t0 + n / rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.create_task(one(n, t0 + n / args.rate))
+                task = asyncio.create_task(one(n, t0 + n / rate))
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
             if inflight:
@@ -1023,11 +1030,29 @@ async def bare_load(args: argparse.Namespace, address: str, workflows: int) -> d
         cpu_ms = ticks / CpuMeter.HZ * 1000 / max(1, len(latencies))
         print(f"bare: p50 {summary.get('p50_ms')} ms, p99 {summary.get('p99_ms')} ms, worker CPU "
               f"{cpu_ms:.2f} ms per update, errors {dict(errors) or 0}", flush=True)
+        swept = None
+        if args.bare_sweep:  # as `sweep` does for ours: the first rate that fails ends it
+            rows = []
+            for k, rate in enumerate(args.bare_sweep, start=1):
+                sweep_latencies, sweep_errors = await drive(args.sweep_seconds, 20_000_000 * k,
+                                                            rate)
+                sent = round(rate * args.sweep_seconds)
+                row = {"rate_per_s": rate, "steps": sent, "ok": len(sweep_latencies),
+                       "errors": sum(sweep_errors.values()), **latency_summary(sweep_latencies)}
+                rows.append(row)
+                print(f"  bare sweep {rate:g}/s: p50 {row.get('p50_ms')} ms, p99 "
+                      f"{row.get('p99_ms')} ms (from schedule), {row['ok']}/{sent} ok", flush=True)
+                if (row.get("p99_ms") or 1e9) >= 1000 or row["ok"] < sent:
+                    break
+            good = [r["rate_per_s"] for r in rows
+                    if (r.get("p99_ms") or 1e9) < 1000 and r["ok"] == r["steps"]]
+            swept = {"seconds_each": args.sweep_seconds, "rows": rows,
+                     "highest_rate_p99_under_1s": max(good) if good else None}
         await bare.finish_all(client, ids, parallel=args.parallel)
         return {"workflows": workflows, "rate_per_s": args.rate, "seconds": args.seconds,
                 "warmup_s": args.warmup, "first_tasks_drained_s": round(time.perf_counter() - drained, 1),
                 "updates": len(latencies), "errors": dict(errors), "latency_from_schedule": summary,
-                "bare_worker_cpu_ms_per_step": round(cpu_ms, 2)}
+                "bare_worker_cpu_ms_per_step": round(cpu_ms, 2), "sweep": swept}
     finally:
         worker.terminate()
         try:
@@ -1047,6 +1072,9 @@ def print_tail(figures: dict[str, Any]) -> None:
     if figures.get("sweep"):
         print(f"  highest steady rate with p99 < 1 s: "
               f"{figures['sweep']['highest_rate_p99_under_1s']}/s")
+    if (bare_figures or {}).get("sweep"):
+        print(f"  bare Temporal's highest steady rate with p99 < 1 s: "
+              f"{bare_figures['sweep']['highest_rate_p99_under_1s']}/s")
     warm = figures.get("warmup") or {}
     before = warm.get("rss_before_mib") or {}
     if warm.get("steps"):
@@ -1092,6 +1120,9 @@ def main() -> None:
     parser.add_argument("--sweep", type=lambda t: [float(r) for r in t.split(",")], default=None,
                         help="after the load, these rates (e.g. 20,40,80) for --sweep-seconds "
                              "each: the highest whose p99 stays under 1 s")
+    parser.add_argument("--bare-sweep", type=lambda t: [float(r) for r in t.split(",")],
+                        default=None, help="the same for the bare workflows, after their load "
+                        "(e.g. 20,40,60,80)")
     parser.add_argument("--sweep-seconds", type=float, default=60.0)
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker process through the load; the top frames are "

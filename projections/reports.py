@@ -430,25 +430,36 @@ def _latest_facts(view: ChainView, day: str) -> bool:
     return (latest is None or latest <= day) and (apartments is None or apartments <= day)
 
 
+def _tenancies_sql(view: ChainView, day: str) -> tuple[str, tuple[str, ...]]:
+    """The cases in a tenancy at the end of `day` as (case, pilot, caseworker, move-in, latest
+    home visit), the pilot being the one who made that visit: from the case rows for the
+    latest facts, else the latest home visit by then from the index of home visits alone."""
+    if _latest_facts(view, day):
+        return ("SELECT case_id, housing_pilot AS pilot, caseworker, move_in_on, last_home_visit "
+                "FROM rm_cases WHERE stage IN ('training', 'takeover_review', "
+                "'takeover_approved')", ())
+    return ("SELECT case_id, SUBSTR(visit, 12) AS pilot, caseworker, move_in_on, "
+            "SUBSTR(visit, 1, 10) AS last_home_visit FROM (SELECT c.case_id, c.caseworker, "
+            "c.move_in_on, (SELECT v.on_day || ' ' || v.actor FROM rm_steps v WHERE v.case_uuid "
+            "= c.case_uuid AND v.event = 'VisitRecorded' AND v.detail = 'home_visit' AND "
+            "v.on_day <= ? ORDER BY v.version DESC LIMIT 1) AS visit FROM rm_cases c WHERE "
+            "c.move_in_on <= ? AND (c.closed_on IS NULL OR c.closed_on > ?)) t", (day, day, day))
+
+
+def pilot_caseloads(view: ChainView, as_of: date) -> list[int]:
+    """The `cases` of `caseload`'s rows that have a housing pilot, counted by the database."""
+    sql, params = _tenancies_sql(view, as_of.isoformat())
+    return [n for _, n in view.rows(f"SELECT pilot, COUNT(*) AS n FROM ({sql}) p "
+                                    "WHERE pilot IS NOT NULL AND pilot <> '' GROUP BY pilot", params)]
+
+
 def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | None = None,
              date_to: date | None = None) -> dict[str, Any]:
     """Per housing pilot: the cases in a tenancy on `as_of` whose latest home visit by then
     they made, and the visits overdue on that day. From the dated steps, so a past date
     gets the caseload as it stood then, not today's."""
     day = as_of.isoformat()
-    if _latest_facts(view, day):
-        rows = view.rows(
-            "SELECT case_id, housing_pilot, caseworker, move_in_on, last_home_visit FROM rm_cases "
-            "WHERE stage IN ('training', 'takeover_review', 'takeover_approved')")
-    else:  # the latest home visit by then (`day pilot`), from the index of home visits alone
-        rows = [(case, visit[11:] if visit else None, caseworker, move_in_on,
-                 visit[:10] if visit else None)
-                for case, caseworker, move_in_on, visit in view.rows(
-                    "SELECT c.case_id, c.caseworker, c.move_in_on, (SELECT v.on_day || ' ' || "
-                    "v.actor FROM rm_steps v WHERE v.case_uuid = c.case_uuid AND v.event = "
-                    "'VisitRecorded' AND v.detail = 'home_visit' AND v.on_day <= ? ORDER BY "
-                    "v.version DESC LIMIT 1) FROM rm_cases c WHERE c.move_in_on <= ? "
-                    "AND (c.closed_on IS NULL OR c.closed_on > ?)", (day, day, day))]
+    rows = view.rows(*_tenancies_sql(view, day))
     pilots: dict[str, dict[str, Any]] = {}
     due_after: dict[tuple[str, str], date] = {}  # many cases share a move-in and a visit day
     for case, housing_pilot, caseworker, move_in_on, last_home_visit in rows:
@@ -467,6 +478,20 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
             entry["overdue_visits"] += 1
             entry["overdue"].append({"case": case, "due": due.isoformat(),
                                      "days_overdue": (as_of - due).days})
+    course = course_completion(view, date_from, date_to)
+    for entry in pilots.values():
+        entry["overdue"].sort(key=lambda o: (o["due"], o["case"]))
+    return {
+        "as_of": day,
+        "rows": sorted(pilots.values(), key=lambda p: (-p["cases"], p["pilot"])),
+        "course": course,
+    }
+
+
+def course_completion(view: ChainView, date_from: date | None = None,
+                      date_to: date | None = None) -> dict[str, Any]:
+    """New tenants (moved in between the dates) and how many of them completed the housing
+    course (four sessions)."""
     course = view.query(
         "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN course_sessions >= 4 THEN 1 ELSE 0 END), 0)"
         " AS done FROM rm_cases WHERE move_in_on IS NOT NULL"
@@ -474,14 +499,8 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
         + (" AND move_in_on <= ?" if date_to else ""),
         [d.isoformat() for d in (date_from, date_to) if d])[0]
     tenants, completed = course["n"], int(course["done"])
-    for entry in pilots.values():
-        entry["overdue"].sort(key=lambda o: (o["due"], o["case"]))
-    return {
-        "as_of": day,
-        "rows": sorted(pilots.values(), key=lambda p: (-p["cases"], p["pilot"])),
-        "course": {"new_tenants": tenants, "completed": completed,
-                   "completion_rate": round(completed / tenants, 3) if tenants else None},
-    }
+    return {"new_tenants": tenants, "completed": completed,
+            "completion_rate": round(completed / tenants, 3) if tenants else None}
 
 
 def arrears(view: ChainView, as_of: date | None = None) -> dict[str, Any]:
@@ -823,19 +842,42 @@ def _cumulative(per_day: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
 MUNICIPAL_WAIT_TARGET_DAYS = round(3.5 * 365.25 / 12, 1)  # 106.5
 
 
+def _quarter_sql(column: str) -> str:
+    """The quarter of an ISO date column as one number, year * 4 + quarter - 1 (SQLite and
+    PostgreSQL alike)."""
+    return (f"(CAST(SUBSTR({column}, 1, 4) AS INTEGER) * 4 "
+            f"+ (CAST(SUBSTR({column}, 6, 2) AS INTEGER) - 1) / 3)")
+
+
 def _ivo_counts(view: ChainView, *years: int) -> list[int]:
-    """The rows `ivo` gives for each year's four quarters, added up: the decisions counted by
-    the database in one pass over the granted cases for all the years (the same SQL as
-    `ivo`), the few interruptions as `ivo` finds them."""
-    quarters = [tuple(d.isoformat() for d in quarter_bounds(f"{y}Q{q}"))
-                for y in years for q in range(1, 5)]
-    sums = ", ".join(f"SUM(CASE WHEN {IVO_DECISIONS_SQL} THEN 1 ELSE 0 END) AS q{i}"
-                     for i in range(len(quarters)))  # named: PostgreSQL's rows are dicts
-    decisions = view.rows(f"SELECT {sums} FROM rm_cases WHERE outcome = 'granted'",
-                          [p for first, last in quarters for p in _ivo_params(first, last)])[0]
-    per_quarter = [int(n or 0) + len(_ivo_interruptions(view, first, last))
-                   for n, (first, last) in zip(decisions, quarters, strict=True)]
-    return [sum(per_quarter[4 * i:4 * i + 4]) for i in range(len(years))]
+    """The rows `ivo` gives for each year's four quarters, added up, in one pass over the
+    granted cases. `IVO_DECISIONS_SQL` read per quarter q: a decision is a row in q when its
+    move-in fell in q after the deadline, or when q ended on or after the deadline with the
+    case neither moved in nor closed by then, so in the quarters from the deadline's up to,
+    not including, the first of the move-in's and the closing's. The database counts the
+    cases per (deadline, move-in, closing) quarter; the interruptions come as `ivo` finds
+    them."""
+    wanted = {y * 4 + q: i for i, y in enumerate(years) for q in range(4)}
+    last_day = date(max(years), 12, 31).isoformat()
+    groups = view.rows(
+        f"SELECT {_quarter_sql('deadline_on')} AS qd, CASE WHEN move_in_on IS NULL THEN NULL "
+        f"ELSE {_quarter_sql('move_in_on')} END AS qm, CASE WHEN closed_on IS NULL THEN NULL "
+        f"ELSE {_quarter_sql('closed_on')} END AS qc, COUNT(*) AS n FROM rm_cases "
+        "WHERE outcome = 'granted' AND deadline_on <= ? "
+        "AND (move_in_on IS NULL OR move_in_on > deadline_on) GROUP BY 1, 2, 3", (last_day,))
+    counts = [0] * len(years)
+    for qd, qm, qc, n in groups:
+        if qm is not None and qm in wanted:  # moved in late (the filter: after the deadline)
+            counts[wanted[qm]] += n
+        end = min(q for q in (qm, qc, max(wanted) + 1) if q is not None)
+        for q in range(max(qd, min(wanted)), end):
+            if q in wanted:
+                counts[wanted[q]] += n
+    for year_index, y in enumerate(years):
+        for q in range(1, 5):
+            first, last = (d.isoformat() for d in quarter_bounds(f"{y}Q{q}"))
+            counts[year_index] += len(_ivo_interruptions(view, first, last))
+    return counts
 
 
 def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
@@ -853,10 +895,9 @@ def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
 
     this_year, year_before = _ivo_counts(view, year, year - 1)
     halved = year_before / 2 if year_before else None
-    load = caseload(view, last, policy, first, last)
-    pilots = [r["cases"] for r in load["rows"] if not r["pilot"].startswith("(none")]
+    pilots = pilot_caseloads(view, last)
     per_pilot = round(statistics.fmean(pilots), 1) if pilots else None
-    course = load["course"]["completion_rate"]
+    course = course_completion(view, first, last)["completion_rate"]
     waits = waiting_times(view, "decision-to-move-in", "year", first, last, last,
                           programme="municipal_contract")["rows"]
     wait = waits[0]["mean_days"] if waits else None

@@ -578,6 +578,7 @@ def snapshot_of(case: Case) -> CaseSnapshot:
         closed_on=case.closed_on,
         plan_on=case.plan_on,
         follow_ups=dict(case.follow_ups),
+        sub_goal_owners=dict(case.sub_goal_owners),
         interrupted_on=getattr(case, "interrupted_on", None),
         interruption_noted=getattr(case, "interruption_noted", 0),
         lease_end=getattr(case, "lease_end", None),

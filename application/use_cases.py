@@ -186,6 +186,16 @@ class UseCases:
         except ValidationError as exc:
             raise BadInput(describe(exc)) from None
 
+    def check_reason_code(self, line: Any) -> None:
+        """A refusal or denial recorded by a person names its coded reason (an import file
+        from before the codes may leave it out: the case codes it `other`)."""
+        kind = refusal_kind(line)
+        if kind and not line.reason_code:
+            said = {"denial": "denial", "landlord": "landlord's refusal",
+                    "takeover": "refused takeover"}[kind]
+            raise BadInput(f"reason_code: a {said} needs one of the policy's codes: "
+                           f"{', '.join(self.policy.reason_codes_for(kind))}")
+
     async def submit_step(self, who: Principal, fields: dict[str, Any], *,
                           command_id: str | None = None,
                           on_behalf_of: str | None = None) -> LineResult:
@@ -206,6 +216,7 @@ class UseCases:
         else:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
+        self.check_reason_code(line)
         identity = None
         if isinstance(line, ApplyLine):
             c = line.client
@@ -305,10 +316,11 @@ class UseCases:
             "move_in_date": c.move_in_date.isoformat() if c.move_in_date else None,
             "last_on": c.last_on.isoformat() if c.last_on else None,
             "allowed": c.allowed(), "exits": c.allowed_exits(), "due": due,
-            "workflow": workflow,
+            "workflow": workflow, "case_file": case_file_facts(c, self.policy),
         }
         await asyncio.to_thread(self.record, who, "case.read", case=case, scope=scope)
         return view
+
 
     def history(self, who: Principal, case: str) -> dict[str, Any]:
         """Every event of the case, from the event store: the audit trail."""
@@ -657,3 +669,39 @@ def local_operator(on_behalf: Iterable[str] = ()) -> Principal:
     except Exception:  # noqa: BLE001 - no user name in a bare container: still the operator
         user = "operator"
     return Principal(subject=user, roles=frozenset({access.Role.ADMIN.value}), address="local")
+
+
+def refusal_kind(line: Any) -> str | None:
+    """The kind of coded reason a step needs (the policy's `reason_codes`), if it is a refusal
+    or denial. A person recording one names the code; an import file from before the codes
+    may leave it out (the case codes it `other`), so this check is the front door's."""
+    if line.type == "decide" and line.outcome == "denied":
+        return "denial"
+    if line.type == "landlord_decision" and not line.approved:
+        return "landlord"
+    if line.type == "takeover_decision" and not line.approved:
+        return "takeover"
+    return None
+
+
+def case_file_facts(c: Any, policy: Policy) -> dict[str, Any]:
+    """The case file's current facts (pseudonymous: ids, dates, codes, amounts; the typed
+    texts stay in the history, sealed with the client's key)."""
+    iso = lambda d: d.isoformat() if d else None  # noqa: E731
+    return {
+        "support_level": None if c.level is None else {
+            "level": c.level, "name": policy.support_levels.get(c.level)},
+        "plan": None if c.plan_on is None else {
+            "made_on": iso(c.plan_on),
+            "open_sub_goals": [{"id": g, "follow_up": iso(on)}
+                               for g, on in sorted(c.follow_ups.items(), key=lambda x: x[1])]},
+        "lease_end": iso(c.lease_end),
+        "interrupted": None if c.interrupted_on is None else {
+            "since": iso(c.interrupted_on), "kind": c.interruption_kind},
+        "open_placements": [{"id": p, "start": iso(start),
+                             "planned_end": iso(c.placement_ends.get(p))}
+                            for p, start in sorted(c.placements.items())],
+        "arrears": str(c.arrears),
+        "repayment_plan": list(c.instalments) or None,
+        "warnings": [iso(w) for w in c.warnings],
+    }

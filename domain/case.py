@@ -100,7 +100,9 @@ class Case(Aggregate):
         self.case_file_noted: set[str] = set()
         self.plan_on: date | None = None
         self.follow_ups: dict[str, date] = {}  # open sub-goals of the plan: their follow-up
+        self.sub_goal_owners: dict[str, str] = {}  # the plan's sub-goals: who is responsible
         self.placements: dict[str, date] = {}  # temporary placements not ended: their start
+        self.placement_ends: dict[str, date | None] = {}  # and their planned end, if any
         self.placement_ids: set[str] = set()
         self.interrupted_on: date | None = None  # support interrupted, not yet resumed
         self.interruption_kind: str | None = None
@@ -253,6 +255,17 @@ class Case(Aggregate):
                                f"not on {lease_end}", list_allowed=False)
         self._moved_in(apartment=apartment, on=on, actor=actor, command_id=command_id,
                        lease_end=lease_end)
+        self._end_placements(on=on, actor=actor, command_id=command_id)
+
+    def _end_placements(self, *, on: date, actor: str, command_id: str) -> None:
+        """Temporary accommodation is for the wait: a placement still open when the client
+        moves in, or when the case closes, ends on that day (unless its planned end comes
+        first), recorded as its own event of the same step."""
+        for placement, start in sorted(self.placements.items()):
+            planned = self.placement_ends.get(placement)
+            if planned is None or planned > on:
+                self._placement_ended(placement=placement, end=max(on, start), on=on,
+                                      actor=actor, command_id=command_id)
 
     def record_visit(
         self, kind: str, checklist: dict[str, bool] | None, *, on: date, actor: str,
@@ -381,6 +394,7 @@ class Case(Aggregate):
             self.stage in GRANTED_NOT_MOVED_IN else None,
             on=on, actor=actor, command_id=command_id,
         )
+        self._end_placements(on=on, actor=actor, command_id=command_id)
 
     def plan(self, goal: str, sub_goals: list[dict[str, str]], *, on: date, actor: str,
              command_id: str, today: date) -> None:
@@ -428,6 +442,12 @@ class Case(Aggregate):
         if end is not None and end < start:
             raise self._refuse("temporary_placement", f"ends ({end}) before it starts ({start})",
                                list_allowed=False)
+        if start < self.applied_on:
+            raise self._refuse("temporary_placement", f"starts ({start}) before the application "
+                               f"({self.applied_on})", list_allowed=False)
+        if start > today:
+            raise self._refuse("temporary_placement", f"starts ({start}) after today ({today}): "
+                               "record it when it has begun", list_allowed=False)
         self._placement_started(placement=placement, kind=kind, start=start, end=end,
                                 cost_per_night=cost_per_night, on=on, actor=actor,
                                 command_id=command_id)
@@ -751,6 +771,8 @@ class Case(Aggregate):
                    command_id: str) -> None:
         self.plan_on = on
         self.follow_ups = {g["id"]: date.fromisoformat(g["follow_up"]) for g in sub_goals}
+        self.sub_goal_owners = {g["id"]: g["responsible"] for g in sub_goals
+                                if g.get("responsible")}
         self._step(on)
 
     @event("PlanReviewed")
@@ -770,6 +792,7 @@ class Case(Aggregate):
                            command_id: str) -> None:
         self.placement_ids.add(placement)
         self.placements[placement] = start  # until a placement_ended (a planned end is kept)
+        self.placement_ends[placement] = end
         self._step(on)
 
     @event("PlacementEnded")

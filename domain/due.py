@@ -96,13 +96,24 @@ PILOT_KINDS = frozenset({"home_visit", "support_visit", "follow_up", "monthly_ch
                          "coordinator_meeting"})
 
 
-def owner_of(kind: str, caseworker: str | None, pilot: str | None) -> str | None:
+def owner_of(kind: str, caseworker: str | None, pilot: str | None,
+             responsible: str | None = None) -> str | None:
     """Whose item it is: the housing pilot's for visits, follow-ups and the checklist when one
-    is assigned; everything else, and anything whose role has nobody, the caseworker's."""
+    is assigned, and for a sub-goal of the plan the pilot is responsible for; everything else,
+    and anything whose role has nobody, the caseworker's (a sub-goal whose responsible is the
+    client or another agency too: the caseworker holds the follow-up meeting)."""
     base = kind.split(":", 1)[1] if kind.startswith("escalation:") else kind
     if base in PILOT_KINDS and pilot:
         return pilot
+    if base.startswith("sub_goal:") and pilot and responsible == pilot:
+        return pilot
     return caseworker
+
+
+def sub_goal_of(kind: str) -> str | None:
+    """The sub-goal id of a `sub_goal:<id>` item (or of its escalation)."""
+    base = kind.split(":", 1)[1] if kind.startswith("escalation:") else kind
+    return base.split(":", 1)[1] if base.startswith("sub_goal:") else None
 
 
 def _chain(first: date, step, reminded: date | None, today: date) -> date:
@@ -285,7 +296,9 @@ def responsible(snapshot: CaseSnapshot | None, kind: str) -> str:
     responsible caseworker."""
     if snapshot is None:
         return "unassigned"
-    return owner_of(kind, snapshot.caseworker, snapshot.housing_pilot) or "unassigned"
+    goal = sub_goal_of(kind)
+    return owner_of(kind, snapshot.caseworker, snapshot.housing_pilot,
+                    snapshot.sub_goal_owners.get(goal) if goal else None) or "unassigned"
 
 
 def _due(

@@ -28,6 +28,10 @@ DEFAULT_REASON_CODES: dict[str, list[str]] = {
 }
 
 
+# the values of domain.commands.Programme (tests/test_calendar.py keeps the two equal)
+PROGRAMMES = ("training_apartment", "housing_first", "municipal_contract")
+
+
 class ProgrammeRules(BaseModel):
     """The follow-up rules of one programme (training apartment, Housing First, municipal
     contract): support visits weekly at first, then at the monthly interval; a follow-up
@@ -190,4 +194,11 @@ class Policy(BaseModel):
         unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
         if unknown:
             raise ValueError(f"policy file {path}: unknown setting(s) {', '.join(unknown)}")
+        for setting in ("programmes", "takeover_minimum_months"):
+            given = data.get(setting)
+            strange = sorted(set(given) - set(PROGRAMMES)) if isinstance(given, dict) else []
+            if strange:
+                raise ValueError(f"policy file {path}: {setting}: unknown programme(s) "
+                                 f"{', '.join(strange)}; the programmes are "
+                                 f"{', '.join(PROGRAMMES)}")
         return cls.model_validate(data)

@@ -34,6 +34,7 @@ class CaseSnapshot(BaseModel):
     # the case file (absent from snapshots recorded before it: the defaults)
     plan_on: date | None = None
     follow_ups: dict[str, date] = Field(default_factory=dict)
+    sub_goal_owners: dict[str, str] = Field(default_factory=dict)  # sub-goal -> responsible
     interrupted_on: date | None = None  # support interrupted, not resumed
     interruption_noted: int = 0
     lease_end: date | None = None  # a time-limited lease's last day

@@ -55,8 +55,9 @@ CASE_COLUMNS = (
     "complaints", "assigned_pilot", "stage_since", "last_checklist", "arrears_since",
     "applied_day", "decided_day", "move_in_day", "exit_day",
     "referral", "housing_situation", "first_apartment", "closed_day", "last_contact_day",
-    # the case file: the plan's date and its open sub-goals' follow-ups (JSON {id: date})
-    "plan_on", "follow_ups",
+    # the case file: the plan's date, its open sub-goals' follow-ups (JSON {id: date}) and
+    # who is responsible for each sub-goal (JSON {id: actor})
+    "plan_on", "follow_ups", "sub_goal_owners",
     "interrupted_on",  # support interrupted and not resumed: since
     # the repayment plan's instalments (JSON [{amount, due}]) and what was paid since it
     "instalments", "paid_since_plan",
@@ -312,6 +313,9 @@ def project_plan(row: dict[str, Any], name: str, on: str | None, e: dict[str, An
     if name == "PlanMade":
         row["plan_on"] = on
         follow_ups = {g["id"]: g["follow_up"] for g in e["sub_goals"]}
+        row["sub_goal_owners"] = json.dumps(
+            {g["id"]: g["responsible"] for g in e["sub_goals"] if g.get("responsible")},
+            sort_keys=True)
     else:
         follow_ups = json.loads(row["follow_ups"] or "{}")
         for r in e["reviews"]:

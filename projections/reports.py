@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from domain.calendar import add_months, quarter_bounds, unexecuted_deadline
 from domain.commands import PERMANENT_DESTINATIONS
-from domain.due import visit_interval_after
+from domain.due import next_visit
 from domain.errors import DomainError
 from domain.policy import Policy
 from projections.projector import DAY_COLUMNS
@@ -432,18 +432,20 @@ def _latest_facts(view: ChainView, day: str) -> bool:
 
 def _tenancies_sql(view: ChainView, day: str) -> tuple[str, tuple[str, ...]]:
     """The cases in a tenancy at the end of `day` as (case, pilot, caseworker, move-in, latest
-    home visit), the pilot being the one who made that visit: from the case rows for the
-    latest facts, else the latest home visit by then from the index of home visits alone."""
+    home visit, programme), the pilot being the one who made that visit: from the case rows
+    for the latest facts, else the latest home visit by then from the index of home visits
+    alone."""
     if _latest_facts(view, day):
-        return ("SELECT case_id, housing_pilot AS pilot, caseworker, move_in_on, last_home_visit "
-                "FROM rm_cases WHERE stage IN ('training', 'takeover_review', "
+        return ("SELECT case_id, housing_pilot AS pilot, caseworker, move_in_on, last_home_visit, "
+                "programme FROM rm_cases WHERE stage IN ('training', 'takeover_review', "
                 "'takeover_approved')", ())
     return ("SELECT case_id, SUBSTR(visit, 12) AS pilot, caseworker, move_in_on, "
-            "SUBSTR(visit, 1, 10) AS last_home_visit FROM (SELECT c.case_id, c.caseworker, "
-            "c.move_in_on, (SELECT v.on_day || ' ' || v.actor FROM rm_steps v WHERE v.case_uuid "
-            "= c.case_uuid AND v.event = 'VisitRecorded' AND v.detail = 'home_visit' AND "
-            "v.on_day <= ? ORDER BY v.version DESC LIMIT 1) AS visit FROM rm_cases c WHERE "
-            "c.move_in_on <= ? AND (c.closed_on IS NULL OR c.closed_on > ?)) t", (day, day, day))
+            "SUBSTR(visit, 1, 10) AS last_home_visit, programme FROM (SELECT c.case_id, "
+            "c.caseworker, c.move_in_on, c.programme, (SELECT v.on_day || ' ' || v.actor "
+            "FROM rm_steps v WHERE v.case_uuid = c.case_uuid AND v.event = 'VisitRecorded' "
+            "AND v.detail = 'home_visit' AND v.on_day <= ? ORDER BY v.version DESC LIMIT 1) "
+            "AS visit FROM rm_cases c WHERE c.move_in_on <= ? AND (c.closed_on IS NULL OR "
+            "c.closed_on > ?)) t", (day, day, day))
 
 
 def pilot_caseloads(view: ChainView, as_of: date) -> list[int]:
@@ -456,24 +458,26 @@ def pilot_caseloads(view: ChainView, as_of: date) -> list[int]:
 def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | None = None,
              date_to: date | None = None) -> dict[str, Any]:
     """Per housing pilot: the cases in a tenancy on `as_of` whose latest home visit by then
-    they made, and the visits overdue on that day. From the dated steps, so a past date
-    gets the caseload as it stood then, not today's."""
+    they made, and the visits overdue on that day by the programme's rules (as the worklist
+    has them: domain/due.py `next_visit`). From the dated steps, so a past date gets the
+    caseload as it stood then, not today's."""
     day = as_of.isoformat()
     rows = view.rows(*_tenancies_sql(view, day))
     pilots: dict[str, dict[str, Any]] = {}
-    due_after: dict[tuple[str, str], date] = {}  # many cases share a move-in and a visit day
-    for case, housing_pilot, caseworker, move_in_on, last_home_visit in rows:
+    # many cases share a move-in, a visit day and a programme
+    due_after: dict[tuple[str | None, str, str | None], date] = {}
+    for case, housing_pilot, caseworker, move_in_on, last_home_visit, programme in rows:
         pilot = housing_pilot or f"(none; caseworker {caseworker})"
         entry = pilots.get(pilot)
         if entry is None:
             entry = pilots[pilot] = {"pilot": pilot, "cases": 0, "overdue_visits": 0,
                                      "overdue": []}
         entry["cases"] += 1
-        anchor = last_home_visit or move_in_on
-        due = due_after.get((anchor, move_in_on))
+        due = due_after.get((last_home_visit, move_in_on, programme))
         if due is None:
-            due = due_after[anchor, move_in_on] = visit_interval_after(
-                _parse(anchor), _parse(move_in_on), policy)
+            due = due_after[last_home_visit, move_in_on, programme] = next_visit(
+                _parse(move_in_on), _parse(last_home_visit) if last_home_visit else None,
+                policy.rules(programme))
         if due < as_of:
             entry["overdue_visits"] += 1
             entry["overdue"].append({"case": case, "due": due.isoformat(),
@@ -840,6 +844,9 @@ def _cumulative(per_day: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
 
 # Göteborg's municipal contracts: the mean wait fell from 9 months to 3.5; 3.5 average months
 MUNICIPAL_WAIT_TARGET_DAYS = round(3.5 * 365.25 / 12, 1)  # 106.5
+# Göteborg's F100: 33 apartments a year to people with functional impairments who could
+# have had special-service housing but want, and are judged to manage, ordinary housing
+F100_LETTINGS_PER_YEAR = 33
 
 
 def _quarter_sql(column: str) -> str:
@@ -902,6 +909,8 @@ def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
                           programme="municipal_contract")["rows"]
     wait = waits[0]["mean_days"] if waits else None
 
+    let_fi = sum(n for _, n in functional_impairment_lettings(view, first, last))
+
     def kpi(measure: str, figure: Any, target: Any, met: bool | None, anchor: str,
             note: str | None = None) -> dict[str, Any]:
         return {"measure": measure, "figure": figure, "target": target,
@@ -925,9 +934,11 @@ def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
         kpi("mean wait for a municipal contract, decision to move-in (days)", wait,
             f"<= {MUNICIPAL_WAIT_TARGET_DAYS} (3.5 months)",
             wait is not None and wait <= MUNICIPAL_WAIT_TARGET_DAYS, "waiting-times"),
+        kpi("apartments let to people with functional impairments (F100)", let_fi,
+            f">= {F100_LETTINGS_PER_YEAR}", let_fi >= F100_LETTINGS_PER_YEAR, "supply"),
         {**kpi("takeovers approved in the year", row["takeovers"], None, None, "throughput",
-               "temporary placements are not recorded yet, so takeovers of them cannot be "
-               "counted; this counts TakeoverApproved of the chain's apartments"), "met": None},
+               "TakeoverApproved of the chain's apartments (first-hand leases taken over); "
+               "no target is set for it"), "met": None},
     ]}
 
 
@@ -1131,8 +1142,10 @@ def flatten(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def supply(view: ChainView, date_from: date | None = None,
            date_to: date | None = None) -> dict[str, Any]:
     """Apartments registered in the stock per year, landlord and landlord type, and how many
-    of them are accessible (adapted for people with functional impairments: Göteborg's quota);
-    an apartment registered before the landlord type was recorded counts as "(not recorded)"."""
+    of them are accessible (adapted for people with functional impairments); an apartment
+    registered before the landlord type was recorded counts as "(not recorded)". Per year
+    also the apartments let to people with functional impairments (Göteborg's F100 quota:
+    cases of that target group by the year of their move-in)."""
     where, params = ["1 = 1"], []
     if date_from:
         where.append("registered_on >= ?")
@@ -1155,5 +1168,26 @@ def supply(view: ChainView, date_from: date | None = None,
         year["registered"] += r["registered"]
         year["accessible"] += r["accessible"]
         year["by_landlord_type"][r["landlord_type"]] += r["registered"]
-    return {"rows": rows, "years": [{**y, "by_landlord_type": dict(sorted(
-        y["by_landlord_type"].items()))} for y in years.values()]}
+    let = dict(functional_impairment_lettings(view, date_from, date_to))
+    for y in sorted(set(let) - set(years)):
+        years[y] = {"year": y, "registered": 0, "accessible": 0, "by_landlord_type": Counter()}
+    return {"rows": rows, "years": [
+        {**y, "by_landlord_type": dict(sorted(y["by_landlord_type"].items())),
+         "let_to_functional_impairment": let.get(y["year"], 0)}
+        for y in sorted(years.values(), key=lambda y: y["year"])]}
+
+
+def functional_impairment_lettings(view: ChainView, date_from: date | None = None,
+                                   date_to: date | None = None) -> list[tuple[str, int]]:
+    """(year, cases of the target group `functional_impairment` that moved in that year):
+    apartments let to people with functional impairments, the first move-in of each case."""
+    where, params = ["target_group = 'functional_impairment'", "move_in_on IS NOT NULL"], []
+    if date_from:
+        where.append("move_in_on >= ?")
+        params.append(date_from.isoformat())
+    if date_to:
+        where.append("move_in_on <= ?")
+        params.append(date_to.isoformat())
+    return [(y, int(n)) for y, n in view.rows(
+        f"SELECT SUBSTR(move_in_on, 1, 4) AS y, COUNT(*) AS n FROM rm_cases WHERE "
+        f"{' AND '.join(where)} GROUP BY 1", params)]

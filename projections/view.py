@@ -49,7 +49,7 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 14  # v14: a person's own worklist by index (caseworker, pilot)
+SCHEMA_VERSION = 15  # v15: who is responsible for each sub-goal (the worklist routes by it)
 # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
 # v10: the decision's deadline, the client's sex and birth year, the vacancy's landlord, and

@@ -27,6 +27,7 @@ from domain.due import (
     pilot_missing_due,
     plan_missing_due,
     stall_due,
+    sub_goal_of,
     takeover_eligible_date,
 )
 from domain.policy import Policy
@@ -102,9 +103,12 @@ def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dic
     stalled = stall_due(stage, d(row["stage_since"]) if row["stage_since"] else None, policy)
     if stalled is not None:
         items.append((f"stalled:{stage}", stalled, f"in stage {stage} since {row['stage_since']}"))
+    owners = json.loads(row.get("sub_goal_owners") or "{}")
     out = []
     for kind, due, what in items:
-        out.append({"actor": owner_of(kind, row["caseworker"], row["assigned_pilot"]),
+        goal = sub_goal_of(kind)
+        out.append({"actor": owner_of(kind, row["caseworker"], row["assigned_pilot"],
+                                      owners.get(goal) if goal else None),
                     "case": row["case_id"], "kind": kind, "due": due.isoformat(),
                     "status": "overdue" if due < as_of else "due", "what": what,
                     "days_overdue": max(0, (as_of - due).days)})

@@ -5,13 +5,14 @@ the inspectorate report, caseloads, takeovers), and tests and benchmarks use it 
 builder: `generate(cases=N)` scales the whole municipality (applications, apartment stock,
 course groups) with N, and the same seed always gives the same lines.
 
-Size: the defaults (200 cases, 2022-01-03 to 2026-10-30, seed 2017) give 8,212 lines, about
+Size: the defaults (200 cases, 2022-01-03 to 2026-10-30, seed 2017) give 9,239 lines, about
 70 % of them support visits (weekly for the first three months after move-in, then monthly,
-plus a follow-up every three months); 90 apartments from four landlords; 29 denied
-applications (15 %); 150 move-ins after a median wait of eight weeks (33 decisions pass three
-months unexecuted); exits 38 first-hand lease, 32 own housing, 14 withdrawn, 13 terminated,
-12 moved away, 1 deceased; 61 cases (30 %) still open at the end date. The line count grows
-linearly with `cases` (about 31 lines a case: 1,000 cases give about 31,000 lines).
+plus a follow-up every three months, and Housing First's weekly coordinator
+meetings); 90 apartments from four landlords; 29 denied applications (15 %); 150
+move-ins after a median wait of eight weeks (33 decisions pass three months unexecuted);
+exits 38 first-hand lease, 32 own housing, 14 withdrawn, 13 terminated, 12 moved away, 1
+deceased; 61 cases (30 %) still open at the end date. The line count grows
+linearly with `cases` (about 46 lines a case: 1,000 cases give about 46,700 lines).
 
 How it is made: a small discrete-event simulation over one fictional Stockholm municipality.
 Each application is a case that follows the path in DOMAIN.md (application, assessment,
@@ -717,12 +718,13 @@ class _Municipality:
                     case, level + 1)
 
     def _coordinator_meeting(self, day: date, case: _Case) -> None:
-        """Between the fortnightly home visits of a Housing First tenancy: weekly contact."""
+        """Housing First (Järfälla): the coordinator meets the tenant every week, between the
+        fortnightly home visits."""
         if case.stage not in HOME_STAGES or case.move_in is None:
             return
         self.emit(day, "record_visit", case.pilot or HOUSING_FIRST_COORDINATORS[0], case=case.id,
                   kind="coordinator_meeting")
-        self.at(day + timedelta(days=self.support_rng.randint(13, 15)), self._coordinator_meeting,
+        self.at(day + timedelta(days=self.support_rng.randint(6, 8)), self._coordinator_meeting,
                 case)
 
     def _interrupt(self, day: date, case: _Case) -> None:

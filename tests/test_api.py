@@ -339,6 +339,21 @@ def test_landlord_cannot_decide_on_another_landlords_apartment(api):
     assert not [r["event"] for r in api.history(case) if r["event"].startswith("Landlord")]
 
 
+def test_a_landlords_refusal_through_the_api_needs_a_coded_reason(api):
+    case = api.open_case(new_id("ll-code"), "offered", landlord="Stockholmshem")
+    problem = assert_problem(api.post(f"/api/cases/{case}/steps", LANDLORD,
+                                      json={"type": "landlord_decision", "approved": False,
+                                            "reason": "för liten"}), 422)
+    assert problem["detail"].startswith("reason_code: a landlord's refusal needs one of")
+    assert "rent_history" in problem["detail"]
+    assert not [r["event"] for r in api.history(case) if r["event"].startswith("Landlord")]
+    refused = api.post(f"/api/cases/{case}/steps", LANDLORD, json={
+        "type": "landlord_decision", "approved": False, "reason_code": "household_size"})
+    assert refused.status_code == 200, refused.text
+    [event] = [r for r in api.history(case) if r["event"] == "LandlordRefused"]
+    assert event["details"]["reason_code"] == "household_size"
+
+
 def test_landlord_cannot_read_the_case_or_ask_for_personal_data(api):
     """A landlord decides on its candidate; the case file and the client's identity are the
     social services' own, even on the landlord's own apartment."""

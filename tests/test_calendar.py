@@ -224,3 +224,23 @@ def test_policy_file_overrides_defaults_and_names_unknown_settings(tmp_path):
     path.write_text(json.dumps({"weekly_visit_dayz": 5}))
     with pytest.raises(ValueError, match="unknown setting\\(s\\) weekly_visit_dayz"):
         Policy.load(path)
+
+
+def test_a_policy_file_naming_a_programme_that_does_not_exist_is_refused(tmp_path):
+    import json
+
+    import pytest
+
+    from domain.commands import Programme
+    from domain.policy import PROGRAMMES, Policy
+
+    assert PROGRAMMES == tuple(p.value for p in Programme)
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"programmes": {"housing_frist": {"inspection_months": 2}}}))
+    with pytest.raises(ValueError, match="programmes: unknown programme\\(s\\) housing_frist"):
+        Policy.load(path)
+    path.write_text(json.dumps({"takeover_minimum_months": {"trainig_apartment": 9}}))
+    with pytest.raises(ValueError, match="takeover_minimum_months: unknown programme"):
+        Policy.load(path)
+    path.write_text(json.dumps({"programmes": {"housing_first": {"inspection_months": 2}}}))
+    assert Policy.load(path).rules("housing_first").inspection_months == 2

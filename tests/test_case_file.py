@@ -21,6 +21,7 @@ from domain.stages import Stage
 from projections.reports import arrears, ivo, placements, supply
 from projections.worklist import worklist
 from tests.test_case_rules import MOVE_IN, Driver, drive
+from tests.test_case_rules import TODAY as RULES_TODAY
 from tests.test_worklist import TODAY, build, granted, housed, kinds
 
 REFUSE = Policy(pilot_at_move_in="refuse")
@@ -169,14 +170,37 @@ def test_the_plan_and_its_sub_goals_are_on_the_worklist(tmp_path):
 # --- 2. temporary accommodation while waiting -----------------------------------------------
 
 
-def test_a_temporary_placement_while_waiting_can_be_ended_after_the_move_in():
+def test_a_temporary_placement_still_open_at_the_move_in_ends_on_the_move_in_day():
     d = drive(Stage.WAITING)
     d.do("temporary_placement", "tp-1", "hotel", d.day, None, Decimal("950"))
+    d.do("temporary_placement", "tp-2", "family", d.day, d.day + timedelta(days=2), None)
     for step in (("offer", "apt-1"), ("landlord_decision", True, None)):
         d.do(*step)
-    move_in(d, WARN)
-    d.do("placement_ended", "tp-1", MOVE_IN)
-    assert d.case.placements == {}
+    moved, ended = d.do("move_in", "apt-1")
+    assert type(moved).__name__ == "MovedIn"
+    assert (type(ended).__name__, ended.placement, ended.end) == ("PlacementEnded", "tp-1",
+                                                                   moved.on)
+    assert set(d.case.placements) == {"tp-2"}  # ended as planned, before the move-in
+    assert "needs an open placement" in d.refused(StepNotAllowed, "placement_ended", "tp-1",
+                                                  moved.on)
+
+
+def test_a_temporary_placement_still_open_when_the_case_closes_ends_that_day():
+    d = drive(Stage.WAITING)
+    d.do("temporary_placement", "tp-1", "shelter", d.day, None, None)
+    [exited, ended] = d.do("exit", "withdrawn")
+    assert (type(ended).__name__, ended.placement, ended.end) == ("PlacementEnded", "tp-1",
+                                                                   exited.on)
+
+
+def test_a_temporary_placement_cannot_start_before_the_application_nor_after_its_recording():
+    d = drive(Stage.WAITING)
+    assert "before the application" in d.refused(
+        StepNotAllowed, "temporary_placement", "tp-1", "hotel", d.case.applied_on
+        - timedelta(days=1), None, None)
+    assert "record it when it has begun" in d.refused(
+        StepNotAllowed, "temporary_placement", "tp-1", "hotel", RULES_TODAY + timedelta(days=1),
+        None, None)
 
 
 def test_a_placement_cannot_end_before_it_started_nor_twice():
@@ -745,3 +769,101 @@ def test_a_refusal_recorded_before_reason_codes_counts_its_text_and_an_encrypted
     assert reason_code({"reason": "enc:v1:k1:Zm9v"}) == NOT_CODED
     assert reason_code({"reason": ""}) == "(no reason given)"
     assert reason_code({"reason": "enc:v1:k1:Zm9v", "reason_code": "references"}) == "references"
+
+
+def test_the_caseload_counts_overdue_visits_by_the_programmes_rules(tmp_path):
+    from projections.reports import caseload
+    quarterly = Policy(programmes={"housing_first": {"weekly_visits_months": 0,
+                                                     "monthly_visit_months": 3}})
+    lines = granted("hf-1", "2026-06-01", "2026-06-10")
+    runner = build(tmp_path, [
+        *lines[:-1], {**lines[-1], "programme": "housing_first"},
+        *housed("hf-1", "lgh-1", "2026-09-01"),
+        *granted("ta-1", "2026-06-01", "2026-06-10"), *housed("ta-1", "lgh-2", "2026-09-01"),
+    ])
+    overdue = {o["case"]: o["due"] for row in caseload(runner.view, TODAY, quarterly)["rows"]
+               for o in row["overdue"]}
+    listed = {r["case"]: r["due"] for r in worklist(runner.view, None, quarterly, TODAY)["rows"]
+              if r["kind"] == "support_visit"}
+    assert "hf-1" not in overdue  # every three months: next on 2026-12-01, not overdue
+    assert listed["hf-1"] == "2026-12-01"
+    assert overdue["ta-1"] == listed["ta-1"] == "2026-09-08"  # weekly at first
+
+
+def test_status_shows_the_case_files_current_facts_without_any_typed_text():
+    from application.use_cases import case_file_facts
+    from interfaces.cli.main import case_file_lines
+    d = in_training()
+    assert case_file_facts(d.case, WARN)["plan"] is None
+    d.do("plan", "own housing", SUB_GOALS)
+    d.do("support_level", 2, LEVELS)
+    d.do("support_interrupted", "hospital")
+    facts = case_file_facts(d.case, WARN)
+    assert facts["plan"]["open_sub_goals"] == [{"id": "rent", "follow_up": "2025-03-01"},
+                                               {"id": "work", "follow_up": "2025-04-01"}]
+    assert facts["support_level"] == {"level": 2, "name": LEVELS[2]}
+    assert facts["interrupted"]["kind"] == "hospital"
+    assert facts["open_placements"] == [] and facts["arrears"] == "0"
+    assert "pays the rent" not in repr(facts)  # the sub-goals' texts stay in the history
+    printed = "\n".join(case_file_lines(facts))
+    assert "support level 2" in printed and "rent (follow-up 2025-03-01)" in printed
+    assert "support interrupted since" in printed
+
+
+def test_the_supply_report_counts_apartments_let_to_people_with_functional_impairments(tmp_path):
+    def granted_to(case: str, group: str) -> list[dict]:
+        [apply, *rest] = granted(case, "2025-09-01", "2025-09-10")
+        return [{**apply, "client": {**apply["client"], "target_group": group}}, *rest]
+    runner = build(tmp_path, [
+        *granted_to("f-1", "functional_impairment"), *housed("f-1", "L1", "2025-11-01"),
+        *granted_to("f-2", "functional_impairment"), *housed("f-2", "L2", "2026-02-01"),
+        *granted_to("f-3", "functional_impairment"),  # still waiting: not let
+        *granted_to("e-1", "elderly"), *housed("e-1", "L3", "2026-03-01"),
+    ])
+    years = {y["year"]: y for y in supply(runner.view)["years"]}
+    assert (years["2025"]["let_to_functional_impairment"],
+            years["2026"]["let_to_functional_impairment"]) == (1, 1)
+    assert [y["let_to_functional_impairment"] for y in supply(
+        runner.view, date(2026, 1, 1), date(2026, 12, 31))["years"]] == [1]
+    from projections.reports import kpis
+    [f100] = [r for r in kpis(runner.view, WARN, 2026)["rows"] if "F100" in r["measure"]]
+    assert (f100["figure"], f100["target"], f100["met"]) == (1, ">= 33", False)
+
+
+def test_the_demos_ivo_headline_counts_each_kind_of_row_by_its_status():
+    from interfaces.cli.main import ivo_headline
+    rows = [{"status": s} for s in ("unexecuted", "unexecuted", "executed_late", "executed_late",
+                                    "executed_late", "executed_late", "resumed_late")]
+    assert ivo_headline(rows) == ("2 decisions unexecuted after three months, 4 executed late, "
+                                  "1 support resumed late")
+    assert ivo_headline([]) == "0 decisions unexecuted after three months"
+
+
+def test_a_sub_goal_the_housing_pilot_is_responsible_for_is_on_the_pilots_worklist(tmp_path):
+    from domain.due import responsible
+    runner = build(tmp_path, [
+        *granted("sg-1", "2026-06-01", "2026-06-10"), *housed("sg-1", "lgh-1", "2026-09-01"),
+        {"type": "assign", "case": "sg-1", "role": "housing_pilot", "to": "bolots.ahmed",
+         "on": "2026-09-01"},
+        {"type": "plan", "case": "sg-1", "on": "2026-09-20", "goal": "own housing", "sub_goals": [
+            {"id": "rent", "goal": "pays the rent", "responsible": "bolots.ahmed",
+             "follow_up": "2026-11-01"},
+            {"id": "debt", "goal": "a debt plan", "responsible": "budget.advice",
+             "follow_up": "2026-11-02"},
+            {"id": "work", "goal": "daily activity", "responsible": "handlaggare.lind",
+             "follow_up": "2026-11-03"}]},
+    ])
+    owners = {r["kind"]: r["actor"] for r in worklist(runner.view, None, WARN, TODAY)["rows"]
+              if r["case"] == "sg-1" and r["kind"].startswith("sub_goal:")}
+    # the pilot's own; one outside the case's staff (budget advice) is followed up by the
+    # caseworker, who holds the follow-up meetings
+    assert owners == {"sub_goal:rent": "bolots.ahmed", "sub_goal:debt": "handlaggare.lind",
+                      "sub_goal:work": "handlaggare.lind"}
+    assert "sub_goal:rent" in kinds(worklist(runner.view, "bolots.ahmed", WARN, TODAY), "sg-1")
+    d = in_training()
+    d.do("assign", "housing_pilot", "bolots.ahmed")
+    d.do("plan", "own housing", SUB_GOALS)  # work: bolots.ahmed, rent: the caseworker
+    snap = snapshot_of(d.case)
+    assert responsible(snap, "sub_goal:work") == "bolots.ahmed"  # the reminder goes there
+    assert responsible(snap, "escalation:sub_goal:work") == "bolots.ahmed"
+    assert responsible(snap, "sub_goal:rent") == "cw-anna"

@@ -31,7 +31,7 @@ def test_same_seed_same_lines_other_seed_other_lines(lines: list[dict]) -> None:
 
 
 def test_lines_are_json_ready_sorted_and_without_ids(lines: list[dict]) -> None:
-    assert 6_000 <= len(lines) <= 9_000
+    assert 6_000 <= len(lines) <= 10_500
     dates = [line["on"] for line in lines]
     assert dates == sorted(dates)
     assert all("id" not in line for line in lines)
@@ -156,3 +156,26 @@ def test_the_demo_moves_some_clients_repairs_apartments_and_renews_time_limited_
     leases = {line["case"] for line in lines if line["type"] == "move_in" and "lease_end" in line}
     renewed = {line["case"] for line in lines if line["type"] == "renew_lease"}
     assert leases and renewed and renewed <= leases
+
+
+def test_the_demo_uses_the_case_file(lines: list[dict]) -> None:
+    """`make run` shows the case file: plans and their reviews, temporary placements, Housing
+    First cases with weekly coordinator meetings and inspections, interrupted support,
+    payments against arrears with repayment plans, support levels."""
+    kinds = Counter(line["type"] for line in lines)
+    for kind in ("plan", "plan_review", "temporary_placement", "placement_ended",
+                 "support_interrupted", "support_resumed", "rent_payment", "repayment_plan",
+                 "support_level", "move_apartment"):
+        assert kinds[kind] > 0, kind
+    housing_first = {line["case"] for line in lines if line["type"] == "decide"
+                     and line.get("programme") == "housing_first"}
+    meetings: dict[str, list[date]] = {}
+    for line in lines:
+        if line["type"] == "record_visit" and line["kind"] == "coordinator_meeting":
+            meetings.setdefault(line["case"], []).append(date.fromisoformat(line["on"]))
+    assert housing_first and set(meetings) <= housing_first
+    gaps = [(b - a).days for days in meetings.values() for a, b in zip(days, days[1:], strict=False)]
+    assert gaps and max(gaps) <= 8  # weekly, as Järfälla's coordinator meets
+    assert any(line["type"] == "record_visit" and line["kind"] == "inspection"
+               and line["case"] in housing_first for line in lines)
+    assert any(line["type"] == "repayment_plan" and line.get("instalments") for line in lines)

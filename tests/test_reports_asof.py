@@ -331,6 +331,8 @@ def test_kpis_put_the_targets_next_to_the_years_figures(view):
         "housing-course completion among new tenants": (0.5, False),
         # c02 03-13 → 04-12 = 30 days ≤ 106.5
         "mean wait for a municipal contract, decision to move-in": (30.0, True),
+        # no case of the target group functional_impairment (Göteborg's F100: 33 a year)
+        "apartments let to people with functional impairments": (0, False),
         "takeovers approved in the year": (0, None),
     }
     result = reports.kpis(view, POLICY, 2026)["rows"]
@@ -341,9 +343,9 @@ def test_kpis_put_the_targets_next_to_the_years_figures(view):
     # course c06 of c06 c07 c09 c12 → 0.25; no municipal-contract move-in; c01's takeover
     assert [(r["figure"], r["met"]) for r in result] == [
         (0.333, False), (0.0, False), (9, False), (1.5, False), (0.25, False), (None, None),
-        (1, None)]
+        (0, False), (1, None)]
     assert rows["inspectorate"]["target"] == "<= 0.5 (half of 2025's 1)"
-    assert "temporary placements are not recorded" in rows["takeovers approved in the year"]["note"]
+    assert "no target" in rows["takeovers approved in the year"]["note"]
     assert all(set(r) == {"measure", "figure", "target", "met", "definition", "note"}
                for r in result)
     with pytest.raises(reports.ReportError, match="needs --year"):

@@ -33,6 +33,45 @@ class Household(BaseModel):
     children: int
 
 
+class SupportLevelView(BaseModel):
+    level: int
+    name: str | None
+
+
+class SubGoalView(BaseModel):
+    id: str
+    follow_up: str | None
+
+
+class PlanView(BaseModel):
+    made_on: str | None
+    open_sub_goals: list[SubGoalView]
+
+
+class InterruptionView(BaseModel):
+    since: str | None
+    kind: str | None
+
+
+class PlacementView(BaseModel):
+    id: str
+    start: str | None
+    planned_end: str | None
+
+
+class CaseFileView(BaseModel):
+    """The case file's current facts; its typed texts are in the (sealed) history."""
+
+    support_level: SupportLevelView | None
+    plan: PlanView | None
+    lease_end: str | None
+    interrupted: InterruptionView | None
+    open_placements: list[PlacementView]
+    arrears: str
+    repayment_plan: list[dict[str, Any]] | None
+    warnings: list[str | None]
+
+
 class CaseView(BaseModel):
     case: str
     client: str
@@ -56,6 +95,7 @@ class CaseView(BaseModel):
     exits: list[str]
     due: list[DueItemView]
     workflow: str
+    case_file: CaseFileView
 
 
 class HistoryAnswer(BaseModel):

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -154,9 +155,9 @@ def start_assessment(case: str, on: date = OnOption, actor: str = AsOption,
 def decide(case: str, outcome: str = typer.Option(..., help="granted or denied"),
            programme: str = typer.Option(None, help="training_apartment, housing_first, "
                                                     "municipal_contract"),
-           reason_code: str = typer.Option(None, help="when denied: not_homeless, "
+           reason_code: str = typer.Option(None, help="needed when denied: not_homeless, "
                                            "other_support_suffices, own_means, other (policy)"),
-           reason: str = typer.Option(None, help="a note; when denied a code or this is needed"),
+           reason: str = typer.Option(None, help="an optional note"),
            on: date = OnOption, actor: str = AsOption, as_json: bool = JsonOption,
            command_id: str = IdOption, data: Path = DataOption) -> None:
     """Decide the application (biståndsbeslut): granted with a programme, or denied."""
@@ -177,8 +178,8 @@ def offer(case: str, apartment: str = typer.Option(...), on: date = OnOption,
 @step_command("landlord_decision")
 def landlord_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
                       reason_code: str = typer.Option(
-                          None, help="when refused: rent_history, references, household_size, "
-                                     "disturbance, other (policy); default other"),
+                          None, help="needed when refused: rent_history, references, "
+                                     "household_size, disturbance, other (policy)"),
                       reason: str = typer.Option(None, help="an optional note"),
                       on: date = OnOption,
                       actor: str = AsOption, as_json: bool = JsonOption,
@@ -280,8 +281,8 @@ def refer_takeover(case: str, on: date = OnOption, actor: str = AsOption,
 @step_command("takeover_decision")
 def takeover_decision(case: str, approved: bool = typer.Option(..., "--approved/--refused"),
                       reason_code: str = typer.Option(
-                          None, help="when refused: arrears, complaints, references, "
-                                     "credit_check, other (policy); default other"),
+                          None, help="needed when refused: arrears, complaints, references, "
+                                     "credit_check, other (policy)"),
                       reason: str = typer.Option(None, help="an optional note"),
                       credit_check: bool = typer.Option(
                           None, "--credit-check-passed/--credit-check-failed"),
@@ -495,6 +496,8 @@ def status(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> No
         out.print(f"last step on {st['last_on']}")
     if st["stage"] != "closed":
         out.print(f"allowed now: {', '.join(st['allowed'])}; exits: {', '.join(st['exits'])}")
+    for line in case_file_lines(st.get("case_file") or {}):
+        out.print(line, highlight=False)
     if st.get("due"):
         table = Table("due", "what", "raised")
         for item in sorted(st["due"], key=lambda i: i["due"]):
@@ -504,6 +507,33 @@ def status(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> No
         out.print(table)
     if st.get("workflow") == "missing":
         out.print("[yellow]the case's workflow is not running: its timers are stopped[/]")
+
+
+def case_file_lines(f: dict[str, Any]) -> list[str]:
+    """The case file's facts as `status` prints them, a line each, only those recorded."""
+    lines = []
+    if f.get("support_level"):
+        lines.append(f"support level {f['support_level']['level']} "
+                     f"({f['support_level']['name'] or 'unnamed'})")
+    if f.get("plan"):
+        goals = ", ".join(f"{g['id']} (follow-up {g['follow_up']})"
+                          for g in f["plan"]["open_sub_goals"]) or "none open"
+        lines.append(f"individual plan of {f['plan']['made_on']}: sub-goals {goals}")
+    if f.get("lease_end"):
+        lines.append(f"time-limited lease until {f['lease_end']}")
+    if f.get("interrupted"):
+        lines.append(f"support interrupted since {f['interrupted']['since']} "
+                     f"({f['interrupted']['kind']})")
+    for p in f.get("open_placements") or []:
+        lines.append(f"temporary placement {p['id']} since {p['start']}"
+                     + (f", planned to end {p['planned_end']}" if p.get("planned_end") else ""))
+    if f.get("arrears") not in (None, "0"):
+        lines.append(f"rent arrears {f['arrears']} SEK"
+                     + (f", repayment plan of {len(f['repayment_plan'])} instalments"
+                        if f.get("repayment_plan") else ""))
+    if f.get("warnings"):
+        lines.append(f"warnings (anmodan om rättelse): {', '.join(f['warnings'])}")
+    return lines
 
 
 @app.command()
@@ -689,7 +719,10 @@ def worklist_command(
     as_json: bool = JsonOption, data: Path = DataOption,
 ) -> None:
     """What is due and overdue: visits, follow-ups, the monthly checklist, decisions near or
-    past three months, takeover eligibility, arrears without a plan, stalled stages."""
+    past three months, takeover eligibility, arrears without a plan, stalled stages; and from
+    the case file: a missing housing pilot or individual plan, sub-goals to follow up,
+    inspections and coordinator meetings (by programme), support interrupted for three months,
+    a time-limited lease to renew, a missed instalment of a repayment plan."""
     settings = settings_for(data)
     configure_logs(settings)
     result = call(settings, lambda b: b.worklist(actor, days, as_of), as_json)
@@ -1051,10 +1084,26 @@ def print_headline_figures(settings: Settings) -> None:
     today = date.fromisoformat(waits.get("as_of") or date.today().isoformat())
     last_quarter = quarter_of(quarter_bounds(quarter_of(today))[0] - timedelta(days=1))
     rows = report("ivo", quarter=last_quarter)["rows"]
-    late = sum(1 for r in rows if r["status"] == "unexecuted")
-    out.print(f"IVO report {last_quarter}: {late} decisions unexecuted after three months, "
-              f"{len(rows) - late} executed late  (housing-chain report ivo --quarter "
-              f"{last_quarter})")
+    out.print(f"IVO report {last_quarter}: {ivo_headline(rows)}  (housing-chain report ivo "
+              f"--quarter {last_quarter})")
+    placed = report("placements", by="year")
+    year = [r for r in placed["rows"] if r["group"] == str(today.year)]
+    if year:
+        out.print(f"temporary placements in {today.year}: "
+                  f"{sum(r['placements'] for r in year)} begun, {sum(r['nights'] for r in year)} "
+                  f"nights, {sum(Decimal(r['cost']) for r in year)} SEK  (housing-chain report "
+                  "placements --by year)")
+
+
+def ivo_headline(rows: list[dict[str, Any]]) -> str:
+    """The IVO rows of a quarter counted by what they report, in words."""
+    counts = Counter(r["status"] for r in rows)
+    said = [(counts.pop("unexecuted", 0), "decisions unexecuted after three months"),
+            (counts.pop("executed_late", 0), "executed late"),
+            (counts.pop("support_interrupted", 0), "support interrupted for three months"),
+            (counts.pop("resumed_late", 0), "support resumed late")]
+    said += [(n, status.replace("_", " ")) for status, n in sorted(counts.items())]
+    return ", ".join(f"{n} {what}" for n, what in said if n or what.startswith("decisions"))
 
 
 def print_where_cases_stand(stages: dict[str, str]) -> None:

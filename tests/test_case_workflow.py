@@ -206,3 +206,32 @@ async def test_a_housing_first_case_started_now_raises_its_weekly_coordinator_me
     status = await h.handle("hf-1").query(CaseWorkflow.status)
     assert next(i for i in status.due if i.kind == "coordinator_meeting").due == \
         met + timedelta(days=7)
+
+
+async def test_support_interrupted_and_not_resumed_raises_a_reminder_each_quarter(harness):
+    h = harness
+    await grant(h, "si-1")
+    await h.step(type="assign", case="si-1", role="housing_pilot", to="pilot.x")
+    await house(h, "si-1", "apt-si1")
+    await h.step(type="plan", case="si-1", sub_goals=[])
+    await h.step(type="support_interrupted", case="si-1", kind="hospital")
+    await h.env.sleep(timedelta(days=200))  # three months, then the next quarter's limit
+    noted = [r["details"] for r in h.store.history("si-1") if r["event"] == "CaseFileDueNoted"]
+    assert sum(1 for n in noted if n["kind"] == "support_interrupted") == 2
+
+
+async def test_a_move_in_without_pilot_plan_or_lasting_lease_raises_each_of_them(harness):
+    h = harness
+    await grant(h, "pm-1")
+    await h.step(type="register_apartment", apartment="apt-pm1", landlord="S", rooms=2)
+    await h.step(type="offer", case="pm-1", apartment="apt-pm1")
+    await h.step(type="landlord_decision", case="pm-1", approved=True)
+    moved = await h.today()
+    await h.step(type="move_in", case="pm-1", apartment="apt-pm1",
+                 lease_end=(moved + timedelta(days=90)).isoformat())
+    await h.env.sleep(timedelta(days=45))  # past the plan's 30 days and the lease's 60-day warning
+    noted = {r["details"]["kind"]: r["details"]["due"] for r in h.store.history("pm-1")
+             if r["event"] == "CaseFileDueNoted"}
+    assert str(noted["pilot_missing"]) == moved.isoformat()
+    assert str(noted["plan_missing"]) == (moved + timedelta(days=30)).isoformat()
+    assert str(noted["lease_renewal"]) == (moved + timedelta(days=30)).isoformat()

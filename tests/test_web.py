@@ -273,8 +273,11 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
             page.goto(base + "/cases/c-17")
             step("offer", {"apartment": "SH-1042"})
             step("landlord_decision", {"approved": "true"})
-            step("move_in", {"apartment": "SH-1042"})
+            step("move_in", {"apartment": "SH-1042",
+                              "lease_end": (today + timedelta(days=300)).isoformat()})
             assert "Träningsfas" in page.inner_text(".stage")
+            # the case file's facts next to the stage: here the time-limited lease
+            assert "Tidsbegränsat kontrakt till" in page.inner_text(".facts")
             page.click("text=Visa namn och personnummer (loggas)")
             assert "Anna Andersson" in page.inner_text(".identity")
             check(page, "case-identity")

@@ -108,6 +108,7 @@ VALUES = {
     "taken_over": N_("taken over"), "returned": N_("returned"),
     "under_repair": N_("under repair"), "coordinator_meeting": N_("coordinator meeting"),
     "complaint": N_("complaint"), "warning": N_("warning (demand to correct)"),
+    "hospital": N_("hospital"), "prison": N_("prison"), "treatment": N_("treatment"),
     # the coded reasons (policy reason_codes)
     "rent_history": N_("rent history"), "references": N_("references"),
     "household_size": N_("household size"), "disturbance": N_("disturbance"),

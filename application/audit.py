@@ -40,6 +40,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from application.keys import private_file
+
 GENESIS = "0" * 64
 _AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -384,7 +386,7 @@ class AccessLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Create the file ourselves so it is private from the first byte; SQLite gives its -wal
         # and -shm files the same mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous = FULL")
         return conn

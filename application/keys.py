@@ -72,6 +72,19 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_file(path: Path) -> None:
+    """Create `path` empty and 0600 unless it exists, and tighten it if it does — without ever
+    opening an existing file: closing any descriptor of a file drops every POSIX lock the
+    process holds on it, so a SQLite connection elsewhere in the process would silently lose
+    its locks, and another process could then delete the WAL file under it."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        pass
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 def create_once(path: Path, content: bytes) -> bool:
     """Write `path` (0600) unless it exists; True if this call's content won.
 
@@ -423,9 +436,7 @@ class SqliteWrappedKeys:
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         private_dir(self.path.parent)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        if self.path.stat().st_mode & 0o077:
-            os.chmod(self.path, 0o600)
+        private_file(self.path)
         # SQLite gives the -wal and -shm files the main file's permissions
         self._busy_timeout = busy_timeout
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,

@@ -29,6 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.exceptions import InvalidSubjectError
 
 from application.keys import create_once
+from domain.personal_number import find_personal_number
+
+# the subject is kept in the append-only access log, beyond the reach of erasure
+PERSONAL_SUBJECT = ("the token's subject contains a personal identity number: staff sign in "
+                    "with a user id")
 
 ACCEPTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
 
@@ -128,6 +133,8 @@ class LocalIssuer:
     ) -> str:
         if not isinstance(subject, str) or not subject.strip():
             raise ValueError("subject must be a non-empty string")
+        if find_personal_number(subject):
+            raise ValueError(PERSONAL_SUBJECT)
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         claims = dict(extra_claims or {})
@@ -270,6 +277,8 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise TokenError("token has no subject")
+        if find_personal_number(subject):  # it would be written to the append-only access log
+            raise TokenError(PERSONAL_SUBJECT)
         return VerifiedToken(
             subject=subject,
             roles=_strings_at(claims, self.role_claim),

@@ -35,7 +35,7 @@ from domain import access
 from domain.access import CaseScope, Principal
 from domain.commands import ApplyLine, import_line_adapter
 from domain.errors import DomainError
-from domain.personal_number import find_personal_number
+from domain.personal_number import find_personal_number, parse_personal_number
 from domain.policy import Policy
 from domain.steps import BY_TYPE
 from domain.views import LineResult
@@ -543,16 +543,34 @@ class UseCases:
         """Refuse, before anything is sent, the lines whose identity must not be recorded
         (an erased client, a personal number under another client id)."""
         allowed = []
+        in_file: dict[str, tuple[str, int]] = {}  # a number -> the client and line that had it
         for line in lines:
             try:
                 if line.identity:
                     self.identities.check(*line.identity)
+                    self._once_in_file(line, in_file)
             except DomainError as exc:
                 refused.append(Refusal(line.number, line.case, str(exc)))
                 continue
             allowed.append(line)
         refused.sort(key=lambda r: r.line)
         return allowed
+
+    @staticmethod
+    def _once_in_file(line: Any, in_file: dict[str, tuple[str, int]]) -> None:
+        """A personal identity number under two client ids within one file is refused on
+        its second line, as it is against the ones already registered."""
+        client, _, number = line.identity
+        if not number:
+            return
+        try:
+            key = parse_personal_number(number).normalized
+        except DomainError:
+            key = "".join(ch for ch in number if ch.isalnum())
+        first = in_file.setdefault(key, (client, line.number))
+        if first[0] != client:
+            raise DomainError(f"client {client}: this personal identity number is already "
+                              f"given to client {first[0]} on line {first[1]} of this file")
 
     async def repair(self, who: Principal, case: str) -> dict[str, Any]:
         """Start the case's workflow again from the event store (admin), when its run was
@@ -643,7 +661,10 @@ class UseCases:
 
 
 def new_command_id(prefix: str) -> str:
-    """A fresh command id; never one whose digits happen to form a personal identity number."""
+    """A fresh command id; never one whose digits happen to form a personal identity number
+    (a prefix that holds one is left out: the loop would never end)."""
+    if find_personal_number(prefix):
+        prefix = "step"
     while True:
         candidate = f"{prefix}:{uuid.uuid4()}"
         if find_personal_number(candidate) is None:

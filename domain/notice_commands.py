@@ -14,6 +14,8 @@ from pydantic import Field, TypeAdapter
 
 from domain.commands import (
     Actor,
+    ClientId,
+    District,
     Household,
     HousingSituation,
     Id,
@@ -23,8 +25,6 @@ from domain.commands import (
     _Line,
 )
 from domain.notice_stages import ContactChannel, NoticeKind, NoticeOutcome, NoticeSource
-
-District = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class _NoticeLine(_Line):
@@ -37,7 +37,7 @@ class RegisterNotice(_NoticeLine):
     type: Literal["register"] = "register"
     kind: NoticeKind = NoticeKind.EVICTION
     source: NoticeSource = NoticeSource.LANDLORD
-    client: Id = Field(description="pseudonymous client id (no names here)")
+    client: ClientId = Field(description="pseudonymous client id (no names here)")
     district: District
     eviction_date: date | None = Field(None, description="the eviction date, if known")
     pilot: Actor | None = Field(None, description="housing pilot assigned at once (optional)")

@@ -379,3 +379,55 @@ def test_assign_and_worklist_commands(stack):
     ek = json.loads(stack.run("worklist", "--as", "handlaggare.ek", "--json").stdout)
     assert all(i["case"] != "wl-1" for i in ek["rows"])
     assert "wl-1" in stack.run("worklist", "--as", "handlaggare.lind").stdout
+
+
+def test_notice_commands_register_a_notice_record_a_contact_and_show_its_clock(stack):
+    registered = stack.run("notice", "register", "cli-n1", "--client", "kl-n1", "--district",
+                           "Farsta", "--as", "handlaggare.ek")
+    assert registered.returncode == 0, registered.stderr
+    assert "register notice cli-n1" in registered.stdout
+    contact = stack.run("notice", "contact-attempt", "cli-n1", "--not-reached", "--json")
+    assert contact.returncode == 0, contact.stderr
+    assert json.loads(contact.stdout)["accepted"] is True
+    shown = stack.run("notice", "status", "cli-n1")
+    assert shown.returncode == 0, shown.stderr
+    assert "notice cli-n1 (eviction)" in shown.stdout and "reach the tenant before" in shown.stdout
+    as_json = json.loads(stack.run("notice", "status", "cli-n1", "--json").stdout)
+    assert as_json["notice"] == "cli-n1" and as_json["stage"] != "closed"
+    unknown = stack.run("notice", "status", "cli-nope")
+    assert unknown.returncode == 1 and "does not exist" in unknown.stderr
+    bad = stack.run("notice", "register", "cli-n2", "--client", "kl-n2", "--district",
+                    "Farsta-19811218-9876")
+    assert bad.returncode == 2 and "district must not contain a personal identity number" in (
+        bad.stderr) and "9876" not in bad.stderr  # masked
+
+
+def test_one_personal_number_under_two_client_ids_in_one_file_refuses_the_second(stack, tmp_path):
+    number = "19850505-9876"
+    path = tmp_path / "dup.jsonl"
+    write_lines(path, [
+        apply_line("dup-1", d(10), id="kl-dup1", name="Dup One", personal_number=number),
+        apply_line("dup-2", d(10), id="kl-dup2", name="Dup Two", personal_number=number),
+        {"type": "start_assessment", "case": "dup-2", "on": d(9)},
+    ])
+    done = stack.run("import", str(path), "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [second] = [r for r in report["refused"] if r["line"] == 2]
+    assert "already given to client kl-dup1 on line 1" in second["reason"]
+    assert number not in done.stdout + done.stderr
+    assert stack.run("status", "dup-1").returncode == 0
+    assert stack.run("status", "dup-2").returncode == 1  # never opened
+
+
+def test_staff_ids_that_carry_a_personal_number_are_refused_at_the_door(stack):
+    import subprocess
+
+    from tests.stack import CLI
+    token = stack.run("token", "--as", "198112189876", "--role", "caseworker")
+    assert token.returncode == 2 and "personal identity number" in token.stderr
+    assert "198112189876" not in token.stderr
+    user = subprocess.run([*CLI, "user", "add", "19811218-9876", "--role", "caseworker",
+                           "--password-stdin"], env=stack.env, input="a-long-password\n",
+                          capture_output=True, text=True, timeout=120)
+    assert user.returncode == 2 and "personal identity number" in user.stderr

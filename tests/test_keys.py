@@ -372,3 +372,39 @@ def test_the_postgres_key_store_uses_the_configured_schema():
                                 "WHERE table_name = 'data_keys'").fetchall() == [("secrets",)]
     finally:
         drop_database(dbname)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+READ_OWNERS = """
+import sys
+from application.keys import SqliteWrappedKeys
+store = SqliteWrappedKeys(sys.argv[1])
+print(",".join(sorted(store.owners())))
+store.close()
+"""
+
+
+def test_a_second_key_store_in_a_process_leaves_the_first_ones_locks_and_wal_alone(tmp_path):
+    """Opening and closing the key file (as creating a store once did) dropped every POSIX
+    lock the process held on it: another process closing its store then took itself for the
+    last one, deleted the WAL under the running stack, and keys written after it were lost."""
+    import subprocess
+    import sys
+
+    from application.keys import SqliteWrappedKeys
+    path = tmp_path / "data-keys.sqlite"
+    first = SqliteWrappedKeys(path)
+    first.put_if_absent("x1", b"blob1")
+    second = SqliteWrappedKeys(path)  # a second store of the same file in this process
+
+    def others_see() -> str:
+        return subprocess.run([sys.executable, "-c", READ_OWNERS, str(path)], check=True,
+                              capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    assert others_see() == "x1"
+    assert path.with_name(path.name + "-wal").exists()  # not deleted by the other's close
+    first.put_if_absent("x2", b"blob2")
+    assert others_see() == "x1,x2"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    second.close()
+    first.close()

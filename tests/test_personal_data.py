@@ -154,7 +154,8 @@ def apply_with_identity(stack: Stack, case: str, client: str, name: str, number:
 def test_temporal_database_holds_no_reason_or_name_after_a_denial(stack):
     apply_with_identity(stack, "pd-deny", "p-deny", NAME, NUMBER)
     ok(stack, "start-assessment", "pd-deny", "--on", d(4))
-    ok(stack, "decide", "pd-deny", "--outcome", "denied", "--reason", REASON, "--on", d(3))
+    ok(stack, "decide", "pd-deny", "--outcome", "denied", "--reason-code", "other", "--reason", REASON,
+       "--on", d(3))
     history = json.loads(ok(stack, "history", "pd-deny", "--json"))
     assert [row["event"] for row in history][-1] == "Denied"
 
@@ -185,7 +186,8 @@ def encrypted_payloads(history: object) -> list[dict]:
 def test_the_codec_endpoint_decodes_for_a_signed_in_supervisor_and_no_one_else(stack):
     apply_with_identity(stack, "pd-codec", "p-codec", "Lena Lund", "19400101-9860")
     ok(stack, "start-assessment", "pd-codec", "--on", d(4))
-    ok(stack, "decide", "pd-codec", "--outcome", "denied", "--reason", REASON, "--on", d(3))
+    ok(stack, "decide", "pd-codec", "--outcome", "denied", "--reason-code", "other", "--reason",
+       REASON, "--on", d(3))
 
     async def history() -> dict:
         # as the Temporal UI sees it: no codec, so the payloads stay encrypted

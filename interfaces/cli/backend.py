@@ -31,8 +31,16 @@ class Local:
         return await self.use_cases.submit_step(self.who, fields, command_id=command_id,
                                                 on_behalf_of=on_behalf_of)
 
+    async def submit_notice_step(self, fields: dict[str, Any], command_id: str | None,
+                                 on_behalf_of: str | None) -> LineResult:
+        return await self.use_cases.submit_notice_step(self.who, fields, command_id=command_id,
+                                                       on_behalf_of=on_behalf_of)
+
     async def status(self, case: str) -> dict[str, Any]:
         return await self.use_cases.status(self.who, case)
+
+    async def notice_status(self, notice: str) -> dict[str, Any]:
+        return await self.use_cases.notice_status(self.who, notice)
 
     async def history(self, case: str) -> dict[str, Any]:
         return self.use_cases.history(self.who, case)
@@ -100,8 +108,20 @@ class Remote:
         path = f"/api/cases/{case}/steps" if case else "/api/apartments/steps"
         return LineResult.model_validate(await self._call("POST", path, json=body, headers=headers))
 
+    async def submit_notice_step(self, fields: dict[str, Any], command_id: str | None,
+                                 on_behalf_of: str | None) -> LineResult:
+        body = {k: v for k, v in fields.items() if k != "notice" and v is not None}
+        if on_behalf_of:
+            body["actor"] = on_behalf_of
+        headers = {"Idempotency-Key": command_id} if command_id else {}
+        return LineResult.model_validate(await self._call(
+            "POST", f"/api/notices/{fields['notice']}/steps", json=body, headers=headers))
+
     async def status(self, case: str) -> dict[str, Any]:
         return await self._call("GET", f"/api/cases/{case}")
+
+    async def notice_status(self, notice: str) -> dict[str, Any]:
+        return await self._call("GET", f"/api/notices/{notice}")
 
     async def history(self, case: str) -> dict[str, Any]:
         return await self._call("GET", f"/api/cases/{case}/history")

@@ -896,7 +896,10 @@ def token(
     if settings.oidc_issuer:
         fail(f"this installation signs in with {settings.oidc_issuer}: get a token there", 2)
     issuer = LocalIssuer(settings.data, audience=settings.oidc_audience)
-    print(issuer.mint(subject, role, unit, ttl_seconds=int(hours * 3600)))
+    try:
+        print(issuer.mint(subject, role, unit, ttl_seconds=int(hours * 3600)))
+    except ValueError as exc:
+        fail(f"--as: {exc}", 2)
 
 
 audit_app = typer.Typer(help="The access log: verify its hash chain, the monthly review.")

@@ -10,7 +10,7 @@ this module can be registered from `interfaces.cli.main` without an import cycle
 
 from __future__ import annotations
 
-import asyncio
+import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,57 +31,24 @@ JsonOption = typer.Option(False, "--json", help="answer as JSON")
 IdOption = typer.Option(None, "--id", help="command id (default: a new one)")
 
 
-def describe(exc: Any) -> str:
-    """A pydantic error as a user reads it (like `application.importer.describe`)."""
-    from domain.notice_commands import NOTICE_COMMANDS
-
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = [str(p) for p in err["loc"]]
-        if len(loc) > 1 and loc[0] in NOTICE_COMMANDS:
-            loc = loc[1:]
-        parts.append(f"{'.'.join(loc) or 'step'}: {err['msg']}")
-    more = len(exc.errors()) - 3
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
 def send_notice_step(fields: dict[str, Any], on: date | None, actor: str | None, as_json: bool,
                      command_id: str | None, data: Path | None) -> None:
-    import uuid
-
-    from pydantic import ValidationError
-
-    from application.gateway import Refused, Unreachable, connect, today_in
-    from application.notice_gateway import NoticeClient
-    from domain.notice_commands import notice_step_adapter
-    from interfaces.cli.main import configure_logs, default_actor, fail, out, settings_for
+    """Parse, call the application layer (in process, or the API it points at), render."""
+    from interfaces.cli.main import call, clean, configure_logs, out, settings_for
 
     settings = settings_for(data)
     configure_logs(settings)
-    policy = settings.policy()
-    fields = {k: v for k, v in fields.items() if v is not None}
-    fields.update(on=(on or today_in(policy)).isoformat(), actor=actor or default_actor(),
-                  id=command_id or f"cli:{uuid.uuid4()}")
-    try:
-        step = notice_step_adapter.validate_python(fields)
-    except ValidationError as exc:
-        fail(describe(exc), 2, as_json)
-
-    async def go():
-        return await NoticeClient(await connect(settings), settings, policy).send_notice(step)
-
-    try:
-        result = asyncio.run(go())
-    except (Refused, Unreachable) as exc:
-        fail(str(exc), 1, as_json)
-    if not result.accepted:
-        fail(result.reason or "refused", 1, as_json)
+    if on is not None:
+        fields["on"] = on.isoformat()
+    result = call(settings, lambda b: b.submit_notice_step(fields, command_id, actor), as_json)
     if as_json:
         print(result.model_dump_json())
     else:
         note = " (already recorded)" if result.duplicate else ""
-        out.print(f"[green]done:[/] {step.type} notice {step.notice} on {step.on}{note} → "
-                  f"{result.stage}  [dim]{', '.join(result.events)}[/]", highlight=False)
+        day = fields.get("on") or "today"
+        out.print(f"[green]done:[/] {fields['type']} notice {clean(fields['notice'])} on {day}"
+                  f"{note} → {result.stage}  [dim]{', '.join(result.events)}[/]",
+                  highlight=False)
 
 
 @notice_app.command()
@@ -182,41 +149,35 @@ def status(notice: str, as_json: bool = JsonOption, data: Path = DataOption) -> 
     """Where a notice stands: its stage, the steps and outcomes allowed now, its deadlines."""
     from zoneinfo import ZoneInfo
 
-    from application.gateway import Refused, Unreachable, connect
-    from application.notice_gateway import NoticeClient
-    from interfaces.cli.main import configure_logs, fail, out, settings_for
+    from interfaces.cli.main import call, configure_logs, out, settings_for
 
     settings = settings_for(data)
     configure_logs(settings)
     zone = ZoneInfo(settings.policy().time_zone)
-
-    async def go():
-        return await NoticeClient(await connect(settings), settings).notice_status(notice)
-
-    try:
-        st = asyncio.run(go())
-    except (Refused, Unreachable) as exc:
-        fail(str(exc), 1, as_json)
+    st = call(settings, lambda b: b.notice_status(notice), as_json)
     if as_json:
-        print(st.model_dump_json())
+        print(json.dumps(st, ensure_ascii=False))
         return
 
-    def local(moment: datetime | None) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
+    def local(moment: str | None) -> str:
+        if not moment:
+            return "—"
+        return datetime.fromisoformat(moment).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
-    out.print(f"[bold]notice {st.notice}[/] ({st.kind}): {st.stage} — {st.stage_label}",
-              highlight=False)
-    if st.last_on:
-        out.print(f"last step on {st.last_on}")
-    if st.eviction_date:
-        out.print(f"eviction date {st.eviction_date}")
-    if st.stage != "closed":
-        out.print(f"allowed now: {', '.join(st.allowed)}; outcomes: {', '.join(st.outcomes)}")
-    if st.reach_deadline:
-        out.print(f"reach the tenant before {local(st.reach_deadline)}"
-                  + (f" (reached {st.reached_on})" if st.reached_on else ""))
-    if st.outreach_due:
-        out.print(f"outreach visit before {local(st.outreach_due)}"
-                  + (" — [bold red]escalated[/]" if st.escalated else ""))
-    if st.case:
-        out.print(f"housing case {st.case} opened from this notice")
+    out.print(f"[bold]notice {st['notice']}[/] ({st['kind']}): {st['stage']} — "
+              f"{st['stage_label']}", highlight=False)
+    if st.get("last_on"):
+        out.print(f"last step on {st['last_on']}")
+    if st.get("eviction_date"):
+        out.print(f"eviction date {st['eviction_date']}")
+    if st["stage"] != "closed":
+        out.print(f"allowed now: {', '.join(st['allowed'])}; outcomes: "
+                  f"{', '.join(st['outcomes'])}")
+    if st.get("reach_deadline"):
+        out.print(f"reach the tenant before {local(st['reach_deadline'])}"
+                  + (f" (reached {st['reached_on']})" if st.get("reached_on") else ""))
+    if st.get("outreach_due"):
+        out.print(f"outreach visit before {local(st['outreach_due'])}"
+                  + (" — [bold red]escalated[/]" if st.get("escalated") else ""))
+    if st.get("case"):
+        out.print(f"housing case {st['case']} opened from this notice")

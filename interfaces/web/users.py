@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain.access import ROLE_NAMES
+from domain.personal_number import find_personal_number
 
 _hasher = PasswordHasher()
 _lock = threading.Lock()
@@ -44,6 +45,9 @@ def _read(path: Path) -> dict[str, dict]:
 
 def add_user(data: Path, name: str, password: str, roles: list[str], units: list[str]) -> User:
     """Create or replace a user; the password is stored as an argon2 hash only."""
+    if find_personal_number(name):  # it would be the subject of every access record
+        raise ValueError("user name: contains a personal identity number; name staff by a "
+                         "user id")
     if not NAME.match(name):
         raise ValueError(f"user name {name!r}: letters, digits and . _ @ - only")
     bad = [r for r in roles if r not in ROLE_NAMES]

@@ -339,3 +339,12 @@ def test_token_error_messages_never_contain_the_token(issuer):
         assert caught.value.__cause__ is None and (
             caught.value.__context__ is None or caught.value.__suppress_context__
         )
+
+
+def test_a_token_whose_subject_carries_a_personal_number_is_refused(issuer):
+    """The subject goes into the append-only access log, which erasure cannot reach."""
+    token = sign_locally(issuer, claims_for(issuer, sub="19811218-9876"))
+    assert "personal identity number" in refused(issuer.verifier(), token)
+    with pytest.raises(ValueError, match="personal identity number"):
+        issuer.mint("198112189876", ["caseworker"])
+    assert issuer.verifier().verify(issuer.mint("anna.lind", ["caseworker"])).subject == "anna.lind"

@@ -12,8 +12,9 @@ Each identity is erased through `UseCases.erase_identity` as the system principa
 `system:identity-retention`, so the store's erasure, the crypto-shredding and the tombstone are
 exactly those of an erasure by hand; the access log gets an `identity.retention` record per
 client (pseudonymous client id, its last entry and the cutoff: no names). Idempotent: clients
-that already have a tombstone are skipped, so a retried or repeated run erases and logs nothing
-twice.
+that already have a tombstone and no data key are skipped, so a retried or repeated run erases
+and logs nothing twice; a client erased earlier about whom text was typed since (a new data
+key) is shredded again once past the cutoff.
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ class RetentionActivities:
         due = expired_clients(uc.caught_up_view(wait=self.catch_up_timeout), cutoff)
         erased = []
         for client, last in due.items():
-            if uc.identities.erased_on(client) is not None:
+            # erased before: again only if text was typed about the client since (a new data
+            # key), so a repeated run erases and logs nothing
+            if (uc.identities.erased_on(client) is not None
+                    and uc.keyring.store.get(client) is None):
                 continue
             uc.erase_identity(SYSTEM, client, action="identity.retention", params={
                 "last_entry": last.isoformat(), "cutoff": cutoff.isoformat(),

@@ -232,6 +232,10 @@ class KeySet:
         """The key file, or None when the keys came from the environment."""
         return self._path
 
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._state.keys)
+
     def current(self) -> tuple[str, bytes]:
         """The key new data is encrypted with; re-read first if another process rotated the
         file, or this process would go on wrapping under a key that is about to be retired."""
@@ -691,6 +695,11 @@ class KeyRing:
             else:
                 raise KeysError("a data key keeps changing during rotation; re-run rotate_master")
         return rewrapped
+
+    def master_ids_in_use(self) -> set[str]:
+        """The master keys some stored data key is wrapped under."""
+        return {self.master.key_id_of(blob) for owner in self.store.owners()
+                if (blob := self.store.get(owner))}
 
     def retire_master(self, key_id: str) -> None:
         """Retire an old master key, refusing while a stored DEK is still wrapped under it."""

@@ -596,7 +596,9 @@ class UseCases:
         # crypto-shredding: every reason and note typed about the client, in every event and
         # copy, becomes unreadable; the tombstone keeps an old file from bringing the name back
         shredded = self.keyring.destroy(client)
-        self.identities.tombstone(client, datetime.now(UTC).isoformat(timespec="seconds"))
+        if erased or shredded or self.identities.erased_on(client):
+            # not for an id nothing is known of (a typing error would block it for good)
+            self.identities.tombstone(client, datetime.now(UTC).isoformat(timespec="seconds"))
         # PostgreSQL: the deleted rows out of dead tuples (see IdentityRegistry.vacuum)
         self.identities.vacuum()
         getattr(self.keyring.store, "vacuum", lambda: False)()
@@ -610,6 +612,8 @@ class UseCases:
         (admin). Retiring also finishes shredding destroyed data keys left in backups."""
         self.allow(who, "keys.rotate", lambda: access.check_role(who, "rotate the master key"))
         ring = self.keyring
+        if ring.master.path is None:
+            return self._rewrap_under_injected_key(who)
         old = ring.master.current_id
         try:
             new = ring.master.rotate()
@@ -620,6 +624,21 @@ class UseCases:
         self.record(who, "keys.rotate", params={"retired": old, "current": new,
                                                 "rewrapped": str(rewrapped)})
         return {"retired": old, "current": new, "rewrapped": rewrapped}
+
+    def _rewrap_under_injected_key(self, who: Principal) -> dict[str, Any]:
+        """Master keys from HOUSING_CHAIN_MASTER_KEYS (or a key service that injects it): the
+        operator has put the new key first; every data key is re-wrapped under it, and the
+        older keys that no data key needs any more are named, to be dropped from the
+        variable (no process reads a key file to retire them from)."""
+        ring = self.keyring
+        rewrapped = ring.rotate_master()
+        current = ring.master.current_id
+        in_use = ring.master_ids_in_use()
+        removable = [k for k in ring.master.key_ids if k != current and k not in in_use]
+        self.record(who, "keys.rotate", params={"current": current, "rewrapped": str(rewrapped),
+                                                "removable": ",".join(removable)})
+        return {"current": current, "rewrapped": rewrapped, "retired": None,
+                "removable": removable}
 
     # --- the audit ---------------------------------------------------------------------------
 

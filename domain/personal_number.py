@@ -217,7 +217,8 @@ def _sex(digit: int) -> RegisteredSex:
 
 # Every start of a digit run, looked ahead from, so overlapping candidates are all seen.
 _CANDIDATE = re.compile(
-    r"(?<![0-9])(?=([0-9]{8}[-+][0-9]{4}|[0-9]{6}[-+][0-9]{4}|[0-9]{12}|[0-9]{11}|[0-9]{10})(?![0-9]))"
+    r"(?<![0-9])(?=([0-9]{8}[-+ ][0-9]{4}|[0-9]{6}[-+ ][0-9]{4}|[0-9]{12}|[0-9]{11}|[0-9]{10})"
+    r"(?![0-9]))"
 )
 
 
@@ -225,7 +226,7 @@ def find_personal_number(text: str) -> str | None:
     """A masked description of the first valid personal identity number inside `text`, or None.
 
     Looks for a run of digits not part of a longer run: 12 or 10 digits, with or without a
-    `-`/`+` before the last four (Swedish personnummer or samordningsnummer), or 11 digits
+    `-`/`+` (or a space, as people write them) before the last four (Swedish personnummer or samordningsnummer), or 11 digits
     (Norwegian fødselsnummer or D-number), with a valid date part and valid check digits.
     Date-like look-alikes (`BO-2024-0014`, `20240101`, `20240101-0000` with a wrong check digit)
     are not flagged: ordinary ids must keep working.
@@ -244,7 +245,7 @@ def find_personal_number(text: str) -> str | None:
 
 
 def _describe(candidate: str) -> str | None:
-    digits = candidate.replace("-", "").replace("+", "")
+    digits = candidate.replace("-", "").replace("+", "").replace(" ", "")
     if len(digits) == 11:
         try:
             number = _parse_norwegian(digits)

@@ -543,3 +543,46 @@ def test_erasing_three_clients_leaves_nothing_readable_and_every_report_unchange
     for case in ERASE:
         assert "[erased]" in ok(stack, "history", case, "--json")
     assert reports_of(stack) == reports
+
+
+def test_keys_rotate_with_master_keys_from_the_environment_rewraps_under_the_first(tmp_path,
+                                                                                   monkeypatch):
+    """A key service injects HOUSING_CHAIN_MASTER_KEYS: the operator puts the new key first,
+    `keys rotate` re-wraps every data key under it and names the keys no longer needed."""
+    import os
+
+    from tests.stack import CLI
+
+    def key() -> str:
+        return base64.b64encode(os.urandom(32)).decode()
+
+    old, new = f"old:{key()}", f"new:{key()}"
+    data = tmp_path / "var"
+    data.mkdir()
+    monkeypatch.setenv("HOUSING_CHAIN_MASTER_KEYS", old)
+    chain = free_text_chain(data)
+    before = {case: chain.app.history(case) for case in ("ft-deny", "ft-land", "ft-tenant")}
+    env = {**Stack.on_free_ports(data).env, "HOUSING_CHAIN_MASTER_KEYS": f"{new},{old}"}
+    result = subprocess.run([*CLI, "keys", "rotate", "--json"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["current"], answer["removable"]) == ("new", ["old"])
+    assert answer["rewrapped"] >= 3
+    monkeypatch.setenv("HOUSING_CHAIN_MASTER_KEYS", new)  # the old key dropped
+    fresh = Chain(data / "events.sqlite")
+    fresh.app.keyring = open_keyring(data)
+    assert {case: fresh.app.history(case) for case in before} == before
+
+
+def test_erasing_an_id_nothing_is_known_of_leaves_no_tombstone(tmp_path):
+    """A mistyped client id must not block that id's identity for good."""
+    from application.use_cases import UseCases, local_operator
+    from config.settings import Settings
+
+    cases = UseCases(Settings(data=tmp_path))
+    assert cases.erase_identity(local_operator(), "kl-doesnotexist")["erased"] is False
+    assert cases.identities.erased_on("kl-doesnotexist") is None
+    cases.identities.record("kl-real", NAME, NUMBER)
+    assert cases.erase_identity(local_operator(), "kl-real")["erased"] is True
+    assert cases.identities.erased_on("kl-real") is not None

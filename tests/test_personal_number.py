@@ -237,3 +237,10 @@ def test_ten_digit_form_counts_when_either_century_makes_it_valid():
 def test_found_description_never_repeats_the_serial_digits():
     found = find_personal_number("case-19121212-1212")
     assert found is not None and "1212121212" not in found.replace("-", "")
+
+
+def test_a_personal_number_written_with_a_space_before_the_last_four_is_found_in_an_id():
+    from domain.personal_number import find_personal_number
+    assert find_personal_number("Farsta 19811218 9876") == "a personal identity number (19811218-****)"
+    assert find_personal_number("hl 811218 9876") is not None
+    assert find_personal_number("BO-2024 0014") is None  # a date-like case number stays an id

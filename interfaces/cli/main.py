@@ -992,8 +992,11 @@ def keys_rotate(as_json: bool = JsonOption, data: Path = DataOption) -> None:
     if as_json:
         print(json.dumps(result))
     else:
+        retired = (f"{result['retired']} retired" if result.get("retired") else
+                   "no longer needed, remove from HOUSING_CHAIN_MASTER_KEYS: "
+                   + (", ".join(result.get("removable") or []) or "none"))
         out.print(f"[green]rotated:[/] master key {result['current']} is current, "
-                  f"{result['rewrapped']} data keys re-wrapped, {result['retired']} retired")
+                  f"{result['rewrapped']} data keys re-wrapped; {retired}")
 
 
 def start_stack_process(settings: Settings, timeout: float = 120) -> subprocess.Popen:

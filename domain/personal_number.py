@@ -228,8 +228,8 @@ def find_personal_number(text: str) -> str | None:
     Looks for a run of digits not part of a longer run: 12 or 10 digits, with or without a
     `-`/`+` (or a space, as people write them) before the last four (Swedish personnummer or
     samordningsnummer), or 11 digits (Norwegian fødselsnummer or D-number), with a valid date
-    part and valid check digits. Date-like look-alikes (`BO-2024-0014`, `20240101`, `20240101-0000` with a wrong check digit)
-    are not flagged: ordinary ids must keep working.
+    part and valid check digits. Date-like look-alikes (`BO-2024-0014`, `20240101`,
+    `20240101-0000` with a wrong check digit) are not flagged: ordinary ids must keep working.
 
     Deterministic by design, because these checks run inside Temporal workflows when update
     arguments are deserialized: a 10-digit form counts when *any* century makes it valid, so

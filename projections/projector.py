@@ -146,9 +146,6 @@ class Page:
     apartment_steps: list[dict[str, Any]] = field(default_factory=list)
     placements: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     interruptions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    # the case and apartment rows as loaded (table -> key -> row tuple): saved as updates of
-    # the columns that changed, rows that did not change not at all
-    loaded: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
 
 
 def iso(value: Any) -> str | None:

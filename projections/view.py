@@ -98,8 +98,6 @@ FIXED = {
 CHANGING = {table: [c for c in columns if c not in key and c not in FIXED.get(table, ())]
             for table, (columns, key) in TABLES.items()}
 ROW_TUPLE = {table: itemgetter(*columns) for table, (columns, _) in TABLES.items()}
-CHANGING_AT = {table: tuple(columns.index(c) for c in CHANGING[table])
-               for table, (columns, _) in TABLES.items()}
 
 
 def create_statements() -> list[str]:
@@ -152,15 +150,10 @@ class FactsMixin:
         with self.datastore.transaction(commit=False) as c:
             for row in self._select_in(c, "rm_notices", "notice_uuid", notice_uuids):
                 page.notices[row["notice_uuid"]] = row
-            cases, apartments = ROW_TUPLE["rm_cases"], ROW_TUPLE["rm_apartments"]
-            page.loaded["rm_cases"] = loaded_cases = {}
             for row in self._select_in(c, "rm_cases", "case_uuid", case_uuids):
                 page.cases[row["case_uuid"]] = row
-                loaded_cases[row["case_uuid"]] = cases(row)
-            page.loaded["rm_apartments"] = loaded_apartments = {}
             for row in self._select_in(c, "rm_apartments", "apartment_uuid", apartment_uuids):
                 page.apartments[row["apartment_uuid"]] = row
-                loaded_apartments[row["apartment_uuid"]] = apartments(row)
             for row in self._select_in(c, "rm_placements", "case_uuid", case_uuids):
                 page.placements[row["case_uuid"], row["placement"]] = row
             for row in self._select_in(c, "rm_interruptions", "case_uuid", case_uuids):
@@ -169,30 +162,6 @@ class FactsMixin:
                                        " AND end_on IS NULL"):
                 page.open_vacancies[row["apartment_uuid"]] = row
         return page
-
-    def _update_changed(self, c: Any, table: str, loaded: dict[str, tuple[Any, ...]],
-                        values: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Rows that were loaded are updated in the columns that changed only (an upsert
-        rewrites every changing column and its indexes, about three times the work); rows not
-        changed are left alone. Returns the new rows, for the upsert."""
-        columns, (key,) = TABLES[table]
-        at = columns.index(key)
-        changing = CHANGING_AT[table]
-        new: list[tuple[Any, ...]] = []
-        updates: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
-        for row in values:
-            before = loaded.get(row[at])
-            if before is None:
-                new.append(row)
-            elif row != before:
-                changed = tuple(i for i in changing if row[i] != before[i])
-                if changed:
-                    updates.setdefault(changed, []).append(
-                        (*(row[i] for i in changed), row[at]))
-        for changed, rows in updates.items():
-            sets = ", ".join(f"{columns[i]} = {self.mark}" for i in changed)
-            c.executemany(f"UPDATE {table} SET {sets} WHERE {key} = {self.mark}", rows)
-        return new
 
     def save_page(self, page: Page, start: int, tracking: Tracking) -> None:
         """Write a page's facts and move the position from `start` to the page's end, in one
@@ -211,9 +180,6 @@ class FactsMixin:
                                 ("rm_placements", page.placements.values()),
                                 ("rm_interruptions", page.interruptions.values())):
                 values = list(map(ROW_TUPLE[table], rows))
-                loaded = page.loaded.get(table)
-                if loaded:
-                    values = self._update_changed(c, table, loaded, values)
                 if values:
                     c.executemany(self._upsert(table), values)
             latest = [(what, max(r["on_day"] for r in rows if r["on_day"]))

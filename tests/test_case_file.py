@@ -867,3 +867,16 @@ def test_a_sub_goal_the_housing_pilot_is_responsible_for_is_on_the_pilots_workli
     assert responsible(snap, "sub_goal:work") == "bolots.ahmed"  # the reminder goes there
     assert responsible(snap, "escalation:sub_goal:work") == "bolots.ahmed"
     assert responsible(snap, "sub_goal:rent") == "cw-anna"
+
+
+def test_the_placements_report_stops_counting_nights_at_the_move_in(tmp_path):
+    runner = build(tmp_path, [
+        *granted("pm-1", "2026-08-01", "2026-08-10"),
+        {"type": "temporary_placement", "case": "pm-1", "on": "2026-08-11", "placement": "h1",
+         "kind": "hotel", "start": "2026-08-11", "cost_per_night": "1000"},
+        *housed("pm-1", "lgh-pm", "2026-08-21"),
+    ])
+    report = placements(runner.view, "month", as_of=TODAY)
+    assert report["totals"]["nights"] == 10 and report["totals"]["cost"] == "10000"
+    [row] = runner.view.query("SELECT end_on FROM rm_placements")
+    assert row["end_on"] == "2026-08-21"

@@ -193,7 +193,7 @@ def test_a_temporary_placement_still_open_when_the_case_closes_ends_that_day():
                                                                    exited.on)
 
 
-def test_a_temporary_placement_cannot_start_before_the_application_nor_after_its_recording():
+def test_a_temporary_placement_cannot_start_before_the_application_nor_after_today():
     d = drive(Stage.WAITING)
     assert "before the application" in d.refused(
         StepNotAllowed, "temporary_placement", "tp-1", "hotel", d.case.applied_on

@@ -355,8 +355,8 @@ IVO_DECISIONS_SQL = (
     " AND (closed_on IS NULL OR closed_on > ?)))")
 
 
-def _within(where: list[str], params: list[Any], column: str, date_from: date | None,
-            date_to: date | None) -> None:
+def _bound(where: list[str], params: list[Any], column: str, date_from: date | None,
+           date_to: date | None) -> None:
     """Add `column` between the dates (either may be open) to a WHERE list and its params."""
     if date_from:
         where.append(f"{column} >= ?")
@@ -617,7 +617,7 @@ def stock(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]
 def returns(view: ChainView, date_from: date | None = None,
             date_to: date | None = None) -> dict[str, Any]:
     where, params = [f"e.destination IN ({', '.join('?' * len(PERMANENT))})"], sorted(PERMANENT)
-    _within(where, params, "e.exit_on", date_from, date_to)
+    _bound(where, params, "e.exit_on", date_from, date_to)
     # the client's first application after the exit, and its case (the first by case id
     # on that day): one look-up per exit in the (client_id, applied_on, case_id) index, for
     # the clients with more than one case only (found in one pass over that index)
@@ -960,7 +960,7 @@ def refusals(view: ChainView, by: str = "year", date_from: date | None = None,
     if by not in PERIODS:
         raise ReportError(f"--by must be one of {', '.join(PERIODS)}, not {by!r}")
     where, params = [f"event IN ({', '.join('?' * len(REFUSALS))})"], list(REFUSALS)
-    _within(where, params, "on_day", date_from, date_to)
+    _bound(where, params, "on_day", date_from, date_to)
     counted = view.rows(f"SELECT {_period_sql('on_day', by)} AS g, event, detail, COUNT(*) AS n "
                         f"FROM rm_steps WHERE {' AND '.join(where)} GROUP BY 1, 2, 3", params)
     rows = sorted(({"group": g, "kind": REFUSALS[event], "reason": reason, "count": int(n)}
@@ -1148,7 +1148,7 @@ def supply(view: ChainView, date_from: date | None = None,
     also the apartments let to people with functional impairments (Göteborg's F100 quota:
     cases of that target group by the year of their move-in)."""
     where, params = ["1 = 1"], []
-    _within(where, params, "registered_on", date_from, date_to)
+    _bound(where, params, "registered_on", date_from, date_to)
     counted = view.rows(
         "SELECT SUBSTR(registered_on, 1, 4) AS y, landlord, landlord_type, COUNT(*) AS n, "
         "COALESCE(SUM(CASE WHEN accessible = 1 THEN 1 ELSE 0 END), 0) AS a FROM rm_apartments "
@@ -1178,7 +1178,7 @@ def functional_impairment_lettings(view: ChainView, date_from: date | None = Non
     """(year, cases of the target group `functional_impairment` that moved in that year):
     apartments let to people with functional impairments, the first move-in of each case."""
     where, params = ["target_group = 'functional_impairment'", "move_in_on IS NOT NULL"], []
-    _within(where, params, "move_in_on", date_from, date_to)
+    _bound(where, params, "move_in_on", date_from, date_to)
     return [(y, int(n)) for y, n in view.rows(
         f"SELECT SUBSTR(move_in_on, 1, 4) AS y, COUNT(*) AS n FROM rm_cases WHERE "
         f"{' AND '.join(where)} GROUP BY 1", params)]

@@ -195,12 +195,7 @@ def waiting_times(
     group = _period_sql(end, by) if by in PERIODS else DIMENSIONS[by]
     done = [*where, f"{end} IS NOT NULL", f"{end} <= ?"]
     done_params = [*params, day]
-    if date_from:
-        done.append(f"{end} >= ?")
-        done_params.append(date_from.isoformat())
-    if date_to:
-        done.append(f"{end} <= ?")
-        done_params.append(date_to.isoformat())
+    _bound(done, done_params, end, date_from, date_to)
     groups = summaries(view, f"SELECT {group} AS g, {end_day} - {start_day} AS d "
                              f"FROM rm_cases WHERE {' AND '.join(done)}", done_params)
     still = view.query(

@@ -16,7 +16,7 @@ import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 
 from application.errors import Unavailable
 from application.gateway import ChainClient, Refused, is_transient
-from domain.commands import ApplyLine, import_line_adapter
+from domain.commands import TYPED, ApplyLine, import_line_adapter
 from domain.personal_number import find_personal_number
 from domain.views import LineResult
 
@@ -161,7 +161,7 @@ def parse(
         case = data.get("case") if isinstance(data, dict) else None
         case = case if isinstance(case, str) else None
         try:
-            step = import_line_adapter.validate_python(data)
+            step = import_line_adapter.validate_python(data, context=TYPED)
         except ValidationError as exc:
             refused.append(Refusal(number, case, describe(exc)))
             continue
@@ -303,6 +303,7 @@ async def run_import(
     progress: Callable[[int], None] | None = None,
     outage_for: float = 300.0,
     recorded_by: str | None = None,
+    seal: Callable[[list[Any]], Awaitable[list[Any]]] | None = None,
 ) -> ImportReport:
     """Send the lines; a refusal is reported per line and the import goes on.
 
@@ -337,6 +338,8 @@ async def run_import(
             except Refused as exc:
                 return [LineResult(accepted=False, command_id=first.step.id, reason=str(exc))]
         steps = [lines[i].step for i in batch]
+        if seal is not None:  # free text sealed with the client's key (application/free_text)
+            steps = await seal(steps)
         if len(steps) == 1:
             try:
                 return [await chain.send(steps[0], recorded_by=recorded_by)]

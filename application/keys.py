@@ -37,6 +37,8 @@ from typing import ClassVar, Protocol, Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.text import SEALED_PREFIX
+
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32  # AES-256
@@ -602,7 +604,8 @@ class PostgresWrappedKeys:
 
 # -- the key ring: per-client data keys and text tokens ---------------------------------------
 
-TOKEN_PREFIX = "enc:v1:"
+TOKEN_PREFIX = SEALED_PREFIX  # the shape is the domain's (domain.text.is_sealed)
+SHREDDED_KID = "shredded----"  # the key id of a text erased as it arrived (KeyRing.shredded)
 
 
 @dataclass(frozen=True)
@@ -709,6 +712,18 @@ class KeyRing:
             raise KeyFileError(f"{len(still)} data keys are still wrapped under {key_id}; "
                                "run rotate_master first")
         self.master.retire(key_id)
+
+    @staticmethod
+    def shredded(plaintext: str) -> str:
+        """A token of `plaintext` under a key made for it and dropped at once: the shape of a
+        sealed text that nobody can open (a text for a client erased already)."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = AESGCM(AESGCM.generate_key(256)).encrypt(nonce, plaintext.encode(), None)
+        return f"{TOKEN_PREFIX}{SHREDDED_KID}:{_b64url(nonce + sealed)}"
+
+    @staticmethod
+    def is_shredded(token: str) -> bool:
+        return token.startswith(f"{TOKEN_PREFIX}{SHREDDED_KID}:")
 
     @staticmethod
     def is_token(value: object) -> bool:

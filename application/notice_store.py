@@ -17,6 +17,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
+from application.free_text import check_sealed, note_context
 from application.keys import DecryptionError, KeyRing
 from application.store import ERASED, HousingChain, _UnitOfWork
 from domain.commands import Apply, Client
@@ -36,6 +37,7 @@ from domain.notice_stages import NoticeKind
 from domain.notice_views import NoticeSnapshot
 from domain.policy import Policy
 from domain.steps import missing_fields
+from domain.text import is_sealed
 from domain.views import LineResult
 
 NOTICE_EVENT_FIELDS = ("originator_id", "originator_version", "timestamp", "on", "actor",
@@ -222,7 +224,10 @@ def seal_note(app: HousingChain, notice: Notice, text: str) -> str:
     with the client's data key, so erasing the client erases it too. Empty stays empty."""
     if not text or app.keyring is None:
         return text
-    return app.keyring.encrypt(notice.client_id, text, _note_context(notice.notice_id))
+    if is_sealed(text):  # sealed at the front door (application/free_text.py)
+        return check_sealed(app.keyring, notice.client_id, text, note_context(notice.notice_id),
+                            f"notice {notice.notice_id}")
+    return app.keyring.encrypt(notice.client_id, text, note_context(notice.notice_id))
 
 
 def _open_note(app: HousingChain, notice: Notice, value: Any) -> Any:
@@ -231,14 +236,12 @@ def _open_note(app: HousingChain, notice: Notice, value: Any) -> Any:
     if app.keyring is None:
         return "[encrypted]"
     try:
-        text = app.keyring.decrypt(notice.client_id, value, _note_context(notice.notice_id))
+        text = app.keyring.decrypt(notice.client_id, value, note_context(notice.notice_id))
     except DecryptionError:  # a destroyed key made anew: erased
         text = None
     return ERASED if text is None else text
 
 
-def _note_context(notice_id: str) -> str:
-    return f"notice/{notice_id}/text"
 
 
 def notice_history(app: HousingChain, notice_id: str) -> list[dict[str, Any]]:

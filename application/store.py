@@ -23,6 +23,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from application.free_text import check_sealed, text_context
 from application.keys import DecryptionError, KeyRing, blind_index
 from domain.apartment import Apartment, Status, apartment_uuid
 from domain.case import Case, Stage, case_uuid
@@ -46,6 +47,7 @@ from domain.notice import notice_uuid
 from domain.personal_number import parse_personal_number
 from domain.policy import Policy
 from domain.steps import missing_fields, target_of
+from domain.text import is_sealed
 from domain.views import CaseSnapshot, LineResult
 
 MARKER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:command")
@@ -406,7 +408,10 @@ class HousingChain(_Transcoded):
         own checks (a denial needs a reason) still see whether there is any."""
         if not text or self.keyring is None:
             return text
-        return self.keyring.encrypt(case.client_id, text, _text_context(case.case_id))
+        if is_sealed(text):  # sealed at the front door (application/free_text.py)
+            return check_sealed(self.keyring, case.client_id, text, text_context(case.case_id),
+                                f"case {case.case_id}")
+        return self.keyring.encrypt(case.client_id, text, text_context(case.case_id))
 
     def _open(self, owner: str, case_id: str, value: Any) -> Any:
         if isinstance(value, list):  # a plan's sub-goals, a review's notes
@@ -419,7 +424,7 @@ class HousingChain(_Transcoded):
             return "[encrypted]"
         text = None
         with contextlib.suppress(DecryptionError):  # a destroyed key made anew reads as erased
-            text = self.keyring.decrypt(owner, value, _text_context(case_id))
+            text = self.keyring.decrypt(owner, value, text_context(case_id))
         return ERASED if text is None else text
 
     def _exit(
@@ -529,7 +534,8 @@ class HousingChain(_Transcoded):
                 "recorded": e.timestamp,
                 "actor": getattr(e, "actor", None),
                 "command_id": getattr(e, "command_id", None),
-                "details": {k: self._open(owner, case_id, v) for k, v in data.items()},
+                "details": {k: self._open(owner, case_id, v) for k, v in data.items()
+                            if not (v is None and k in _NOTED_WHEN_GIVEN)},
             })
             command = rows[-1]["command_id"]
             if command and command not in recorded_by:
@@ -549,10 +555,8 @@ class HousingChain(_Transcoded):
 
 
 ERASED = "[erased]"
-
-
-def _text_context(case_id: str) -> str:
-    return f"case/{case_id}/text"
+# what an event carries only when it was given (a note on a grant or an approval)
+_NOTED_WHEN_GIVEN = frozenset({"reason"})
 
 
 def snapshot_of(case: Case) -> CaseSnapshot:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from application import gateway as gw
 from application.audit import AccessLog, AccessRecord
 from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailable
+from application.free_text import note_context, seal_fields, sealer_for, text_context
 from application.importer import ImportReport, Refusal, describe, parse, run_import
 from application.keys import KeyRing, KeysError
 from application.memo import ByPosition
@@ -33,7 +34,7 @@ from application.store import HousingChain, IdentityRegistry
 from config.settings import Settings
 from domain import access
 from domain.access import CaseScope, Principal
-from domain.commands import ApplyLine, import_line_adapter
+from domain.commands import FREE_TEXT, TYPED, ApplyLine, import_line_adapter
 from domain.errors import DomainError
 from domain.personal_number import find_personal_number, parse_personal_number
 from domain.policy import Policy
@@ -136,8 +137,9 @@ class UseCases:
                 landlord = self.store.get_apartment(c.apartment).landlord
             except DomainError:
                 landlord = None
-        return CaseScope(case=case, district=c.district, caseworker=c.caseworker,
-                         housing_pilot=c.housing_pilot, landlord=landlord)
+        return CaseScope(case=case, district=c.district, client=c.client_id,
+                         caseworker=c.caseworker, housing_pilot=c.housing_pilot,
+                         landlord=landlord)
 
     def record(self, who: Principal, action: str, *, case: str | None = None,
                scope: CaseScope | None = None, report: str | None = None,
@@ -182,7 +184,7 @@ class UseCases:
         fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
         fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
         try:
-            return import_line_adapter.validate_python(fields)
+            return import_line_adapter.validate_python(fields, context=TYPED)
         except ValidationError as exc:
             raise BadInput(describe(exc)) from None
 
@@ -217,6 +219,8 @@ class UseCases:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
         self.check_reason_code(line)
+        if line.type in FREE_TEXT and scope is not None and scope.client:
+            line = await asyncio.to_thread(self.seal_case_step, line, scope.client)
         identity = None
         if isinstance(line, ApplyLine):
             c = line.client
@@ -256,6 +260,16 @@ class UseCases:
 
         await asyncio.to_thread(record)
         return result
+
+    def seal_case_step(self, line: Any, client: str) -> Any:
+        """The step with its free text sealed with the client's key (application/free_text)."""
+        return self._seal(line, FREE_TEXT[line.type], client, text_context(line.case))
+
+    def _seal(self, step: Any, paths: tuple[str, ...], client: str, context: str) -> Any:
+        if self.keyring is None:  # HOUSING_CHAIN_CODEC=off, the benchmark's baseline
+            return step
+        erased = self.identities.erased_on(client) is not None
+        return seal_fields(step, paths, sealer_for(self.keyring, client, context, erased))
 
     def _step_scope(self, who: Principal, step_type: str, case: str,
                     params: dict[str, str]) -> CaseScope:
@@ -462,13 +476,14 @@ class UseCases:
             n = get_notice(self.store, notice)
         except DomainError:
             return CaseScope(case=notice, exists=False)
-        return CaseScope(case=notice, district=n.district, housing_pilot=n.pilot)
+        return CaseScope(case=notice, district=n.district, client=n.client_id,
+                         housing_pilot=n.pilot)
 
     async def submit_notice_step(self, who: Principal, fields: dict[str, Any], *,
                                  command_id: str | None = None,
                                  on_behalf_of: str | None = None) -> LineResult:
         from application.notice_gateway import NoticeClient
-        from domain.notice_commands import notice_step_adapter
+        from domain.notice_commands import NOTICE_FREE_TEXT, notice_step_adapter
 
         fields = {k: v for k, v in fields.items() if v is not None}
         if "actor" in fields and on_behalf_of is None and not who.is_admin:
@@ -477,7 +492,7 @@ class UseCases:
         fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
         fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
         try:
-            step = notice_step_adapter.validate_python(fields)
+            step = notice_step_adapter.validate_python(fields, context=TYPED)
         except ValidationError as exc:
             raise BadInput(describe(exc)) from None
         params = {"type": f"notice.{step.type}", "command_id": step.id or ""}
@@ -490,6 +505,9 @@ class UseCases:
             kind = "record_visit" if step.type == "outreach_visit" else "offer"
             self.allow(who, "notice.step", lambda: access.check_step(who, kind, scope),
                        scope=scope, params=params)
+        if step.type in NOTICE_FREE_TEXT and scope.client:
+            step = await asyncio.to_thread(self._seal, step, NOTICE_FREE_TEXT[step.type],
+                                           scope.client, note_context(step.notice))
         chain = await self.chain()
         result = await NoticeClient(chain.client, self.settings, self.policy).send_notice(step)
         if not result.accepted:
@@ -531,13 +549,40 @@ class UseCases:
             report.stopped_early = True
             return report
         await run_import(await self.chain(), lines, report, parallel=parallel, strict=strict,
-                         recorded_by=who.subject,
+                         recorded_by=who.subject, seal=self._import_sealer(lines),
                          record_identity=self.identities.record, processed=self.store.processed_step,
                          progress=progress)
         self.record(who, "import", params={"source": source, "lines": str(len(raw)),
                                            "accepted": str(report.accepted),
                                            "refused": str(len(report.refused))})
         return report
+
+    def _import_sealer(self, lines: list[Any]) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+        """Seals the free text of a batch of lines before it is sent. The client of a case is
+        the event store's when the case exists, else the one its `apply` in this file names."""
+        applied_here = {line.case: line.step.client.id for line in lines
+                        if line.step.type == "apply"}
+        client_of: dict[str, str | None] = {}
+
+        def client(case: str) -> str | None:
+            if case not in client_of:
+                try:
+                    client_of[case] = self.store.get_case(case).client_id
+                except DomainError:
+                    return applied_here.get(case)  # not applied yet: ask again next time
+            return client_of[case]
+
+        def seal_all(steps: list[Any]) -> list[Any]:
+            return [self.seal_case_step(step, owner)
+                    if step.type in FREE_TEXT and (owner := client(step.case)) else step
+                    for step in steps]
+
+        async def seal(steps: list[Any]) -> list[Any]:
+            if not any(step.type in FREE_TEXT for step in steps):
+                return steps
+            return await asyncio.to_thread(seal_all, steps)
+
+        return seal
 
     def _identities_allowed(self, lines: list[Any], refused: list[Refusal]) -> list[Any]:
         """Refuse, before anything is sent, the lines whose identity must not be recorded

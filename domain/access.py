@@ -53,6 +53,7 @@ class CaseScope:
 
     case: str
     district: str | None = None
+    client: str | None = None  # the pseudonymous client id: whose key seals the case's text
     caseworker: str | None = None
     housing_pilot: str | None = None
     landlord: str | None = None  # the landlord of the apartment offered or lived in

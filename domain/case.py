@@ -197,7 +197,8 @@ class Case(Aggregate):
         if outcome == "granted":
             if not programme:
                 raise self._refuse("decide", "needs a programme when granted")
-            self._granted(programme=programme, on=on, actor=actor, command_id=command_id)
+            self._granted(programme=programme, on=on, actor=actor, command_id=command_id,
+                          reason=reason or None)
         elif outcome == "denied":
             if programme:
                 raise self._refuse("decide", "takes no programme when denied")
@@ -221,7 +222,8 @@ class Case(Aggregate):
         `other` when none is given) and an optional note."""
         self.check_step("landlord_decision", on, today)
         if approved:
-            self._landlord_approved(on=on, actor=actor, command_id=command_id)
+            self._landlord_approved(on=on, actor=actor, command_id=command_id,
+                                    reason=reason or None)
         else:
             code = self._reason_code("landlord_decision", reason_code, reason_codes)
             self._landlord_refused(
@@ -367,7 +369,8 @@ class Case(Aggregate):
         self.check_step("takeover_decision", on, today)
         if approved:
             self._takeover_approved(on=on, actor=actor, command_id=command_id,
-                                    credit_check=credit_check, references=references)
+                                    credit_check=credit_check, references=references,
+                                    reason=reason or None)
         else:
             code = self._reason_code("takeover_decision", reason_code, reason_codes)
             self._takeover_refused(reason=reason or "", on=on, actor=actor, command_id=command_id,
@@ -611,7 +614,8 @@ class Case(Aggregate):
         self._step(on)
 
     @event("Granted")
-    def _granted(self, programme: str, on: date, actor: str, command_id: str) -> None:
+    def _granted(self, programme: str, on: date, actor: str, command_id: str,
+                 reason: str | None = None) -> None:  # a note, when given (sealed)
         self._enter(Stage.WAITING, on)
         self.programme = programme
         self.decision_date = on
@@ -633,7 +637,8 @@ class Case(Aggregate):
         self._step(on)
 
     @event("LandlordApproved")
-    def _landlord_approved(self, on: date, actor: str, command_id: str) -> None:
+    def _landlord_approved(self, on: date, actor: str, command_id: str,
+                           reason: str | None = None) -> None:
         self._enter(Stage.APPROVED, on)
         self._step(on)
 
@@ -719,7 +724,8 @@ class Case(Aggregate):
     @event("TakeoverApproved")
     def _takeover_approved(self, on: date, actor: str, command_id: str,
                            credit_check: dict[str, bool] | None = None,
-                           references: dict[str, Any] | None = None) -> None:
+                           references: dict[str, Any] | None = None,
+                           reason: str | None = None) -> None:
         self._enter(Stage.TAKEOVER_APPROVED, on)
         self._step(on)
 

@@ -13,10 +13,20 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from domain.personal_number import InvalidPersonalNumber, find_personal_number, parse_personal_number
-from domain.text import clean_text
+from domain.text import clean_text, is_sealed
 
 
 def _clean(field: str, *, multiline: bool = False) -> BeforeValidator:
@@ -69,7 +79,28 @@ District = Annotated[
 Landlord = Annotated[
     str, Field(min_length=1, max_length=100), _clean("landlord"), _pseudonymous("landlord", "")
 ]
-Text = Annotated[str, Field(max_length=500), _clean("text", multiline=True)]
+TEXT_MAX_CHARS = 500
+TYPED = {"typed": True}  # the validation context of what a person typed (the front door)
+
+
+def _free_text(value: object, info: ValidationInfo) -> object:
+    """Typed text: clean and at most 500 characters. Behind the front door (in Temporal and
+    the activities) the same field holds the text sealed with the client's key instead; a
+    person cannot hand in a sealed text, since the front door validates with `TYPED`."""
+    if not isinstance(value, str):
+        return value  # the str schema refuses it
+    if is_sealed(value) and not (info.context or {}).get("typed"):
+        return value
+    value = clean_text(value, "text", multiline=True)
+    if len(value) > TEXT_MAX_CHARS:
+        raise PydanticCustomError("string_too_long",
+                                  "String should have at most {max_length} characters",
+                                  {"max_length": TEXT_MAX_CHARS})
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_free_text),
+                 WithJsonSchema({"type": "string", "maxLength": TEXT_MAX_CHARS})]
 # a coded reason: one of the policy's `reason_codes` for its kind (checked by the case, since
 # each municipality keeps its own list)
 ReasonCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -526,6 +557,18 @@ ImportLine = Annotated[
     Field(discriminator="type"),
 ]
 import_line_adapter: TypeAdapter[ImportLine] = TypeAdapter(ImportLine)
+
+# The free text of each step, as paths (`reviews.note`: the note of every review): the front
+# door seals these with the client's key before the step goes to Temporal. A test checks
+# that every `Text` field of every step is named here.
+FREE_TEXT: dict[str, tuple[str, ...]] = {
+    "decide": ("reason",),
+    "landlord_decision": ("reason",),
+    "takeover_decision": ("reason",),
+    "complaint": ("note",),
+    "plan": ("goal", "sub_goals.goal"),
+    "plan_review": ("reviews.note",),
+}
 
 CASE_COMMANDS: tuple[str, ...] = (
     "apply",

@@ -84,6 +84,9 @@ NoticeStep = Annotated[
 ]
 notice_step_adapter: TypeAdapter[NoticeStep] = TypeAdapter(NoticeStep)
 
+# the free text of a notice's steps (sealed at the front door, as a case's: commands.FREE_TEXT)
+NOTICE_FREE_TEXT: dict[str, tuple[str, ...]] = {"outreach_visit": ("note",)}
+
 NOTICE_COMMANDS: tuple[str, ...] = (
     "register",
     "contact_attempt",

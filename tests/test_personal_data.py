@@ -216,7 +216,13 @@ def test_the_codec_endpoint_decodes_for_a_signed_in_supervisor_and_no_one_else(s
     assert answer.headers["access-control-allow-origin"] == ui
     decoded = answer.json()["payloads"]
     assert len(decoded) == len(payloads)
-    assert any(REASON.encode() in base64.b64decode(p.get("data", "")) for p in decoded)
+    plain = b"".join(base64.b64decode(p.get("data", "")) for p in decoded)
+    assert b'"outcome":"denied"' in plain.replace(b" ", b"")  # the step reads in the clear
+    # but what the caseworker typed only sealed with the client's key: the history (with
+    # that key, in the event store) shows it, and erasing the client erases it here too
+    assert REASON.encode() not in plain and b"enc:v1:" in plain
+    history = json.loads(ok(stack, "history", "pd-codec", "--json"))
+    assert REASON in history[-1]["details"].values()
 
 
 # -- free text in the event store (no stack needed) -------------------------------------------
@@ -433,13 +439,27 @@ def demo_lines() -> list[str]:
     return [json.dumps(line, ensure_ascii=False) for line in demo.generate(cases=40)]
 
 
-def workflow_show(stack: Stack, case: str) -> str:
-    """`temporal workflow show` as an operator runs it against the stack: no codec."""
+def workflow_show(stack: Stack, case: str, decoded: bool = False) -> str:
+    """`temporal workflow show` as an operator runs it against the stack: no codec; or
+    `decoded`, through the codec endpoint as a signed-in supervisor (what the UI shows)."""
+    codec = ["--codec-endpoint", f"http://127.0.0.1:{stack.env['HOUSING_CHAIN_API_PORT']}/codec",
+             "--codec-auth", f"Bearer {token(stack, 'supervisor')}"] if decoded else []
     shown = subprocess.run([temporal_cli(), "workflow", "show", "-w", f"case-{case}",
-                            "--address", stack.env["TEMPORAL_ADDRESS"], "-o", "json"],
+                            "--address", stack.env["TEMPORAL_ADDRESS"], "-o", "json", *codec],
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     return shown.stdout
+
+
+def payload_bytes(shown: object) -> bytes:
+    """Every payload's data in a history's JSON, base64 undone: what a reader of it sees."""
+    if isinstance(shown, dict):
+        own = base64.b64decode(shown["data"]) if "metadata" in shown and isinstance(
+            shown.get("data"), str) else b""
+        return own + b"".join(payload_bytes(v) for v in shown.values())
+    if isinstance(shown, list):
+        return b"".join(payload_bytes(v) for v in shown)
+    return b""
 
 
 def logs_of(stack: Stack) -> bytes:
@@ -510,7 +530,12 @@ def test_erasing_three_clients_leaves_nothing_readable_and_every_report_unchange
         assert hits(stored_in(stack, store)) == [], store
     assert hits(raw(stack.data, "temporal.sqlite")) == []
     for case in ERASE:
-        assert hits(workflow_show(stack, case).encode()) == [], case
+        assert hits(payload_bytes(json.loads(workflow_show(stack, case)))) == [], case
+        # decoded with the codec key, the update arguments hold the reason sealed with the
+        # client's key, which is gone
+        decoded = payload_bytes(json.loads(workflow_show(stack, case, decoded=True)))
+        assert b"start_assessment" in decoded and b"enc:v1:" in decoded, case
+        assert hits(decoded) == [], case
     assert hits(logs_of(stack)) == []
     if stack.backend == "postgres":  # the deleted rows are out of the tables' dead tuples too
         deadline = time.monotonic() + 30

@@ -159,3 +159,55 @@ def test_the_dashboard_chooses_its_waiting_times_without_javascript(tmp_path):
         assert c.get(path).status_code == 200, path
     assert c.get("/dashboard/ivo-counts.csv").text.startswith(
         "quarter,unexecuted,change_from_previous_quarter,trend")
+
+
+def test_the_temporal_ui_decodes_with_the_web_session_of_a_signed_in_supervisor(tmp_path):
+    """The embedded Temporal UI cannot send a token: with its "include cross-origin
+    credentials" setting it sends this site's cookies, and the codec takes the web session
+    from the UI's origin alone, for the roles that may read histories."""
+    from fastapi.testclient import TestClient
+
+    from config.settings import Settings
+    from interfaces.api.app import create_app, temporal_ui_origins
+    from interfaces.web.users import add_user
+
+    settings = Settings(data=tmp_path)
+    add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta"])
+    add_user(tmp_path, "handlaggare.lind", PASSWORD, ["caseworker"], ["Farsta"])
+    ui = sorted(temporal_ui_origins(settings))[0]
+    plain = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJjYXNlIjoiYy0xIn0="}
+
+    def session(user: str) -> TestClient:
+        c = TestClient(create_app(settings), base_url="http://testserver")
+        _, ok = sign_in(c, user=user)
+        assert ok.status_code == 303
+        assert c.get(ok.headers["location"].replace(str(c.base_url), "")).status_code == 200
+        return c
+
+    supervisor = session("enhetschef.berg")
+    encoded = supervisor.post("/codec/encode", json={"payloads": [plain]},
+                              headers={"Origin": ui, "X-Namespace": "default"})
+    assert encoded.status_code == 200, encoded.text
+    assert encoded.headers["access-control-allow-origin"] == ui
+    assert encoded.headers["access-control-allow-credentials"] == "true"
+    [sealed] = encoded.json()["payloads"]
+    assert sealed != plain
+    decoded = supervisor.post("/codec/decode", json={"payloads": [sealed]},
+                              headers={"Origin": ui})
+    assert decoded.status_code == 200 and decoded.json()["payloads"] == [plain]
+
+    elsewhere = supervisor.post("/codec/decode", json={"payloads": [sealed]},
+                                headers={"Origin": "http://localhost:9999"})
+    assert elsewhere.status_code == 403 and "only from the Temporal UI" in elsewhere.text
+    no_origin = supervisor.post("/codec/decode", json={"payloads": [sealed]})
+    assert no_origin.status_code == 403
+    caseworker = session("handlaggare.lind")
+    assert caseworker.post("/codec/decode", json={"payloads": [sealed]},
+                           headers={"Origin": ui}).status_code == 403
+    supervisor.cookies.clear()
+    anonymous = supervisor.post("/codec/decode", json={"payloads": [sealed]},
+                                headers={"Origin": ui})
+    assert anonymous.status_code == 401
+    supervisor.cookies.set("hc_session", "forged")
+    assert supervisor.post("/codec/decode", json={"payloads": [sealed]},
+                           headers={"Origin": ui}).status_code == 401

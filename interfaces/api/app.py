@@ -16,8 +16,9 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from application.errors import BadInput, UseCaseError
+from application.errors import BadInput, Unauthenticated, UseCaseError
 from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_text
 from application.use_cases import UseCases
 from config.settings import Settings
@@ -167,9 +168,27 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
 
     app.add_middleware(_CodecOnly)
 
+    async def codec_caller(request: Request) -> Principal:
+        """A bearer token, or the web session of this browser when the Temporal UI calls from
+        its own origin with its "include cross-origin credentials" setting (the embedded UI
+        cannot send a token). The session cookie is SameSite=Strict, so only a page of this
+        site sends it; the Origin check keeps every other page of the site out as well."""
+        if request.headers.get("authorization") or not request.cookies:
+            return await auth(request)
+        session_caller = getattr(request.app.state, "session_caller", None)
+        # the session's token is verified as a bearer token is (keys may have to be fetched)
+        who = await run_in_threadpool(session_caller, request) if session_caller else None
+        if who is None:
+            raise Unauthenticated("sign in: send `Authorization: Bearer <token>`, or sign in "
+                                  "to the web pages in this browser")
+        if request.headers.get("origin") not in ui_origins:
+            raise Forbidden("the codec takes a web session only from the Temporal UI")
+        return who
+
     @app.post("/codec/encode", include_in_schema=False)
     @app.post("/codec/decode", include_in_schema=False)
-    async def codec(request: Request, who: Who) -> Response:
+    async def codec(request: Request,
+                    who: Annotated[Principal, Depends(codec_caller)]) -> Response:
         """Temporal's remote codec protocol, for signed-in supervisors and admins."""
         from application.codec import CodecRequestError
 

@@ -195,6 +195,13 @@ class Web:
         request.state.who = who
         return who
 
+    def session_caller(self, request: Request) -> Principal | None:
+        """Who this browser's session signs in, or None (no session, or idle too long)."""
+        try:
+            return self.signed_in(request)
+        except NeedSignIn:
+            return None
+
     async def form(self, request: Request) -> dict[str, str]:
         data = await request.form()
         form = {k: v for k, v in data.items() if isinstance(v, str)}
@@ -312,6 +319,7 @@ def previous_quarters(day: date, n: int) -> list[str]:
 def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
     web = Web(settings, cases, app.state.authenticator)
     app.state.web = web
+    app.state.session_caller = web.session_caller  # the codec, called by the Temporal UI
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="web-static")
     r = APIRouter(include_in_schema=False)

@@ -54,6 +54,8 @@ from eventsourcing.sqlite import SQLiteConnection
 from harness import RESULTS, CpuMeter, machine, percentile, write_results
 
 from application.store import HousingChain
+from config.gcwatch import collect_recent
+from config.settings import Settings
 from domain.commands import import_line_adapter
 from domain.policy import Policy
 from projections import projector, reports
@@ -401,11 +403,20 @@ def time_reports(store: Path, views: Path, runs: int) -> dict[str, Any]:
         "history (one case each run, from the event store)":
             lambda: reports.case_history(app, next(history_runs)),
     }
+    # the collector schedule of the process that serves reports (the worker's under `up`,
+    # `serve`'s own: config/gcwatch.py): recent garbage collected and the rest frozen every
+    # HOUSING_CHAIN_GC_FREEZE_SECONDS, between the runs here
+    every = Settings().gc_freeze_seconds
+    collect_recent()
+    frozen_at = time.monotonic()
     out = {}
     for name, call in calls.items():
         result = call()  # warm-up
         samples = []
         for _ in range(runs):
+            if every and time.monotonic() - frozen_at >= every:
+                collect_recent()
+                frozen_at = time.monotonic()
             began = time.perf_counter()
             call()
             samples.append(time.perf_counter() - began)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -45,6 +47,26 @@ def watch_gc_pauses(threshold_ms: float = 100.0) -> None:
                             collected=info.get("collected"))
 
     gc.callbacks.append(_on_gc)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic collection while a page of the read models is projected, then a young one.
+
+    A page holds tens of thousands of rows alive at once, so while it is projected the
+    collector would promote them and set off a full collection every page or so, each walking
+    every object of the process, to find nothing: they die by reference count when the page is
+    saved. Measured (bench/catchup.py's catch-up, alternating runs) that was 70 full
+    collections and about 17 % of the catch-up. Cycles made meanwhile wait for the next
+    collection; the young generations are collected on the way out."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect(1)
 
 
 def collect_recent() -> int:

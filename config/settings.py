@@ -52,8 +52,9 @@ class Settings(BaseSettings):
                     "replays its whole history first; about 0.2 MB each (size it to the open cases)")
     gc_freeze_seconds: float = Field(
         30.0, ge=0,
-        description="the worker collects recent garbage and freezes the rest this often, so "
-                    "that no collection walks every cached workflow (config/gcwatch.py); 0 = "
+        description="the worker (and `serve`) collects recent garbage and freezes the rest "
+                    "this often, so that no collection walks every cached workflow or every "
+                    "long-lived object again (config/gcwatch.py); 0 = "
                     "Python's own schedule")
     gc_full_minutes: float = Field(
         60.0, ge=0, description="a full collection, frozen objects included, this often")

@@ -19,6 +19,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from config.gcwatch import collector_paused
 from projections.projector import (
     APARTMENT_TOPIC,
     CASE_TOPIC,
@@ -113,6 +114,11 @@ class ProjectionRunner:
         stop = min(start + self.page_size, self.head())
         if stop <= start:
             return 0
+        with collector_paused():
+            self._project(start, stop)
+        return stop - start
+
+    def _project(self, start: int, stop: int) -> None:
         decoded = self.read(start, stop)
         case_ids: set[str] = set()
         apartment_ids: set[str] = set()
@@ -138,7 +144,6 @@ class ProjectionRunner:
             self.view.save_page(page, start, Tracking(self.app.name, stop))
         except IntegrityError:
             log.info("page already projected by another runner", start=start)
-        return stop - start
 
     def catch_up(self, until: int | None = None) -> int:
         """Project pages until the head (or `until`); returns the notifications covered."""

@@ -9,8 +9,11 @@ PostgreSQL when the event store is PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
@@ -307,6 +310,28 @@ def open_view(env: dict[str, str]) -> ChainView:
     """The view for an event store environment (from Settings.view_env)."""
     factory = InfrastructureFactory.construct(env=Environment(VIEW_NAME, env))
     postgres = type(factory).__module__.endswith("postgres")
+    if not postgres:
+        _new_file_with_large_pages(env.get("SQLITE_DBNAME", ""))
     view = factory.tracking_recorder(PostgresChainView if postgres else SQLiteChainView)
     view.ensure_schema()
     return view
+
+
+VIEW_PAGE_SIZE = 16384
+
+
+def _new_file_with_large_pages(name: str) -> None:
+    """A views file made here has 16 KiB pages: the catch-up upserts whole pages of rows into
+    a few large tables, and with four times fewer, fuller b-tree pages it ran about 11 % faster
+    (bench/catchup.py, alternating runs). The page size is fixed once the file is in WAL mode,
+    so it is set before; an existing file keeps its pages."""
+    if not name or name.startswith(("file:", ":memory:")) or "mode=memory" in name:
+        return
+    path = Path(name)
+    if path.exists() and path.stat().st_size > 0:
+        return
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA page_size = {VIEW_PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS rm_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.commit()

@@ -599,3 +599,42 @@ def test_a_compressed_event_store_gives_the_same_reports_as_a_plain_one(tmp_path
     assert runner.position == expected.position
     assert_meaningful(all_reports(runner.view))
     assert all_reports(runner.view) == all_reports(expected.view)
+
+
+def test_a_new_views_file_has_large_pages_and_an_existing_one_keeps_its_own(tmp_path):
+    fresh = tmp_path / "fresh.sqlite"
+    open_view({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(fresh)})
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    older = tmp_path / "older.sqlite"
+    with sqlite3.connect(older) as conn:
+        conn.execute("CREATE TABLE t (a)")
+    open_view({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(older)})
+    with sqlite3.connect(older) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
+def test_a_page_is_projected_without_automatic_collections_and_the_collector_comes_back(
+        tmp_path, monkeypatch):
+    import gc
+
+    store, views = tmp_path / "events.sqlite", tmp_path / "views.sqlite"
+    write(store_app(store), demo_steps(10, seed=3), chunk=500)
+    runner = runner_for(store, views, page_size=50)
+    seen: list[bool] = []
+    project = runner._project
+    monkeypatch.setattr(runner, "_project", lambda *a: (seen.append(gc.isenabled()),
+                                                         project(*a)))
+    assert gc.isenabled()
+    assert runner.catch_up() == head_of(store)
+    assert seen and not any(seen) and gc.isenabled()
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the page failed")
+
+    again = runner_for(store, tmp_path / "again.sqlite", page_size=50)
+    monkeypatch.setattr(again, "_project", broken)
+    with pytest.raises(RuntimeError):
+        again.run_page()
+    assert gc.isenabled() and again.position == 0

@@ -832,13 +832,30 @@ def serve(data: Path = DataOption,
     run several behind a proxy)."""
     import uvicorn
 
+    from config.gcwatch import keep_pauses_short, watch_gc_pauses
     from config.logs import configure
     from interfaces.api.app import create_app
 
     settings = settings_for(data)
     configure(settings.log_format, settings.log_level)
-    uvicorn.run(create_app(settings), host=host or settings.api_host,
-                port=port or settings.api_port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings), host=host or settings.api_host, port=port or settings.api_port,
+        log_level="warning", access_log=False))
+
+    async def serving() -> None:
+        # the collector schedule of the worker (config/gcwatch.py): a report reads tens of
+        # thousands of rows, and without it each few reports set off a full collection
+        stop = asyncio.Event()
+        watch_gc_pauses()
+        collector = asyncio.create_task(keep_pauses_short(
+            settings.gc_freeze_seconds, settings.gc_full_minutes, stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            await collector
+
+    asyncio.run(serving())
 
 
 user_app = typer.Typer(no_args_is_help=True, help="The local issuer's users (<data>/users.json).")

@@ -47,6 +47,19 @@ def seal_fields(step: Any, paths: tuple[str, ...], seal: Callable[[str], str]) -
     return step.model_copy(update=update) if update else step
 
 
+def has_text(step: Any, paths: tuple[str, ...]) -> bool:
+    """Whether any of the paths holds text (most steps that may carry a note carry none)."""
+    for path in paths:
+        head, _, rest = path.partition(".")
+        value = getattr(step, head)
+        if rest:
+            if any(has_text(item, (rest,)) for item in value):
+                return True
+        elif value:
+            return True
+    return False
+
+
 def sealer_for(keyring: KeyRing, owner: str, context: str,
                erased: bool) -> Callable[[str], str]:
     """How a text of `owner` is sealed: with their data key, or, when the client is erased,

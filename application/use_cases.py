@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from application import gateway as gw
 from application.audit import AccessLog, AccessRecord
 from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailable
-from application.free_text import note_context, seal_fields, sealer_for, text_context
+from application.free_text import has_text, note_context, seal_fields, sealer_for, text_context
 from application.importer import ImportReport, Refusal, describe, parse, run_import
 from application.keys import KeyRing, KeysError
 from application.memo import ByPosition
@@ -219,7 +219,8 @@ class UseCases:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
         self.check_reason_code(line)
-        if line.type in FREE_TEXT and scope is not None and scope.client:
+        if (scope is not None and scope.client and line.type in FREE_TEXT
+                and has_text(line, FREE_TEXT[line.type])):
             line = await asyncio.to_thread(self.seal_case_step, line, scope.client)
         identity = None
         if isinstance(line, ApplyLine):
@@ -261,14 +262,16 @@ class UseCases:
         await asyncio.to_thread(record)
         return result
 
-    def seal_case_step(self, line: Any, client: str) -> Any:
+    def seal_case_step(self, line: Any, client: str, erased: bool | None = None) -> Any:
         """The step with its free text sealed with the client's key (application/free_text)."""
-        return self._seal(line, FREE_TEXT[line.type], client, text_context(line.case))
+        return self._seal(line, FREE_TEXT[line.type], client, text_context(line.case), erased)
 
-    def _seal(self, step: Any, paths: tuple[str, ...], client: str, context: str) -> Any:
+    def _seal(self, step: Any, paths: tuple[str, ...], client: str, context: str,
+              erased: bool | None = None) -> Any:
         if self.keyring is None:  # HOUSING_CHAIN_CODEC=off, the benchmark's baseline
             return step
-        erased = self.identities.erased_on(client) is not None
+        if erased is None:
+            erased = self.identities.erased_on(client) is not None
         return seal_fields(step, paths, sealer_for(self.keyring, client, context, erased))
 
     def _step_scope(self, who: Principal, step_type: str, case: str,
@@ -505,7 +508,8 @@ class UseCases:
             kind = "record_visit" if step.type == "outreach_visit" else "offer"
             self.allow(who, "notice.step", lambda: access.check_step(who, kind, scope),
                        scope=scope, params=params)
-        if step.type in NOTICE_FREE_TEXT and scope.client:
+        if (scope.client and step.type in NOTICE_FREE_TEXT
+                and has_text(step, NOTICE_FREE_TEXT[step.type])):
             step = await asyncio.to_thread(self._seal, step, NOTICE_FREE_TEXT[step.type],
                                            scope.client, note_context(step.notice))
         chain = await self.chain()
@@ -563,6 +567,7 @@ class UseCases:
         applied_here = {line.case: line.step.client.id for line in lines
                         if line.step.type == "apply"}
         client_of: dict[str, str | None] = {}
+        erased: dict[str, bool] = {}
 
         def client(case: str) -> str | None:
             if case not in client_of:
@@ -572,13 +577,21 @@ class UseCases:
                     return applied_here.get(case)  # not applied yet: ask again next time
             return client_of[case]
 
+        def was_erased(owner: str) -> bool:
+            if owner not in erased:
+                erased[owner] = self.identities.erased_on(owner) is not None
+            return erased[owner]
+
+        def typed(step: Any) -> bool:
+            return step.type in FREE_TEXT and has_text(step, FREE_TEXT[step.type])
+
         def seal_all(steps: list[Any]) -> list[Any]:
-            return [self.seal_case_step(step, owner)
-                    if step.type in FREE_TEXT and (owner := client(step.case)) else step
+            return [self.seal_case_step(step, owner, was_erased(owner))
+                    if typed(step) and (owner := client(step.case)) else step
                     for step in steps]
 
         async def seal(steps: list[Any]) -> list[Any]:
-            if not any(step.type in FREE_TEXT for step in steps):
+            if not any(map(typed, steps)):
                 return steps
             return await asyncio.to_thread(seal_all, steps)
 

@@ -93,8 +93,13 @@ def test_two_apis_and_two_workers_accept_every_step_exactly_once_when_a_worker_i
             procs.start(f"api-{i}", [sys.executable, "-m", "interfaces.cli.main", "serve",
                                      "--port", str(port)], later)
         wait_until(lambda: "worker started" in procs.log("worker-2"), 90, "the second worker")
-        for port in api_ports:
-            wait_until(lambda port=port: api_ready(port), 60, f"the API on {port}")
+        for i, port in enumerate(api_ports, start=1):
+            try:
+                wait_until(lambda port=port: api_ready(port), 60, f"the API on {port}")
+            except AssertionError as exc:  # say why: the process's own words
+                state = procs.procs[f"api-{i}"].poll()
+                raise AssertionError(f"{exc} (exit code {state}):\n"
+                                     f"{procs.log(f'api-{i}')[-3000:]}") from None
 
         issuer = LocalIssuer(data)
         admin = issuer.mint("ops.admin", ["admin"])

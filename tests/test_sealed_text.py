@@ -161,3 +161,21 @@ def test_a_note_on_a_granted_decision_or_an_approval_is_kept_and_stored_sealed(t
     assert "reason" not in chain.app.history("st-2")[-1]["details"]  # nothing noted, none shown
     stored = b"".join(Path(p).read_bytes() for p in tmp_path.glob("events.sqlite*"))
     assert all(note.encode() not in stored for note in notes.values())
+
+
+def test_only_a_step_that_carries_text_is_sealed_or_looks_the_client_up():
+    from application.free_text import has_text
+
+    def line(**fields):
+        return import_line_adapter.validate_python(
+            {"case": "st-1", "on": "2026-01-02", "actor": "cw", **fields}, context=TYPED)
+
+    assert not has_text(line(type="decide", outcome="granted", programme="housing_first"),
+                        FREE_TEXT["decide"])
+    assert has_text(line(type="decide", outcome="denied", reason="x"), FREE_TEXT["decide"])
+    assert not has_text(line(type="plan_review", reviews=[{"sub_goal": "g1", "result": "met"}]),
+                        FREE_TEXT["plan_review"])
+    assert has_text(line(type="plan_review", reviews=[{"sub_goal": "g1", "result": "met"},
+                                                      {"sub_goal": "g2", "result": "met",
+                                                       "note": "klart"}]),
+                    FREE_TEXT["plan_review"])

@@ -46,6 +46,14 @@ class Processes:
         self.procs[name] = proc
         return proc
 
+    def wait(self, name: str, predicate, timeout: float) -> None:
+        """Wait for the process to be ready; if it is not, say why in its own words."""
+        try:
+            wait_until(predicate, timeout, name)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (exit code {self.procs[name].poll()}):\n"
+                                 f"{self.log(name)[-3000:]}") from None
+
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
@@ -73,7 +81,7 @@ def test_two_apis_and_two_workers_accept_every_step_exactly_once_when_a_worker_i
     skip_or_fail_without_postgres()
     dbname = create_database()
     procs = Processes(tmp_path)
-    temporal_port, api_ports = free_port(), (free_port(), free_port())
+    temporal_port = free_port()
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_"))}
@@ -87,19 +95,17 @@ def test_two_apis_and_two_workers_accept_every_step_exactly_once_when_a_worker_i
                                  "--ip", "127.0.0.1", "--port", str(temporal_port),
                                  "--log-level", "warn"], env)
         procs.start("worker-1", [sys.executable, "worker.py"], env)
-        wait_until(lambda: "worker started" in procs.log("worker-1"), 90, "the first worker")
+        procs.wait("worker-1", lambda: "worker started" in procs.log("worker-1"), 90)
         procs.start("worker-2", [sys.executable, "worker.py"], later)
+        # chosen once the dev server has bound its own internal ports, which it picks free
+        # as it starts: a port chosen before could be one of them
+        api_ports = (free_port(), free_port())
         for i, port in enumerate(api_ports, start=1):
             procs.start(f"api-{i}", [sys.executable, "-m", "interfaces.cli.main", "serve",
                                      "--port", str(port)], later)
-        wait_until(lambda: "worker started" in procs.log("worker-2"), 90, "the second worker")
+        procs.wait("worker-2", lambda: "worker started" in procs.log("worker-2"), 90)
         for i, port in enumerate(api_ports, start=1):
-            try:
-                wait_until(lambda port=port: api_ready(port), 60, f"the API on {port}")
-            except AssertionError as exc:  # say why: the process's own words
-                state = procs.procs[f"api-{i}"].poll()
-                raise AssertionError(f"{exc} (exit code {state}):\n"
-                                     f"{procs.log(f'api-{i}')[-3000:]}") from None
+            procs.wait(f"api-{i}", lambda port=port: api_ready(port), 60)
 
         issuer = LocalIssuer(data)
         admin = issuer.mint("ops.admin", ["admin"])

@@ -36,6 +36,7 @@ from tests.backends import (
 )
 from tests.builders import Chain, client, new_registry
 from tests.stack import Stack
+from workflows.eviction import notice_workflow_id
 
 TODAY = date.today()
 NAME = "Anna Andersson"
@@ -223,6 +224,25 @@ def test_the_codec_endpoint_decodes_for_a_signed_in_supervisor_and_no_one_else(s
     assert REASON.encode() not in plain and b"enc:v1:" in plain
     history = json.loads(ok(stack, "history", "pd-codec", "--json"))
     assert REASON in history[-1]["details"].values()
+
+
+@pytest.mark.slow
+def test_an_outreach_note_reaches_temporal_sealed_with_the_clients_key(stack):
+    note = "Nils Nord sover i trapphuset på Farstavägen"
+    ok(stack, "notice", "register", "pd-n1", "--kind", "outreach", "--client", "p-n1",
+       "--district", "Farsta", "--as", "handlaggare.lind")
+    ok(stack, "notice", "assign-outreach", "pd-n1", "--pilot", "bolots.ahmed")
+    ok(stack, "notice", "outreach-visit", "pd-n1", "--reached", "--note", note)
+    shown = subprocess.run(
+        [temporal_cli(), "workflow", "show", "-w", notice_workflow_id("pd-n1"),
+         "--address", stack.env["TEMPORAL_ADDRESS"], "-o", "json", "--codec-endpoint",
+         f"http://127.0.0.1:{stack.env['HOUSING_CHAIN_API_PORT']}/codec",
+         "--codec-auth", f"Bearer {token(stack, 'supervisor')}"],
+        capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    decoded = payload_bytes(json.loads(shown.stdout))
+    assert b"outreach_visit" in decoded and b"enc:v1:" in decoded
+    assert note.encode() not in decoded and b"trapphuset" not in decoded
 
 
 # -- free text in the event store (no stack needed) -------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -857,6 +857,59 @@ def _quarter_sql(column: str) -> str:
             f"+ (CAST(SUBSTR({column}, 6, 2) AS INTEGER) - 1) / 3)")
 
 
+def _late_decision_quarters(view: ChainView, last: date) -> list[tuple[int, Any, Any, int]]:
+    """The granted decisions whose limit is on or before `last` and that were not executed
+    by it, counted per (limit's, move-in's, closing's) quarter, as numbers (`_quarter_sql`;
+    None for no move-in, no closing)."""
+    return view.rows(
+        f"SELECT {_quarter_sql('deadline_on')} AS qd, CASE WHEN move_in_on IS NULL THEN NULL "
+        f"ELSE {_quarter_sql('move_in_on')} END AS qm, CASE WHEN closed_on IS NULL THEN NULL "
+        f"ELSE {_quarter_sql('closed_on')} END AS qc, COUNT(*) AS n FROM rm_cases "
+        "WHERE outcome = 'granted' AND deadline_on <= ? "
+        "AND (move_in_on IS NULL OR move_in_on > deadline_on) GROUP BY 1, 2, 3",
+        (last.isoformat(),))
+
+
+def unexecuted_per_quarter(view: ChainView, quarters: Sequence[str]) -> list[int]:
+    """For each quarter, the `ivo` rows of status `unexecuted` (a decision past its limit and
+    neither executed nor closed by the quarter's last day), from one grouped pass: a
+    decision is such a row in the quarters from its limit's up to, not including, the first
+    of its move-in's and its closing's."""
+    numbers = []
+    for quarter in quarters:
+        try:
+            start, _ = quarter_bounds(quarter)
+        except ValueError as exc:
+            raise ReportError(f"quarter: {exc}") from None
+        numbers.append(start.year * 4 + (start.month - 1) // 3)
+    if not numbers:
+        return []
+    counts = dict.fromkeys(numbers, 0)
+    last = quarter_bounds(quarters[numbers.index(max(numbers))])[1]
+    for qd, qm, qc, n in _late_decision_quarters(view, last):
+        for q in counts:
+            if qd <= q and (qm is None or qm > q) and (qc is None or qc > q):
+                counts[q] += n
+    return [counts[q] for q in numbers]
+
+
+def course_completion_per_year(view: ChainView, years: Sequence[int]) -> list[dict[str, Any]]:
+    """`course_completion` of the tenants who moved in during each year, in one pass."""
+    if not years:
+        return []
+    found = {int(y): (n, int(done)) for y, n, done in view.rows(
+        "SELECT SUBSTR(move_in_on, 1, 4) AS y, COUNT(*) AS n, "
+        "COALESCE(SUM(CASE WHEN course_sessions >= 4 THEN 1 ELSE 0 END), 0) AS done "
+        "FROM rm_cases WHERE move_in_on >= ? AND move_in_on <= ? GROUP BY 1",
+        (date(min(years), 1, 1).isoformat(), date(max(years), 12, 31).isoformat()))}
+    out = []
+    for year in years:
+        tenants, completed = found.get(year, (0, 0))
+        out.append({"year": year, "new_tenants": tenants, "completed": completed,
+                    "completion_rate": round(completed / tenants, 3) if tenants else None})
+    return out
+
+
 def _ivo_counts(view: ChainView, *years: int) -> list[int]:
     """The rows `ivo` gives for each year's four quarters, added up, in one pass over the
     granted cases. `IVO_DECISIONS_SQL` read per quarter q: a decision is a row in q when its
@@ -866,15 +919,8 @@ def _ivo_counts(view: ChainView, *years: int) -> list[int]:
     cases per (deadline, move-in, closing) quarter; the interruptions come as `ivo` finds
     them."""
     wanted = {y * 4 + q: i for i, y in enumerate(years) for q in range(4)}
-    last_day = date(max(years), 12, 31).isoformat()
-    groups = view.rows(
-        f"SELECT {_quarter_sql('deadline_on')} AS qd, CASE WHEN move_in_on IS NULL THEN NULL "
-        f"ELSE {_quarter_sql('move_in_on')} END AS qm, CASE WHEN closed_on IS NULL THEN NULL "
-        f"ELSE {_quarter_sql('closed_on')} END AS qc, COUNT(*) AS n FROM rm_cases "
-        "WHERE outcome = 'granted' AND deadline_on <= ? "
-        "AND (move_in_on IS NULL OR move_in_on > deadline_on) GROUP BY 1, 2, 3", (last_day,))
     counts = [0] * len(years)
-    for qd, qm, qc, n in groups:
+    for qd, qm, qc, n in _late_decision_quarters(view, date(max(years), 12, 31)):
         if qm is not None and qm in wanted:  # moved in late (the filter: after the deadline)
             counts[wanted[qm]] += n
         end = min(q for q in (qm, qc, max(wanted) + 1) if q is not None)

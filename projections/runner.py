@@ -51,6 +51,9 @@ class Behind(Exception):
     """The read models did not reach the event store's position in time."""
 
 
+CASE_TOPICS = tuple(t for t in TOPICS if t.startswith(CASE_TOPIC))
+
+
 class ProjectionRunner:
     def __init__(self, app: Application, view: ChainView, page_size: int = PAGE,
                  poll_interval: float = 0.2) -> None:
@@ -99,6 +102,14 @@ class ProjectionRunner:
                 fields["originator_version"] = version
                 out.append((topic, originator_id.replace("-", ""), fields))
         return out
+
+    def changed_cases(self, start: int, stop: int, most: int = 2000) -> set[str] | None:
+        """The case rows (uuid hex) that the events in (start, stop] change, or None when
+        there are more than `most` such events: reading them is then no cheaper than reading
+        every row. Only case events touch a case row (projector.project_case)."""
+        found = self.app.recorder.select_notifications(
+            start=start, limit=most + 1, stop=stop, topics=CASE_TOPICS, inclusive_of_start=False)
+        return None if len(found) > most else {n.originator_id.hex for n in found}
 
     @property
     def position(self) -> int:

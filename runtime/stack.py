@@ -248,8 +248,12 @@ class EmbeddedStack:
                              "it, or set HOUSING_CHAIN_API_PORT to a free port")
         if listening(host, port):
             raise taken
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on the
+        # connections of a socket whose protocol says TCP; without it every response waited
+        # about 40 ms for the client's delayed ACK (tests/test_reliability2.py)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited when accepted
         try:
             sock.bind((host if host != "localhost" else "127.0.0.1", port))
         except OSError as error:

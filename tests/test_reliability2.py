@@ -291,6 +291,40 @@ def test_the_api_port_is_held_while_the_dev_server_starts(tmp_path):
         up.wait(timeout=60)
 
 
+def test_the_api_socket_up_reserves_answers_without_waiting_for_a_delayed_ack(tmp_path):
+    """asyncio turns Nagle's algorithm off only on connections of a socket created as TCP:
+    on the socket `up` reserved with protocol 0, each response waited ~40 ms for the
+    client's delayed ACK. The connections the API accepts have TCP_NODELAY set."""
+    import asyncio
+    import socket
+
+    from config.settings import Settings
+    from runtime.stack import EmbeddedStack
+    from tests.stack import free_port
+
+    settings = Settings(data=tmp_path, api_port=free_port())
+    sock = EmbeddedStack(settings).reserve_api_port()
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                conn = transport.get_extra_info("socket")
+                seen.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _, writer = await asyncio.open_connection("127.0.0.1", settings.api_port)
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
+
+
 # --- 5. listening beyond this machine needs saying so ------------------------------------------
 
 

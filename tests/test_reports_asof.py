@@ -361,3 +361,23 @@ def test_every_reports_answer_carries_the_version_of_its_definition(view):
         answer = run_report(view, name, options.get(name, ReportOptions()), POLICY, TODAY)
         assert answer["definition_version"] == reports.DEFINITION_VERSIONS[name], name
     assert reports.DEFINITION_VERSIONS["ivo"] == 2  # the boundary rule changed in version 2
+
+
+# --- the dashboard's series -------------------------------------------------------------------
+
+def test_the_unexecuted_decisions_per_quarter_are_the_ivo_reports_unexecuted_rows(view):
+    quarters = [f"{y}Q{q}" for y in range(2024, 2028) for q in range(1, 5)]
+    counted = reports.unexecuted_per_quarter(view, quarters)
+    by_report = [sum(1 for r in reports.ivo(view, q)["rows"] if r["status"] == "unexecuted")
+                 for q in quarters]
+    assert counted == by_report
+    assert any(counted), "the municipality has unexecuted decisions in some quarter"
+    assert reports.unexecuted_per_quarter(view, quarters[::-3]) == by_report[::-3]
+
+
+def test_the_course_completion_per_year_is_the_caseloads_for_those_who_moved_in_that_year(view):
+    years = list(range(2023, 2028))
+    assert reports.course_completion_per_year(view, years) == [
+        {"year": y, **reports.course_completion(view, d(f"{y}-01-01"), d(f"{y}-12-31"))}
+        for y in years]
+    assert any(c["completed"] for c in reports.course_completion_per_year(view, years))

@@ -211,3 +211,21 @@ def test_the_temporal_ui_decodes_with_the_web_session_of_a_signed_in_supervisor(
     supervisor.cookies.set("hc_session", "forged")
     assert supervisor.post("/codec/decode", json={"payloads": [sealed]},
                            headers={"Origin": ui}).status_code == 401
+
+
+def test_the_server_computes_todays_worklist_items_as_it_starts(tmp_path):
+    """The first worklist of the day does not wait for every case's items (about a second
+    at 50,000 cases): the app's lifespan computes them when it starts."""
+    from fastapi.testclient import TestClient
+
+    from config.settings import Settings
+    from interfaces.api.app import create_app
+
+    app = create_app(Settings(data=tmp_path))
+    kept = app.state.use_cases._worklists
+    assert kept.day is None
+    with TestClient(app):
+        deadline = time.monotonic() + 30
+        while kept.day is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert kept.day == app.state.use_cases.today()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 from application.store import HousingChain
@@ -9,7 +10,8 @@ from domain.commands import import_line_adapter
 from domain.policy import Policy
 from projections.runner import ProjectionRunner
 from projections.view import open_view
-from projections.worklist import worklist
+from projections.worklist import KeptWorklists, kind_family, worklist
+from tests.backends import backend  # noqa: F401 - the fixture
 
 POLICY = Policy()
 TODAY = date(2026, 11, 24)
@@ -112,3 +114,62 @@ def test_the_worklist_is_the_same_after_a_rebuild(tmp_path):
     before = worklist(runner.view, None, POLICY, TODAY)
     runner.rebuild()
     assert worklist(runner.view, None, POLICY, TODAY) == before
+
+
+def test_the_kept_worklist_after_each_step_is_the_worklist_computed_from_scratch(backend):  # noqa: F811
+    """KeptWorklists recomputes only the cases the new events changed: after every kind of
+    change (a new case, a move-in, a reassignment, a closing, another day, another policy)
+    each actor's list and everyone's equal `worklist` on the same view (both backends)."""
+    store, views = backend
+    app = HousingChain(env=store)
+    runner = ProjectionRunner(app, open_view(views))
+    kept = KeptWorklists()
+    calls, ids = [], itertools.count()
+
+    def changed(start: int, stop: int) -> set[str] | None:
+        calls.append((start, stop))
+        return runner.changed_cases(start, stop)
+
+    def same(policy: Policy = POLICY, today: date = TODAY) -> None:
+        runner.catch_up()
+        for actor in (None, "handlaggare.lind", "handlaggare.ek", "bolots.ahmed"):
+            for days in (0, 14, 400):
+                answer = kept.worklist(runner.view, runner.position, changed, actor, policy,
+                                       today, days)
+                kinds = answer.pop("kinds")
+                scratch = worklist(runner.view, actor, policy, today, days)
+                assert answer == scratch, (actor, days)
+                assert kinds == sorted({kind_family(r["kind"]) for r in scratch["rows"]})
+                for kind in kinds:
+                    assert kept.worklist(runner.view, runner.position, changed, actor, policy,
+                                         today, days, kind)["rows"] == [
+                        r for r in scratch["rows"] if kind_family(r["kind"]) == kind]
+
+    def step(*lines: dict) -> None:
+        steps = [import_line_adapter.validate_python(
+            {"actor": "handlaggare.lind", **line, "id": f"s{next(ids)}"})
+            for line in lines]
+        steps = [s.without_identity() if s.type == "apply" else s for s in steps]
+        assert all(r.accepted for r in app.run(steps, today=TODAY, policy=POLICY))
+
+    step(*granted("k-1", "2026-06-01", "2026-06-10"), *housed("k-1", "K1", "2026-10-01"),
+         *granted("k-2", "2026-08-01", "2026-08-20"))
+    same()
+    step(*granted("k-3", "2026-09-01", "2026-09-05"))
+    same()
+    step({"type": "assign", "case": "k-1", "role": "housing_pilot", "to": "bolots.ahmed",
+          "on": "2026-10-02"},
+         {"type": "assign", "case": "k-2", "role": "caseworker", "to": "handlaggare.ek",
+          "on": "2026-10-02"})
+    same()
+    step({"type": "record_visit", "case": "k-1", "kind": "home_visit", "on": "2026-11-20",
+          "actor": "bolots.ahmed"}, *housed("k-3", "K3", "2026-11-01"))
+    same()
+    step({"type": "exit", "case": "k-2", "on": "2026-11-21", "destination": "own_housing"})
+    same()
+    assert len(calls) == 4  # once per step: the cases it changed, read from the store
+    same(today=date(2026, 12, 24))
+    same(policy=Policy(decision_warning_days=5))
+    runner.rebuild()
+    same(policy=Policy(decision_warning_days=5))
+    app.close()

@@ -10,6 +10,7 @@ behind a proxy (`housing-chain serve`).
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
@@ -67,7 +68,16 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     settings = settings or Settings()
     cases = use_cases or UseCases(settings)
     auth = Authenticator(settings)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(cases.keep_worklists_warm())
+        try:
+            yield
+        finally:
+            warming.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="housing-chain",
         version="1",
         description="The housing chain's case engine: steps, case status and history, "
@@ -281,9 +291,10 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     @app.get("/api/worklist", response_model=WorklistAnswer, responses=ERRORS)
     def worklist(who: Who, actor: str | None = None,
                  days: Annotated[int, Query(ge=0, le=366)] = 14, as_of: date | None = None,
-                 everyone: bool = False) -> dict[str, Any]:
-        """Your worklist: what is due and overdue, per case (supervisors: anyone's)."""
-        return cases.worklist(who, actor, days, as_of, everyone=everyone)
+                 everyone: bool = False, kind: str | None = None) -> dict[str, Any]:
+        """Your worklist: what is due and overdue, per case (supervisors: anyone's); `kind`
+        (e.g. `support_visit`, `sub_goal`) keeps the rows of that kind."""
+        return cases.worklist(who, actor, days, as_of, everyone=everyone, kind=kind)
 
     @app.get("/api/reports")
     def report_catalogue() -> list[dict[str, Any]]:

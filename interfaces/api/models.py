@@ -119,6 +119,7 @@ class WorklistAnswer(BaseModel):
     overdue: int
     due: int
     rows: list[dict[str, Any]]
+    kinds: list[str] = []  # the kinds of item in the whole list (`kind` narrows the rows)
 
 
 class RevealAnswer(BaseModel):

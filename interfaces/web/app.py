@@ -481,11 +481,14 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
 
         async def work(who: Principal) -> Response:
             everyone = q.get("everyone") == "1" and (who.is_admin or who.has(Role.SUPERVISOR))
-            result = await T(cases.worklist, who, None, 14, None, everyone)
-            kinds = sorted({r["kind"].split(":")[0] for r in result["rows"]})
             kind = q.get("kind") or ""
-            rows = [r for r in result["rows"] if not kind or r["kind"].split(":")[0] == kind]
-            deadlines = [r for r in result["rows"] if r["kind"] == "unexecuted_decision"]
+            result = await T(cases.worklist, who, None, 14, None, everyone, kind or None)
+            kinds, rows = result["kinds"], result["rows"]
+            whole = rows
+            if kind not in ("", "unexecuted_decision"):  # the deadlines, whatever the filter
+                whole = (await T(cases.worklist, who, None, 14, None, everyone,
+                                 "unexecuted_decision"))["rows"]
+            deadlines = [r for r in whole if r["kind"] == "unexecuted_decision"]
             # a page of rows at a time: everyone's list at 50,000 cases is thousands of rows
             pages = max(1, -(-len(rows) // WORKLIST_PAGE))
             page = min(max(1, int(q.get("page", "1")) if q.get("page", "1").isdigit() else 1), pages)
@@ -663,10 +666,8 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
         before and the least-squares trend through them."""
         rows: list[dict[str, Any]] = []
         quarters = previous_quarters(cases.today(), 8)
-        results = await asyncio.gather(*(T(cases.report, who, "ivo", ReportOptions(quarter=q))
-                                         for q in quarters))
-        for quarter, result in zip(quarters, results, strict=True):
-            n = sum(1 for x in result["rows"] if x["status"] == "unexecuted")
+        counts = await T(cases.unexecuted_per_quarter, who, quarters)
+        for quarter, n in zip(quarters, counts, strict=True):
             rows.append({"quarter": quarter, "ivo_count": n,
                          "change": n - rows[-1]["ivo_count"] if rows else None})
         for row, t in zip(rows, charts.trend([x["ivo_count"] for x in rows]), strict=True):
@@ -676,18 +677,13 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
     async def course_rows(who: Principal) -> list[dict[str, Any]]:
         """Housing-course completion among the tenants who moved in each of the last three
         years (the caseload report's course figures, as the kpis report counts them)."""
-        today, out = cases.today(), []
-        years = range(today.year - 2, today.year + 1)
-        loads = await asyncio.gather(*(T(cases.report, who, "caseload", ReportOptions(
-            as_of=min(date(y, 12, 31), today), date_from=date(y, 1, 1), date_to=date(y, 12, 31)))
-            for y in years))
-        for year, load in zip(years, loads, strict=True):
-            c = load["course"]
-            rate = c["completion_rate"]
-            out.append({"year": str(year), "new_tenants": c["new_tenants"],
-                        "completed": c["completed"],
-                        "completion_percent": None if rate is None else round(rate * 100, 1)})
-        return out
+        today = cases.today()
+        years = list(range(today.year - 2, today.year + 1))
+        return [{"year": str(c["year"]), "new_tenants": c["new_tenants"],
+                 "completed": c["completed"],
+                 "completion_percent": None if c["completion_rate"] is None
+                 else round(c["completion_rate"] * 100, 1)}
+                for c in await T(cases.course_completion_per_year, who, years)]
 
     def waiting_choice(q: Any) -> tuple[str, str, str]:
         chosen = []

@@ -411,6 +411,11 @@ class UseCases:
         """Compute today's items of every open case ahead of the first request that needs
         them (in a new process, on a new day): about a second at 50,000 cases, after which a
         worklist after a step costs milliseconds (projections/worklist.py, KeptWorklists)."""
+        runner = self.runner
+        try:  # a projection running beside this (up, the worker) catches up: do not race it
+            runner.wait(runner.head(), timeout=120.0)
+        except Behind:
+            pass
         view = self.caught_up_view(wait=300.0)
         self._worklists.worklist(view, self.runner.position, self.runner.changed_cases, None,
                                  self.policy, self.today(), 0)

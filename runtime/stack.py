@@ -112,6 +112,7 @@ class EmbeddedStack:
         self.projection = None
         self.api = None
         self.api_task: asyncio.Task | None = None
+        self.warming: asyncio.Task | None = None
         self.stop_worker = asyncio.Event()
 
     @property
@@ -268,10 +269,13 @@ class EmbeddedStack:
         from interfaces.api.app import create_app
 
         host, port = self.settings.api_host, self.settings.api_port
-        config = uvicorn.Config(create_app(self.settings), host=host, port=port,
+        app = create_app(self.settings)
+        config = uvicorn.Config(app, host=host, port=port,
                                 log_level="warning", access_log=False, lifespan="off")
         self.api = uvicorn.Server(config)
         self.api_task = asyncio.create_task(self.api.serve(sockets=[sock]))
+        # what the app's lifespan does under `serve`: today's worklist items ahead of time
+        self.warming = asyncio.create_task(app.state.use_cases.keep_worklists_warm())
         for _ in range(100):
             if self.api.started or self.api_task.done():
                 break
@@ -294,6 +298,8 @@ class EmbeddedStack:
                                 open_view(self.settings.view_env())).start()
 
     async def stop(self) -> None:
+        if self.warming is not None:
+            self.warming.cancel()
         if self.api is not None:
             self.api.should_exit = True
             try:

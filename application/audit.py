@@ -31,7 +31,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from application.keys import private_file
+from config.sqlite_wal import use_wal
 
 GENESIS = "0" * 64
 _AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -403,7 +403,7 @@ class AccessLog:
         self._created = True
 
     def _create_sqlite(self, conn: sqlite3.Connection) -> None:
-        _wal(conn)
+        use_wal(conn)
         refuse = "BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END"
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -459,19 +459,6 @@ class AccessLog:
             if "access_log_no_truncate" not in triggers:
                 conn.execute(f"CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON {self.table} "
                              f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
-
-
-def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
-    """Switch the file to WAL mode (it stays so). The switch needs the file to itself and SQLite
-    answers "locked" at once, without waiting, while another process holds it: retry instead."""
-    deadline = time.monotonic() + patience
-    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _close_quietly(conn: Any) -> None:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from config.sqlite_wal import use_wal
+
 
 class CodeStore:
     def __init__(self, data: Path) -> None:
@@ -26,7 +28,7 @@ class CodeStore:
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db)
         return db
 
     @staticmethod

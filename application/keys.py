@@ -37,6 +37,7 @@ from typing import ClassVar, Protocol, Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from config.sqlite_wal import use_wal
 from domain.text import SEALED_PREFIX
 
 log = logging.getLogger(__name__)
@@ -448,7 +449,7 @@ class SqliteWrappedKeys:
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                      check_same_thread=False)
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._conn)
         self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS data_keys ("

@@ -3,9 +3,10 @@
 A report or a worklist is a function of the read models' state, the question (its name and
 options) and the day it is asked on. The read models only change when the projection moves
 their position, so an answer computed at position P is still the answer while the position
-is P: the supervisor's dashboard (fifteen reports) opened again, or by a colleague, is served
+is P: the supervisor's dashboard (six answers) opened again, or by a colleague, is served
 without scanning 50,000 cases again. Any step recorded since moves the position and the next
-request computes afresh, so read-your-writes holds exactly as without this.
+request computes afresh (a worklist only for the cases the step changed:
+projections/worklist.py), so read-your-writes holds exactly as without this.
 
 One per process (API processes share nothing; a miss only costs the computation). Only the
 answers at the latest position are kept (the position never goes back, so older ones can

@@ -423,11 +423,28 @@ class UseCases:
     async def keep_worklists_warm(self) -> None:
         """`warm_worklists` as the server starts and again just after each midnight (the
         policy's time zone), so that nobody's first worklist of the day waits for them."""
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                await asyncio.to_thread(self.warm_worklists)
-            except Exception as exc:  # noqa: BLE001 - the first request computes them instead
-                log.warning("worklists not computed ahead", error=str(exc))
+            done: asyncio.Future[str | None] = loop.create_future()
+
+            def warm(done: asyncio.Future[str | None] = done) -> None:
+                try:
+                    self.warm_worklists()
+                    error = None
+                except Exception as exc:  # noqa: BLE001 - the first request computes them
+                    error = str(exc)
+                try:
+                    loop.call_soon_threadsafe(
+                        lambda: done.cancelled() or done.set_result(error))
+                except RuntimeError:  # the server has stopped meanwhile
+                    pass
+
+            # a daemon thread, not the loop's executor: a server that stops does not wait
+            # for a warm-up still waiting for the read models
+            threading.Thread(target=warm, name="warm-worklists", daemon=True).start()
+            error = await done
+            if error is not None:
+                log.warning("worklists not computed ahead", error=error)
             now = datetime.now(ZoneInfo(self.policy.time_zone))
             midnight = datetime.combine(now.date() + timedelta(days=1), time(0, 1), now.tzinfo)
             await asyncio.sleep((midnight - now).total_seconds())

@@ -22,6 +22,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL
 
+from config.sqlite_wal import use_wal
 from projections.projector import (
     APARTMENT_COLUMNS,
     APARTMENT_STEP_COLUMNS,
@@ -332,6 +333,6 @@ def _new_file_with_large_pages(name: str) -> None:
         return
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA page_size = {VIEW_PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        use_wal(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS rm_meta (key TEXT PRIMARY KEY, value TEXT)")
         conn.commit()

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     settings = settings or Settings()
     cases = use_cases or UseCases(settings)
     auth = Authenticator(settings)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         warming = asyncio.create_task(cases.keep_worklists_warm())

@@ -158,8 +158,9 @@ class KeptWorklists:
     The items are kept once for everybody, in the worklist's order (overdue first, then by
     due date), each with its sort key, actor and kind family beside it in lists of their own:
     a horizon is then a prefix found by bisection, and an actor's or a kind's list that
-    prefix filtered without a Python loop. `changed(start, stop)` names the case rows the
-    events in (start, stop] touched (None when too many: everything is computed again).
+    prefix filtered by a mask of names (`itertools.compress`), not computed again.
+    `changed(start, stop)` names the case rows the events in (start, stop] touched (None
+    when too many: everything is computed again).
     Another day, another policy or a view that went back (a rebuild) computes everything
     again. The answer is what `worklist` gives for the same view (tests/test_worklist.py
     compares them), plus the kind families in the actor's list (`kinds`).

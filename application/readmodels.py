@@ -28,4 +28,4 @@ def keyring_for(settings: Settings) -> KeyRing:
 def projection_for(settings: Settings) -> ProjectionRunner:
     app = HousingChain(env=settings.event_store_env("events"))
     app.keyring = keyring_for(settings)
-    return ProjectionRunner(app, open_view(settings.view_env()))
+    return ProjectionRunner(app, open_view(settings.view_env()), page_size=settings.projection_page)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
                     "this often, so that no collection walks every cached workflow or every "
                     "long-lived object again (config/gcwatch.py); 0 = "
                     "Python's own schedule")
+    projection_page: int = Field(
+        100_000, ge=1,
+        description="notification ids the projection reads, folds and commits at a time while "
+                    "catching up; bigger pages load and save a busy case's row fewer times "
+                    "(bench/catchup.py) for some 90 MB more at the peak per 80,000")
     gc_full_minutes: float = Field(
         60.0, ge=0, description="a full collection, frozen objects included, this often")
     ui_port: int = 8233

@@ -146,6 +146,9 @@ class Page:
     apartment_steps: list[dict[str, Any]] = field(default_factory=list)
     placements: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     interruptions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # the changing columns of each case row as loaded (view.CHANGING): saving a row then
+    # writes only the columns the page changed
+    cases_before: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def iso(value: Any) -> str | None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any, Protocol
 
 from domain.calendar import add_months, quarter_bounds, unexecuted_deadline
@@ -553,14 +554,16 @@ def _arrears_steps(view: ChainView, day: str) -> list[tuple[Any, ...]]:
         "WHERE t.case_uuid = k.case_uuid AND t.on_day <= ? ORDER BY t.version DESC LIMIT 1) "
         f"FROM (SELECT DISTINCT case_uuid FROM rm_steps WHERE {kinds}) k "
         "JOIN rm_cases c ON c.case_uuid = k.case_uuid", (day, day))}
+    # a case's steps in order of version; the answer orders the cases itself
     steps = sorted(view.rows(f"SELECT case_uuid, version, event, detail FROM rm_steps WHERE {kinds}",
-                             (day,)), key=lambda s: (cases[s[0]][0], s[1]))
+                             (day,)))
     return [(cases[uuid][0], cases[uuid][1], event, detail, cases[uuid][2])
             for uuid, _, event, detail in steps]
 
 
 def _arrears_answer(as_of: date | None, day: str, rows: list[Any]) -> dict[str, Any]:
-    rows.sort(key=lambda r: (-r[0], r[1]))
+    rows.sort(key=itemgetter(1))  # by case, then (stable) by amount, largest first
+    rows.sort(key=itemgetter(0), reverse=True)
     return {"as_of": None if as_of is None else day,
             "rows": [{"case": case, "client": client, "stage": stage, "amount": str(amount),
                       "repayment_plan": not without_plan}
@@ -747,28 +750,30 @@ def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date 
         (opened if measure == "applications" else closed).append((_parse(day).toordinal(), k))
     if not opened:
         return {"inactive_after_days": n, "rows": []}
-    # inactive spells: a gap between two contacts longer than n days (found in the index on
-    # the gap), and the time after the last contact once it is longer than n days
-    # (the gaps from the covering index on (gap, step_day), counted by the day each begins
-    # and by the day each ends, not one row a gap; the time after the last contact and the
-    # closures from one pass over the case rows)
-    gap_starts = view.rows("SELECT s.step_day - s.gap + ? AS s, COUNT(*) AS k FROM rm_steps s "
-                           "WHERE s.gap > ? GROUP BY 1", (n, n))
-    gap_ends = view.rows("SELECT s.step_day AS r, COUNT(*) AS k FROM rm_steps s WHERE s.gap > ? "
-                         "GROUP BY 1", (n,))
-    spells: list[tuple[Any, ...]] = []
+    # inactive spells: a gap between two contacts longer than n days, and the time after the
+    # last contact once it is longer than n days. The gaps come from the covering index on
+    # (gap, step_day), counted per (gap, day) in the index's order (no sort), then by the
+    # day each begins and the day each ends.
+    gaps = view.rows("SELECT step_day, gap, COUNT(*) FROM rm_steps WHERE gap > ? "
+                     "GROUP BY gap, step_day", (n,))
+    gap_starts: Counter[int] = Counter()
+    gap_ends: Counter[int] = Counter()
+    for day, gap, k in gaps:
+        gap_starts[day - gap + n] += k
+        gap_ends[day] += k
+    # the cases' passes read the covering index on (last contact, closed, destination): the
+    # inactive spells after the last contact by the day each begins (in the index's order)
+    # and, when closed, by the day each ends; the closures within n days of a contact
     permanent = ", ".join(repr(d) for d in sorted(PERMANENT))
-    closures = []
-    for s, closed_day, housed, closure, k in view.rows(
-            "SELECT CASE WHEN closed_day IS NULL OR closed_day > last_contact_day + ? "
-            "THEN last_contact_day + ? END AS s, closed_day, "
-            f"CASE WHEN destination IN ({permanent}) THEN 1 ELSE 0 END AS housed, "
-            "CASE WHEN closed_day IS NOT NULL AND last_contact_day + ? >= closed_day THEN 1 "
-            "ELSE 0 END AS closure, COUNT(*) AS k FROM rm_cases GROUP BY 1, 2, 3, 4", (n, n, n)):
-        if s is not None:
-            spells.append((s, None, closed_day, k))
-        elif closure:
-            closures.append((closed_day, housed, k))
+    spell_starts = [(last + n, k) for last, k in view.rows(
+        "SELECT last_contact_day, COUNT(*) FROM rm_cases WHERE last_contact_day IS NOT NULL "
+        "AND (closed_day IS NULL OR closed_day > last_contact_day + ?) GROUP BY last_contact_day",
+        (n,))]
+    spell_ends = view.rows("SELECT closed_day, COUNT(*) FROM rm_cases WHERE closed_day > "
+                           "last_contact_day + ? GROUP BY closed_day", (n,))
+    closures = view.rows(
+        f"SELECT closed_day, CASE WHEN destination IN ({permanent}) THEN 1 ELSE 0 END, "
+        "COUNT(*) FROM rm_cases WHERE last_contact_day + ? >= closed_day GROUP BY 1, 2", (n,))
     # applications by a client seen before (not the client's first case, by date then case
     # id; only clients with more than one case can have one), each with the client's latest
     # exit to housing before it (a look-up in the exits' (client, date) index)
@@ -789,17 +794,13 @@ def by_name(view: ChainView, policy: Policy, by: str = "month", date_from: date 
         flows[label(day)][kind] += 1
     starts: list[tuple[int, int]] = []  # (day an inactive spell begins, how many)
     ends: list[tuple[int, int]] = []
-    for s, k in gap_starts:
+    for s, k in (*gap_starts.items(), *spell_starts):
         flows[label(s)]["moved_to_inactive"] += int(k)
         starts.append((s, k))
-    for r, k in gap_ends:
+    for r, k in gap_ends.items():
         flows[label(r)]["returned_from_inactive"] += int(k)
         ends.append((r, k))
-    for s, _, closed_day, k in spells:
-        flows[label(s)]["moved_to_inactive"] += int(k)
-        starts.append((s, k))
-        if closed_day is not None:
-            ends.append((closed_day, k))
+    ends.extend(spell_ends)
     for day, housed, k in closures:
         flows[label(day)]["housed" if housed else "no_longer_eligible"] += int(k)
     opened_days, opened_n = _cumulative(opened)

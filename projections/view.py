@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -53,7 +54,8 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 15  # v15: who is responsible for each sub-goal (the worklist routes by it)
+SCHEMA_VERSION = 16  # v16: the by-name list and the IVO counts read covering indexes, not the rows
+# v15: who is responsible for each sub-goal (the worklist routes by it)
 # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
 # v10: the decision's deadline, the client's sex and birth year, the vacancy's landlord, and
@@ -78,6 +80,15 @@ INDEXES = (
     # covering: the by-name list's inactive spells are read from the index alone
     "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap, step_day)",
     "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",
+    # covering: the by-name list's pass over every case (time since the last contact, closure
+    # and destination) reads this index, a tenth of the rows' size, instead of the table
+    "CREATE INDEX IF NOT EXISTS rm_cases_contact ON rm_cases (last_contact_day, closed_day, "
+    "destination)",
+    # covering: the granted decisions past their limit, by quarter (the IVO counts of the
+    # kpis and the dashboard) read from the index alone; its columns change a few times a
+    # case, and only then is it rewritten (FactsMixin._save_cases)
+    "CREATE INDEX IF NOT EXISTS rm_cases_deadline ON rm_cases (outcome, deadline_on, "
+    "move_in_on, closed_on)",
     # a person's own worklist: their cases as caseworker or as housing pilot, not a scan
     "CREATE INDEX IF NOT EXISTS rm_cases_caseworker ON rm_cases (caseworker)",
     "CREATE INDEX IF NOT EXISTS rm_cases_pilot ON rm_cases (assigned_pilot)",
@@ -102,6 +113,7 @@ FIXED = {
 CHANGING = {table: [c for c in columns if c not in key and c not in FIXED.get(table, ())]
             for table, (columns, key) in TABLES.items()}
 ROW_TUPLE = {table: itemgetter(*columns) for table, (columns, _) in TABLES.items()}
+CASE_CHANGING = itemgetter(*CHANGING["rm_cases"])
 
 
 def create_statements() -> list[str]:
@@ -156,6 +168,7 @@ class FactsMixin:
                 page.notices[row["notice_uuid"]] = row
             for row in self._select_in(c, "rm_cases", "case_uuid", case_uuids):
                 page.cases[row["case_uuid"]] = row
+                page.cases_before[row["case_uuid"]] = CASE_CHANGING(row)
             for row in self._select_in(c, "rm_apartments", "apartment_uuid", apartment_uuids):
                 page.apartments[row["apartment_uuid"]] = row
             for row in self._select_in(c, "rm_placements", "case_uuid", case_uuids):
@@ -174,8 +187,8 @@ class FactsMixin:
         of this page is written."""
         with self.datastore.transaction(commit=True) as c:
             self._move_position(c, start, tracking)
-            for table, rows in (("rm_cases", page.cases.values()),
-                                ("rm_apartments", page.apartments.values()),
+            self._save_cases(c, page)
+            for table, rows in (("rm_apartments", page.apartments.values()),
                                 ("rm_vacancies", page.vacancies.values()),
                                 ("rm_notices", page.notices.values()),
                                 ("rm_exits", page.exits.values()),
@@ -201,6 +214,33 @@ class FactsMixin:
                     f"INSERT INTO rm_daily (day, measure, n) VALUES ({self.mark}, {self.mark}, "
                     f"{self.mark}) ON CONFLICT (day, measure) DO UPDATE SET n = rm_daily.n + "
                     "excluded.n", [(day, measure, n) for (day, measure), n in page.daily.items()])
+
+    def _save_cases(self, c: Any, page: Page) -> None:
+        """New case rows whole; a loaded row only in the columns this page changed, grouped by
+        which those are. SQLite and PostgreSQL rewrite an index whenever a column of it is
+        set, changed or not; a case's events mostly change a date or two of its ~50 columns,
+        so setting them all rewrote every index on changing columns for every event.
+
+        The rows were loaded at the position this page starts from, and the save moves the
+        position from there (compare-and-set, `_move_position`), so they are the rows the
+        update applies to."""
+        new, changed = [], defaultdict(list)
+        columns = CHANGING["rm_cases"]
+        for uuid, row in page.cases.items():
+            before = page.cases_before.get(uuid)
+            if before is None:
+                new.append(ROW_TUPLE["rm_cases"](row))
+                continue
+            after = CASE_CHANGING(row)
+            if after != before:
+                which = tuple(i for i, (a, b) in enumerate(zip(after, before, strict=True))
+                              if a != b)
+                changed[which].append((*(after[i] for i in which), uuid))
+        if new:
+            c.executemany(self._upsert("rm_cases"), new)
+        for which, values in changed.items():
+            sets = ", ".join(f"{columns[i]} = {self.mark}" for i in which)
+            c.executemany(f"UPDATE rm_cases SET {sets} WHERE case_uuid = {self.mark}", values)
 
     def _move_position(self, c: Any, start: int, tracking: Tracking) -> None:
         table = getattr(self, "tracking_table_name", "tracking")
@@ -283,6 +323,9 @@ class SQLiteChainView(FactsMixin, SQLiteTrackingRecorder):
             connection._sqlite_conn.execute("PRAGMA synchronous = NORMAL")
             # the pages a catch-up touches and the reports scan stay in memory (64 MiB)
             connection._sqlite_conn.execute("PRAGMA cache_size = -65536")
+            # the reports' GROUP BY and ORDER BY sort in memory, not in a temporary file:
+            # p95 of the by-name list's pass over the cases 40 ms against 60-90 ms
+            connection._sqlite_conn.execute("PRAGMA temp_store = MEMORY")
             return connection
 
         pool._create_connection = relaxed

@@ -295,7 +295,8 @@ class EmbeddedStack:
         from projections.view import open_view
 
         return ProjectionRunner(HousingChain(env=self.settings.event_store_env("events")),
-                                open_view(self.settings.view_env())).start()
+                                open_view(self.settings.view_env()),
+                                page_size=self.settings.projection_page).start()
 
     async def stop(self) -> None:
         if self.warming is not None:

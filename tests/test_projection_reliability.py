@@ -246,6 +246,30 @@ def test_rebuild_gives_what_incremental_projection_gave(tmp_path):
     assert fresh == incremental and fresh_facts == incremental_facts
 
 
+def test_a_case_row_saved_column_by_column_over_many_pages_is_the_row_written_whole(
+        tmp_path, store_120):
+    """A loaded case row is saved as an update of the columns its page changed; a row first
+    seen in a page is written whole. Pages of 5 notifications update rows again and again;
+    one page of the whole store writes every row whole, once."""
+    head = head_of(store_120)
+    small = runner_for(store_120, tmp_path / "small.sqlite", page_size=5)
+    whole = runner_for(store_120, tmp_path / "whole.sqlite", page_size=head)
+    updates = []
+    save = small.view._save_cases
+
+    def counting(c, page):
+        updates.append(len(page.cases_before))
+        save(c, page)
+
+    small.view._save_cases = counting  # type: ignore[method-assign]
+    assert small.catch_up() == whole.catch_up() == head
+    assert sum(updates) > 1_000  # rows loaded and updated, not only new ones
+    small_facts, whole_facts = (fact_tables(tmp_path / "small.sqlite"),
+                                fact_tables(tmp_path / "whole.sqlite"))
+    assert small_facts["rm_cases"] and small_facts == whole_facts
+    assert all_reports(small.view) == all_reports(whole.view)
+
+
 # --- two runners on one view -----------------------------------------------------------------
 
 def test_two_runners_at_once_apply_every_event_exactly_once(tmp_path, store_120):
@@ -427,7 +451,9 @@ def test_a_rebuild_beside_a_running_projection_loses_nothing(tmp_path, store_120
 def cli_env(data: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "POSTGRES_DBNAME")}
-    env.update(HOUSING_CHAIN_DATA=str(data), HOUSING_CHAIN_LOG_FORMAT="json", COLUMNS="200")
+    # pages smaller than the store, so that a kill can fall between two of them
+    env.update(HOUSING_CHAIN_DATA=str(data), HOUSING_CHAIN_LOG_FORMAT="json", COLUMNS="200",
+               HOUSING_CHAIN_PROJECTION_PAGE="5000")
     return env
 
 

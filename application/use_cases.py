@@ -28,7 +28,7 @@ from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailab
 from application.free_text import has_text, note_context, seal_fields, sealer_for, text_context
 from application.importer import ImportReport, Refusal, describe, parse, run_import
 from application.keys import KeyRing, KeysError
-from application.memo import ByPosition
+from application.memo import ByPosition, read_logged
 from application.readmodels import keyring_for, projection_for
 from application.reporting import REPORT_NAMES, ReportOptions, check_options, run_report
 from application.store import HousingChain, IdentityRegistry
@@ -466,7 +466,9 @@ class UseCases:
             view, today = self.caught_up_view(wait), self.today()
             result = self._answers.get(
                 self.runner.position, ("report", name, options.model_dump_json(), today),
-                lambda: run_report(view, name, options, self.policy, today))
+                lambda: read_logged(view, lambda v: run_report(v, name, options, self.policy,
+                                                               today)),
+                view.changes)
         except reports.ReportError as exc:
             raise BadInput(str(exc)) from None
         self.record(who, "report.read", report=name, params=options.given())
@@ -492,7 +494,7 @@ class UseCases:
             view = self.caught_up_view()
             result = self._answers.get(self.runner.position,
                                        ("figures", report, tuple(sorted(params.items()))),
-                                       lambda: compute(view))
+                                       lambda: read_logged(view, compute), view.changes)
         except reports.ReportError as exc:
             raise BadInput(str(exc)) from None
         self.record(who, "report.read", report=report, params=params)

@@ -10,6 +10,7 @@ PostgreSQL when the event store is PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -54,7 +55,8 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 16  # v16: the by-name list and the IVO counts read covering indexes, not the rows
+SCHEMA_VERSION = 17  # v17: what each page changed (rm_changes), for the remembered answers
+# v16: the by-name list and the IVO counts read covering indexes, not the rows
 # v15: who is responsible for each sub-goal (the worklist routes by it)
 # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
 # v8: the case file (plan, follow-ups, ...); v9: the case file v2 (interrupted support, ...)
@@ -114,6 +116,49 @@ CHANGING = {table: [c for c in columns if c not in key and c not in FIXED.get(ta
             for table, (columns, key) in TABLES.items()}
 ROW_TUPLE = {table: itemgetter(*columns) for table, (columns, _) in TABLES.items()}
 CASE_CHANGING = itemgetter(*CHANGING["rm_cases"])
+# what a page changed, as the names `memo` compares with the columns an answer read
+ALL_OF = {table: frozenset({f"{table}.#rows", *(f"{table}.{c}" for c in columns)})
+          for table, (columns, _) in TABLES.items()}
+CHANGES_KEPT = 1_000_000  # positions (notification ids) of changes kept in rm_changes
+_WORD = re.compile(r"[a-z_][a-z0-9_]*")
+_STAR = re.compile(r"(?:select|\.)\s*\*", re.IGNORECASE)
+
+
+def columns_read(statements: Iterable[str]) -> frozenset[str]:
+    """The `table.column` names the SQL statements can read: each fact table they name,
+    with its `#rows` and every column of it they name (all of them for `SELECT *` or
+    `t.*`). Words are matched whole anywhere in the text, so the set errs on the side of
+    more: an answer is never kept past a change of something it read."""
+    out: set[str] = set()
+    for sql in statements:
+        words = set(_WORD.findall(sql.lower()))
+        star = bool(_STAR.search(sql))
+        for table, (columns, _) in TABLES.items():
+            if table in words:
+                out.add(f"{table}.#rows")
+                out.update(f"{table}.{c}" for c in columns if star or c in words)
+    return frozenset(out)
+
+
+class ReadLog:
+    """A view that notes the SQL read through it (for `columns_read`), for one answer."""
+
+    def __init__(self, view: Any) -> None:
+        self._view = view
+        self.statements: list[str] = []
+
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        self.statements.append(sql)
+        return self._view.rows(sql, params)
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        self.statements.append(sql)
+        return self._view.query(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("datastore", "load_page", "save_page"):
+            raise AttributeError(f"{name}: only rows() and query() are read through a ReadLog")
+        return getattr(self._view, name)
 
 
 def create_statements() -> list[str]:
@@ -123,7 +168,9 @@ def create_statements() -> list[str]:
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(key)}))"
         )
-    return [*statements, *INDEXES]
+    return [*statements, *INDEXES,
+            "CREATE TABLE IF NOT EXISTS rm_changes (start BIGINT PRIMARY KEY, stop BIGINT, "
+            "changed TEXT)"]
 
 
 class FactsMixin:
@@ -187,7 +234,7 @@ class FactsMixin:
         of this page is written."""
         with self.datastore.transaction(commit=True) as c:
             self._move_position(c, start, tracking)
-            self._save_cases(c, page)
+            changed = self._save_cases(c, page)
             for table, rows in (("rm_apartments", page.apartments.values()),
                                 ("rm_vacancies", page.vacancies.values()),
                                 ("rm_notices", page.notices.values()),
@@ -199,23 +246,54 @@ class FactsMixin:
                 values = list(map(ROW_TUPLE[table], rows))
                 if values:
                     c.executemany(self._upsert(table), values)
-            latest = [(what, max(r["on_day"] for r in rows if r["on_day"]))
-                      for what, rows in (("rm_steps", page.steps),
-                                         ("rm_apartment_steps", page.apartment_steps))
-                      if any(r["on_day"] for r in rows)]
+                    changed.update(ALL_OF[table])
+            c.execute("SELECT what, day FROM rm_latest")
+            known = {r["what"] if isinstance(r, dict) else r[0]:
+                     r["day"] if isinstance(r, dict) else r[1] for r in c.fetchall()}
+            latest = [(what, day) for what, rows in (("rm_steps", page.steps),
+                                                     ("rm_apartment_steps", page.apartment_steps))
+                      if (day := max((r["on_day"] for r in rows if r["on_day"]), default=None))
+                      and (known.get(what) is None or day > known[what])]
             if latest:  # is a date past? one row per table, not an index on every step
-                greatest = "GREATEST" if self.mark == "%s" else "MAX"
                 c.executemany(
                     f"INSERT INTO rm_latest (what, day) VALUES ({self.mark}, {self.mark}) "
-                    f"ON CONFLICT (what) DO UPDATE SET day = {greatest}(rm_latest.day, "
-                    "excluded.day)", latest)
+                    "ON CONFLICT (what) DO UPDATE SET day = excluded.day", latest)
+                changed.update(ALL_OF["rm_latest"])
             if page.daily:  # counts: added to what earlier pages counted
                 c.executemany(
                     f"INSERT INTO rm_daily (day, measure, n) VALUES ({self.mark}, {self.mark}, "
                     f"{self.mark}) ON CONFLICT (day, measure) DO UPDATE SET n = rm_daily.n + "
                     "excluded.n", [(day, measure, n) for (day, measure), n in page.daily.items()])
+                changed.update(ALL_OF["rm_daily"])
+            self._record_changes(c, start, tracking.notification_id, changed)
 
-    def _save_cases(self, c: Any, page: Page) -> None:
+    def _record_changes(self, c: Any, start: int, stop: int, changed: set[str]) -> None:
+        """What the page (start, stop] changed, as `table.column` names, for the answers
+        remembered at `start` (application/memo.py); only the last CHANGES_KEPT positions."""
+        m = self.mark
+        c.execute(f"INSERT INTO rm_changes (start, stop, changed) VALUES ({m}, {m}, {m})",
+                  (start, stop, " ".join(sorted(changed))))
+        c.execute(f"DELETE FROM rm_changes WHERE start < {m}", (stop - CHANGES_KEPT,))
+
+    def changes(self, start: int, stop: int) -> frozenset[str] | None:
+        """The `table.column` names the pages between the positions `start` and `stop` changed
+        (a new or removed row changes the table's `#rows` and every column); None when that is
+        no longer known (older than the changes kept, or before a rebuild)."""
+        if stop <= start:
+            return frozenset()
+        m = self.mark
+        found = self.rows(f"SELECT start, stop, changed FROM rm_changes WHERE start >= {m} "
+                          f"AND stop <= {m} ORDER BY start", (start, stop))
+        at = start
+        out: set[str] = set()
+        for first, last, changed in found:
+            if first != at:  # a gap: not every page between is known
+                return None
+            out.update(changed.split())
+            at = last
+        return frozenset(out) if at == stop else None
+
+    def _save_cases(self, c: Any, page: Page) -> set[str]:
         """New case rows whole; a loaded row only in the columns this page changed, grouped by
         which those are. SQLite and PostgreSQL rewrite an index whenever a column of it is
         set, changed or not; a case's events mostly change a date or two of its ~50 columns,
@@ -236,11 +314,15 @@ class FactsMixin:
                 which = tuple(i for i, (a, b) in enumerate(zip(after, before, strict=True))
                               if a != b)
                 changed[which].append((*(after[i] for i in which), uuid))
+        touched: set[str] = set()
         if new:
             c.executemany(self._upsert("rm_cases"), new)
+            touched.update(ALL_OF["rm_cases"])
         for which, values in changed.items():
             sets = ", ".join(f"{columns[i]} = {self.mark}" for i in which)
             c.executemany(f"UPDATE rm_cases SET {sets} WHERE case_uuid = {self.mark}", values)
+            touched.update(f"rm_cases.{columns[i]}" for i in which)
+        return touched
 
     def _move_position(self, c: Any, start: int, tracking: Tracking) -> None:
         table = getattr(self, "tracking_table_name", "tracking")
@@ -287,7 +369,7 @@ class FactsMixin:
             found = None if row is None else (row["value"] if isinstance(row, dict) else row[0])
             if found == str(SCHEMA_VERSION):
                 return False
-            for table in (*TABLES, *RETIRED_TABLES):
+            for table in (*TABLES, "rm_changes", *RETIRED_TABLES):
                 c.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in create_statements():
                 c.execute(statement)
@@ -301,7 +383,7 @@ class FactsMixin:
     def drop_all(self) -> None:
         """For a rebuild: empty the facts and forget the position, in one transaction."""
         with self.datastore.transaction(commit=True) as c:
-            for table in TABLES:
+            for table in (*TABLES, "rm_changes"):
                 c.execute(f"DELETE FROM {table}")
             c.execute(f"DELETE FROM {getattr(self, 'tracking_table_name', 'tracking')}")
             self._after_drop(c)

@@ -4,13 +4,19 @@ the next answer includes it. Through the real use cases on a data directory."""
 
 from __future__ import annotations
 
+import itertools
+from datetime import date
+
 from application.memo import ByPosition
-from application.reporting import ReportOptions
+from application.reporting import REPORTS, ReportOptions, run_report
 from application.store import HousingChain
 from application.use_cases import UseCases
 from config.settings import Settings
 from domain.access import Principal
+from domain.commands import import_line_adapter
+from projections import reports
 from tests.test_reports import POLICY, TODAY, Scenario
+from tests.test_worklist import granted, housed
 
 SUPERVISOR = Principal(subject="sup", roles=frozenset({"supervisor"}), units=frozenset({"Farsta"}))
 
@@ -31,14 +37,40 @@ def test_an_answer_is_computed_once_per_position_and_question():
     assert calls == ["a", "c", "d", "e", "f"]
 
 
-def test_only_the_answers_at_the_latest_position_are_kept():
+def test_an_answer_outlives_the_pages_that_changed_nothing_it_read():
+    memo, asked = ByPosition(), []
+    pages = {(3, 5): frozenset({"rm_cases.last_home_visit", "rm_steps.#rows"}),
+             (5, 6): frozenset({"rm_cases.applied_day"})}
+
+    def changed(a: int, b: int):
+        asked.append((a, b))
+        if (a, b) in pages:
+            return pages[a, b]
+        return pages[a, 5] | pages[5, b] if (a, 5) in pages and (5, b) in pages else None
+
+    waits = memo.get(3, "waits", lambda: ("w1", frozenset({"rm_cases.applied_day"})), changed)
+    load = memo.get(3, "load", lambda: ("l1", frozenset({"rm_cases.last_home_visit"})), changed)
+    # a visit at 5: the waiting times read none of it, the caseload does
+    assert memo.get(5, "waits", lambda: ("w2", frozenset()), changed) == "w1"
+    assert memo.get(5, "load", lambda: ("l2", frozenset({"rm_cases.last_home_visit"})),
+                    changed) == "l2"
+    assert asked == [(3, 5)]  # once for both answers kept at 3
+    # a new case at 6 changes what the waiting times read
+    assert memo.get(6, "waits", lambda: ("w3", frozenset()), changed) == "w3"
+    assert memo.get(6, "load", lambda: ("l3", frozenset()), changed) == "l2"
+    assert (waits, load) == ("w1", "l1")
+
+
+def test_an_answer_is_computed_again_when_the_changes_are_not_known_or_the_position_went_back():
     memo = ByPosition()
-    memo.get(3, "a", lambda: 1)
-    memo.get(3, "b", lambda: 2)
-    memo.get(4, "a", lambda: 3)
-    assert list(memo._answers) == [(4, "a")]
-    assert memo.get(3, "b", lambda: 9) == 9  # a reader behind the others: answered, not kept
-    assert list(memo._answers) == [(4, "a")]
+    reads = frozenset({"rm_cases.applied_day"})
+    memo.get(3, "q", lambda: ("a", reads), lambda a, b: None)
+    assert memo.get(4, "q", lambda: ("b", reads), lambda a, b: None) == "b"  # not known
+    assert memo.get(2, "q", lambda: ("c", reads), lambda a, b: frozenset()) == "c"  # went back
+    memo.get(9, "w", lambda: "worklist")  # no `changed`: at its position only
+    assert memo.get(10, "w", lambda: "again") == "again"
+    memo.clear()
+    assert memo.get(10, "w", lambda: "cleared") == "cleared"
 
 
 def test_a_failed_computation_is_not_remembered():
@@ -82,4 +114,72 @@ def test_a_report_asked_again_after_a_step_includes_the_step(tmp_path):
     # every read is still in the access log, served from memory or not
     reads = [r for r in cases.audit._select("ORDER BY seq", ()) if r.action == "report.read"]
     assert [r.outcome for r in reads] == ["allowed"] * 3
+    app.close()
+
+
+def every_question() -> dict[str, ReportOptions]:
+    out = {name: ReportOptions() for name in REPORTS if name not in ("ivo", "kpis")}
+    out.update({"ivo": ReportOptions(quarter="2026Q4"), "kpis": ReportOptions(year=2026),
+                "waiting-times by landlord": ReportOptions(interval="decision-to-move-in",
+                                                           by="landlord"),
+                "caseload on a past date": ReportOptions(as_of=date(2026, 10, 5)),
+                "stock on a past date": ReportOptions(as_of=date(2026, 10, 5), by="landlord")})
+    return out
+
+
+def test_a_remembered_answer_after_each_kind_of_step_is_the_answer_computed_afresh(tmp_path):
+    """After a new case, a move-in, a visit, arrears, a reassignment and an exit, every report
+    (and the dashboard's series) served by the use cases equals the report computed on the
+    view now; the answers that read nothing a step changed were served from memory."""
+    settings = Settings(data=tmp_path)
+    app = HousingChain(env=settings.event_store_env("events"))
+    ids = itertools.count()
+
+    def step(*lines: dict) -> None:
+        steps = [import_line_adapter.validate_python(
+            {"actor": "handlaggare.lind", **line, "id": f"m{next(ids)}"}) for line in lines]
+        steps = [s.without_identity() if s.type == "apply" else s for s in steps]
+        results = app.run(steps, today=TODAY, policy=POLICY)
+        assert all(r.accepted for r in results), [r.reason for r in results if not r.accepted]
+
+    cases = UseCases(settings)
+    quarters, years = ["2026Q2", "2026Q3", "2026Q4"], [2025, 2026]
+
+    def same() -> int:
+        """Every answer equals a fresh one; returns how many were served from memory."""
+        hits = cases._answers.hits
+        view = cases.caught_up_view()
+        for label, options in every_question().items():
+            name = label.split(" ")[0]
+            served = cases.report(SUPERVISOR, name, options)
+            assert served == run_report(view, name, options, cases.policy, cases.today()), label
+        assert cases.unexecuted_per_quarter(SUPERVISOR, quarters) == \
+            reports.unexecuted_per_quarter(view, quarters)
+        assert cases.course_completion_per_year(SUPERVISOR, years) == \
+            reports.course_completion_per_year(view, years)
+        return cases._answers.hits - hits
+
+    step(*granted("k-1", "2026-06-01", "2026-06-10"), *granted("k-2", "2026-07-01", "2026-07-20"))
+    same()
+    step(*housed("k-1", "K1", "2026-10-01"))
+    same()
+    step({"type": "record_visit", "case": "k-1", "kind": "home_visit", "on": "2026-10-20",
+          "actor": "bolots.ahmed"})
+    after_visit = same()
+    step({"type": "rent_arrears", "case": "k-1", "amount": "1200", "on": "2026-10-25"})
+    same()
+    step({"type": "assign", "case": "k-2", "role": "caseworker", "to": "handlaggare.ek",
+          "on": "2026-10-26"})
+    same()
+    step(*granted("k-3", "2026-10-01", "2026-10-28"))
+    same()
+    # the same pilot again, on a day before the latest step: only the visit date changes
+    step({"type": "record_visit", "case": "k-1", "kind": "home_visit", "on": "2026-10-27",
+          "actor": "bolots.ahmed"})
+    same()
+    step({"type": "exit", "case": "k-1", "on": "2026-11-02", "destination": "own_housing"})
+    same()
+    # a visit changes the case's visit and contact dates and adds a step: the waiting times,
+    # the flows, the IVO figures and more read none of it
+    assert after_visit >= 8, after_visit
     app.close()

@@ -259,7 +259,7 @@ def test_a_case_row_saved_column_by_column_over_many_pages_is_the_row_written_wh
 
     def counting(c, page):
         updates.append(len(page.cases_before))
-        save(c, page)
+        return save(c, page)
 
     small.view._save_cases = counting  # type: ignore[method-assign]
     assert small.catch_up() == whole.catch_up() == head

@@ -135,19 +135,24 @@ def main() -> None:
         own_token = web.auth.local.mint(worker, ["caseworker"], [district], ttl_seconds=3600)
         own_client = TestClient(app, base_url="http://testserver")  # a jar of its own
         own_client.cookies.set(SESSION, web.sealer.seal(new_session(own_token)))
-        visited = cases._runner.view.rows(
+        # a case not visited today each time: every step changes the case row's last visit
+        # and contact dates (what the caseload and the worklists read), not only adds a step
+        to_visit = [r[0] for r in cases._runner.view.rows(
             "SELECT case_id FROM rm_cases WHERE stage = 'training' AND caseworker = ? "
-            "ORDER BY case_id LIMIT 1", (worker,))[0][0]
+            "AND (last_home_visit IS NULL OR last_home_visit < ?) ORDER BY case_id LIMIT 2000",
+            (worker, TODAY.isoformat()))]
         steps_taken = [0]
 
         from domain.commands import import_line_adapter
 
         def a_step() -> None:
-            """A home visit on one of the caseworker's cases, recorded in the event store (as
-            the step's activity records it); the next request projects it."""
+            """A home visit on another of the caseworker's cases, recorded in the event store
+            (as the step's activity records it); the next request projects it."""
             steps_taken[0] += 1
+            if steps_taken[0] > len(to_visit):
+                raise RuntimeError(f"the bench has only {len(to_visit)} cases to visit")
             step = import_line_adapter.validate_python({
-                "type": "record_visit", "case": visited, "kind": "home_visit",
+                "type": "record_visit", "case": to_visit[steps_taken[0] - 1], "kind": "home_visit",
                 "on": TODAY.isoformat(), "actor": worker, "id": f"bench-{steps_taken[0]}"})
             [result] = chain_app.run([step], today=TODAY, policy=cases.policy)
             if not result.accepted:

@@ -475,8 +475,10 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
     day = as_of.isoformat()
     rows = view.rows(*_tenancies_sql(view, day))
     pilots: dict[str, dict[str, Any]] = {}
-    # many cases share a move-in, a visit day and a programme
-    due_after: dict[tuple[str | None, str, str | None], date] = {}
+    # many cases share a move-in, a visit day and a programme: (due date, days overdue) once
+    # for each such triple (days None when not overdue)
+    due_after: dict[tuple[str | None, str, str | None], tuple[str, int | None]] = {}
+    overdue: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
     for case, housing_pilot, caseworker, move_in_on, last_home_visit, programme in rows:
         pilot = housing_pilot or f"(none; caseworker {caseworker})"
         entry = pilots.get(pilot)
@@ -486,16 +488,18 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
         entry["cases"] += 1
         due = due_after.get((last_home_visit, move_in_on, programme))
         if due is None:
-            due = due_after[last_home_visit, move_in_on, programme] = next_visit(
-                _parse(move_in_on), _parse(last_home_visit) if last_home_visit else None,
-                policy.rules(programme))
-        if due < as_of:
+            on = next_visit(_parse(move_in_on), _parse(last_home_visit) if last_home_visit
+                            else None, policy.rules(programme))
+            due = due_after[last_home_visit, move_in_on, programme] = (
+                on.isoformat(), (as_of - on).days if on < as_of else None)
+        if due[1] is not None:
             entry["overdue_visits"] += 1
-            entry["overdue"].append({"case": case, "due": due.isoformat(),
-                                     "days_overdue": (as_of - due).days})
+            overdue[pilot].append((due[0], case, due[1]))
     course = course_completion(view, date_from, date_to)
-    for entry in pilots.values():
-        entry["overdue"].sort(key=lambda o: (o["due"], o["case"]))
+    for pilot, late in overdue.items():
+        late.sort()  # by due date, then case
+        pilots[pilot]["overdue"] = [{"case": case, "due": due, "days_overdue": days}
+                                    for due, case, days in late]
     return {
         "as_of": day,
         "rows": sorted(pilots.values(), key=lambda p: (-p["cases"], p["pilot"])),

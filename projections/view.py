@@ -55,7 +55,8 @@ TABLES = {
 }
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
-SCHEMA_VERSION = 17  # v17: what each page changed (rm_changes), for the remembered answers
+SCHEMA_VERSION = 17  # v17: what each page changed (rm_changes), for the remembered answers;
+# a case's stage on a past day and the tenancies from indexes
 # v16: the by-name list and the IVO counts read covering indexes, not the rows
 # v15: who is responsible for each sub-goal (the worklist routes by it)
 # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
@@ -79,6 +80,9 @@ INDEXES = (
     # partial, so only home visits are in it: the latest home visit of a case by a past date
     "CREATE INDEX IF NOT EXISTS rm_steps_home_visits ON rm_steps (case_uuid, version, on_day, "
     "actor) WHERE event = 'VisitRecorded' AND detail = 'home_visit'",
+    # covering: a case's stage on a past day (its latest step by then) from the index alone,
+    # not a row read for every later step (arrears as of a past date)
+    "CREATE INDEX IF NOT EXISTS rm_steps_stage ON rm_steps (case_uuid, version, on_day, stage)",
     # covering: the by-name list's inactive spells are read from the index alone
     "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap, step_day)",
     "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",
@@ -91,6 +95,10 @@ INDEXES = (
     # case, and only then is it rewritten (FactsMixin._save_cases)
     "CREATE INDEX IF NOT EXISTS rm_cases_deadline ON rm_cases (outcome, deadline_on, "
     "move_in_on, closed_on)",
+    # covering: the tenancies today (the caseload and the kpis' cases per pilot) from the
+    # index alone; a visit rewrites its entry only when it changes the last visit or the pilot
+    "CREATE INDEX IF NOT EXISTS rm_cases_tenancy ON rm_cases (stage, case_id, housing_pilot, "
+    "caseworker, move_in_on, last_home_visit, programme)",
     # a person's own worklist: their cases as caseworker or as housing pilot, not a scan
     "CREATE INDEX IF NOT EXISTS rm_cases_caseworker ON rm_cases (caseworker)",
     "CREATE INDEX IF NOT EXISTS rm_cases_pilot ON rm_cases (assigned_pilot)",

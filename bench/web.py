@@ -11,10 +11,13 @@ called in-process (Starlette's TestClient: no sockets) as a signed-in admin:
   (`/dashboard`): `--runs` timed requests each after one warm-up, p50/p95 ms, next to the
   baseline measured in the same run, the same use-case calls without rendering
   (`UseCases.worklist`, `status` + `history`, the dashboard's reports). Three ways: again
-  at the same read-model position (answers remembered); after a step (a home visit on one
-  of the caseworker's cases recorded in the event store before each timed request, which
-  then projects it, as a request after a step does); and from nothing (the worklists kept
-  between reads forgotten too, as on a new day or in a new process);
+  at the same read-model position (answers remembered); after a step (a home visit on
+  another of the caseworker's cases, not visited that day, recorded in the event store
+  before each timed request, which then projects it, as a request after a step does: an
+  answer that read what the visit changed, such as the caseload, is computed again); and
+  from nothing (every remembered answer and the worklists kept between reads forgotten
+  too, as on a new day or in a new process). Timed under the collector schedule of the
+  process that serves the pages (config/gcwatch.py, as in bench/catchup.py);
 * page weight per page: the HTML (with its inline SVG charts) plus the CSS and JS it links,
   target < 300 KB.
 
@@ -190,6 +193,13 @@ def main() -> None:
             "case": (f"/cases/{case}", case_calls),
             "dashboard": ("/dashboard", dashboard_calls),
         }
+        # the collector schedule of the process that serves the pages (`serve`, the worker's
+        # under `up`: config/gcwatch.py): recent garbage collected and the rest frozen every
+        # HOUSING_CHAIN_GC_FREEZE_SECONDS, between the runs here (as bench/catchup.py does)
+        from config.gcwatch import collect_recent
+        every = settings.gc_freeze_seconds
+        collect_recent()
+        frozen_at = [time.monotonic()]
         static = {}
         results: dict[str, Any] = {}
         for name, (path, baseline) in pages.items():
@@ -197,7 +207,10 @@ def main() -> None:
                 fn()  # warm-up
                 out = []
                 for _ in range(args.runs):
-                    if after:  # a step moves the read models: no answer is remembered
+                    if every and time.monotonic() - frozen_at[0] >= every:
+                        collect_recent()
+                        frozen_at[0] = time.monotonic()
+                    if after:  # a step moves the read models and what it changed is read again
                         a_step()
                     if after == "nothing":  # nor the worklists kept between reads
                         cases._answers.clear()

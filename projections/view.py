@@ -56,7 +56,7 @@ TABLES = {
 # Bump when the fact tables change: a view of another version is dropped and rebuilt from
 # the first event (read models are derived data; the event store is the truth).
 SCHEMA_VERSION = 17  # v17: what each page changed (rm_changes), for the remembered answers;
-# a case's stage on a past day and the tenancies from indexes
+# the tenancies from an index
 # v16: the by-name list and the IVO counts read covering indexes, not the rows
 # v15: who is responsible for each sub-goal (the worklist routes by it)
 # v13: the latest step dates as a fact (rm_latest), not an index; v7: dated steps
@@ -80,9 +80,6 @@ INDEXES = (
     # partial, so only home visits are in it: the latest home visit of a case by a past date
     "CREATE INDEX IF NOT EXISTS rm_steps_home_visits ON rm_steps (case_uuid, version, on_day, "
     "actor) WHERE event = 'VisitRecorded' AND detail = 'home_visit'",
-    # covering: a case's stage on a past day (its latest step by then) from the index alone,
-    # not a row read for every later step (arrears as of a past date)
-    "CREATE INDEX IF NOT EXISTS rm_steps_stage ON rm_steps (case_uuid, version, on_day, stage)",
     # covering: the by-name list's inactive spells are read from the index alone
     "CREATE INDEX IF NOT EXISTS rm_steps_gap ON rm_steps (gap, step_day)",
     "CREATE INDEX IF NOT EXISTS rm_apartments_id ON rm_apartments (apartment_id)",

@@ -124,7 +124,9 @@ CASE_CHANGING = itemgetter(*CHANGING["rm_cases"])
 # what a page changed, as the names `memo` compares with the columns an answer read
 ALL_OF = {table: frozenset({f"{table}.#rows", *(f"{table}.{c}" for c in columns)})
           for table, (columns, _) in TABLES.items()}
-CHANGES_KEPT = 1_000_000  # positions (notification ids) of changes kept in rm_changes
+# positions (notification ids) of changes kept in rm_changes: following the store, a row is
+# a step or two, a few hundred bytes; an answer older than this is computed again
+CHANGES_KEPT = 50_000
 _WORD = re.compile(r"[a-z_][a-z0-9_]*")
 _STAR = re.compile(r"(?:select|\.)\s*\*", re.IGNORECASE)
 
@@ -276,9 +278,9 @@ class FactsMixin:
         """What the page (start, stop] changed, as `table.column` names, for the answers
         remembered at `start` (application/memo.py); only the last CHANGES_KEPT positions."""
         m = self.mark
+        c.execute(f"DELETE FROM rm_changes WHERE start < {m}", (stop - CHANGES_KEPT,))
         c.execute(f"INSERT INTO rm_changes (start, stop, changed) VALUES ({m}, {m}, {m})",
                   (start, stop, " ".join(sorted(changed))))
-        c.execute(f"DELETE FROM rm_changes WHERE start < {m}", (stop - CHANGES_KEPT,))
 
     def changes(self, start: int, stop: int) -> frozenset[str] | None:
         """The `table.column` names the pages between the positions `start` and `stop` changed

@@ -42,6 +42,7 @@ from domain.policy import Policy
 from domain.steps import BY_TYPE
 from domain.views import LineResult
 from projections import listings, reports
+from projections.caseload import KeptCaseload
 from projections.runner import Behind
 from projections.worklist import KeptWorklists
 
@@ -58,6 +59,7 @@ class UseCases:
         self._view_lock = threading.Lock()
         self._answers = ByPosition()  # reports and worklists, while the read models stand still
         self._worklists = KeptWorklists()  # brought up to date case by case after a step
+        self._caseload = KeptCaseload()  # likewise: a home visit changes it
         self._store: HousingChain | None = None
         self._identities: IdentityRegistry | None = None
         self._runner: Any = None
@@ -408,17 +410,20 @@ class UseCases:
         return result
 
     def warm_worklists(self) -> None:
-        """Compute today's items of every open case ahead of the first request that needs
-        them (in a new process, on a new day): about a second at 50,000 cases, after which a
-        worklist after a step costs milliseconds (projections/worklist.py, KeptWorklists)."""
+        """Compute today's items of every open case, and the caseload, ahead of the first
+        request that needs them (in a new process, on a new day): about a second at 50,000
+        cases, after which a worklist or the dashboard after a step costs milliseconds
+        (projections/worklist.py, KeptWorklists; projections/caseload.py, KeptCaseload)."""
         runner = self.runner
         try:  # a projection running beside this (up, the worker) catches up: do not race it
             runner.wait(runner.head(), timeout=120.0)
         except Behind:
             pass
         view = self.caught_up_view(wait=300.0)
-        self._worklists.worklist(view, self.runner.position, self.runner.changed_cases, None,
-                                 self.policy, self.today(), 0)
+        position, today = self.runner.position, self.today()
+        self._worklists.worklist(view, position, self.runner.changed_cases, None,
+                                 self.policy, today, 0)
+        self._caseload.rows(view, position, self.runner.changed_cases, today, self.policy)
 
     async def keep_worklists_warm(self) -> None:
         """`warm_worklists` as the server starts and again just after each midnight (the
@@ -464,8 +469,12 @@ class UseCases:
         try:
             check_options(name, options)
             view, today = self.caught_up_view(wait), self.today()
-            result = self._answers.get(
-                self.runner.position, ("report", name, options.model_dump_json(), today),
+            position = self.runner.position
+            question = ("report", name, options.model_dump_json(), today)
+            kept = self._kept_caseload(view, position, options, today) if name == "caseload" \
+                else None
+            result = kept if kept is not None else self._answers.get(
+                position, question,
                 lambda: read_logged(view, lambda v: run_report(v, name, options, self.policy,
                                                                today)),
                 view.changes)
@@ -473,6 +482,22 @@ class UseCases:
             raise BadInput(str(exc)) from None
         self.record(who, "report.read", report=name, params=options.given())
         return result
+
+    def _kept_caseload(self, view: Any, position: int, options: ReportOptions,
+                       today: date) -> dict[str, Any] | None:
+        """The `caseload` report from the kept caseload (projections/caseload.py) and its
+        course figures remembered while no move-in or course session changes; None for a
+        date before the latest facts, which `reports.caseload` reads from the dated steps."""
+        as_of = options.as_of or today
+        rows = self._caseload.rows(view, position, self.runner.changed_cases, as_of, self.policy)
+        if rows is None:
+            return None
+        course = self._answers.get(
+            position, ("caseload course", options.date_from, options.date_to),
+            lambda: read_logged(view, lambda v: reports.course_completion(
+                v, options.date_from, options.date_to)), view.changes)
+        return {"definition_version": reports.DEFINITION_VERSIONS["caseload"],
+                "as_of": as_of.isoformat(), "rows": rows, "course": course}
 
     def unexecuted_per_quarter(self, who: Principal, quarters: list[str]) -> list[int]:
         """The `ivo` report's unexecuted decisions counted for each quarter (the dashboard's
@@ -544,6 +569,7 @@ class UseCases:
             covered = self.runner.rebuild()
             self._answers.clear()
             self._worklists.clear()
+            self._caseload.clear()
         self.record(who, "projections.rebuild", params={"events": str(covered)})
         return {"events": covered, "position": self.runner.position}
 

@@ -15,8 +15,8 @@ called in-process (Starlette's TestClient: no sockets) as a signed-in admin:
   another of the caseworker's cases, not visited that day, recorded in the event store
   before each timed request, which then projects it, as a request after a step does: an
   answer that read what the visit changed, such as the caseload, is computed again); and
-  from nothing (every remembered answer and the worklists kept between reads forgotten
-  too, as on a new day or in a new process). Timed under the collector schedule of the
+  from nothing (every remembered answer and the worklists and caseload kept between reads
+  forgotten too, as on a new day or in a new process). Timed under the collector schedule of the
   process that serves the pages (config/gcwatch.py, as in bench/catchup.py);
 * page weight per page: the HTML (with its inline SVG charts) plus the CSS and JS it links,
   target < 300 KB.
@@ -212,9 +212,10 @@ def main() -> None:
                         frozen_at[0] = time.monotonic()
                     if after:  # a step moves the read models and what it changed is read again
                         a_step()
-                    if after == "nothing":  # nor the worklists kept between reads
+                    if after == "nothing":  # nor the worklists and caseload kept between reads
                         cases._answers.clear()
                         cases._worklists.clear()
+                        cases._caseload.clear()
                     t = time.perf_counter()
                     fn()
                     out.append((time.perf_counter() - t) * 1e3)

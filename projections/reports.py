@@ -25,6 +25,7 @@ from domain.commands import PERMANENT_DESTINATIONS
 from domain.due import next_visit
 from domain.errors import DomainError
 from domain.policy import Policy
+from domain.stages import IN_HOME
 from projections.projector import DAY_COLUMNS
 from projections.view import ChainView
 
@@ -432,7 +433,7 @@ def _ivo_interruptions(view: ChainView, first: str, last: str) -> list[dict[str,
     return out
 
 
-def _latest_facts(view: ChainView, day: str) -> bool:
+def latest_facts(view: ChainView, day: str) -> bool:
     """True when no step is dated after `day`: the latest facts are then the facts of that
     day, and the case and apartment rows answer without the dated steps (the index on the
     steps' latest date is kept as a fact, rm_latest)."""
@@ -441,15 +442,18 @@ def _latest_facts(view: ChainView, day: str) -> bool:
     return (latest is None or latest <= day) and (apartments is None or apartments <= day)
 
 
+# a case row's tenancy, as `tenancy_load` takes it, and whether the case is in one
+TENANCY_COLUMNS = "case_id, housing_pilot AS pilot, caseworker, move_in_on, last_home_visit, programme"
+IN_TENANCY = f"stage IN ({', '.join(repr(stage.value) for stage in IN_HOME)})"
+
+
 def _tenancies_sql(view: ChainView, day: str) -> tuple[str, tuple[str, ...]]:
     """The cases in a tenancy at the end of `day` as (case, pilot, caseworker, move-in, latest
     home visit, programme), the pilot being the one who made that visit: from the case rows
     for the latest facts, else the latest home visit by then from the index of home visits
     alone."""
-    if _latest_facts(view, day):
-        return ("SELECT case_id, housing_pilot AS pilot, caseworker, move_in_on, last_home_visit, "
-                "programme FROM rm_cases WHERE stage IN ('training', 'takeover_review', "
-                "'takeover_approved')", ())
+    if latest_facts(view, day):
+        return f"SELECT {TENANCY_COLUMNS} FROM rm_cases WHERE {IN_TENANCY}", ()
     return ("SELECT case_id, SUBSTR(visit, 12) AS pilot, caseworker, move_in_on, "
             "SUBSTR(visit, 1, 10) AS last_home_visit, programme FROM (SELECT c.case_id, "
             "c.caseworker, c.move_in_on, c.programme, (SELECT v.on_day || ' ' || v.actor "
@@ -473,38 +477,49 @@ def caseload(view: ChainView, as_of: date, policy: Policy, date_from: date | Non
     has them: domain/due.py `next_visit`). From the dated steps, so a past date gets the
     caseload as it stood then, not today's."""
     day = as_of.isoformat()
-    rows = view.rows(*_tenancies_sql(view, day))
-    pilots: dict[str, dict[str, Any]] = {}
-    # many cases share a move-in, a visit day and a programme: (due date, days overdue) once
-    # for each such triple (days None when not overdue)
-    due_after: dict[tuple[str | None, str, str | None], tuple[str, int | None]] = {}
-    overdue: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-    for case, housing_pilot, caseworker, move_in_on, last_home_visit, programme in rows:
-        pilot = housing_pilot or f"(none; caseworker {caseworker})"
-        entry = pilots.get(pilot)
-        if entry is None:
-            entry = pilots[pilot] = {"pilot": pilot, "cases": 0, "overdue_visits": 0,
-                                     "overdue": []}
-        entry["cases"] += 1
-        due = due_after.get((last_home_visit, move_in_on, programme))
-        if due is None:
-            on = next_visit(_parse(move_in_on), _parse(last_home_visit) if last_home_visit
-                            else None, policy.rules(programme))
-            due = due_after[last_home_visit, move_in_on, programme] = (
-                on.isoformat(), (as_of - on).days if on < as_of else None)
-        if due[1] is not None:
-            entry["overdue_visits"] += 1
-            overdue[pilot].append((due[0], case, due[1]))
-    course = course_completion(view, date_from, date_to)
-    for pilot, late in overdue.items():
-        late.sort()  # by due date, then case
-        pilots[pilot]["overdue"] = [{"case": case, "due": due, "days_overdue": days}
-                                    for due, case, days in late]
+    members: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)
+    due_after: DueAfter = {}
+    for row in view.rows(*_tenancies_sql(view, day)):
+        pilot, case, due, days = tenancy_load(row, as_of, policy, due_after)
+        members[pilot].append((case, due, days))
     return {
         "as_of": day,
-        "rows": sorted(pilots.values(), key=lambda p: (-p["cases"], p["pilot"])),
-        "course": course,
+        "rows": pilot_order(pilot_row(pilot, loads) for pilot, loads in members.items()),
+        "course": course_completion(view, date_from, date_to),
     }
+
+
+# many cases share a move-in, a visit day and a programme: (due date, days overdue) once for
+# each such triple (days None when not overdue)
+DueAfter = dict[tuple[str | None, str, str | None], tuple[str, int | None]]
+
+
+def tenancy_load(row: Sequence[Any], as_of: date, policy: Policy,
+                 due_after: DueAfter) -> tuple[str, str, str, int | None]:
+    """A tenancy row of `_tenancies_sql` as (pilot, case, next visit due, days overdue on
+    `as_of` or None); a case without a pilot counts under its caseworker's name."""
+    case, housing_pilot, caseworker, move_in_on, last_home_visit, programme = row[:6]
+    due = due_after.get((last_home_visit, move_in_on, programme))
+    if due is None:
+        on = next_visit(_parse(move_in_on), _parse(last_home_visit) if last_home_visit
+                        else None, policy.rules(programme))
+        due = due_after[last_home_visit, move_in_on, programme] = (
+            on.isoformat(), (as_of - on).days if on < as_of else None)
+    return housing_pilot or f"(none; caseworker {caseworker})", case, due[0], due[1]
+
+
+def pilot_row(pilot: str, loads: Iterable[tuple[str, str, int | None]]) -> dict[str, Any]:
+    """A pilot's row of the caseload from their cases' (case, due, days overdue or None)."""
+    loads = list(loads)
+    late = sorted((due, case, days) for case, due, days in loads if days is not None)
+    return {"pilot": pilot, "cases": len(loads), "overdue_visits": len(late),
+            "overdue": [{"case": case, "due": due, "days_overdue": days}
+                        for due, case, days in late]}
+
+
+def pilot_order(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The caseload's rows, the largest caseload first."""
+    return sorted(rows, key=lambda p: (-p["cases"], p["pilot"]))
 
 
 def course_completion(view: ChainView, date_from: date | None = None,
@@ -527,7 +542,7 @@ def arrears(view: ChainView, as_of: date | None = None) -> dict[str, Any]:
     facts): the amounts recorded by then, whether a plan was agreed after the latest of
     them, and the case's stage on that day."""
     day = (as_of or date.max).isoformat()
-    if _latest_facts(view, day):
+    if latest_facts(view, day):
         rows = [(Decimal(amount), case, client, stage, without_plan)
                 for case, client, stage, amount, without_plan in view.rows(
                     "SELECT case_id, client_id, stage, arrears, arrears_without_plan "
@@ -586,7 +601,7 @@ def stock(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]
     day = as_of.isoformat()
     landlord = "v.landlord"  # copied onto the vacancy when it begins (no look-up a row)
     statuses: dict[str, Counter] = defaultdict(Counter)
-    status_of = ("a.status" if _latest_facts(view, day) else
+    status_of = ("a.status" if latest_facts(view, day) else
                  "(SELECT s.status FROM rm_apartment_steps s WHERE s.apartment_uuid = "
                  "a.apartment_uuid AND s.on_day <= ? ORDER BY s.version DESC LIMIT 1)")
     for g, status, n in view.rows(

@@ -408,29 +408,52 @@ def _ivo_interruptions(view: ChainView, first: str, last: str) -> list[dict[str,
     decision: each quarter whose last day is past the limit until it is resumed or the case
     closed, and once more in the quarter it is resumed late (domain/due.py
     `interruption_due` raises the same limit as a reminder)."""
-    rows = view.query(
+    return [row for r in _interruptions_between(view, first, last)
+            if (row := _interruption_row(r, first, last)) is not None]
+
+
+def _interruptions_between(view: ChainView, first: str, last: str) -> list[dict[str, Any]]:
+    """The interruptions that can be a row of a quarter from `first` to `last` (or of any
+    quarter between, for a longer span): begun by `last`, not resumed before `first`, of a
+    case not closed before `first`."""
+    return view.query(
         "SELECT c.case_id, c.client_id, c.programme, c.decided_on, c.closed_on, "
         "i.interrupted_on, i.kind, i.resumed_on FROM rm_interruptions i "
         "JOIN rm_cases c ON c.case_uuid = i.case_uuid WHERE i.interrupted_on <= ? "
         "AND (i.resumed_on IS NULL OR i.resumed_on >= ?) AND (c.closed_on IS NULL OR "
         "c.closed_on >= ?)", (last, first, first))
-    out = []
-    for r in rows:
-        limit = unexecuted_deadline(date.fromisoformat(r["interrupted_on"])).isoformat()
-        resumed, closed = r["resumed_on"], r["closed_on"]
-        base = {"case": r["case_id"], "client": r["client_id"], "decision_date": r["decided_on"],
-                "programme": r["programme"], "interrupted_on": r["interrupted_on"],
-                "interruption": r["kind"]}
-        if resumed and first <= resumed <= last and resumed > limit:
-            out.append({**base, "days_waiting": days(r["interrupted_on"], resumed),
-                        "status": "resumed_late", "executed_on": resumed, "deadline": limit,
-                        "rule": IVO_RESUMED_LATE})
-        elif (limit <= last and (resumed is None or resumed > last)
-              and (closed is None or closed > last)):
-            out.append({**base, "days_waiting": days(r["interrupted_on"], last),
-                        "status": "support_interrupted", "executed_on": None, "deadline": limit,
-                        "rule": IVO_INTERRUPTED})
-    return out
+
+
+def _interruption_row(r: dict[str, Any], first: str, last: str) -> dict[str, Any] | None:
+    """An interruption's row in the quarter from `first` to `last`, or None."""
+    found = _interruption_status(r, first, last)
+    if found is None:
+        return None
+    status, limit = found
+    row = {"case": r["case_id"], "client": r["client_id"], "decision_date": r["decided_on"],
+           "programme": r["programme"], "interrupted_on": r["interrupted_on"],
+           "interruption": r["kind"]}
+    if status == "resumed_late":
+        return {**row, "days_waiting": days(r["interrupted_on"], r["resumed_on"]),
+                "status": status, "executed_on": r["resumed_on"], "deadline": limit,
+                "rule": IVO_RESUMED_LATE}
+    return {**row, "days_waiting": days(r["interrupted_on"], last), "status": status,
+            "executed_on": None, "deadline": limit, "rule": IVO_INTERRUPTED}
+
+
+def _interruption_status(r: dict[str, Any], first: str, last: str) -> tuple[str, str] | None:
+    """(`resumed_late` or `support_interrupted`, the limit) when the interruption is a row of
+    the quarter from `first` to `last`."""
+    resumed, closed = r["resumed_on"], r["closed_on"]
+    if r["interrupted_on"] > last or (resumed is not None and resumed < first) or (
+            closed is not None and closed < first):
+        return None
+    limit = unexecuted_deadline(date.fromisoformat(r["interrupted_on"])).isoformat()
+    if resumed and first <= resumed <= last and resumed > limit:
+        return "resumed_late", limit
+    if limit <= last and (resumed is None or resumed > last) and (closed is None or closed > last):
+        return "support_interrupted", limit
+    return None
 
 
 def latest_facts(view: ChainView, day: str) -> bool:
@@ -565,14 +588,18 @@ def arrears(view: ChainView, as_of: date | None = None) -> dict[str, Any]:
 def _arrears_steps(view: ChainView, day: str) -> list[tuple[Any, ...]]:
     """(case, client, event, detail, stage on `day`) of the arrears steps by `day`, by case and
     version. The steps come from the index on the steps' kind alone; a case's id, client and
-    stage that day are looked up once a case, not once a step."""
+    stage that day are looked up once a case, not once a step. The stage that day is the
+    stage of the case's last step dated by then; when the step that began its current stage
+    is dated by then, every later step kept that stage, so it is the current one (most
+    tenancies: no look-up in the steps)."""
     kinds = ("event IN ('RentArrearsRecorded', 'RepaymentPlanAgreed', 'RentPaymentRecorded') "
              "AND on_day <= ?")
     cases = {uuid: (case, client, stage) for uuid, case, client, stage in view.rows(
-        "SELECT k.case_uuid, c.case_id, c.client_id, (SELECT t.stage FROM rm_steps t "
-        "WHERE t.case_uuid = k.case_uuid AND t.on_day <= ? ORDER BY t.version DESC LIMIT 1) "
+        "SELECT k.case_uuid, c.case_id, c.client_id, CASE WHEN c.stage_since <= ? THEN c.stage "
+        "ELSE (SELECT t.stage FROM rm_steps t WHERE t.case_uuid = k.case_uuid AND t.on_day <= ? "
+        "ORDER BY t.version DESC LIMIT 1) END "
         f"FROM (SELECT DISTINCT case_uuid FROM rm_steps WHERE {kinds}) k "
-        "JOIN rm_cases c ON c.case_uuid = k.case_uuid", (day, day))}
+        "JOIN rm_cases c ON c.case_uuid = k.case_uuid", (day, day, day))}
     # a case's steps in order of version; the answer orders the cases itself
     steps = sorted(view.rows(f"SELECT case_uuid, version, event, detail FROM rm_steps WHERE {kinds}",
                              (day,)))
@@ -951,10 +978,11 @@ def _ivo_counts(view: ChainView, *years: int) -> list[int]:
         for q in range(max(qd, min(wanted)), end):
             if q in wanted:
                 counts[wanted[q]] += n
-    for year_index, y in enumerate(years):
-        for q in range(1, 5):
-            first, last = (d.isoformat() for d in quarter_bounds(f"{y}Q{q}"))
-            counts[year_index] += len(_ivo_interruptions(view, first, last))
+    bounds = [(i, *(d.isoformat() for d in quarter_bounds(f"{y}Q{q}")))
+              for i, y in enumerate(years) for q in range(1, 5)]
+    found = _interruptions_between(view, min(b[1] for b in bounds), max(b[2] for b in bounds))
+    for year_index, first, last in bounds:
+        counts[year_index] += sum(1 for r in found if _interruption_status(r, first, last))
     return counts
 
 

@@ -299,6 +299,11 @@ def test_interrupted_support_not_resumed_within_three_months_is_in_the_ivo_repor
     assert (q3["i-1"]["status"], q3["i-1"]["deadline"], q3["i-1"]["interruption"]) == (
         "support_interrupted", "2026-06-15", "treatment")
     assert q3["i-3"]["status"] == "resumed_late" and "i-2" not in q3
+    # the kpis' IVO figure reads the interruptions once for eight quarters: the same rows
+    from projections.reports import _ivo_counts
+    assert _ivo_counts(runner.view, 2026, 2025) == [
+        sum(len(ivo(runner.view, f"{year}Q{q}")["rows"]) for q in range(1, 5))
+        for year in (2026, 2025)] == [5, 0]  # i-1 in Q2, Q3, Q4; i-3 in Q2, Q3
     rows = worklist(runner.view, None, WARN, TODAY)
     assert kinds(rows, "i-1")["support_interrupted"] == ("2026-09-15", "overdue")
     assert "support_interrupted" not in kinds(rows, "i-3")

@@ -59,7 +59,8 @@ DEFINITION_VERSIONS: dict[str, int] = {
     "caseload": 2,  # 2: the cases and visits as they stood on --as-of, not by the latest facts
     "arrears": 2,  # 2: --as-of (the amounts, plans and stage by then)
     "stock": 2,  # 2: status and reuse as they stood on --as-of
-    "returns": 1, "history": 1, "evictions": 1, "refusals": 1, "by-name": 1, "kpis": 1,
+    "returns": 1, "history": 1, "evictions": 1, "refusals": 1, "by-name": 1,
+    "kpis": 2,  # 2: temporary placements begun in the year against the year before
     "placements": 1, "supply": 1,
     "homelessness": 1,
 }
@@ -1009,6 +1010,7 @@ def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
     wait = waits[0]["mean_days"] if waits else None
 
     let_fi = sum(n for _, n in functional_impairment_lettings(view, first, last))
+    placed, placed_before = (placements_begun(view, y) for y in (year, year - 1))
 
     def kpi(measure: str, figure: Any, target: Any, met: bool | None, anchor: str,
             note: str | None = None) -> dict[str, Any]:
@@ -1030,6 +1032,10 @@ def kpis(view: ChainView, policy: Policy, year: int) -> dict[str, Any]:
             per_pilot is not None and 35 <= per_pilot <= 45, "caseload"),
         kpi("housing-course completion among new tenants", course, "1.0",
             course is not None and course >= 1.0, "caseload"),
+        kpi("temporary placements begun in the year (hotel, shelter, other)", placed,
+            f"< {placed_before} ({year - 1}'s)" if placed_before else None,
+            placed < placed_before if placed_before else None, "placements",
+            None if placed_before else f"{year - 1} had no placements: nothing to reduce"),
         kpi("mean wait for a municipal contract, decision to move-in (days)", wait,
             f"<= {MUNICIPAL_WAIT_TARGET_DAYS} (3.5 months)",
             wait is not None and wait <= MUNICIPAL_WAIT_TARGET_DAYS, "waiting-times"),
@@ -1063,6 +1069,12 @@ def refusals(view: ChainView, by: str = "year", date_from: date | None = None,
     for r in rows:
         totals[r["kind"]] += r["count"]
     return {"rows": rows, "totals": dict(sorted(totals.items()))}
+
+
+def placements_begun(view: ChainView, year: int) -> int:
+    """`placements`' `placements` (started) of the year, counted by the database."""
+    return int(view.rows("SELECT COUNT(*) FROM rm_placements WHERE start_on >= ? AND "
+                         "start_on <= ?", (f"{year}-01-01", f"{year}-12-31"))[0][0])
 
 
 def placements(view: ChainView, by: str = "month", date_from: date | None = None,

@@ -243,6 +243,37 @@ def test_the_placements_report_counts_placements_nights_and_cost_per_period(tmp_
     assert report["totals"]["placements"] == 3
 
 
+def test_the_kpis_put_the_years_temporary_placements_against_the_year_befores(tmp_path):
+    """Vallentuna: fewer placements in temporary accommodation for those who wait, compared
+    with the year before; a year after one without placements has nothing to reduce."""
+    from projections.reports import kpis
+
+    def placed(case: str, name: str, start: str) -> dict:
+        return {"type": "temporary_placement", "case": case, "on": start, "placement": name,
+                "kind": "hotel", "start": start}
+
+    runner = build(tmp_path, [
+        *granted("p-1", "2024-11-01", "2024-11-10"), placed("p-1", "h1", "2024-12-31"),
+        {"type": "placement_ended", "case": "p-1", "on": "2025-01-02", "placement": "h1"},
+        placed("p-1", "h2", "2025-01-02"),  # begun in 2025, though the first ran into it
+        {"type": "placement_ended", "case": "p-1", "on": "2025-03-01", "placement": "h2"},
+        *granted("p-2", "2025-02-01", "2025-02-10"), placed("p-2", "h3", "2025-02-11"),
+        {"type": "placement_ended", "case": "p-2", "on": "2025-06-01", "placement": "h3"},
+        placed("p-2", "h4", "2026-01-15"),
+    ])
+
+    def row(year: int) -> tuple:
+        [r] = [r for r in kpis(runner.view, WARN, year)["rows"] if "placements" in r["measure"]]
+        assert r["definition"] == "docs/metrics.md, placements"
+        return r["figure"], r["target"], r["met"], r["note"]
+
+    assert row(2025) == (2, "< 1 (2024's)", False, None)
+    assert row(2026) == (1, "< 2 (2025's)", True, None)
+    assert row(2024) == (1, None, None, "2023 had no placements: nothing to reduce")
+    assert [placements(runner.view, "year", date(y, 1, 1), date(y, 12, 31), TODAY)["totals"][
+        "placements"] for y in (2024, 2025, 2026)] == [1, 2, 1]
+
+
 # --- 5. interrupted support -----------------------------------------------------------------
 
 INTERRUPTED = date(2025, 2, 10)

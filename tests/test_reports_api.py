@@ -49,7 +49,7 @@ def test_kpis_takes_the_year_as_a_query_parameter(api):
     answer = api.get("/api/reports/kpis", params={"year": 2026})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["year"] == 2026 and body["definition_version"] == 1
+    assert body["year"] == 2026 and body["definition_version"] == 2
     assert [r["definition"] for r in body["rows"]][0] == "docs/metrics.md, throughput"
 
 

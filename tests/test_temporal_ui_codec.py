@@ -15,9 +15,10 @@ from datetime import date, timedelta
 import pytest
 from temporalio.client import Client
 
+from tests.browser import CHROMIUM, need_chromium
 from tests.stack import CLI, Stack
 from tests.test_personal_data import encrypted_payloads
-from tests.test_web import ARGS, CHROMIUM, PASSWORD
+from tests.test_web import ARGS, PASSWORD
 
 REASON = "Hemlig anledning: Ruth Rask har skulder"
 
@@ -36,8 +37,8 @@ def wait_text(page, text: str, timeout: float = 30.0) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 def test_the_temporal_ui_decodes_a_history_with_a_supervisors_web_session(tmp_path):
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     stack = Stack.on_free_ports(tmp_path / "data")

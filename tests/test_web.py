@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, need_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "interfaces" / "web"
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "ett-långt-lösenord"
@@ -166,8 +167,8 @@ def untranslated(text: str, lang: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 def test_caseworker_and_pilot_in_the_browser(tmp_path):
+    need_chromium()
     from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
 

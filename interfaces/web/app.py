@@ -122,7 +122,8 @@ class Web:
         env.globals.update(lang=lang, d=lambda v: fmt_date(v, lang),
                            dt=lambda v: fmt_datetime(v, lang), num=lambda v: fmt_number(v, lang),
                            label=label, languages=LANGUAGE_NAMES, STEP_FORMS=labels.STEP_FORMS,
-                           NOTICE_FORMS=labels.NOTICE_FORMS)
+                           NOTICE_FORMS=labels.NOTICE_FORMS, SUB_GOAL_ROWS=labels.SUB_GOAL_ROWS,
+                           SUB_GOAL_FIELDS=labels.SUB_GOAL_FIELDS)
         return env
 
     def lang(self, request: Request) -> str:

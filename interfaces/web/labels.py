@@ -109,6 +109,9 @@ VALUES = {
     "under_repair": N_("under repair"), "coordinator_meeting": N_("coordinator meeting"),
     "complaint": N_("complaint"), "warning": N_("warning (demand to correct)"),
     "hospital": N_("hospital"), "prison": N_("prison"), "treatment": N_("treatment"),
+    "hotel": N_("hotel"), "shelter": N_("shelter"), "camping_cabin": N_("camping cabin"),
+    "family": N_("family or friends"),
+    "met": N_("met"), "partly": N_("partly met"), "not_met": N_("not met"),
     # the coded reasons (policy reason_codes)
     "rent_history": N_("rent history"), "references": N_("references"),
     "household_size": N_("household size"), "disturbance": N_("disturbance"),
@@ -163,6 +166,13 @@ FIELDS = {
     "landlord": N_("Landlord"), "rooms": N_("Rooms"),
     "reached": N_("Tenant reached"), "channel": N_("Channel"), "pilot": N_("Housing pilot"),
     "reason_code": N_("Reason (code)"), "lease_end": N_("Last day of the lease"),
+    "goal": N_("Overall goal"), "sub_goals": N_("Sub-goals"), "id": N_("Id"),
+    "responsible": N_("Responsible (user id)"), "follow_up": N_("Follow-up date"),
+    "reviews": N_("Review of the open sub-goals"), "result": N_("Result"),
+    "next_follow_up": N_("Next follow-up (partly or not met)"),
+    "placement": N_("Placement id"), "start": N_("First night"),
+    "end": N_("Last morning"), "cost_per_night": N_("Cost per night (SEK)"),
+    "level": N_("Support level (1–4)"),
 }
 # eviction-prevention notices: the steps after registration and their forms' fields
 NOTICE_STEPS = {
@@ -207,7 +217,24 @@ STEP_FORMS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "renew_lease": [("lease_end", "date", ())],
     "assign": [("role", "select", ("caseworker", "housing_pilot")), ("to", "text", ())],
     "exit": [("destination", "exits", ())],
+    # the case file (domain/stages.py CASE_FILE_WAITING, CASE_FILE_IN_HOME)
+    "plan": [("goal", "text?", ()), ("sub_goals", "sub_goals", ())],
+    "plan_review": [("reviews", "reviews", ("met", "partly", "not_met"))],
+    "temporary_placement": [("placement", "text", ()),
+                            ("kind", "select", ("hotel", "shelter", "camping_cabin", "family",
+                                                "other")),
+                            ("start", "date?", ()), ("end", "date?", ()),
+                            ("cost_per_night", "decimal?", ())],
+    "placement_ended": [("placement", "placements", ()), ("end", "date?", ())],
+    "support_interrupted": [("kind", "select", ("hospital", "prison", "treatment", "other"))],
+    "support_resumed": [],
+    "support_level": [("level", "number", ("1", "4"))],
+    "rent_payment": [("amount", "decimal", ())],
+    "move_apartment": [("apartment", "text", ())],
 }
+SUB_GOAL_ROWS = 3  # empty rows of the plan form; a row left empty is not a sub-goal
+SUB_GOAL_FIELDS = ("id", "goal", "responsible", "follow_up")
+REVIEW_FIELDS = ("result", "note", "next_follow_up")
 CHECKLIST = ("rent_paid", "home_insurance", "in_housing_queue")
 
 
@@ -216,6 +243,9 @@ def step_fields(step: str, form: dict[str, str]) -> dict[str, object]:
     fields: dict[str, object] = {"type": step}
     checklist = {}
     for name, kind, _ in STEP_FORMS.get(step, []):
+        if kind in ("sub_goals", "reviews"):
+            fields[name] = _rows(name, form)
+            continue
         raw = (form.get(name) or "").strip()
         if not raw:
             continue
@@ -231,6 +261,21 @@ def step_fields(step: str, form: dict[str, str]) -> dict[str, object]:
     if form.get("on"):
         fields["on"] = form["on"].strip()
     return fields
+
+
+def _rows(name: str, form: dict[str, str]) -> list[dict[str, str]]:
+    """The rows of a repeated part of a form (`sub_goals-0-goal`, …): the filled-in fields of
+    each row that has any; a review row counts when it has a result."""
+    rows: dict[int, dict[str, str]] = {}
+    for key, value in form.items():
+        part, _, rest = key.partition("-")
+        index, _, field = rest.partition("-")
+        if part == name and index.isdigit() and field and value.strip():
+            rows.setdefault(int(index), {})[field] = value.strip()
+    wanted = [rows[i] for i in sorted(rows)]
+    if name == "reviews":
+        wanted = [r for r in wanted if r.get("result")]
+    return wanted
 
 
 def notice_fields(step: str, form: dict[str, str]) -> dict[str, object]:

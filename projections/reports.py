@@ -322,15 +322,19 @@ def _throughput_by(view: ChainView, by: str, date_from: date | None,
 def queue(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
     day = as_of.isoformat()
     rows = view.query(
-        "SELECT case_id, client_id, target_group, district, programme, decided_on FROM rm_cases "
-        "WHERE outcome = 'granted' AND decided_on <= ? AND (move_in_on IS NULL OR move_in_on > ?) "
-        "AND (closed_on IS NULL OR closed_on > ?)", (day, day, day))
+        "SELECT case_id, client_id, target_group, district, programme, decided_on, deadline_on "
+        "FROM rm_cases WHERE outcome = 'granted' AND decided_on <= ? AND (move_in_on IS NULL OR "
+        "move_in_on > ?) AND (closed_on IS NULL OR closed_on > ?)", (day, day, day))
     out = sorted(({"case": r["case_id"], "client": r["client_id"],
                    "target_group": r["target_group"], "district": r["district"],
                    "programme": r["programme"], "decision_date": r["decided_on"],
-                   "days_waiting": days(r["decided_on"], day)} for r in rows),
+                   "days_waiting": days(r["decided_on"], day), "deadline": r["deadline_on"]}
+                  for r in rows),
                  key=lambda r: (-r["days_waiting"], r["case"]))
-    result: dict[str, Any] = {"as_of": day, "rows": out}
+    # the three-month limit (`unexecuted_deadline`) passed before D: reported to the IVO
+    # at the quarter's end unless executed by then
+    result: dict[str, Any] = {"as_of": day, "rows": out,
+                              "past_deadline": sum(1 for r in out if r["deadline"] < day)}
     if by is not None:
         if by not in ("target-group", "district"):
             raise ReportError(f"--by must be target-group or district for the queue, not {by!r}")

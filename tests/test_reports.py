@@ -391,6 +391,12 @@ def test_queue_at_a_past_date_lists_granted_cases_not_yet_moved_in_with_days_wai
     # only on 07-15 and c12 moves in only on 07-01
     assert [(r["case"], r["days_waiting"]) for r in q["rows"]] == [
         ("c09", 171), ("c10", 149), ("c08", 135), ("c12", 91)]
+    # each one's three-month limit (decision + 3 months) passed before 06-30 but c12's
+    # (03-31 → 06-30, today: not yet late)
+    assert [(r["case"], r["deadline"]) for r in q["rows"]] == [
+        ("c09", "2026-04-10"), ("c10", "2026-05-01"), ("c08", "2026-05-15"),
+        ("c12", "2026-06-30")]
+    assert q["past_deadline"] == 3
     assert q["groups"] == [
         # Farsta 91, 171 → mean 131, median 131, p90 = 91 + 0.9·80 = 163.0
         {"group": "Farsta", **stats(2, 131.0, 131.0, 163.0)},

@@ -587,8 +587,16 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
         q = dict(request.query_params)
 
         async def work(who: Principal) -> Response:
-            result = await T(cases.report, who, "queue", _options(q, "as_of"))
-            return web.render(request, "queue.html", result=result, as_of=q.get("as_of", ""))
+            by = q.get("by") or ""
+            if by not in ("", *labels.QUEUE_GROUPS):
+                raise BadInput(f"by: one of {', '.join(labels.QUEUE_GROUPS)}")
+            result = await T(cases.report, who, "queue", _options(q, "as_of", "by"))
+            column = by.replace("-", "_")  # the group's own column header and labels
+            groups = [{column: row["group"], **{k: v for k, v in row.items() if k != "group"}}
+                      for row in result.get("groups", [])]
+            return web.render(request, "queue.html", result=result, as_of=q.get("as_of", ""),
+                              by=by, column=column, groups=groups,
+                              QUEUE_GROUPS=labels.QUEUE_GROUPS)
         return await web.page(request, work)
 
     @r.get("/apartments")

@@ -142,7 +142,7 @@ COLUMNS = {
     "trend": N_("Trend"), "landlord": N_("Landlord"), "vacated": N_("Vacated"),
     "relet": N_("Let again"), "reuse_percent": N_("Reuse rate (%)"), "year": N_("Year"),
     "new_tenants": N_("New tenants"), "completed": N_("Completed the course"),
-    "completion_percent": N_("Completion (%)"),
+    "completion_percent": N_("Completion (%)"), "deadline": N_("Three-month limit"),
 }
 # the dashboard's choices for the waiting times (projections.reports INTERVALS, PERIODS and
 # DIMENSIONS, the ones a supervisor asks for)
@@ -153,6 +153,19 @@ INTERVALS = {
     "application-to-housed": N_("Application to permanent housing"),
 }
 PERIODS = {"month": N_("Month"), "quarter": N_("Quarter"), "year": N_("Year")}
+# the access log's actions (application/use_cases.py `record`)
+ACTIONS = {
+    "case.read": N_("read the case"), "case.history": N_("read the history"),
+    "case.step": N_("recorded a step"), "case.repair": N_("repaired the case's workflow"),
+    "identity.reveal": N_("revealed the identity"), "identity.erase": N_("erased the identity"),
+    "worklist.read": N_("read a worklist"), "report.read": N_("read a report"),
+    "access_log.read": N_("read the access log"), "audit.review": N_("reviewed the log"),
+    "audit.verify": N_("verified the log"), "notice.list": N_("listed the notices"),
+    "notice.read": N_("read a notice"), "notice.step": N_("recorded a notice step"),
+    "stock.step": N_("changed the stock"), "projections.read": N_("read the projections"),
+    "projections.rebuild": N_("rebuilt the read models"), "keys.rotate": N_("rotated the keys"),
+}
+QUEUE_GROUPS = {"target-group": N_("Target group"), "district": N_("District")}
 WAIT_GROUPS = {"period": N_("Period"), "programme": N_("Programme"),
                "target-group": N_("Target group"), "district": N_("District")}
 # the fields of each case step's form: (name, kind, options)

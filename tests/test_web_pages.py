@@ -1,0 +1,80 @@
+"""Pages read from the read models, through the real app in process (no Temporal needed):
+the queue with its three-month limits and groups, and a housing pilot kept out of a case
+that is not theirs (a 403 page, and the refusal in the access log)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from application.store import HousingChain
+from config.settings import Settings
+from domain.commands import import_line_adapter
+from tests.test_web import PASSWORD, sign_in
+from tests.test_worklist import POLICY, TODAY, granted
+
+
+@pytest.fixture()
+def site(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from interfaces.api.app import create_app
+    from interfaces.web.users import add_user
+
+    settings = Settings(data=tmp_path)
+    app = HousingChain(env=settings.event_store_env("events"))
+    ids = itertools.count()
+    lines = [*granted("q-1", "2026-06-01", "2026-06-10"), *granted("q-2", "2026-10-01", "2026-10-20"),
+             *granted("q-3", "2026-05-01", "2026-05-05")]
+    lines[6] = {**lines[6], "client": {**lines[6]["client"], "district": "Norrmalm"}}
+    steps = [import_line_adapter.validate_python({"actor": "handlaggare.lind", **line,
+                                                  "id": f"p{next(ids)}"}) for line in lines]
+    steps = [s.without_identity() if s.type == "apply" else s for s in steps]
+    assert all(r.accepted for r in app.run(steps, today=TODAY, policy=POLICY))
+    app.close()
+    add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta", "Norrmalm"])
+    add_user(tmp_path, "bolots.ahmed", PASSWORD, ["housing_pilot"], ["Farsta"])
+
+    def signed_in(user: str) -> TestClient:
+        c = TestClient(create_app(settings), base_url="http://testserver")
+        _, ok = sign_in(c, user)
+        assert c.get(ok.headers["location"].replace("http://testserver", "")).status_code == 200
+        return c
+    return signed_in
+
+
+def cells(page: str, caption: str) -> list[list[str]]:
+    table = re.search(rf"<caption>{re.escape(caption)}</caption>(.*?)</table>", page, re.S)
+    assert table, caption
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)][1:]
+
+
+def test_the_queue_shows_each_decisions_three_month_limit_and_groups_by_district(site):
+    c = site("enhetschef.berg")
+    page = c.get("/queue", params={"as_of": "2026-11-01", "by": "district"})
+    assert page.status_code == 200, page.text
+    rows = cells(page.text, "Kö")
+    # longest wait first: q-3 (05-05, limit 08-05), q-1 (06-10, limit 09-10), q-2 (10-20)
+    assert [(r[0], r[6], r[7]) for r in rows] == [
+        ("q-3", "2026-08-05", "180"), ("q-1", "2026-09-10", "144"), ("q-2", "2027-01-20", "12")]
+    assert "Tremånadersgräns" in page.text
+    assert "2 av dem har väntat längre än tre månader" in page.text
+    groups = cells(page.text, "Väntedagar per stadsdel")
+    assert [g[:2] for g in groups] == [["Farsta", "2"], ["Norrmalm", "1"]]
+    assert c.get("/queue", params={"by": "month"}).status_code == 422
+
+
+def test_a_pilot_cannot_open_a_case_that_is_not_theirs_and_the_refusal_is_logged(site):
+    pilot = site("bolots.ahmed")
+    page = pilot.get("/cases/q-1")
+    assert page.status_code == 403 and "Åtkomst nekad" in page.text
+    assert "kl-q-1" not in page.text  # nothing of the case is shown
+    supervisor = site("enhetschef.berg")
+    log = supervisor.get("/cases/q-1/access-log")
+    assert log.status_code == 200
+    denied = [r for r in cells(log.text, re.search(r"<caption>([^<]*)</caption>", log.text)
+                               .group(1)) if "bolots.ahmed" in r]
+    assert denied and all(r[2:] == ["läste ärendet", "q-1", "ingen", "nekad"] for r in denied), denied

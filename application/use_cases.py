@@ -30,7 +30,13 @@ from application.importer import ImportReport, Refusal, describe, parse, run_imp
 from application.keys import KeyRing, KeysError
 from application.memo import ByPosition, read_logged
 from application.readmodels import keyring_for, projection_for
-from application.reporting import REPORT_NAMES, ReportOptions, check_options, run_report
+from application.reporting import (
+    OPTION_NAMES,
+    REPORT_NAMES,
+    ReportOptions,
+    check_options,
+    run_report,
+)
 from application.store import HousingChain, IdentityRegistry
 from config.settings import Settings
 from domain import access
@@ -461,9 +467,15 @@ class UseCases:
         if name == "history":
             if not case:
                 raise BadInput("report history needs a case: housing-chain report history CASE")
+            given = [OPTION_NAMES[k] for k in options.model_dump(exclude_none=True)]
+            if given:
+                raise BadInput(f"report history does not take {', '.join(given)} (it takes a "
+                               "case only)")
             return self.history(who, case)
         if name not in REPORT_NAMES:
             raise BadInput(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}")
+        if case:
+            raise BadInput(f"report {name} does not take a case ({case!r}); only history does")
         self.allow(who, "report.read", lambda: access.check_report(who, name), report=name,
                    params=options.given())
         try:
@@ -533,11 +545,11 @@ class UseCases:
             listed = listings.apartments(self.caught_up_view())
             return {**result, "apartments": listed}
         view = self.caught_up_view()
-        result = reports.stock(view, as_of or self.today())
-        listed = listings.apartments(view)
         own = who.units | {who.subject}
-        result = {**result, "rows": [r for r in result.get("rows", []) if r.get("landlord") in own],
-                  "apartments": [r for r in listed if r.get("landlord") in own]}
+        # every figure of its own apartments only, the totals too
+        result = {"definition_version": reports.DEFINITION_VERSIONS["stock"],
+                  **reports.stock(view, as_of or self.today(), "landlord", own)}
+        result["apartments"] = [r for r in listings.apartments(view) if r.get("landlord") in own]
         self.record(who, "report.read", report="stock", params={"landlord": ",".join(sorted(own))})
         return result
 

@@ -623,33 +623,49 @@ def _arrears_answer(as_of: date | None, day: str, rows: list[Any]) -> dict[str, 
             "without_plan": sum(1 for r in rows if r[4])}
 
 
-def stock(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
+NOT_RECORDED = "(not recorded)"
+
+
+def stock(view: ChainView, as_of: date, by: str | None = None,
+          landlords: Iterable[str] | None = None) -> dict[str, Any]:
     """The stock as it stood on `as_of`: each apartment registered by then in its status of
     that day (from its dated status changes), the vacancies begun by then and those let
     again by then, and the vacant days up to that day; `by="landlord"` adds a row per
-    landlord with the same figures."""
-    if by not in (None, "landlord"):
-        raise ReportError(f"--by must be landlord for the stock, not {by!r}")
+    landlord with the same figures, `by="landlord-type"` one per kind of landlord (municipal
+    company, private; "(not recorded)" when the registration did not say). `landlords`
+    limits every figure to those landlords' apartments (what a landlord may see)."""
+    if by not in (None, "landlord", "landlord-type"):
+        raise ReportError(f"--by must be landlord or landlord-type for the stock, not {by!r}")
     day = as_of.isoformat()
-    landlord = "v.landlord"  # copied onto the vacancy when it begins (no look-up a row)
+    if by == "landlord-type":
+        owner = f"COALESCE(a.landlord_type, '{NOT_RECORDED}')"
+        landlord = (f"COALESCE((SELECT t.landlord_type FROM rm_apartments t WHERE "
+                    f"t.apartment_uuid = v.apartment_uuid), '{NOT_RECORDED}')")
+    else:
+        owner = "a.landlord"
+        landlord = "v.landlord"  # copied onto the vacancy when it begins (no look-up a row)
     statuses: dict[str, Counter] = defaultdict(Counter)
     status_of = ("a.status" if latest_facts(view, day) else
                  "(SELECT s.status FROM rm_apartment_steps s WHERE s.apartment_uuid = "
                  "a.apartment_uuid AND s.on_day <= ? ORDER BY s.version DESC LIMIT 1)")
+    only = sorted(set(landlords)) if landlords is not None else None
+    of_a = "" if only is None else f" AND a.landlord IN ({', '.join('?' * len(only))})"
+    of_v = "" if only is None else f" AND v.landlord IN ({', '.join('?' * len(only))})"
+    some = only or []
     for g, status, n in view.rows(
-            f"SELECT g, status, COUNT(*) AS n FROM (SELECT a.landlord AS g, {status_of} AS status "
-            "FROM rm_apartments a WHERE a.registered_on <= ?) x GROUP BY g, status",
-            (day, day) if "?" in status_of else (day,)):
+            f"SELECT g, status, COUNT(*) AS n FROM (SELECT {owner} AS g, {status_of} AS status "
+            f"FROM rm_apartments a WHERE a.registered_on <= ?{of_a}) x GROUP BY g, status",
+            ((day, day) if "?" in status_of else (day,)) + tuple(some)):
         statuses[g][status] += int(n)
     vacated = {g: (int(n), int(relet)) for g, n, relet in view.rows(
         f"SELECT {landlord} AS g, COUNT(*) AS n, COALESCE(SUM(CASE WHEN end_reason = 'let' AND "
         "end_on <= ? THEN 1 ELSE 0 END), 0) AS relet FROM rm_vacancies v WHERE kind = 'vacated' "
-        "AND start_on <= ? GROUP BY 1", (day, day))}
+        f"AND start_on <= ?{of_v} GROUP BY 1", (day, day, *some))}
     spells = counted_days(
         view, f"SELECT {landlord} AS g, (CASE WHEN end_on IS NULL OR end_on > ? THEN ? "
         "ELSE end_day END) - start_day AS d FROM rm_vacancies v WHERE start_on <= ? AND "
-        "(end_reason IS NULL OR end_reason = 'let' OR end_on > ?)",
-        (day, as_of.toordinal(), day, day))
+        f"(end_reason IS NULL OR end_reason = 'let' OR end_on > ?){of_v}",
+        (day, as_of.toordinal(), day, day, *some))
 
     def figures(groups: Iterable[str]) -> dict[str, Any]:
         groups = list(groups)
@@ -662,8 +678,8 @@ def stock(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]
 
     landlords = sorted(set(statuses) | set(vacated) | set(spells))
     result = {"as_of": day, **figures(landlords)}
-    if by == "landlord":
-        result["rows"] = [{"landlord": g, **figures([g])} for g in landlords]
+    if by is not None:
+        result["rows"] = [{by.replace("-", "_"): g, **figures([g])} for g in landlords]
     return result
 
 
@@ -1262,7 +1278,7 @@ def supply(view: ChainView, date_from: date | None = None,
         "SELECT SUBSTR(registered_on, 1, 4) AS y, landlord, landlord_type, COUNT(*) AS n, "
         "COALESCE(SUM(CASE WHEN accessible = 1 THEN 1 ELSE 0 END), 0) AS a FROM rm_apartments "
         f"WHERE {' AND '.join(where)} GROUP BY 1, 2, 3", params)
-    rows = sorted(({"year": y, "landlord": landlord, "landlord_type": kind or "(not recorded)",
+    rows = sorted(({"year": y, "landlord": landlord, "landlord_type": kind or NOT_RECORDED,
                     "registered": int(n), "accessible": int(a)}
                    for y, landlord, kind, n, a in counted),
                   key=lambda r: (r["year"], r["landlord"], r["landlord_type"]))

@@ -59,9 +59,10 @@ def every_report(view) -> dict:
                reports.stock(view, day, "landlord"))
               for day in (date(2024, 6, 30), date(2025, 3, 31), date(2025, 12, 31))],
         grouped=[reports.waiting_times(view, "decision-to-move-in", by, as_of=TODAY)
-                 for by in ("programme", "referral-source", "landlord")]
+                 for by in ("programme", "referral-source", "landlord", "district")]
         + [reports.throughput(view, by, date(2025, 1, 1), date(2025, 12, 31))
-           for by in ("district", "landlord")],
+           for by in ("district", "landlord", "target-group", "programme", "referral-source")]
+        + [reports.stock(view, day, "landlord-type") for day in (date(2025, 6, 30), TODAY)],
         refusals=reports.refusals(view, "quarter"),
         by_name=reports.by_name(view, POLICY, "month"),
         kpis=[reports.kpis(view, POLICY, year) for year in (2025, 2026)],

@@ -68,9 +68,10 @@ class Scenario:
         self.at(day, "apply", case,
                 client={"id": client_id, "target_group": target_group, "district": district})
 
-    def register(self, day: str, apartment: str, landlord: str = "Framtiden") -> None:
+    def register(self, day: str, apartment: str, landlord: str = "Framtiden",
+                 **extra: Any) -> None:
         self.at(day, "register_apartment", apartment, apartment=apartment, landlord=landlord,
-                rooms=2)
+                rooms=2, **extra)
 
     def house(self, case: str, apartment: str, offer: str, approve: str, move_in: str) -> None:
         self.at(offer, "offer", case, apartment=apartment)

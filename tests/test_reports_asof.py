@@ -24,7 +24,7 @@ def landlords(tmp_path_factory):
     Framtiden's X2. All three applied 2026-01-10 (Farsta, elderly) and were granted a
     training apartment on 2026-02-01."""
     s = Scenario()
-    s.register("2026-01-01", "X1", landlord="Bostadsbolaget")
+    s.register("2026-01-01", "X1", landlord="Bostadsbolaget", landlord_type="municipal_company")
     s.register("2026-01-01", "X2", landlord="Framtiden")
     for case in ("y1", "y2", "y3"):
         s.apply("2026-01-10", case, f"k-{case}", "elderly", "Farsta")
@@ -156,6 +156,29 @@ def test_throughput_by_district_counts_the_period_as_one_row_per_district(view):
     assert sum(r["net_change"] for r in rows) == year["net_change"] == 1
 
 
+@pytest.mark.parametrize("by", ["target-group", "programme", "referral-source", "district",
+                                "landlord"])
+def test_throughput_and_waiting_times_by_any_group_add_up_to_the_years_row(view, by):
+    """Grouped by what people ask, each case counts in exactly one group: the groups' flows
+    and the waits' counts add up to the year's."""
+    first, last = d("2026-01-01"), d("2026-12-31")
+    rows = reports.throughput(view, by, first, last)["rows"]
+    year = reports.throughput(view, "year", first, last)["rows"][0]
+    if by in ("target-group", "programme", "district"):  # more than one in the scenario
+        assert len(rows) >= 2, rows
+    for measure in ("applications", "grants", "active_at_end", "net_change", "takeovers"):
+        assert sum(r[measure] for r in rows) == year[measure], measure
+    exits: dict[str, int] = {}
+    for r in rows:
+        for destination, n in r["exits"].items():
+            exits[destination] = exits.get(destination, 0) + n
+    assert exits == year["exits"]
+    waits = reports.waiting_times(view, "application-to-decision", by, as_of=last)["rows"]
+    assert sum(r["count"] for r in waits) == sum(
+        r["count"] for r in reports.waiting_times(view, "application-to-decision", "year",
+                                                  as_of=last)["rows"])
+
+
 def test_waiting_time_and_throughput_by_landlord_of_the_first_move_in(landlords):
     rows = reports.waiting_times(landlords, "decision-to-move-in", "landlord",
                                  as_of=d("2026-12-31"))["rows"]
@@ -198,8 +221,25 @@ def test_stock_by_landlord(landlords):
     early = reports.stock(landlords, d("2026-06-15"), "landlord")["rows"][0]
     assert (early["status"], early["vacated"], early["relet"], early["reuse_rate"]) == (
         {"offered": 1}, 1, 0, 0.0)
-    with pytest.raises(reports.ReportError, match="--by must be landlord"):
+    with pytest.raises(reports.ReportError, match="--by must be landlord or landlord-type"):
         reports.stock(landlords, d("2026-06-30"), "district")
+
+
+def test_stock_by_landlord_type(landlords):
+    """Bostadsbolaget registered X1 as a municipal company; Framtiden's X2 said nothing."""
+    by_type = reports.stock(landlords, d("2026-06-30"), "landlord-type")
+    by_landlord = reports.stock(landlords, d("2026-06-30"), "landlord")
+    rename = {"Bostadsbolaget": "municipal_company", "Framtiden": "(not recorded)"}
+    assert by_type["rows"] == sorted(
+        ({"landlord_type": rename[r["landlord"]], **{k: v for k, v in r.items() if k != "landlord"}}
+         for r in by_landlord["rows"]), key=lambda r: r["landlord_type"])
+    assert [r["landlord_type"] for r in by_type["rows"]] == ["(not recorded)", "municipal_company"]
+    assert by_type["rows"][1]["vacant_days"] == stats(2, 39.5, 39.5, 55.1)
+    # the totals do not depend on the grouping; on a past date too
+    assert {k: v for k, v in by_type.items() if k != "rows"} == \
+        {k: v for k, v in by_landlord.items() if k != "rows"}
+    early = reports.stock(landlords, d("2026-06-15"), "landlord-type")["rows"][1]
+    assert (early["status"], early["vacated"], early["relet"]) == ({"offered": 1}, 1, 0)
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -383,3 +423,37 @@ def test_the_course_completion_per_year_is_the_caseloads_for_those_who_moved_in_
         {"year": y, **reports.course_completion(view, d(f"{y}-01-01"), d(f"{y}-12-31"))}
         for y in years]
     assert any(c["completed"] for c in reports.course_completion_per_year(view, years))
+
+
+def test_a_landlord_sees_the_figures_of_its_own_apartments_only(landlords, tmp_path):
+    """`landlords` limits every figure, the totals too: Framtiden's stock is its X2 alone."""
+    own = reports.stock(landlords, d("2026-06-30"), "landlord", {"Framtiden"})
+    everyone = reports.stock(landlords, d("2026-06-30"), "landlord")
+    [framtiden] = [r for r in everyone["rows"] if r["landlord"] == "Framtiden"]
+    assert own["rows"] == [framtiden]
+    assert {k: own[k] for k in ("status", "vacated", "relet", "reuse_rate", "vacant_days")} == \
+        {k: framtiden[k] for k in ("status", "vacated", "relet", "reuse_rate", "vacant_days")}
+    assert own["status"] != everyone["status"]
+
+
+def test_the_landlords_apartments_page_is_its_own_stock(tmp_path):
+    from application.store import HousingChain
+    from application.use_cases import UseCases
+    from config.settings import Settings
+    from domain.access import Principal
+    from domain.commands import import_line_adapter
+
+    settings = Settings(data=tmp_path)
+    app = HousingChain(env=settings.event_store_env("events"))
+    lines = [{"type": "register_apartment", "apartment": a, "landlord": landlord, "rooms": 2,
+              "on": "2026-01-01", "actor": "admin", "id": f"r-{a}"}
+             for a, landlord in (("A1", "Framtiden"), ("A2", "Framtiden"), ("B1", "Stadsholmen"))]
+    assert all(r.accepted for r in app.run([import_line_adapter.validate_python(x) for x in lines],
+                                           today=d("2026-06-30"), policy=POLICY))
+    app.close()
+    landlord = Principal(subject="uthyrning.framtiden", roles=frozenset({"landlord"}),
+                         units=frozenset({"Framtiden"}))
+    seen = UseCases(settings).apartments(landlord, d("2026-06-30"))
+    assert seen["status"] == {"vacant": 2} and [r["landlord"] for r in seen["rows"]] == ["Framtiden"]
+    assert sorted(r["apartment"] for r in seen["apartments"]) == ["A1", "A2"]
+    assert seen["definition_version"] == reports.DEFINITION_VERSIONS["stock"]

@@ -128,9 +128,11 @@ class Remote:
 
     async def report(self, name: str, options: ReportOptions, case: str | None,
                      wait: float) -> dict[str, Any]:
-        if name == "history":
-            return await self.history(case or "")
         params = options.model_dump(mode="json", exclude_none=True)
+        if name == "history" and not params:
+            return await self.history(case or "")
+        if case:  # the server refuses it (or history's options) with the use case's message
+            params["case"] = case
         return await self._call("GET", f"/api/reports/{name}", params=params)
 
     async def worklist(self, actor: str | None, days: int, as_of: date | None) -> dict[str, Any]:

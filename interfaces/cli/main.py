@@ -654,7 +654,9 @@ def report(
     date_from: date = typer.Option(None, "--from", help="first day (of the later date)"),
     date_to: date = typer.Option(None, "--to", help="last day (of the later date)"),
     as_of: date = typer.Option(None, "--as-of", help="the day the report looks from"),
-    by: str = typer.Option(None, help="year, quarter, month, target-group or district"),
+    by: str = typer.Option(None, help="a period (year, quarter, month) or a group: target-group, "
+                           "district, programme, referral-source, landlord, landlord-type, "
+                           "sex, age-band, as the report takes"),
     interval: str = typer.Option(None, help="for waiting-times: application-to-decision "
                                  "(default), decision-to-move-in, move-in-to-exit, "
                                  "application-to-housed"),

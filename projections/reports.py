@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -1239,14 +1239,6 @@ def homelessness(view: ChainView, as_of: date, by: str | None = None) -> dict[st
             for g, c in sorted(counts.items())]
     totals = {s: sum(r[s] for r in rows) for s in SITUATIONS}
     return {"as_of": day, "by": by, "rows": rows, "totals": {**totals, "persons": len(person)}}
-
-
-REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
-    "waiting-times": waiting_times, "throughput": throughput, "queue": queue, "ivo": ivo,
-    "caseload": caseload, "arrears": arrears, "stock": stock, "returns": returns,
-    "history": case_history, "evictions": evictions, "refusals": refusals,
-    "by-name": by_name, "kpis": kpis, "placements": placements, "homelessness": homelessness,
-}
 
 
 def flatten(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

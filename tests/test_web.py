@@ -37,10 +37,26 @@ def test_web_imports_only_application_domain_and_config():
                     assert name.startswith(allowed), f"{path.name} imports {name}"
 
 
-def test_every_message_is_translated_in_sv_and_nb():
-    from interfaces.web.catalogues import build
+def test_every_message_is_translated_in_sv_and_nb_and_the_committed_catalogues_are_current(
+        tmp_path):
+    """Built into a scratch directory (the committed files are not touched): no message id
+    lacks a translation, and the committed .mo files hold exactly what a build gives."""
+    from babel.messages.mofile import read_mo
 
-    assert build() == []
+    from interfaces.web.catalogues import LOCALE, build, table
+
+    def messages(root, lang):
+        with (root / lang / "LC_MESSAGES" / "messages.mo").open("rb") as f:
+            return {m.id: m.string for m in read_mo(f) if m.id}
+
+    assert build(tmp_path) == []
+    for lang in ("sv", "nb", "en"):
+        assert messages(LOCALE, lang) == messages(tmp_path, lang), \
+            f"{lang}: run python -m interfaces.web.catalogues"
+    # and a message without its translation is found
+    rows = table()
+    rows.pop("Queue")
+    assert build(tmp_path / "less", rows) == ["sv: Queue", "nb: Queue"]
 
 
 @pytest.fixture()
@@ -129,7 +145,7 @@ def test_token_endpoint_checks_the_pkce_verifier(tmp_path):
 
 
 def test_languages_and_locale_formats():
-    from interfaces.web.i18n import fmt_date, fmt_number, negotiate
+    from interfaces.web.i18n import fmt_date, fmt_datetime, fmt_number, negotiate
 
     assert negotiate(None, None) == "sv"
     assert negotiate(None, "nb-NO,nb;q=0.9,en;q=0.5") == "nb"
@@ -137,6 +153,9 @@ def test_languages_and_locale_formats():
     assert negotiate("en", "sv") == "en"
     assert fmt_date("2026-12-01", "sv") == "2026-12-01"
     assert fmt_number(1234.5, "sv").replace("\u00a0", " ") == "1 234,5"
+    # a recorded time (stored in UTC) in the municipality's time zone: 10:30 in Stockholm
+    assert fmt_datetime("2026-12-01T09:30:00+00:00", "sv", "Europe/Stockholm") == "2026-12-01 10:30"
+    assert fmt_datetime("2026-07-01T09:30:00+00:00", "sv", "Europe/Stockholm") == "2026-07-01 11:30"
 
 
 # --- with Chromium and a real stack ---------------------------------------------------------
@@ -378,6 +397,16 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
             assert page.locator(".timeline tbody tr").count() == before + 1
             assert "Besök registrerat" in page.inner_text(".timeline")
             check(page, "case-visit")
+            # a stale CSRF token on a partial update: the refusal page's message replaces
+            # the form, focused (htmx leaves a 4xx answer unswapped by itself)
+            page.evaluate("document.querySelector('#step-record_visit [name=csrf]').value = 'stale'")
+            page.locator("#step-record_visit button[type=submit]").click()
+            wait_js(page, "document.querySelector('#main h1') && document.querySelector('#main h1')"
+                          ".textContent.includes('Åtkomst nekad') && "
+                          "document.activeElement === document.querySelector('#main h1')")
+            assert page.locator("#step-record_visit").count() == 0
+            check(page, "csrf-refused-partial")
+            page.goto(page.url)
             # a form without its CSRF token is refused
             page.evaluate("document.querySelector('#step-record_visit [name=csrf]').remove()")
             page.locator("#step-record_visit").evaluate("f => f.removeAttribute('hx-post')")

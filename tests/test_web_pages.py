@@ -78,3 +78,8 @@ def test_a_pilot_cannot_open_a_case_that_is_not_theirs_and_the_refusal_is_logged
     denied = [r for r in cells(log.text, re.search(r"<caption>([^<]*)</caption>", log.text)
                                .group(1)) if "bolots.ahmed" in r]
     assert denied and all(r[2:] == ["läste ärendet", "q-1", "ingen", "nekad"] for r in denied), denied
+
+
+def test_the_application_form_is_for_those_who_may_register_one(site):
+    assert site("bolots.ahmed").get("/apply").status_code == 403
+    assert site("enhetschef.berg").get("/apply").status_code == 403

@@ -25,6 +25,7 @@ from application.reporting import ReportOptions, csv_text
 from application.tokens import TokenError, TokenVerifier
 from application.use_cases import UseCases
 from config.settings import Settings
+from domain import access
 from domain.access import Forbidden, Principal, Role
 from domain.calendar import quarter_bounds
 from domain.steps import BY_TYPE
@@ -120,7 +121,8 @@ class Web:
             return g(found) if found else str(value)
 
         env.globals.update(lang=lang, d=lambda v: fmt_date(v, lang),
-                           dt=lambda v: fmt_datetime(v, lang), num=lambda v: fmt_number(v, lang),
+                           dt=lambda v: fmt_datetime(v, lang, self.cases.policy.time_zone),
+                           num=lambda v: fmt_number(v, lang),
                            label=label, languages=LANGUAGE_NAMES, STEP_FORMS=labels.STEP_FORMS,
                            NOTICE_FORMS=labels.NOTICE_FORMS, SUB_GOAL_ROWS=labels.SUB_GOAL_ROWS,
                            SUB_GOAL_FIELDS=labels.SUB_GOAL_FIELDS)
@@ -554,6 +556,7 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
     @r.get("/apply")
     async def apply_form(request: Request) -> Response:
         async def work(who: Principal) -> Response:
+            access.check_step(who, "apply", None)  # the form only for those who may apply
             return web.render(request, "apply.html", values={}, error=None,
                               today=cases.today().isoformat())
         return await web.page(request, work)

@@ -39,9 +39,10 @@ def extract() -> Catalog:
             return read_po(f)
 
 
-def build() -> list[str]:
-    """Write and compile the catalogues; the message ids without a translation."""
-    source, rows = extract(), table()
+def build(into: Path = LOCALE, rows: dict[str, tuple[str, str]] | None = None) -> list[str]:
+    """Write and compile the catalogues (into `into`/LANG/LC_MESSAGES); the message ids
+    without a translation in `rows` (default: translations.tsv)."""
+    source, rows = extract(), table() if rows is None else rows
     missing = []
     for lang, column in (("sv", 0), ("nb", 1), ("en", None)):
         catalog = Catalog(locale=lang, domain="messages", project="housing-chain")
@@ -52,7 +53,7 @@ def build() -> list[str]:
             if not text:
                 missing.append(f"{lang}: {message.id}")
             catalog.add(message.id, text)
-        out = LOCALE / lang / "LC_MESSAGES"
+        out = into / lang / "LC_MESSAGES"
         out.mkdir(parents=True, exist_ok=True)
         with (out / "messages.po").open("wb") as f:
             write_po(f, catalog, omit_header=False, sort_output=True)

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.core import negotiate_locale
@@ -55,9 +56,12 @@ def fmt_date(value: Any, lang: str) -> str:
     return format_date(value, "medium" if lang == "en" else "short", locale=Locale.parse(lang))
 
 
-def fmt_datetime(value: Any, lang: str) -> str:
+def fmt_datetime(value: Any, lang: str, time_zone: str | None = None) -> str:
+    """A stored moment (UTC) as the wall-clock time of the municipality's time zone."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
+    if time_zone and value.tzinfo is not None:
+        value = value.astimezone(ZoneInfo(time_zone))
     if lang == "sv":
         return value.strftime("%Y-%m-%d %H:%M")
     return format_datetime(value, "short", locale=Locale.parse(lang))

@@ -11,3 +11,22 @@ document.addEventListener("htmx:afterSettle", function (event) {
     window.setTimeout(function () { live.textContent = target.textContent.trim(); }, 50);
   }
 });
+
+// A partial update the server refused (403, 409, 422, 5xx): show its page's message in place
+// of the form, focused and announced, instead of leaving the form as if nothing happened.
+document.addEventListener("htmx:responseError", function (event) {
+  var xhr = event.detail.xhr;
+  var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+  var shown = doc.getElementById("main");
+  var here = document.getElementById("main");
+  if (!shown || !here) { return; }
+  here.replaceWith(document.importNode(shown, true));
+  var heading = document.querySelector("#main h1") || document.getElementById("main");
+  var live = document.getElementById("announcer");
+  if (!heading.hasAttribute("tabindex")) { heading.setAttribute("tabindex", "-1"); }
+  heading.focus();
+  if (live) {
+    live.textContent = "";
+    window.setTimeout(function () { live.textContent = heading.textContent.trim(); }, 50);
+  }
+});

@@ -83,3 +83,22 @@ def test_a_pilot_cannot_open_a_case_that_is_not_theirs_and_the_refusal_is_logged
 def test_the_application_form_is_for_those_who_may_register_one(site):
     assert site("bolots.ahmed").get("/apply").status_code == 403
     assert site("enhetschef.berg").get("/apply").status_code == 403
+
+
+def test_the_accessibility_statement_says_how_compliant_the_service_is_and_whom_to_tell(
+        tmp_path, monkeypatch):
+    """What the DOS Act's statement holds (Digg's model): the compliance status, the known
+    shortcomings, the contact for reporting a problem, the supervising agency, the review
+    date; readable without signing in."""
+    from fastapi.testclient import TestClient
+
+    from interfaces.api.app import create_app
+
+    monkeypatch.setenv("HOUSING_CHAIN_WEB_ACCESSIBILITY_CONTACT", "tillganglighet@kommunen.se")
+    monkeypatch.setenv("HOUSING_CHAIN_WEB_ACCESSIBILITY_REVIEWED", "2026-11-30")
+    page = TestClient(create_app(Settings(data=tmp_path))).get("/accessibility")
+    assert page.status_code == 200
+    text = re.sub(r"<[^>]+>", " ", page.text)
+    for part in ("delvis förenlig med lagen", "Kända brister", "tillganglighet@kommunen.se",
+                 "Myndigheten för digital förvaltning (Digg)", "granskades senast 2026-11-30"):
+        assert part in text, part

@@ -876,7 +876,8 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
             web.signed_in(request)
         except NeedSignIn:
             pass
-        return web.render(request, "accessibility.html")
+        return web.render(request, "accessibility.html", contact=web.web.accessibility_contact,
+                          reviewed=web.web.accessibility_reviewed.isoformat())
 
     app.include_router(r)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,3 +17,8 @@ class WebSettings(BaseSettings):
     scope: str = "openid profile"
     secure_cookies: bool | None = Field(
         None, description="Secure cookies; default: when the request came over https")
+    accessibility_contact: str | None = Field(
+        None, description="where to report an accessibility problem (an e-mail address or a "
+        "phone number), shown on the accessibility statement")
+    accessibility_reviewed: date = Field(
+        date(2026, 12, 2), description="the day the accessibility statement was last reviewed")

@@ -420,7 +420,7 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
 
             ctx, page = login("enhetschef.berg")
             page.goto(base + "/dashboard")
-            assert page.locator("svg.chart").count() == 7
+            assert page.locator("svg.chart").count() == 8
             check(page, "dashboard")
             for path, name in (("/ivo", "ivo"), ("/cases/c-17/access-log", "access-log"),
                                ("/audit-review", "audit-review"), ("/cases/c-17", "case-supervisor")):

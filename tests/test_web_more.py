@@ -142,7 +142,7 @@ def test_the_dashboard_chooses_its_waiting_times_without_javascript(tmp_path):
     c.get(ok.headers["location"].replace(str(c.base_url), ""))
     page = c.get("/dashboard")
     assert page.status_code == 200, page.text[:2000]
-    assert page.text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 7
+    assert page.text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 8
     for field in ("w-interval", "w-period", "w-group"):
         assert f'<label for="{field}">' in page.text and f'id="{field}"' in page.text
     assert "<script>" not in page.text

@@ -102,3 +102,25 @@ def test_the_accessibility_statement_says_how_compliant_the_service_is_and_whom_
     for part in ("delvis förenlig med lagen", "Kända brister", "tillganglighet@kommunen.se",
                  "Myndigheten för digital förvaltning (Digg)", "granskades senast 2026-11-30"):
         assert part in text, part
+
+
+def test_no_page_asks_the_browser_for_anything_from_another_server(site):
+    """htmx, the styles and the charts come from the app itself (the charts are SVG drawn on
+    the server): every src and href is a path of this site, and the CSP says so too."""
+    c = site("enhetschef.berg")
+    assets = set()
+    for path in ("/", "/queue", "/dashboard", "/ivo", "/apartments", "/notices",
+                 "/audit-review", "/accessibility"):
+        page = c.get(path)
+        assert page.status_code == 200, (path, page.text[:300])
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "default-src 'self'" in csp, csp
+        for url in re.findall(r'(?:src|href|action)="([^"]*)"', page.text):
+            assert url.startswith(("/", "#", "?")) or url == "", (path, url)
+            if url.startswith("/static/"):
+                assets.add(url.split("?")[0])
+    assert {"/static/htmx.min.js", "/static/app.js", "/static/app.css"} <= assets
+    for asset in assets:
+        served = c.get(asset)
+        assert served.status_code == 200 and len(served.content) > 100, asset
+    assert b"htmx" in c.get("/static/htmx.min.js").content

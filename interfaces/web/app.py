@@ -780,6 +780,10 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
                     [(g("Inflow"), [x["applications"] for x in t_rows]),
                      (g("Outflow"), [x["outflow"] for x in t_rows])], num,
                     lines=[(g("Net change"), [x["net_change"] for x in t_rows])]),
+                "outflow": charts.series_chart(
+                    g("Outflow by destination, per quarter"), t_labels,
+                    [(label("VALUES", dest), [x["exits"].get(dest, 0) for x in t_rows])
+                     for dest in destinations], num),
                 "throughput": charts.line_chart(g("Active cases at the end of each quarter"),
                                                 t_labels,
                                                 [x["active_at_end"] for x in t_rows], num),

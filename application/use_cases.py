@@ -517,6 +517,12 @@ class UseCases:
         return self._figures(who, "ivo", {"quarters": ",".join(quarters)},
                              lambda view: reports.unexecuted_per_quarter(view, quarters))
 
+    def unexecuted_series(self, who: Principal, quarters: list[str]) -> list[dict[str, Any]]:
+        """The dashboard's IVO series (`reports.unexecuted_series`: counts, change, trend);
+        the `ivo` report's access rule and record."""
+        return self._figures(who, "ivo", {"series": ",".join(quarters)},
+                             lambda view: reports.unexecuted_series(view, quarters))
+
     def course_completion_per_year(self, who: Principal, years: list[int]) -> list[dict[str, Any]]:
         """The `caseload` report's course completion for the tenants who moved in each year
         (the dashboard's series), in one pass; its access rule and record."""

@@ -177,7 +177,7 @@ def main() -> None:
                                                                     date_from=since)),
                      (cases.report, who, "caseload", ReportOptions()),
                      (cases.report, who, "stock", ReportOptions(by="landlord")),
-                     (cases.unexecuted_per_quarter, who, previous_quarters(today, 8)),
+                     (cases.unexecuted_series, who, previous_quarters(today, 8)),
                      (cases.course_completion_per_year, who,
                       list(range(today.year - 2, today.year + 1)))]
             for f in [pool.submit(*call) for call in calls]:

@@ -965,6 +965,26 @@ def unexecuted_per_quarter(view: ChainView, quarters: Sequence[str]) -> list[int
     return [counts[q] for q in numbers]
 
 
+def unexecuted_series(view: ChainView, quarters: Sequence[str]) -> list[dict[str, Any]]:
+    """The dashboard's IVO series: `unexecuted_per_quarter` for consecutive quarters, each
+    with the change from the quarter before and the least-squares trend through them all."""
+    counts = unexecuted_per_quarter(view, quarters)
+    return [{"quarter": q, "ivo_count": n, "change": None if i == 0 else n - counts[i - 1],
+             "trend": t} for i, (q, n, t) in enumerate(zip(quarters, counts, trend(counts),
+                                                           strict=True))]
+
+
+def trend(values: Sequence[float]) -> list[float]:
+    """The least-squares straight line through the values (equally spaced), point by point."""
+    n = len(values)
+    if n < 2:
+        return list(values)
+    mx, my = (n - 1) / 2, sum(values) / n
+    sxx = sum((i - mx) ** 2 for i in range(n))
+    slope = sum((i - mx) * (v - my) for i, v in enumerate(values)) / sxx
+    return [round(my + slope * (i - mx), 2) for i in range(n)]
+
+
 def course_completion_per_year(view: ChainView, years: Sequence[int]) -> list[dict[str, Any]]:
     """`course_completion` of the tenants who moved in during each year, in one pass."""
     if not years:

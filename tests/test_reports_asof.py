@@ -415,6 +415,23 @@ def test_the_unexecuted_decisions_per_quarter_are_the_ivo_reports_unexecuted_row
     assert counted == by_report
     assert any(counted), "the municipality has unexecuted decisions in some quarter"
     assert reports.unexecuted_per_quarter(view, quarters[::-3]) == by_report[::-3]
+    # the dashboard's series: each count, its change from the quarter before, and the
+    # least-squares line through them
+    series = reports.unexecuted_series(view, quarters)
+    assert [r["ivo_count"] for r in series] == by_report
+    changes = [b - a for a, b in zip(by_report, by_report[1:], strict=False)]
+    assert [r["change"] for r in series] == [None, *changes]
+    line = [r["trend"] for r in series]
+    slope = line[1] - line[0]
+    steps = [b - a for a, b in zip(line, line[1:], strict=False)]
+    assert all(abs(step - slope) < 0.02 for step in steps)  # a straight line
+    assert abs(sum(line) - sum(by_report)) < 0.1  # through the mean
+
+
+def test_a_trend_is_the_least_squares_line():
+    assert reports.trend([1, 2, 3]) == [1.0, 2.0, 3.0]
+    assert reports.trend([0, 0, 3, 3]) == [-0.3, 0.9, 2.1, 3.3]
+    assert reports.trend([5]) == [5]
 
 
 def test_the_course_completion_per_year_is_the_caseloads_for_those_who_moved_in_that_year(view):

@@ -676,15 +676,7 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
     async def ivo_counts(who: Principal) -> list[dict[str, Any]]:
         """Unexecuted decisions per quarter (the last eight), the change from the quarter
         before and the least-squares trend through them."""
-        rows: list[dict[str, Any]] = []
-        quarters = previous_quarters(cases.today(), 8)
-        counts = await T(cases.unexecuted_per_quarter, who, quarters)
-        for quarter, n in zip(quarters, counts, strict=True):
-            rows.append({"quarter": quarter, "ivo_count": n,
-                         "change": n - rows[-1]["ivo_count"] if rows else None})
-        for row, t in zip(rows, charts.trend([x["ivo_count"] for x in rows]), strict=True):
-            row["trend"] = t
-        return rows
+        return await T(cases.unexecuted_series, who, previous_quarters(cases.today(), 8))
 
     async def course_rows(who: Principal) -> list[dict[str, Any]]:
         """Housing-course completion among the tenants who moved in each of the last three

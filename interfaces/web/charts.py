@@ -80,17 +80,6 @@ def line_chart(title: str, labels: list[str], values: list[float | None], fmt=st
     return "".join(parts)
 
 
-def trend(values: list[float]) -> list[float]:
-    """The least-squares straight line through the values (equally spaced), point by point."""
-    n = len(values)
-    if n < 2:
-        return list(values)
-    mx, my = (n - 1) / 2, sum(values) / n
-    sxx = sum((i - mx) ** 2 for i in range(n))
-    slope = sum((i - mx) * (v - my) for i, v in enumerate(values)) / sxx
-    return [round(my + slope * (i - mx), 2) for i in range(n)]
-
-
 def _nice(raw: float) -> float:
     """A round step for the axis (1, 2 or 5 times a power of ten), at least 1."""
     if raw <= 1:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import date
 
 from application.store import HousingChain
 from application.use_cases import UseCases
 from config.settings import Settings
-from domain.commands import import_line_adapter
 from domain.policy import Policy
 from projections import reports
 from projections.caseload import KeptCaseload
 from projections.runner import ProjectionRunner
 from projections.view import ReadLog, open_view
 from tests.backends import backend  # noqa: F401 - the fixture
-from tests.test_worklist import granted, housed
+from tests.test_worklist import granted, housed, recorder
 
 POLICY = Policy()
 TODAY = date(2026, 11, 24)
@@ -30,7 +28,7 @@ def test_the_kept_caseload_after_each_kind_of_step_is_the_caseload_computed_afre
     app = HousingChain(env=store)
     runner = ProjectionRunner(app, open_view(views))
     kept = KeptCaseload()
-    calls, ids = [], itertools.count()
+    calls = []
 
     def changed(start: int, stop: int) -> set[str] | None:
         calls.append((start, stop))
@@ -42,12 +40,7 @@ def test_the_kept_caseload_after_each_kind_of_step_is_the_caseload_computed_afre
         assert rows == reports.caseload(runner.view, today, policy)["rows"]
         return rows
 
-    def step(*lines: dict) -> None:
-        steps = [import_line_adapter.validate_python(
-            {"actor": "handlaggare.lind", **line, "id": f"c{next(ids)}"}) for line in lines]
-        steps = [s.without_identity() if s.type == "apply" else s for s in steps]
-        results = app.run(steps, today=TODAY, policy=POLICY)
-        assert all(r.accepted for r in results), [r.reason for r in results if not r.accepted]
+    step = recorder(app, "c")
 
     def visit(case: str, on: str, pilot: str) -> dict:
         return {"type": "record_visit", "case": case, "kind": "home_visit", "on": on,
@@ -84,13 +77,7 @@ def test_todays_caseload_is_computed_ahead_with_the_worklists(tmp_path):
     and after a step only the case it changed."""
     settings = Settings(data=tmp_path)
     app = HousingChain(env=settings.event_store_env("events"))
-    ids = itertools.count()
-
-    def step(*lines: dict) -> None:
-        steps = [import_line_adapter.validate_python(
-            {"actor": "handlaggare.lind", **line, "id": f"w{next(ids)}"}) for line in lines]
-        steps = [s.without_identity() if s.type == "apply" else s for s in steps]
-        assert all(r.accepted for r in app.run(steps, today=TODAY, policy=POLICY))
+    step = recorder(app, "w")
 
     step(*granted("k-1", "2026-01-05", "2026-01-20"), *housed("k-1", "K1", "2026-03-01"),
          *granted("k-2", "2026-02-01", "2026-02-20"), *housed("k-2", "K2", "2026-04-01"))

@@ -4,7 +4,6 @@ the next answer includes it. Through the real use cases on a data directory."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import date
 
 from application.memo import ByPosition
@@ -13,10 +12,9 @@ from application.store import HousingChain
 from application.use_cases import UseCases
 from config.settings import Settings
 from domain.access import Principal
-from domain.commands import import_line_adapter
 from projections import reports
 from tests.test_reports import POLICY, TODAY, Scenario
-from tests.test_worklist import granted, housed
+from tests.test_worklist import granted, housed, recorder
 
 SUPERVISOR = Principal(subject="sup", roles=frozenset({"supervisor"}), units=frozenset({"Farsta"}))
 
@@ -133,14 +131,7 @@ def test_a_remembered_answer_after_each_kind_of_step_is_the_answer_computed_afre
     view now; the answers that read nothing a step changed were served from memory."""
     settings = Settings(data=tmp_path)
     app = HousingChain(env=settings.event_store_env("events"))
-    ids = itertools.count()
-
-    def step(*lines: dict) -> None:
-        steps = [import_line_adapter.validate_python(
-            {"actor": "handlaggare.lind", **line, "id": f"m{next(ids)}"}) for line in lines]
-        steps = [s.without_identity() if s.type == "apply" else s for s in steps]
-        results = app.run(steps, today=TODAY, policy=POLICY)
-        assert all(r.accepted for r in results), [r.reason for r in results if not r.accepted]
+    step = recorder(app, "m")
 
     cases = UseCases(settings)
     quarters, years = ["2026Q2", "2026Q3", "2026Q4"], [2025, 2026]

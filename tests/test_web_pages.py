@@ -4,16 +4,14 @@ that is not theirs (a 403 page, and the refusal in the access log)."""
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import pytest
 
 from application.store import HousingChain
 from config.settings import Settings
-from domain.commands import import_line_adapter
 from tests.test_web import PASSWORD, sign_in
-from tests.test_worklist import POLICY, TODAY, granted
+from tests.test_worklist import granted, recorder
 
 
 @pytest.fixture()
@@ -25,14 +23,10 @@ def site(tmp_path):
 
     settings = Settings(data=tmp_path)
     app = HousingChain(env=settings.event_store_env("events"))
-    ids = itertools.count()
     lines = [*granted("q-1", "2026-06-01", "2026-06-10"), *granted("q-2", "2026-10-01", "2026-10-20"),
              *granted("q-3", "2026-05-01", "2026-05-05")]
     lines[6] = {**lines[6], "client": {**lines[6]["client"], "district": "Norrmalm"}}
-    steps = [import_line_adapter.validate_python({"actor": "handlaggare.lind", **line,
-                                                  "id": f"p{next(ids)}"}) for line in lines]
-    steps = [s.without_identity() if s.type == "apply" else s for s in steps]
-    assert all(r.accepted for r in app.run(steps, today=TODAY, policy=POLICY))
+    recorder(app, "p")(*lines)
     app.close()
     add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta", "Norrmalm"])
     add_user(tmp_path, "bolots.ahmed", PASSWORD, ["housing_pilot"], ["Farsta"])

@@ -33,6 +33,20 @@ def build(tmp_path, lines: list[dict]) -> ProjectionRunner:
     return runner
 
 
+def recorder(app: HousingChain, prefix: str, today: date = TODAY, policy: Policy = POLICY):
+    """`record(*lines)`: import-line dicts (actor handlaggare.lind unless given, a new id
+    each) run through the service, each of which must be accepted."""
+    ids = itertools.count()
+
+    def record(*lines: dict) -> None:
+        steps = [import_line_adapter.validate_python(
+            {"actor": "handlaggare.lind", **line, "id": f"{prefix}{next(ids)}"}) for line in lines]
+        steps = [s.without_identity() if s.type == "apply" else s for s in steps]
+        results = app.run(steps, today=today, policy=policy)
+        assert all(r.accepted for r in results), [r.reason for r in results if not r.accepted]
+    return record
+
+
 def granted(case: str, applied: str, decided: str) -> list[dict]:
     return [
         {"type": "apply", "case": case, "on": applied,

@@ -30,6 +30,8 @@ from typing import Any
 import structlog
 from temporalio import activity
 
+from application.i18n import N_, translations
+from application.labels import DUE, due_key
 from config.settings import Settings
 from workflows.messages import ReminderDelivery
 
@@ -148,24 +150,36 @@ class Notifier:
         return self.settings.supervisor if d.escalation else d.to_actor
 
     def compose(self, d: ReminderDelivery) -> EmailMessage:
+        """The mail in the municipality's language (`mail_language`): the due item's name as
+        the worklist has it, the case, the date; in English also the workflow's sentence."""
         s = self.settings
+        lang = s.mail_language
+        g = translations(lang).gettext
         kind = d.kind.removeprefix("escalation:") if d.escalation else d.kind
-        what = f"{kind.replace('_', ' ')} due {d.due.isoformat()}"
+        label = DUE.get(due_key(kind))
+        name = g(label) if label else kind.replace("_", " ")
+        due = d.due.isoformat()
         msg = EmailMessage(policy=UNFOLDED)
         msg["From"] = s.mail_sender
         msg["To"] = address_of(self.recipient(d), s.mail_domain)
         if d.escalation:
-            msg["Subject"] = f"Escalation: case {d.case}, {what} (unanswered reminder to {d.to_actor})"
+            msg["Subject"] = g(N_("Escalation: case %(case)s, %(what)s, due %(due)s (unanswered "
+                                  "reminder to %(actor)s)")) % {
+                "case": d.case, "what": name, "due": due, "actor": d.to_actor}
         else:
-            msg["Subject"] = f"Reminder: case {d.case}, {what}"
+            msg["Subject"] = g(N_("Reminder: case %(case)s, %(what)s, due %(due)s")) % {
+                "case": d.case, "what": name, "due": due}
         msg["Message-ID"] = message_id(d.reminder_id, s.mail_domain)
         msg["Date"] = formatdate(usegmt=True)
         msg["X-Housing-Chain-Reminder"] = d.reminder_id
-        lines = [d.text, "", f"Case: {d.case}", f"Due: {d.due.isoformat()}",
-                 f"Reminder: {d.reminder_id}"]
+        lines = [d.text if lang == "en" else f"{name}.", "",
+                 g(N_("Case: %(case)s")) % {"case": d.case}, g(N_("Due: %(due)s")) % {"due": due},
+                 g(N_("Reminder: %(id)s")) % {"id": d.reminder_id}]
         if d.escalation:
-            lines.append(f"Escalated: the reminder to {d.to_actor} is still unanswered.")
-        lines += ["", f"Where the case stands: housing-chain status {d.case}"]
+            lines.append(g(N_("Escalated: the reminder to %(actor)s is still unanswered."))
+                         % {"actor": d.to_actor})
+        lines += ["", g(N_("Where the case stands: housing-chain status %(case)s"))
+                  % {"case": d.case}]
         msg.set_content("\n".join(lines) + "\n")
         return msg
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     mail_domain: str = Field(
         "localhost", description="actor `bolots.ahmed` gets mail at bolots.ahmed@<mail_domain>"
     )
+    mail_language: Literal["sv", "nb", "en"] = Field(
+        "sv", description="the language of the reminder mails: sv, nb or en")
     supervisor: str = Field("enhetschef", description="actor who receives escalations")
     reports_dir: Path | None = Field(None, description="scheduled reports; default <data>/reports")
     api_host: str = Field("127.0.0.1", description="where `up` and `serve` listen for the API")

@@ -46,7 +46,7 @@ def smtp():
 def mail_settings(tmp_path, smtp) -> Settings:
     return Settings(data=tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
                     mail_sender="housing-chain@vallentuna.example", mail_domain="vallentuna.example",
-                    supervisor="enhetschef.berg")
+                    supervisor="enhetschef.berg", mail_language="en")
 
 
 def received(smtp) -> list[tuple[list[str], email.message.EmailMessage]]:
@@ -86,7 +86,7 @@ def test_a_reminder_arrives_once_with_to_subject_and_message_id(backend, mail_se
     assert rcpt == ["bolots.ahmed@vallentuna.example"]
     assert msg["To"] == "bolots.ahmed@vallentuna.example"
     assert msg["From"] == "housing-chain@vallentuna.example"
-    assert msg["Subject"] == "Reminder: case c1, home visit due 2026-05-01"
+    assert msg["Subject"] == "Reminder: case c1, Support visit, due 2026-05-01"
     assert msg["Message-ID"] == message_id(d.reminder_id, "vallentuna.example")
     assert msg["X-Housing-Chain-Reminder"] == d.reminder_id
     assert "record-visit" in msg.get_content()
@@ -105,7 +105,7 @@ def test_escalation_goes_to_the_supervisor(backend, mail_settings, smtp):
                                                     ["enhetschef.berg@vallentuna.example"]]
     msg = received(smtp)[1][1]
     assert msg["To"] == "enhetschef.berg@vallentuna.example"
-    assert msg["Subject"].startswith("Escalation: case c1, home visit due 2026-05-01")
+    assert msg["Subject"].startswith("Escalation: case c1, Support visit, due 2026-05-01")
     assert "bolots.ahmed" in msg["Subject"]
     assert msg["Message-ID"] == message_id(escalation.reminder_id, "vallentuna.example")
 
@@ -117,8 +117,27 @@ def test_an_escalation_kind_named_after_its_reminder_reads_plainly(mail_settings
     assert Notifier(mail_settings, env={}).deliver(d) == "sent"
     (rcpt, msg), = received(smtp)
     assert rcpt == ["enhetschef.berg@vallentuna.example"]
-    assert msg["Subject"] == ("Escalation: case c2, home visit due 2026-05-01 "
+    assert msg["Subject"] == ("Escalation: case c2, Support visit, due 2026-05-01 "
                               "(unanswered reminder to bolots.ahmed)")
+
+
+@pytest.mark.parametrize(("lang", "subject", "body"), [
+    ("sv", "Påminnelse: ärende c1, Stödbesök, senast 2026-05-01", "Ärende: c1"),
+    ("nb", "Påminnelse: sak c1, Oppfølgingsbesøk, frist 2026-05-01", "Sak: c1"),
+])
+def test_a_reminder_is_written_in_the_municipalitys_language(tmp_path, smtp, lang, subject,
+                                                              body):
+    settings = Settings(data=tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
+                        mail_domain="vallentuna.example", mail_language=lang)
+    assert Notifier(settings, env={}).deliver(reminder()) == "sent"
+    (_, msg), = received(smtp)
+    assert msg["Subject"] == subject
+    assert body in msg.get_content() and "housing-chain status c1" in msg.get_content()
+    assert "record it with" not in msg.get_content()  # the workflow's English sentence
+
+
+def test_reminder_mails_are_swedish_unless_the_municipality_says_otherwise(tmp_path):
+    assert Settings(data=tmp_path).mail_language == "sv"
 
 
 def test_with_email_off_the_reminder_is_on_the_worklist_only(tmp_path, smtp):

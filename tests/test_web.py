@@ -175,7 +175,7 @@ def untranslated(text: str, lang: str) -> list[str]:
     """English message ids that appear untranslated on a page in sv or nb."""
     from babel.messages.pofile import read_po
 
-    with (WEB / "locale" / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+    with (ROOT / "application" / "locale" / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
         catalog = read_po(f)
     found = []
     for m in catalog:

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, NotFound, Refused, Unauthenticated, Unavailable
+from application.labels import due_key
 from application.reporting import ReportOptions, csv_text
 from application.tokens import TokenError, TokenVerifier
 from application.use_cases import UseCases
@@ -115,8 +116,8 @@ class Web:
             if value is None:
                 return "–"
             key = str(value).lower() if isinstance(value, bool) else str(value)
-            if table == "DUE" and key.startswith(("stalled:", "escalation:", "sub_goal:")):
-                key = key.split(":")[0] if key.startswith(("stalled", "sub_goal")) else key
+            if table == "DUE":
+                key = due_key(key)
             found = getattr(labels, table).get(key)
             return g(found) if found else str(value)
 

@@ -1,5 +1,6 @@
-"""Build the message catalogues: extract the message ids (pybabel), fill sv and nb from
-locale/translations.tsv (English, Swedish, bokmål), write the .po files and compile .mo.
+"""Build the message catalogues: extract the message ids (pybabel) from the pages and the
+mails, fill sv and nb from application/locale/translations.tsv (English, Swedish, bokmål),
+write the .po files and compile .mo.
 
     python -m interfaces.web.catalogues
 """
@@ -16,7 +17,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
 HERE = Path(__file__).parent
-LOCALE = HERE / "locale"
+ROOT = HERE.parents[1]
+LOCALE = ROOT / "application" / "locale"
+# where message ids are: the pages (templates, labels) and the reminder mails
+SOURCES = (HERE, ROOT / "activities" / "notify.py", ROOT / "application" / "labels.py")
 
 
 def table() -> dict[str, tuple[str, str]]:
@@ -33,7 +37,7 @@ def extract() -> Catalog:
         pot = Path(tmp) / "messages.pot"
         subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
                         str(HERE / "babel.cfg"), "-k", "N_", "-k", "_", "-k", "g",
-                        "--no-location", "-o", str(pot), str(HERE)], check=True,
+                        "--no-location", "-o", str(pot), *map(str, SOURCES)], check=True,
                        capture_output=True, cwd=HERE)
         with pot.open("rb") as f:
             return read_po(f)

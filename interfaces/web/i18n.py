@@ -1,13 +1,10 @@
 """Languages: Swedish by default, English and Norwegian bokmål; the user's choice (a cookie)
-wins over Accept-Language. Babel catalogues in interfaces/web/locale, compiled to .mo by
-`python -m interfaces.web.catalogues` (the .mo files are committed too)."""
+wins over Accept-Language. The catalogues are the application's (application/i18n.py);
+dates and numbers are formatted per locale here."""
 
 from __future__ import annotations
 
-import gettext
 from datetime import date, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,17 +13,12 @@ from babel.core import negotiate_locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
 
-HERE = Path(__file__).parent
-LOCALE_DIR = HERE / "locale"
-LANGUAGES = ("sv", "en", "nb")
-DEFAULT = "sv"
+from application.i18n import DEFAULT, LANGUAGES, N_, translations
+
+__all__ = ["DEFAULT", "LANGUAGES", "N_", "translations"]
+
 LANGUAGE_NAMES = {"sv": "Svenska", "en": "English", "nb": "Norsk bokmål"}
 _ALIASES = {"no": "nb", "nn": "nb", "nb": "nb", "sv": "sv", "en": "en"}
-
-
-def N_(message: str) -> str:
-    """Marks a message id for extraction; translated when rendered."""
-    return message
 
 
 def negotiate(cookie: str | None, accept_language: str | None) -> str:
@@ -40,9 +32,6 @@ def negotiate(cookie: str | None, accept_language: str | None) -> str:
     return negotiate_locale(wanted, LANGUAGES) or DEFAULT
 
 
-@cache
-def translations(lang: str) -> gettext.NullTranslations:
-    return gettext.translation("messages", LOCALE_DIR, languages=[lang], fallback=lang == "en")
 
 
 def fmt_date(value: Any, lang: str) -> str:

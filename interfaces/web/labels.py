@@ -3,8 +3,11 @@ step forms' fields. English message ids, translated by the catalogues."""
 
 from __future__ import annotations
 
+from application.labels import DUE
 from domain.policy import DEFAULT_REASON_CODES
 from interfaces.web.i18n import N_
+
+__all__ = ["DUE"]
 
 STAGES = {
     "applied": N_("Registered application"), "assessment": N_("Under assessment"),
@@ -58,22 +61,6 @@ EVENTS = {
     "CaseFileDueNoted": N_("Case file item due noted"),
     "ToRepair": N_("Apartment under repair"), "Repaired": N_("Apartment repaired"),
     "MovedInto": N_("Moved into the apartment"),
-}
-DUE = {
-    "unexecuted_decision": N_("Granted decision not executed: the three months end"),
-    "home_visit": N_("Support visit"), "support_visit": N_("Support visit"),
-    "follow_up": N_("Quarterly follow-up meeting"),
-    "monthly_checklist": N_("Monthly checklist: rent, home insurance, housing queues"),
-    "takeover_eligible": N_("Minimum training period reached: consider takeover"),
-    "arrears_without_plan": N_("Rent arrears without a repayment plan"),
-    "stalled": N_("Stalled in a stage"),
-    "pilot_missing": N_("No housing pilot assigned"),
-    "plan_missing": N_("No individual plan yet"), "sub_goal": N_("Follow up a sub-goal"),
-    "support_interrupted": N_("Support interrupted: report to the inspectorate"),
-    "lease_renewal": N_("Time-limited lease: renew it"),
-    "instalment_missed": N_("Repayment plan: instalment missed"),
-    "inspection": N_("Technical inspection of the apartment"),
-    "coordinator_meeting": N_("Coordinator meeting"),
 }
 VALUES = {
     "granted": N_("granted"), "denied": N_("denied"),

@@ -31,6 +31,7 @@ from config.settings import Settings
 from domain.commands import import_line_adapter
 from domain.steps import BY_TYPE
 from domain.text import terminal_safe
+from interfaces.cli.labels import column, stage_name, terminal_language
 from interfaces.cli.notices import notice_app
 
 T = TypeVar("T")
@@ -491,7 +492,8 @@ def status(case: str, as_json: bool = JsonOption, data: Path = DataOption) -> No
         print(json.dumps(st, ensure_ascii=False))
         return
     stage = st["outcome"] if st["stage"] == "closed" else st["stage"]
-    out.print(f"[bold]case {clean(st['case'])}[/]: {stage} — {st['stage_label']}", highlight=False)
+    name = stage_name(st["stage"], st["stage_label"], terminal_language())
+    out.print(f"[bold]case {clean(st['case'])}[/]: {stage} — {name}", highlight=False)
     if st.get("last_on"):
         out.print(f"last step on {st['last_on']}")
     if st["stage"] != "closed":
@@ -703,7 +705,8 @@ def print_report(name: str, result: dict[str, Any]) -> None:
     title = name + "".join(f"  {k}: {v}" for k, v in result.items()
                            if k != "rows" and not isinstance(v, (list, dict)))
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    table = Table(*(columns or ["(no rows)"]), title=title)
+    lang = terminal_language()
+    table = Table(*([column(c, lang) for c in columns] or ["(no rows)"]), title=title)
     for r in rows:
         table.add_row(*("" if r.get(c) is None else str(r[c]) for c in columns))
     out.print(table)

@@ -19,8 +19,9 @@ from babel.messages.pofile import read_po, write_po
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 LOCALE = ROOT / "application" / "locale"
-# where message ids are: the pages (templates, labels) and the reminder mails
-SOURCES = (HERE, ROOT / "activities" / "notify.py", ROOT / "application" / "labels.py")
+# where message ids are: the pages (templates, labels), the reminder mails, the CLI's labels
+SOURCES = (HERE, ROOT / "activities" / "notify.py", ROOT / "application" / "labels.py",
+           ROOT / "interfaces" / "cli" / "labels.py")
 
 
 def table() -> dict[str, tuple[str, str]]:

@@ -3,20 +3,12 @@ step forms' fields. English message ids, translated by the catalogues."""
 
 from __future__ import annotations
 
-from application.labels import DUE
+from application.labels import COLUMNS, DUE, STAGES
 from domain.policy import DEFAULT_REASON_CODES
 from interfaces.web.i18n import N_
 
-__all__ = ["DUE"]
+__all__ = ["COLUMNS", "DUE", "STAGES"]
 
-STAGES = {
-    "applied": N_("Registered application"), "assessment": N_("Under assessment"),
-    "waiting": N_("Waiting for an apartment"),
-    "offered": N_("Offered an apartment, awaiting the landlord"),
-    "approved": N_("Approved by the landlord, awaiting move-in"),
-    "training": N_("Training phase"), "takeover_review": N_("Referred for takeover"),
-    "takeover_approved": N_("Approved for takeover of the lease"), "closed": N_("Closed"),
-}
 STEPS = {
     "apply": N_("Register application"), "start_assessment": N_("Start assessment"),
     "decide": N_("Decide"), "offer": N_("Offer an apartment"),
@@ -105,31 +97,6 @@ VALUES = {
     "arrears": N_("rent arrears"), "complaints": N_("complaints"),
     "credit_check": N_("credit check"), "not_homeless": N_("not homeless"),
     "other_support_suffices": N_("other support suffices"), "own_means": N_("own means"),
-}
-COLUMNS = {
-    "case": N_("Case"), "client": N_("Client"), "target_group": N_("Target group"),
-    "district": N_("District"), "programme": N_("Programme"),
-    "decision_date": N_("Decision date"), "days_waiting": N_("Days waiting"),
-    "status": N_("Status"), "executed_on": N_("Executed on"), "group": N_("Period"),
-    "count": N_("Count"), "mean_days": N_("Mean (days)"), "median_days": N_("Median (days)"),
-    "p90_days": N_("90th percentile (days)"), "applications": N_("Applications"),
-    "grants": N_("Grants"), "active_at_end": N_("Active at end"),
-    "net_change": N_("Net change"), "permanent_share": N_("Share to permanent housing"),
-    "takeovers": N_("Takeovers"), "pilot": N_("Housing pilot"), "cases": N_("Cases"),
-    "overdue_visits": N_("Overdue visits"), "notices": N_("Notices"),
-    "reached_within_48_hours": N_("Reached within 48 h"),
-    "share_reached_within_48_hours": N_("Share reached within 48 h"),
-    "escalated": N_("Escalated"), "evictions_averted": N_("Evictions averted"),
-    "evictions_executed": N_("Evictions executed"),
-    "housing_cases_opened": N_("Housing cases opened"), "quarter": N_("Quarter"),
-    "ivo_count": N_("Unexecuted decisions"), "recorded": N_("Recorded"),
-    "subject": N_("Who"), "action": N_("Action"), "outcome": N_("Outcome"),
-    "relation": N_("Relation"), "roles": N_("Roles"), "at": N_("When"),
-    "outflow": N_("Outflow (all exits)"), "change": N_("Change from the previous quarter"),
-    "trend": N_("Trend"), "landlord": N_("Landlord"), "vacated": N_("Vacated"),
-    "relet": N_("Let again"), "reuse_percent": N_("Reuse rate (%)"), "year": N_("Year"),
-    "new_tenants": N_("New tenants"), "completed": N_("Completed the course"),
-    "completion_percent": N_("Completion (%)"), "deadline": N_("Three-month limit"),
 }
 # the dashboard's choices for the waiting times (projections.reports INTERVALS, PERIODS and
 # DIMENSIONS, the ones a supervisor asks for)

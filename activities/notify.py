@@ -32,6 +32,7 @@ from temporalio import activity
 
 from application.i18n import N_, translations
 from application.labels import DUE, due_key
+from application.preferences import Preferences
 from config.settings import Settings
 from workflows.messages import ReminderDelivery
 
@@ -144,16 +145,19 @@ class Notifier:
 
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
-        self.outbox = Outbox(settings, os.environ if env is None else env)
+        env = os.environ if env is None else env
+        self.outbox = Outbox(settings, env)
+        self.preferences = Preferences(env, settings.data / "preferences.sqlite")
 
     def recipient(self, d: ReminderDelivery) -> str:
         return self.settings.supervisor if d.escalation else d.to_actor
 
     def compose(self, d: ReminderDelivery) -> EmailMessage:
-        """The mail in the municipality's language (`mail_language`): the due item's name as
-        the worklist has it, the case, the date; in English also the workflow's sentence."""
+        """The mail in the language its recipient chose on the pages, else the municipality's
+        (`mail_language`): the due item's name as the worklist has it, the case, the date; in
+        English also the workflow's sentence."""
         s = self.settings
-        lang = s.mail_language
+        lang = self.preferences.language(self.recipient(d)) or s.mail_language
         g = translations(lang).gettext
         kind = d.kind.removeprefix("escalation:") if d.escalation else d.kind
         label = DUE.get(due_key(kind))

@@ -3,8 +3,6 @@ catch up on demand (a report always answers from a view at the event store's hea
 
 from __future__ import annotations
 
-import os
-
 from application.keys import KeyRing, open_keyring
 from application.store import HousingChain
 from config.settings import Settings
@@ -22,7 +20,7 @@ def keyring_for(settings: Settings) -> KeyRing:
 
     if not encryption_enabled():
         return None  # type: ignore[return-value] - benchmark only, see encryption_enabled
-    return open_keyring(settings.data, dict(os.environ) if settings.uses_postgres else None)
+    return open_keyring(settings.data, settings.postgres_env() if settings.uses_postgres else None)
 
 
 def projection_for(settings: Settings) -> ProjectionRunner:

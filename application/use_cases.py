@@ -29,6 +29,7 @@ from application.free_text import has_text, note_context, seal_fields, sealer_fo
 from application.importer import ImportReport, Refusal, describe, parse, run_import
 from application.keys import KeyRing, KeysError
 from application.memo import ByPosition, read_logged
+from application.preferences import Preferences
 from application.readmodels import keyring_for, projection_for
 from application.reporting import (
     OPTION_NAMES,
@@ -70,6 +71,7 @@ class UseCases:
         self._identities: IdentityRegistry | None = None
         self._runner: Any = None
         self._audit: AccessLog | None = None
+        self._preferences: Preferences | None = None
         self._clients: dict[int, gw.ChainClient] = {}
         self._codec: Any = None
         self._keyring: KeyRing | None = None
@@ -118,6 +120,23 @@ class UseCases:
     def audit(self) -> AccessLog:
         return self._opened("_audit", lambda: AccessLog(self.settings.audit_env(),
                                                         self.settings.data / "audit.sqlite"))
+
+    @property
+    def preferences(self) -> Preferences:
+        return self._opened("_preferences", lambda: Preferences(
+            self.settings.audit_env(), self.settings.data / "preferences.sqlite"))
+
+    def language_of(self, who: Principal) -> str | None:
+        """The language `who` chose for the pages (and their mails); None when not chosen."""
+        return self.preferences.language(who.subject)
+
+    def choose_language(self, who: Principal, language: str) -> None:
+        """Kept for `who` wherever they sign in next, in any browser."""
+        try:
+            self.preferences.choose_language(who.subject, language)
+        except ValueError as exc:
+            raise BadInput(f"language: {exc}") from None
+        log.info("language chosen", language=language)
 
     async def chain(self) -> gw.ChainClient:
         """The Temporal gateway, one client per event loop."""
@@ -548,14 +567,15 @@ class UseCases:
         `apartments` lists each apartment as it stands now (the case living there)."""
         if not who.has(access.Role.LANDLORD) or who.is_admin:
             result = self.report(who, "stock", ReportOptions(as_of=as_of))
-            listed = listings.apartments(self.caught_up_view())
+            listed = listings.apartments(self.caught_up_view(), self.today())
             return {**result, "apartments": listed}
         view = self.caught_up_view()
         own = who.units | {who.subject}
         # every figure of its own apartments only, the totals too
         result = {"definition_version": reports.DEFINITION_VERSIONS["stock"],
                   **reports.stock(view, as_of or self.today(), "landlord", own)}
-        result["apartments"] = [r for r in listings.apartments(view) if r.get("landlord") in own]
+        result["apartments"] = [r for r in listings.apartments(view, self.today())
+                                  if r.get("landlord") in own]
         self.record(who, "report.read", report="stock", params={"landlord": ",".join(sorted(own))})
         return result
 

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.policy import Policy
 
+POOL_DEFAULTS = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "9"}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOUSING_CHAIN_", extra="ignore")
@@ -114,10 +116,21 @@ class Settings(BaseSettings):
     def uses_postgres(self) -> bool:
         return os.environ.get("PERSISTENCE_MODULE", "").endswith("postgres")
 
+    def postgres_env(self) -> dict[str, str]:
+        """The environment for a PostgreSQL store, with small connection pools unless
+        POSTGRES_POOL_SIZE / POSTGRES_MAX_OVERFLOW say otherwise.
+
+        eventsourcing's own defaults (5 kept open, 15 at most) hold five idle connections per
+        store: a worker, the API and two imports at once (four to six stores each) then reach
+        PostgreSQL's default limit of 100 clients, and the next connection fails with "too many
+        clients". One kept open and ten at most still covers the worker's eight activities and
+        an import's sixteen updates in flight (they wait for a connection, not fail)."""
+        return {**POOL_DEFAULTS, **os.environ}
+
     def view_env(self) -> dict[str, str]:
         """Where the read models live: `views.sqlite` beside the event store, or PostgreSQL."""
         if "PERSISTENCE_MODULE" in os.environ:
-            return dict(os.environ)
+            return self.postgres_env()
         self.private_data_dir()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -128,7 +141,7 @@ class Settings(BaseSettings):
     def audit_env(self) -> dict[str, str]:
         """Where the access log lives: PostgreSQL with the event store, else audit.sqlite."""
         if self.uses_postgres:
-            return dict(os.environ)
+            return self.postgres_env()
         self.private_data_dir()
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite"}
 
@@ -138,7 +151,7 @@ class Settings(BaseSettings):
         Variables already in the environment win; SQLite paths default to the data directory.
         """
         if "PERSISTENCE_MODULE" in os.environ:
-            return {}
+            return self.postgres_env() if self.uses_postgres else {}
         self.private_data_dir()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",

@@ -55,9 +55,26 @@ def notices(view: ChainView, policy: Policy, now: datetime, open_only: bool = Tr
     return out[:limit]
 
 
-def apartments(view: ChainView, limit: int = 2000) -> list[dict[str, Any]]:
-    """Each apartment: landlord, rooms, status and the case living there (if any)."""
-    return [dict(r) for r in view.query(
+def apartments(view: ChainView, today: date, limit: int = 2000) -> list[dict[str, Any]]:
+    """Each apartment: landlord, rooms, status and the case living there (if any), and its
+    vacant days: `vacant_since` and `vacant_days` of the vacancy still open (the days since
+    it was registered or vacated, repairs included, as in the stock report), and
+    `vacant_days_total`, every vacancy of the apartment up to `today`."""
+    rows = view.query(
         "SELECT a.apartment_id AS apartment, a.landlord, a.rooms, a.status, a.registered_on, "
         "a.case_id, (SELECT c.client_id FROM rm_cases c WHERE c.case_id = a.case_id "
-        "LIMIT 1) AS client FROM rm_apartments a ORDER BY a.apartment_id LIMIT ?", (limit,))]
+        "LIMIT 1) AS client, (SELECT v.start_on FROM rm_vacancies v WHERE v.apartment_uuid = "
+        "a.apartment_uuid AND v.end_on IS NULL AND v.start_on <= ? ORDER BY v.start_on DESC "
+        "LIMIT 1) AS vacant_since, "
+        "(SELECT SUM(COALESCE(v.end_day, ?) - v.start_day) FROM rm_vacancies v WHERE "
+        "v.apartment_uuid = a.apartment_uuid AND v.start_on <= ?) AS vacant_days_total "
+        "FROM rm_apartments a ORDER BY a.apartment_id LIMIT ?",
+        (today.isoformat(), today.toordinal(), today.isoformat(), limit))
+    out = []
+    for r in rows:
+        row = dict(r)
+        since = row["vacant_since"]
+        row["vacant_days"] = (today - date.fromisoformat(since)).days if since else None
+        row["vacant_days_total"] = int(row["vacant_days_total"] or 0)
+        out.append(row)
+    return out

@@ -286,8 +286,9 @@ def test_two_imports_of_different_files_at_once_both_complete_in_order(stack, tm
     procs = [subprocess.Popen([*CLI, "import", str(p), "--json"], env=stack.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for p, _ in files]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for (_path, count), (stdout, stderr) in zip(files, outputs, strict=True):
+    outputs = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+    for (_path, count), (stdout, stderr, code) in zip(files, outputs, strict=True):
+        assert code == 0 and stdout, (code, stdout, stderr)
         assert json.loads(stdout) == {"accepted": count, "refused": []}, stderr
     history = json.loads(stack.run("history", "par2-14", "--json").stdout)
     assert [r["event"] for r in history] == ["Applied", "AssessmentStarted", "Granted"] + [

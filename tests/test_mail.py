@@ -136,6 +136,21 @@ def test_a_reminder_is_written_in_the_municipalitys_language(tmp_path, smtp, lan
     assert "record it with" not in msg.get_content()  # the workflow's English sentence
 
 
+def test_a_reminder_is_written_in_the_language_its_recipient_chose(tmp_path, smtp):
+    from application.preferences import Preferences
+
+    Preferences({}, tmp_path / "preferences.sqlite").choose_language("bolots.ahmed", "nb")
+    settings = Settings(data=tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
+                        mail_domain="vallentuna.example", mail_language="sv",
+                        supervisor="enhetschef.berg")
+    notifier = Notifier(settings, env={})
+    assert notifier.deliver(reminder()) == "sent"
+    assert notifier.deliver(reminder(case="c2", escalation=True)) == "sent"
+    (_, to_pilot), (_, to_supervisor) = received(smtp)
+    assert to_pilot["Subject"] == "Påminnelse: sak c1, Oppfølgingsbesøk, frist 2026-05-01"
+    assert to_supervisor["Subject"].startswith("Eskalering: ärende c2")  # chose nothing: sv
+
+
 def test_reminder_mails_are_swedish_unless_the_municipality_says_otherwise(tmp_path):
     assert Settings(data=tmp_path).mail_language == "sv"
 

@@ -474,3 +474,34 @@ def test_the_landlords_apartments_page_is_its_own_stock(tmp_path):
     assert seen["status"] == {"vacant": 2} and [r["landlord"] for r in seen["rows"]] == ["Framtiden"]
     assert sorted(r["apartment"] for r in seen["apartments"]) == ["A1", "A2"]
     assert seen["definition_version"] == reports.DEFINITION_VERSIONS["stock"]
+
+
+def test_each_apartment_shows_its_open_vacancy_and_all_its_vacant_days(tmp_path):
+    """X1 stood empty from its registration (2026-01-01) to the first move-in (03-01), 59
+    days, and from y1's exit (06-01) to y3's move-in (06-21), 20 more; X2 from 01-01 to 04-02,
+    91 days; X3, registered 06-01, is still empty on 06-30: 29 days."""
+    from projections import listings
+
+    s = Scenario()
+    for apartment in ("X1", "X2"):
+        s.register("2026-01-01", apartment)
+    s.register("2026-06-01", "X3")
+    for case in ("y1", "y2", "y3"):
+        s.apply("2026-01-10", case, f"k-{case}", "elderly", "Farsta")
+        s.at("2026-01-11", "start_assessment", case)
+        s.at("2026-02-01", "decide", case, outcome="granted", programme="training_apartment")
+    s.house("y1", "X1", "2026-02-10", "2026-02-12", "2026-03-01")
+    s.house("y2", "X2", "2026-02-20", "2026-02-22", "2026-04-02")
+    s.at("2026-06-01", "exit", "y1", destination="own_housing")
+    s.house("y3", "X1", "2026-06-10", "2026-06-12", "2026-06-21")
+    app, view = s.run(tmp_path)
+    try:
+        rows = {r["apartment"]: r for r in listings.apartments(view, d("2026-06-30"))}
+        assert {a: (r["vacant_since"], r["vacant_days"], r["vacant_days_total"])
+                for a, r in rows.items()} == {
+            "X1": (None, None, 79), "X2": (None, None, 91), "X3": ("2026-06-01", 29, 29)}
+        # on a day before X3 was registered, its vacancy has not begun
+        early = {r["apartment"]: r for r in listings.apartments(view, d("2026-05-31"))}
+        assert (early["X3"]["vacant_since"], early["X3"]["vacant_days_total"]) == (None, 0)
+    finally:
+        app.close()

@@ -158,6 +158,41 @@ def test_languages_and_locale_formats():
     assert fmt_datetime("2026-07-01T09:30:00+00:00", "sv", "Europe/Stockholm") == "2026-07-01 11:30"
 
 
+def signed_in_client(settings, user="handlaggare.lind", headers=None):
+    """A new browser (no cookies), signed in as `user`."""
+    from fastapi.testclient import TestClient
+
+    from interfaces.api.app import create_app
+
+    c = TestClient(create_app(settings), base_url="http://testserver", headers=headers or {})
+    _, ok = sign_in(c, user)
+    assert c.get(ok.headers["location"].replace("http://testserver", "")).status_code == 200
+    return c
+
+
+def test_a_language_chosen_when_signed_in_follows_the_person_to_another_browser(tmp_path):
+    from config.settings import Settings
+    from interfaces.web.users import add_user
+
+    settings = Settings(data=tmp_path)
+    add_user(tmp_path, "handlaggare.lind", PASSWORD, ["caseworker"], ["Farsta"])
+    add_user(tmp_path, "bolots.ahmed", PASSWORD, ["housing_pilot"], ["Farsta"])
+    first = signed_in_client(settings)
+    page = first.get("/apply")
+    assert page.headers["content-language"] == "sv"
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert first.post("/language", data={"csrf": csrf, "lang": "nb", "next": "/apply"},
+                      follow_redirects=False).status_code == 303
+    assert first.get("/apply").headers["content-language"] == "nb"
+    # another browser that asks for English: the person's own choice wins once signed in
+    other = signed_in_client(settings, headers={"accept-language": "en"})
+    page = other.get("/apply")
+    assert page.headers["content-language"] == "nb" and "Ny søknad" in page.text
+    # a colleague in that browser who chose nothing gets what the browser asks for
+    colleague = signed_in_client(settings, "bolots.ahmed", headers={"accept-language": "en"})
+    assert colleague.get("/").headers["content-language"] == "en"
+
+
 # --- with Chromium and a real stack ---------------------------------------------------------
 
 def wait_js(page, expression: str, timeout: float = 20.0) -> None:

@@ -5,6 +5,7 @@ that is not theirs (a 403 page, and the refusal in the access log)."""
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -26,6 +27,8 @@ def site(tmp_path):
     lines = [*granted("q-1", "2026-06-01", "2026-06-10"), *granted("q-2", "2026-10-01", "2026-10-20"),
              *granted("q-3", "2026-05-01", "2026-05-05")]
     lines[6] = {**lines[6], "client": {**lines[6]["client"], "district": "Norrmalm"}}
+    lines.append({"type": "register_apartment", "apartment": "SH-7", "landlord": "Stockholmshem",
+                  "rooms": 2, "on": "2026-06-01"})
     recorder(app, "p")(*lines)
     app.close()
     add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta", "Norrmalm"])
@@ -43,7 +46,7 @@ def cells(page: str, caption: str) -> list[list[str]]:
     table = re.search(rf"<caption>{re.escape(caption)}</caption>(.*?)</table>", page, re.S)
     assert table, caption
     return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)][1:]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(1), re.S)][1:]
 
 
 def test_the_queue_shows_each_decisions_three_month_limit_and_groups_by_district(site):
@@ -118,3 +121,15 @@ def test_no_page_asks_the_browser_for_anything_from_another_server(site):
         served = c.get(asset)
         assert served.status_code == 200 and len(served.content) > 100, asset
     assert b"htmx" in c.get("/static/htmx.min.js").content
+
+
+def test_the_apartments_page_shows_how_long_each_apartment_has_stood_empty(site):
+    from application.use_cases import UseCases
+
+    today = UseCases(Settings()).today()
+    c = site("enhetschef.berg")
+    page = c.get("/apartments")
+    assert page.status_code == 200, page.text
+    [row] = cells(page.text, "Lägenheter och vem som bor där")
+    days = f"{(today - date(2026, 6, 1)).days:,}".replace(",", "\N{NO-BREAK SPACE}")
+    assert row[:7] == ["SH-7", "Stockholmshem", "2", "ledig", "2026-06-01", days, days], row

@@ -130,7 +130,10 @@ class Web:
         return env
 
     def lang(self, request: Request) -> str:
-        return negotiate(request.cookies.get(LANG), request.headers.get("accept-language"))
+        """The signed-in person's own choice (kept in their session from sign-in), else this
+        browser's last choice, else its Accept-Language, else Swedish."""
+        chosen = (getattr(request.state, "session", None) or {}).get("lang")
+        return negotiate(chosen or request.cookies.get(LANG), request.headers.get("accept-language"))
 
     def secure(self, request: Request) -> bool:
         if self.web.secure_cookies is not None:
@@ -171,6 +174,11 @@ class Web:
         elif getattr(request.state, "csrf", None) and request.cookies.get(CSRF) != request.state.csrf:
             response.set_cookie(CSRF, request.state.csrf, httponly=True, samesite="strict",
                                 secure=secure, path="/")
+
+    def remember_language(self, request: Request, response: Response, lang: str) -> None:
+        """This browser's choice, for the pages before sign-in and after sign-out."""
+        response.set_cookie(LANG, lang, max_age=365 * 86400, httponly=True, samesite="strict",
+                            secure=self.secure(request), path="/")
 
     def nav(self, who: Principal | None) -> list[tuple[str, str]]:
         if who is None:
@@ -368,8 +376,13 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
                               detail=str(exc))
         request.state.session = new_session(tokens["access_token"], web.clock())
         request.state.who = who
+        chosen = await T(web.cases.language_of, who)
+        if chosen:
+            request.state.session["lang"] = chosen
         response = web.render(request, "signed_in.html", next=flow["next"])
         response.delete_cookie(FLOW, path="/callback")
+        if chosen:
+            web.remember_language(request, response, chosen)
         return response
 
     @r.post("/signout")
@@ -385,10 +398,12 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
 
     @r.post("/language")
     async def language(request: Request) -> Response:
+        """Signed in, the choice is the person's (kept for every browser they sign in from);
+        signed out, this browser's."""
         try:
-            web.signed_in(request)
+            who: Principal | None = web.signed_in(request)
         except NeedSignIn:
-            pass
+            who = None
         try:
             form = await web.form(request)
         except CsrfRefused:
@@ -399,9 +414,11 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
         back = form.get("next") or "/"
         if not back.startswith("/") or back.startswith("//"):
             back = "/"
+        if who is not None:
+            await T(web.cases.choose_language, who, lang)
+            request.state.session["lang"] = lang
         response = RedirectResponse(back, 303)
-        response.set_cookie(LANG, lang, max_age=365 * 86400, httponly=True, samesite="strict",
-                            secure=web.secure(request), path="/")
+        web.remember_language(request, response, lang)
         web.keep_cookies(request, response)
         return response
 

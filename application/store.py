@@ -41,7 +41,7 @@ from domain.commands import (
     ReturnApartment,
 )
 from domain.due import CASE_FILE_KINDS, CASE_FILE_PREFIXES
-from domain.errors import DomainError
+from domain.errors import N_, DomainError
 from domain.identity import ClientIdentity, IdentityTombstone, PersonalNumberClaim, identity_uuid
 from domain.notice import notice_uuid
 from domain.personal_number import parse_personal_number
@@ -139,14 +139,15 @@ class _UnitOfWork:
     def case(self, case_id: str) -> Case:
         case = self.get(case_uuid(case_id))
         if case is None:
-            raise DomainError(f"case {case_id} does not exist: apply first")
+            raise DomainError(N_("case {case} does not exist: apply first").format(case=case_id))
         assert isinstance(case, Case)
         return case
 
     def apartment(self, apartment_id: str) -> Apartment:
         apartment = self.get(apartment_uuid(apartment_id))
         if apartment is None:
-            raise DomainError(f"apartment {apartment_id} is not registered in the stock")
+            raise DomainError(N_("apartment {apartment} is not registered in the stock").format(
+                apartment=apartment_id))
         assert isinstance(apartment, Apartment)
         return apartment
 
@@ -268,11 +269,13 @@ class HousingChain(_Transcoded):
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
         missing = missing_fields(step)
         if missing:
-            raise DomainError(f"{step.type} {target_of(step)}: needs {', '.join(missing)}")
+            raise DomainError(N_("{command} {target}: needs {fields}").format(
+                command=step.type, target=target_of(step), fields=", ".join(missing)))
         kw = {"on": step.on, "actor": step.actor, "command_id": step.id, "today": today}
         if isinstance(step, RegisterApartment):
             if unit.get(apartment_uuid(step.apartment)) is not None:
-                raise DomainError(f"apartment {step.apartment} is already registered")
+                raise DomainError(N_("apartment {apartment} is already registered").format(
+                    apartment=step.apartment))
             apartment = Apartment.register(step.apartment, step.landlord, step.rooms, **kw,
                                            accessible=step.accessible,
                                            landlord_type=step.landlord_type)
@@ -293,10 +296,9 @@ class HousingChain(_Transcoded):
             existing = unit.get(case_uuid(step.case))
             if existing is not None:
                 assert isinstance(existing, Case)
-                raise DomainError(
-                    f"case {step.case} already exists ({existing.stage_label}); "
-                    "a new application needs a new case id"
-                )
+                raise DomainError(N_("case {case} already exists ({stage}); a new application needs "
+                                     "a new case id").format(case=step.case,
+                                                             stage=existing.stage_label))
             c = step.client
             case = Case.register(
                 step.case, c.id, c.target_group.value, c.district, c.household.adults,
@@ -489,7 +491,7 @@ class HousingChain(_Transcoded):
         try:
             case = self.repository.get(case_uuid(case_id))
         except AggregateNotFoundError:
-            raise DomainError(f"case {case_id} does not exist") from None
+            raise DomainError(N_("case {case} does not exist").format(case=case_id)) from None
         assert isinstance(case, Case)
         return case
 
@@ -510,7 +512,8 @@ class HousingChain(_Transcoded):
         try:
             apartment = self.repository.get(apartment_uuid(apartment_id))
         except AggregateNotFoundError:
-            raise DomainError(f"apartment {apartment_id} is not registered") from None
+            raise DomainError(N_("apartment {apartment} is not registered").format(
+                apartment=apartment_id)) from None
         assert isinstance(apartment, Apartment)
         return apartment
 

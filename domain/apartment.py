@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import ApartmentUnavailable, InvalidDate
+from domain.errors import N_, ApartmentUnavailable, InvalidDate
 
 APARTMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:apartment")
 
@@ -54,7 +54,8 @@ class Apartment(Aggregate):
         command_id: str, today: date, accessible: bool = False, landlord_type: str | None = None,
     ) -> Apartment:
         if on > today:
-            raise InvalidDate(f"apartment {apartment_id}: registered on {on} is after today")
+            raise InvalidDate(N_("apartment {apartment}: registered on {on} is after today").format(
+                apartment=apartment_id, on=on))
         return cls(
             apartment_id=apartment_id, landlord=landlord, rooms=rooms, on=on, actor=actor,
             command_id=command_id, accessible=accessible, landlord_type=landlord_type,
@@ -62,17 +63,22 @@ class Apartment(Aggregate):
 
     def _check(self, step: str, needed: Status, on: date, case: str | None = None) -> None:
         if self.status is not needed or (case is not None and self.case != case):
-            where = f"{self.status}" + (f" (case {self.case})" if self.case else "")
-            raise ApartmentUnavailable(
-                f"apartment {self.apartment_id} is {where}: {step} needs a"
-                f"{'n' if needed.value[0] in 'aeiou' else ''} {needed.value} apartment"
-                + (f" held by case {case}" if case and needed is not Status.VACANT else "")
-            )
+            where = (N_("{status} (case {case})").format(status=self.status, case=self.case)
+                     if self.case else str(self.status))
+            an = needed.value[0] in "aeiou"
+            if case and needed is not Status.VACANT:
+                needs = (N_("needs an {needed} apartment held by case {case}") if an else
+                         N_("needs a {needed} apartment held by case {case}"))
+            else:
+                needs = N_("needs an {needed} apartment") if an else N_("needs a {needed} apartment")
+            raise ApartmentUnavailable(N_("apartment {apartment} is {where}: {command} {needs}").format(
+                apartment=self.apartment_id, where=where, command=step,
+                needs=needs.format(needed=needed.value, case=case)))
         if on < self.last_on:
-            raise InvalidDate(
-                f"apartment {self.apartment_id}: {step} on {on} is before its last change "
-                f"on {self.last_on}"
-            )
+            raise InvalidDate(N_("apartment {apartment}: {command} on {on} is before its last "
+                                 "change on {last_on}").format(apartment=self.apartment_id,
+                                                               command=step, on=on,
+                                                               last_on=self.last_on))
 
     def check_offer(self, case: str, on: date) -> None:
         self._check("offer", Status.VACANT, on)

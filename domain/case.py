@@ -18,7 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.calendar import add_months, unexecuted_deadline
-from domain.errors import DomainError, StepNotAllowed
+from domain.errors import N_, DomainError, StepNotAllowed
 from domain.stages import (
     ALLOWED,
     EXITS,
@@ -30,6 +30,7 @@ from domain.stages import (
     check_dates,
     check_step,
     pilot_refusal,
+    refusal,
 )
 
 CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:housing-chain:case")
@@ -165,11 +166,12 @@ class Case(Aggregate):
     def check_step(self, command: str, on: date, today: date) -> None:
         check_step(self.case_id, self.stage, self.stage_label, command, on, today, self.last_on)
 
-    def _refuse(self, command: str, why: str, list_allowed: bool = True) -> DomainError:
-        message = f"case {self.case_id} is {self.stage_label}: {command} {why}"
-        if list_allowed:
-            message += f"; allowed now: {', '.join(ALLOWED[self.stage])}"
-        return StepNotAllowed(message)
+    def _refuse(self, command: str, why: str, list_allowed: bool = True,
+                **values: Any) -> DomainError:
+        """`why`: an English template (N_), filled in with `values`; the whole refusal is
+        `domain.stages.refusal`'s, as the stage check words it."""
+        return StepNotAllowed(refusal(self.case_id, self.stage, self.stage_label, command,
+                                      why.format(**values), list_allowed))
 
     # --- commands ------------------------------------------------------------------------
 
@@ -196,19 +198,20 @@ class Case(Aggregate):
         self.check_step("decide", on, today)
         if outcome == "granted":
             if not programme:
-                raise self._refuse("decide", "needs a programme when granted")
+                raise self._refuse("decide", N_("needs a programme when granted"))
             self._granted(programme=programme, on=on, actor=actor, command_id=command_id,
                           reason=reason or None)
         elif outcome == "denied":
             if programme:
-                raise self._refuse("decide", "takes no programme when denied")
+                raise self._refuse("decide", N_("takes no programme when denied"))
             if not reason and not reason_code:
-                raise self._refuse("decide", "needs a reason when denied")
+                raise self._refuse("decide", N_("needs a reason when denied"))
             code = self._reason_code("decide", reason_code, reason_codes)
             self._denied(reason=reason or "", on=on, actor=actor, command_id=command_id,
                          reason_code=code)
         else:
-            raise self._refuse("decide", f"needs outcome granted or denied, not {outcome!r}")
+            raise self._refuse("decide", N_("needs outcome granted or denied, not {outcome}"),
+                               outcome=repr(outcome))
 
     def offer(self, apartment: str, *, on: date, actor: str, command_id: str, today: date) -> None:
         self.check_step("offer", on, today)
@@ -236,8 +239,8 @@ class Case(Aggregate):
         the free-text reason); refused when it is not one of the policy's codes."""
         code = code or "other"
         if codes is not None and code not in codes:
-            raise self._refuse(command, f"needs a reason_code of the policy ({', '.join(codes)}), "
-                               f"not {code!r}", list_allowed=False)
+            raise self._refuse(command, N_("needs a reason_code of the policy ({codes}), not {code}"),
+                               list_allowed=False, codes=", ".join(codes), code=repr(code))
         return code
 
     def move_in(
@@ -246,15 +249,14 @@ class Case(Aggregate):
     ) -> None:
         self.check_step("move_in", on, today)
         if apartment != self.apartment:
-            raise self._refuse(
-                "move_in", f"needs the apartment offered ({self.apartment}), not {apartment}"
-            )
+            raise self._refuse("move_in", N_("needs the apartment offered ({offered}), not {apartment}"),
+                               offered=self.apartment, apartment=apartment)
         why = pilot_refusal(self.programme, self.housing_pilot, pilot_at_move_in)
         if why:
             raise self._refuse("move_in", why, list_allowed=False)
         if lease_end is not None and lease_end <= on:
-            raise self._refuse("move_in", f"needs a lease that ends after the move-in ({on}), "
-                               f"not on {lease_end}", list_allowed=False)
+            raise self._refuse("move_in", N_("needs a lease that ends after the move-in ({on}), not on "
+                                           "{lease_end}"), list_allowed=False, on=on, lease_end=lease_end)
         self._moved_in(apartment=apartment, on=on, actor=actor, command_id=command_id,
                        lease_end=lease_end)
         self._end_placements(on=on, actor=actor, command_id=command_id)
@@ -283,7 +285,8 @@ class Case(Aggregate):
     ) -> None:
         self.check_step("course_session", on, today)
         if session in self.course_sessions:
-            raise self._refuse("course_session", f"session {session} is already recorded")
+            raise self._refuse("course_session", N_("session {session} is already recorded"),
+                               session=session)
         self._course_session_attended(session=session, on=on, actor=actor, command_id=command_id)
 
     def rent_arrears(
@@ -291,7 +294,7 @@ class Case(Aggregate):
     ) -> None:
         self.check_step("rent_arrears", on, today)
         if amount <= 0:
-            raise self._refuse("rent_arrears", "needs an amount above zero")
+            raise self._refuse("rent_arrears", N_("needs an amount above zero"))
         self._rent_arrears_recorded(amount=amount, on=on, actor=actor, command_id=command_id,
                                     balance=self.arrears + amount)
 
@@ -301,15 +304,16 @@ class Case(Aggregate):
         add up to no more than the arrears."""
         self.check_step("repayment_plan", on, today)
         if not self.arrears_without_plan:
-            raise self._refuse("repayment_plan", "needs rent arrears without a plan")
+            raise self._refuse("repayment_plan", N_("needs rent arrears without a plan"))
         instalments = sorted(instalments or [], key=lambda i: i["due"])
         if any(date.fromisoformat(i["due"]) < on for i in instalments):
-            raise self._refuse("repayment_plan", f"needs instalments due on or after the plan "
-                               f"({on})", list_allowed=False)
+            raise self._refuse("repayment_plan", N_("needs instalments due on or after the plan ({on})"),
+                               list_allowed=False, on=on)
         total = sum((Decimal(i["amount"]) for i in instalments), Decimal(0))
         if total > self.arrears:
-            raise self._refuse("repayment_plan", f"needs instalments of no more than the "
-                               f"arrears ({self.arrears} SEK), not {total}", list_allowed=False)
+            raise self._refuse("repayment_plan", N_("needs instalments of no more than the arrears "
+                                                  "({arrears} SEK), not {total}"),
+                               list_allowed=False, arrears=self.arrears, total=total)
         self._repayment_plan_agreed(amount=self.arrears, on=on, actor=actor, command_id=command_id,
                                     instalments=instalments or None)
 
@@ -318,9 +322,9 @@ class Case(Aggregate):
         """A payment against the arrears; the balance after it never goes below zero."""
         self.check_step("rent_payment", on, today)
         if amount <= 0:
-            raise self._refuse("rent_payment", "needs an amount above zero", list_allowed=False)
+            raise self._refuse("rent_payment", N_("needs an amount above zero"), list_allowed=False)
         if self.arrears <= 0:
-            raise self._refuse("rent_payment", "needs rent arrears to pay", list_allowed=False)
+            raise self._refuse("rent_payment", N_("needs rent arrears to pay"), list_allowed=False)
         self._rent_payment_recorded(amount=amount, balance=max(Decimal(0), self.arrears - amount),
                                     on=on, actor=actor, command_id=command_id)
 
@@ -341,21 +345,20 @@ class Case(Aggregate):
         assert self.move_in_date is not None
         earliest = add_months(self.move_in_date, minimum_months)
         if on < earliest:
-            raise self._refuse(
-                "refer_takeover",
-                f"needs {minimum_months} months in the training apartment (from {earliest})",
-            )
+            raise self._refuse("refer_takeover", N_("needs {months} months in the training apartment "
+                                                  "(from {earliest})"),
+                               months=minimum_months, earliest=earliest)
         if self.arrears_without_plan:
-            raise self._refuse(
-                "refer_takeover", "needs good references: rent arrears have no repayment plan"
-            )
+            raise self._refuse("refer_takeover", N_("needs good references: rent arrears have no "
+                                                  "repayment plan"))
         if warnings_within_months is not None:
             recent = [w for w in self.warnings if on < add_months(w, warnings_within_months)]
             if recent:
                 raise self._refuse(
-                    "refer_takeover", f"needs no warning (anmodan om rättelse) within "
-                    f"{warnings_within_months} months: one on {max(recent)} (from "
-                    f"{add_months(max(recent), warnings_within_months)})", list_allowed=False)
+                    "refer_takeover", N_("needs no warning (anmodan om rättelse) within {months} "
+                                         "months: one on {warned} (from {earliest})"),
+                    list_allowed=False, months=warnings_within_months, warned=max(recent),
+                    earliest=add_months(max(recent), warnings_within_months))
         self._takeover_referred(on=on, actor=actor, command_id=command_id)
 
     def takeover_decision(
@@ -383,10 +386,12 @@ class Case(Aggregate):
         """Make `to` the responsible caseworker or the housing pilot from `on`."""
         self.check_step("assign", on, today)
         if role not in ROLES:
-            raise self._refuse("assign", f"needs a role ({', '.join(ROLES)}), not {role!r}")
+            raise self._refuse("assign", N_("needs a role ({roles}), not {role}"),
+                               roles=", ".join(ROLES), role=repr(role))
         current = self.caseworker if role == "caseworker" else self.housing_pilot
         if current == to:
-            raise self._refuse("assign", f"changes nothing: {to} is already the {role}")
+            raise self._refuse("assign", N_("changes nothing: {to} is already the {role}"), to=to,
+                               role=role)
         self._assigned(role=role, to=to, on=on, actor=actor, command_id=command_id)
 
     def exit(self, destination: str, *, on: date, actor: str, command_id: str, today: date) -> None:
@@ -406,11 +411,11 @@ class Case(Aggregate):
         self.check_step("plan", on, today)
         ids = [g["id"] for g in sub_goals]
         if len(set(ids)) != len(ids):
-            raise self._refuse("plan", "needs each sub-goal id once", list_allowed=False)
+            raise self._refuse("plan", N_("needs each sub-goal id once"), list_allowed=False)
         early = [g["id"] for g in sub_goals if date.fromisoformat(g["follow_up"]) < on]
         if early:
-            raise self._refuse("plan", f"needs follow-up dates on or after the plan ({on}): "
-                               f"{', '.join(early)}", list_allowed=False)
+            raise self._refuse("plan", N_("needs follow-up dates on or after the plan ({on}): {early}"),
+                               list_allowed=False, on=on, early=", ".join(early))
         self._plan_made(goal=goal, sub_goals=sub_goals, on=on, actor=actor, command_id=command_id)
 
     def plan_review(self, reviews: list[dict[str, str | None]], *, on: date, actor: str,
@@ -419,18 +424,18 @@ class Case(Aggregate):
         `next_follow_up` stays open until then, any other is closed by the review."""
         self.check_step("plan_review", on, today)
         if self.plan_on is None:
-            raise self._refuse("plan_review", "needs a plan first", list_allowed=False)
+            raise self._refuse("plan_review", N_("needs a plan first"), list_allowed=False)
         unknown = [str(r["sub_goal"]) for r in reviews if r["sub_goal"] not in self.follow_ups]
         if unknown:
-            raise self._refuse("plan_review", f"needs an open sub-goal of the plan, not "
-                               f"{', '.join(unknown)}; open: {', '.join(self.follow_ups) or 'none'}",
-                               list_allowed=False)
+            raise self._refuse("plan_review", N_("needs an open sub-goal of the plan, not {unknown}; "
+                                               "open: {open}"), list_allowed=False,
+                               unknown=", ".join(unknown), open=", ".join(self.follow_ups) or "none")
         for r in reviews:
             nxt = r.get("next_follow_up")
             if nxt and (r["result"] == "met" or date.fromisoformat(nxt) <= on):
-                raise self._refuse("plan_review", f"sub-goal {r['sub_goal']}: a next follow-up "
-                                   "needs a sub-goal not met and a date after the review",
-                                   list_allowed=False)
+                raise self._refuse("plan_review", N_("sub-goal {sub_goal}: a next follow-up needs a "
+                                                   "sub-goal not met and a date after the review"),
+                                   list_allowed=False, sub_goal=r["sub_goal"])
         self._plan_reviewed(reviews=reviews, on=on, actor=actor, command_id=command_id)
 
     def temporary_placement(
@@ -440,17 +445,19 @@ class Case(Aggregate):
         """Temporary accommodation while waiting; with `end` it ends then, else when ended."""
         self.check_step("temporary_placement", on, today)
         if placement in self.placement_ids:
-            raise self._refuse("temporary_placement", f"needs a new placement id, not {placement}",
-                               list_allowed=False)
+            raise self._refuse("temporary_placement", N_("needs a new placement id, not {placement}"),
+                               list_allowed=False, placement=placement)
         if end is not None and end < start:
-            raise self._refuse("temporary_placement", f"ends ({end}) before it starts ({start})",
-                               list_allowed=False)
+            raise self._refuse("temporary_placement", N_("ends ({end}) before it starts ({start})"),
+                               list_allowed=False, end=end, start=start)
         if start < self.applied_on:
-            raise self._refuse("temporary_placement", f"starts ({start}) before the application "
-                               f"({self.applied_on})", list_allowed=False)
+            raise self._refuse("temporary_placement", N_("starts ({start}) before the application "
+                                                       "({applied_on})"),
+                               list_allowed=False, start=start, applied_on=self.applied_on)
         if start > today:
-            raise self._refuse("temporary_placement", f"starts ({start}) after today ({today}): "
-                               "record it when it has begun", list_allowed=False)
+            raise self._refuse("temporary_placement", N_("starts ({start}) after today ({today}): "
+                                                       "record it when it has begun"),
+                               list_allowed=False, start=start, today=today)
         self._placement_started(placement=placement, kind=kind, start=start, end=end,
                                 cost_per_night=cost_per_night, on=on, actor=actor,
                                 command_id=command_id)
@@ -459,11 +466,12 @@ class Case(Aggregate):
                         command_id: str, today: date) -> None:
         self.check_step("placement_ended", on, today)
         if placement not in self.placements:
-            raise self._refuse("placement_ended", f"needs an open placement, not {placement}; "
-                               f"open: {', '.join(self.placements) or 'none'}", list_allowed=False)
+            raise self._refuse("placement_ended", N_("needs an open placement, not {placement}; open: "
+                                                   "{open}"), list_allowed=False,
+                               placement=placement, open=", ".join(self.placements) or "none")
         if end < self.placements[placement]:
-            raise self._refuse("placement_ended", f"ends ({end}) before it started "
-                               f"({self.placements[placement]})", list_allowed=False)
+            raise self._refuse("placement_ended", N_("ends ({end}) before it started ({start})"),
+                               list_allowed=False, end=end, start=self.placements[placement])
         self._placement_ended(placement=placement, end=end, on=on, actor=actor,
                               command_id=command_id)
 
@@ -472,9 +480,10 @@ class Case(Aggregate):
         """The support is interrupted (hospital, prison, treatment, other) from `on`."""
         self.check_step("support_interrupted", on, today)
         if self.interrupted_on is not None:
-            raise self._refuse("support_interrupted", f"needs support that is not interrupted; "
-                               f"interrupted since {self.interrupted_on} ({self.interruption_kind})",
-                               list_allowed=False)
+            raise self._refuse("support_interrupted", N_("needs support that is not interrupted; "
+                                                       "interrupted since {since} ({kind})"),
+                               list_allowed=False, since=self.interrupted_on,
+                               kind=self.interruption_kind)
         self._support_interrupted(kind=kind, on=on, actor=actor, command_id=command_id)
 
     def support_level(self, level: int, levels: dict[int, str], *, on: date, actor: str,
@@ -482,12 +491,12 @@ class Case(Aggregate):
         """The support level from `on` (the four-level model); `levels`: the policy's names."""
         self.check_step("support_level", on, today)
         if level not in levels:
-            raise self._refuse("support_level", f"needs a level of the policy's support_levels "
-                               f"({', '.join(map(str, sorted(levels)))}), not {level}",
-                               list_allowed=False)
+            raise self._refuse("support_level", N_("needs a level of the policy's support_levels "
+                                                 "({levels}), not {level}"), list_allowed=False,
+                               levels=", ".join(map(str, sorted(levels))), level=level)
         if level == self.level:
-            raise self._refuse("support_level", f"changes nothing: the level is already {level}",
-                               list_allowed=False)
+            raise self._refuse("support_level", N_("changes nothing: the level is already {level}"),
+                               list_allowed=False, level=level)
         self._support_level_set(level=level, name=levels[level], previous=self.level,
                                 on=on, actor=actor, command_id=command_id)
 
@@ -497,8 +506,8 @@ class Case(Aggregate):
         the first night in the first apartment (the HMIS definition)."""
         self.check_step("move_apartment", on, today)
         if apartment == self.apartment:
-            raise self._refuse("move_apartment", f"needs another apartment than {apartment}, "
-                               "where the client lives", list_allowed=False)
+            raise self._refuse("move_apartment", N_("needs another apartment than {apartment}, where the "
+                                                  "client lives"), list_allowed=False, apartment=apartment)
         self._apartment_moved(from_apartment=self.apartment, apartment=apartment, on=on,
                               actor=actor, command_id=command_id)
 
@@ -507,19 +516,19 @@ class Case(Aggregate):
         """A time-limited lease renewed to a new last day (answers `lease_renewal`)."""
         self.check_step("renew_lease", on, today)
         if self.lease_end is None:
-            raise self._refuse("renew_lease", "needs a time-limited lease (move_in with a "
-                               "lease_end)", list_allowed=False)
-        if lease_end <= self.lease_end or lease_end <= on:
-            raise self._refuse("renew_lease", f"needs a last day after the current one "
-                               f"({self.lease_end}) and after the renewal, not {lease_end}",
+            raise self._refuse("renew_lease", N_("needs a time-limited lease (move_in with a lease_end)"),
                                list_allowed=False)
+        if lease_end <= self.lease_end or lease_end <= on:
+            raise self._refuse("renew_lease", N_("needs a last day after the current one ({current}) "
+                                               "and after the renewal, not {lease_end}"),
+                               list_allowed=False, current=self.lease_end, lease_end=lease_end)
         self._lease_renewed(previous=self.lease_end, lease_end=lease_end, on=on, actor=actor,
                             command_id=command_id)
 
     def support_resumed(self, *, on: date, actor: str, command_id: str, today: date) -> None:
         self.check_step("support_resumed", on, today)
         if self.interrupted_on is None:
-            raise self._refuse("support_resumed", "needs interrupted support", list_allowed=False)
+            raise self._refuse("support_resumed", N_("needs interrupted support"), list_allowed=False)
         self._support_resumed(interrupted_on=self.interrupted_on, on=on, actor=actor,
                               command_id=command_id)
 

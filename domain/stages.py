@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from domain.errors import InvalidDate, StepNotAllowed
+from domain.errors import N_, InvalidDate, StepNotAllowed
 
 
 class Stage(StrEnum):
@@ -25,15 +25,15 @@ class Stage(StrEnum):
 
 
 STAGE_LABELS = {
-    Stage.APPLIED: "registered as an application",
-    Stage.ASSESSMENT: "under assessment",
-    Stage.WAITING: "waiting for an apartment",
-    Stage.OFFERED: "offered an apartment, awaiting the landlord's approval",
-    Stage.APPROVED: "approved by the landlord, awaiting move-in",
-    Stage.TRAINING: "in the training phase",
-    Stage.TAKEOVER_REVIEW: "referred to the landlord for takeover",
-    Stage.TAKEOVER_APPROVED: "approved for takeover of the lease",
-    Stage.CLOSED: "closed",
+    Stage.APPLIED: N_("registered as an application"),
+    Stage.ASSESSMENT: N_("under assessment"),
+    Stage.WAITING: N_("waiting for an apartment"),
+    Stage.OFFERED: N_("offered an apartment, awaiting the landlord's approval"),
+    Stage.APPROVED: N_("approved by the landlord, awaiting move-in"),
+    Stage.TRAINING: N_("in the training phase"),
+    Stage.TAKEOVER_REVIEW: N_("referred to the landlord for takeover"),
+    Stage.TAKEOVER_APPROVED: N_("approved for takeover of the lease"),
+    Stage.CLOSED: N_("closed"),
 }
 
 IN_HOME = (Stage.TRAINING, Stage.TAKEOVER_REVIEW, Stage.TAKEOVER_APPROVED)
@@ -82,31 +82,31 @@ EXITS: dict[Stage, tuple[str, ...]] = {
 }
 
 NEEDS = {
-    "apply": "needs a new case id",
-    "start_assessment": "needs a registered application",
-    "decide": "needs an assessment",
-    "offer": "needs a granted decision and no open offer",
-    "landlord_decision": "needs an open offer",
-    "move_in": "needs an offer approved by the landlord",
-    "record_visit": "needs the client to live in the training apartment",
-    "course_session": "needs a granted decision",
-    "rent_arrears": "needs a tenancy in the training apartment",
-    "repayment_plan": "needs a tenancy in the training apartment",
-    "complaint": "needs a tenancy in the training apartment",
-    "refer_takeover": "needs the training phase",
-    "takeover_decision": "needs a referral for takeover",
-    "assign": "needs an open case",
-    "exit": "needs an open case",
-    "plan": "needs a granted decision",
-    "plan_review": "needs a granted decision and a plan",
-    "temporary_placement": "needs a granted decision, not yet moved in",
-    "placement_ended": "needs a granted decision",
-    "support_interrupted": "needs a tenancy in the training apartment",
-    "support_resumed": "needs a tenancy in the training apartment",
-    "move_apartment": "needs the training phase",
-    "rent_payment": "needs a tenancy in the training apartment",
-    "support_level": "needs a tenancy in the training apartment",
-    "renew_lease": "needs a tenancy in the training apartment",
+    "apply": N_("needs a new case id"),
+    "start_assessment": N_("needs a registered application"),
+    "decide": N_("needs an assessment"),
+    "offer": N_("needs a granted decision and no open offer"),
+    "landlord_decision": N_("needs an open offer"),
+    "move_in": N_("needs an offer approved by the landlord"),
+    "record_visit": N_("needs the client to live in the training apartment"),
+    "course_session": N_("needs a granted decision"),
+    "rent_arrears": N_("needs a tenancy in the training apartment"),
+    "repayment_plan": N_("needs a tenancy in the training apartment"),
+    "complaint": N_("needs a tenancy in the training apartment"),
+    "refer_takeover": N_("needs the training phase"),
+    "takeover_decision": N_("needs a referral for takeover"),
+    "assign": N_("needs an open case"),
+    "exit": N_("needs an open case"),
+    "plan": N_("needs a granted decision"),
+    "plan_review": N_("needs a granted decision and a plan"),
+    "temporary_placement": N_("needs a granted decision, not yet moved in"),
+    "placement_ended": N_("needs a granted decision"),
+    "support_interrupted": N_("needs a tenancy in the training apartment"),
+    "support_resumed": N_("needs a tenancy in the training apartment"),
+    "move_apartment": N_("needs the training phase"),
+    "rent_payment": N_("needs a tenancy in the training apartment"),
+    "support_level": N_("needs a tenancy in the training apartment"),
+    "renew_lease": N_("needs a tenancy in the training apartment"),
 }
 
 
@@ -115,13 +115,14 @@ def exit_refusal(stage: Stage, destination: str) -> str | None:
     if destination in EXITS[stage]:
         return None
     needs = (
-        "needs a takeover approved by the landlord"
+        N_("needs a takeover approved by the landlord")
         if destination == "first_hand_lease"
-        else "needs a tenancy in the training apartment"
+        else N_("needs a tenancy in the training apartment")
         if destination == "terminated"
-        else "is not an exit"
+        else N_("is not an exit")
     )
-    return f"to {destination} {needs}; exits now: {', '.join(EXITS[stage])}"
+    return N_("to {destination} {needs}; exits now: {exits}").format(
+        destination=destination, needs=needs, exits=", ".join(EXITS[stage]))
 
 
 def pilot_refusal(programme: str | None, housing_pilot: str | None, pilot_at_move_in: str) -> str | None:
@@ -132,8 +133,8 @@ def pilot_refusal(programme: str | None, housing_pilot: str | None, pilot_at_mov
     and the missing pilot is due from the move-in day (domain/due.py `pilot_missing`)."""
     if pilot_at_move_in != "refuse" or programme != "training_apartment" or housing_pilot:
         return None
-    return ("needs an assigned housing pilot (policy pilot_at_move_in: refuse); "
-            "assign one first (assign --role housing_pilot)")
+    return N_("needs an assigned housing pilot (policy pilot_at_move_in: refuse); "
+              "assign one first (assign --role housing_pilot)")
 
 
 def check_step(case_id: str, stage: Stage, stage_label: str, command: str, on: date, today: date,
@@ -145,22 +146,32 @@ def check_step(case_id: str, stage: Stage, stage_label: str, command: str, on: d
     its snapshot, so a refused step never enters the workflow history, with the same words.
     """
     if command not in ALLOWED[stage]:
-        allowed = ", ".join(ALLOWED[stage]) or "nothing (the case is closed)"
-        raise StepNotAllowed(
-            f"case {case_id} is {stage_label}: {command} {NEEDS[command]}; allowed now: {allowed}"
-        )
+        raise StepNotAllowed(refusal(case_id, stage, stage_label, command, NEEDS[command]))
     if destination is not None:
         why = exit_refusal(stage, destination)
         if why is not None:
-            raise StepNotAllowed(f"case {case_id} is {stage_label}: exit {why}")
+            raise StepNotAllowed(refusal(case_id, stage, stage_label, "exit", why, False))
     check_dates(case_id, command, on, today, last_on)
+
+
+def refusal(case_id: str, stage: Stage, stage_label: str, command: str, why: str,
+            list_allowed: bool = True) -> str:
+    """A step refused where the case stands: the case, its stage, the step and why; with the
+    steps the stage allows when another step is what the user needs."""
+    if not list_allowed:
+        return N_("case {case} is {stage}: {command} {why}").format(
+            case=case_id, stage=stage_label, command=command, why=why)
+    return N_("case {case} is {stage}: {command} {why}; allowed now: {allowed}").format(
+        case=case_id, stage=stage_label, command=command, why=why,
+        allowed=", ".join(ALLOWED[stage]) or N_("nothing (the case is closed)"))
 
 
 def check_dates(case_id: str, command: str, on: date, today: date, last_on: date | None) -> None:
     """A step's effective date is neither after today nor before the case's last step."""
     if on > today:
-        raise InvalidDate(f"case {case_id}: {command} on {on} is after today ({today})")
+        raise InvalidDate(N_("case {case}: {command} on {on} is after today ({today})").format(
+            case=case_id, command=command, on=on, today=today))
     if last_on is not None and on < last_on:
-        raise InvalidDate(
-            f"case {case_id}: {command} on {on} is before the case's last step on {last_on}"
-        )
+        raise InvalidDate(N_("case {case}: {command} on {on} is before the case's last step on "
+                             "{last_on}").format(case=case_id, command=command, on=on,
+                                                 last_on=last_on))

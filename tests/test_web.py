@@ -321,7 +321,8 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
             # a refused step: the domain's message next to the form
             step("offer", {"apartment": "NO-SUCH-1"})
             refusal = page.inner_text("#refusal-offer")
-            assert "NO-SUCH-1" in refusal or "apartment" in refusal, refusal
+            assert "lägenhet NO-SUCH-1 finns inte i lägenhetsbanken" in refusal, refusal
+            assert page.get_attribute("#refusal-offer span", "lang") == "sv"
             check(page, "case-refused")
             page.goto(base + "/")
             assert "Tremånadersgräns" in page.inner_text("main")

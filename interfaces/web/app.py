@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, NotFound, Refused, Unauthenticated, Unavailable
@@ -30,7 +31,7 @@ from domain import access
 from domain.access import Forbidden, Principal, Role
 from domain.calendar import quarter_bounds
 from domain.steps import BY_TYPE
-from interfaces.web import charts, labels
+from interfaces.web import charts, labels, refusals
 from interfaces.web.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
@@ -121,7 +122,13 @@ class Web:
             found = getattr(labels, table).get(key)
             return g(found) if found else str(value)
 
-        env.globals.update(lang=lang, d=lambda v: fmt_date(v, lang),
+        def refusal(text: Any) -> Markup:
+            """A refusal from the domain in the page's language (English where no template
+            of the catalogues made it), marked with the language it is in."""
+            words, translated = refusals.translate(str(text), lang)
+            return Markup('<span lang="{}">{}</span>').format(lang if translated else "en", words)
+
+        env.globals.update(lang=lang, d=lambda v: fmt_date(v, lang), refusal=refusal,
                            dt=lambda v: fmt_datetime(v, lang, self.cases.policy.time_zone),
                            num=lambda v: fmt_number(v, lang),
                            label=label, languages=LANGUAGE_NAMES, STEP_FORMS=labels.STEP_FORMS,

@@ -22,6 +22,9 @@ LOCALE = ROOT / "application" / "locale"
 # where message ids are: the pages (templates, labels), the reminder mails, the CLI's labels
 SOURCES = (HERE, ROOT / "activities" / "notify.py", ROOT / "application" / "labels.py",
            ROOT / "interfaces" / "cli" / "labels.py")
+# the domain's refusal templates (and the event store's, worded like the domain's): `N_` only,
+# as `_` and `g` are ordinary names there
+REFUSAL_SOURCES = (ROOT / "domain", ROOT / "application" / "store.py")
 
 
 def table() -> dict[str, tuple[str, str]]:
@@ -34,12 +37,20 @@ def table() -> dict[str, tuple[str, str]]:
 
 
 def extract() -> Catalog:
+    catalog = _extract(SOURCES, ("N_", "_", "g"))
+    for message in _extract(REFUSAL_SOURCES, ("N_",), "--no-default-keywords"):
+        if message.id and message.id not in catalog:
+            catalog.add(message.id)
+    return catalog
+
+
+def _extract(sources: tuple[Path, ...], keywords: tuple[str, ...], *options: str) -> Catalog:
     with tempfile.TemporaryDirectory() as tmp:
         pot = Path(tmp) / "messages.pot"
         subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
-                        str(HERE / "babel.cfg"), "-k", "N_", "-k", "_", "-k", "g",
-                        "--no-location", "-o", str(pot), *map(str, SOURCES)], check=True,
-                       capture_output=True, cwd=HERE)
+                        str(HERE / "babel.cfg"), *(a for k in keywords for a in ("-k", k)),
+                        *options, "--no-location", "-o", str(pot), *map(str, sources)],
+                       check=True, capture_output=True, cwd=HERE)
         with pot.open("rb") as f:
             return read_po(f)
 

@@ -21,7 +21,7 @@ from application.free_text import check_sealed, note_context
 from application.keys import DecryptionError, KeyRing
 from application.store import ERASED, HousingChain, _UnitOfWork
 from domain.commands import Apply, Client
-from domain.errors import DomainError
+from domain.errors import N_, DomainError
 from domain.notice import Notice, notice_uuid
 from domain.notice_commands import (
     AssignOutreach,
@@ -79,7 +79,8 @@ def open_case_from_notice(
 def _notice(unit: _UnitOfWork, notice_id: str) -> Notice:
     notice = unit.get(notice_uuid(notice_id))
     if notice is None:
-        raise DomainError(f"notice {notice_id} does not exist: register it first")
+        raise DomainError(N_("notice {notice} does not exist: register it first").format(
+            notice=notice_id))
     assert isinstance(notice, Notice)
     return notice
 
@@ -89,16 +90,16 @@ def _dispatch(
 ) -> Notice:
     missing = missing_fields(step)
     if missing:
-        raise DomainError(f"notice {step.notice}: {step.type} needs {', '.join(missing)}")
+        raise DomainError(N_("notice {notice}: {command} needs {fields}").format(
+            notice=step.notice, command=step.type, fields=", ".join(missing)))
     kw = {"on": step.on, "actor": step.actor, "command_id": step.id, "today": today}
     if isinstance(step, RegisterNotice):
         existing = unit.get(notice_uuid(step.notice))
         if existing is not None:
             assert isinstance(existing, Notice)
-            raise DomainError(
-                f"notice {step.notice} already exists ({existing.stage_label}); "
-                "a new notice needs a new notice id"
-            )
+            raise DomainError(N_("notice {notice} already exists ({stage}); a new notice needs a "
+                                 "new notice id").format(notice=step.notice,
+                                                         stage=existing.stage_label))
         notice = Notice.register(
             step.notice, step.kind.value, step.source.value, step.client, step.district,
             step.eviction_date, step.pilot, at=now, outreach_hours=policy.outreach_hours,
@@ -184,7 +185,7 @@ def get_notice(app: HousingChain, notice_id: str) -> Notice:
     try:
         notice = app.repository.get(notice_uuid(notice_id))
     except AggregateNotFoundError:
-        raise DomainError(f"notice {notice_id} does not exist") from None
+        raise DomainError(N_("notice {notice} does not exist").format(notice=notice_id)) from None
     assert isinstance(notice, Notice)
     return notice
 

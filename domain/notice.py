@@ -20,7 +20,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import DomainError, InvalidDate, StepNotAllowed
+from domain.errors import N_, DomainError, InvalidDate, StepNotAllowed
 from domain.notice_stages import (
     CLOSING,
     NOTICE_ALLOWED,
@@ -118,17 +118,19 @@ class Notice(Aggregate):
         pilot cannot be at the door before anyone knows.
         """
         if kind not in {k.value for k in NoticeKind}:
-            raise StepNotAllowed(f"notice {notice_id}: kind must be eviction or outreach, not {kind!r}")
+            raise StepNotAllowed(N_("notice {notice}: kind must be eviction or outreach, not {kind}").format(
+                notice=notice_id, kind=repr(kind)))
         if on > today:
-            raise InvalidDate(f"notice {notice_id}: register on {on} is after today ({today})")
+            raise InvalidDate(N_("notice {notice}: {command} on {on} is after today ({today})").format(
+                notice=notice_id, command="register", on=on, today=today))
         if eviction_date is not None and eviction_date < on:
-            raise InvalidDate(
-                f"notice {notice_id}: the eviction date {eviction_date} is before the notice "
-                f"date {on}"
-            )
+            raise InvalidDate(N_("notice {notice}: the eviction date {eviction_date} is before the "
+                                 "notice date {on}").format(notice=notice_id,
+                                                            eviction_date=eviction_date, on=on))
         outreach_from = outreach_due = None
         if kind == NoticeKind.EVICTION and reach_by is None:
-            raise StepNotAllowed(f"notice {notice_id}: an eviction notice needs its reach deadline")
+            raise StepNotAllowed(N_("notice {notice}: an eviction notice needs its reach deadline").format(
+                notice=notice_id))
         if kind == NoticeKind.OUTREACH:
             reach_by = None
             outreach_from = at.astimezone(UTC)
@@ -145,9 +147,9 @@ class Notice(Aggregate):
     @property
     def stage_label(self) -> str:
         if self.stage is NoticeStage.CLOSED:
-            return f"closed ({self.outcome})"
+            return N_("closed ({outcome})").format(outcome=self.outcome)
         if self.stage is NoticeStage.OUTREACH_ASSIGNED and self.pilot:
-            return f"assigned to housing pilot {self.pilot} for outreach"
+            return N_("assigned to housing pilot {pilot} for outreach").format(pilot=self.pilot)
         return NOTICE_STAGE_LABELS[self.stage]
 
     def allowed(self) -> list[str]:
@@ -177,24 +179,20 @@ class Notice(Aggregate):
     def check_step(self, command: str, on: date, today: date) -> None:
         allowed = self.allowed()
         if command not in allowed:
-            listed = ", ".join(allowed) or "nothing (the notice is closed)"
-            raise StepNotAllowed(
-                f"notice {self.notice_id} is {self.stage_label}: {command} "
-                f"{NOTICE_NEEDS[command]}; allowed now: {listed}"
-            )
+            raise self._refuse(command, NOTICE_NEEDS[command])
         if on > today:
-            raise InvalidDate(f"notice {self.notice_id}: {command} on {on} is after today ({today})")
+            raise InvalidDate(N_("notice {notice}: {command} on {on} is after today ({today})").format(
+                notice=self.notice_id, command=command, on=on, today=today))
         if on < self.last_on:
-            raise InvalidDate(
-                f"notice {self.notice_id}: {command} on {on} is before the notice's last step "
-                f"on {self.last_on}"
-            )
+            raise InvalidDate(N_("notice {notice}: {command} on {on} is before the notice's last "
+                                 "step on {last_on}").format(notice=self.notice_id, command=command,
+                                                             on=on, last_on=self.last_on))
 
     def _refuse(self, command: str, why: str) -> DomainError:
-        return StepNotAllowed(
-            f"notice {self.notice_id} is {self.stage_label}: {command} {why}; "
-            f"allowed now: {', '.join(self.allowed())}"
-        )
+        return StepNotAllowed(N_("notice {notice} is {stage}: {command} {why}; allowed now: "
+                                 "{allowed}").format(
+            notice=self.notice_id, stage=self.stage_label, command=command, why=why,
+            allowed=", ".join(self.allowed()) or N_("nothing (the notice is closed)")))
 
     # --- commands ------------------------------------------------------------------------
 
@@ -211,7 +209,8 @@ class Notice(Aggregate):
     ) -> None:
         self.check_step("assign_outreach", on, today)
         if pilot == self.pilot:
-            raise self._refuse("assign_outreach", f"to {pilot}: {pilot} is already assigned")
+            raise self._refuse("assign_outreach", N_("to {pilot}: {pilot} is already assigned").format(
+                pilot=pilot))
         self._outreach_assigned(pilot=pilot, on=on, actor=actor, command_id=command_id)
 
     def outreach_visit(
@@ -226,11 +225,11 @@ class Notice(Aggregate):
         self.check_step("outcome", on, today)
         allowed = self.allowed_outcomes()
         if outcome not in allowed:
-            raise StepNotAllowed(
-                f"notice {self.notice_id} is {self.stage_label}: outcome {outcome} "
-                f"{outcome_needs(outcome, self.stage, self.last_outcome)}; outcomes now: "
-                f"{', '.join(allowed)}"
-            )
+            raise StepNotAllowed(N_("notice {notice} is {stage}: outcome {outcome} {why}; outcomes "
+                                    "now: {outcomes}").format(
+                notice=self.notice_id, stage=self.stage_label, outcome=outcome,
+                why=outcome_needs(outcome, self.stage, self.last_outcome),
+                outcomes=", ".join(allowed)))
         self._outcome_recorded(outcome=outcome, on=on, actor=actor, command_id=command_id)
 
     def case_opened(

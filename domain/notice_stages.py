@@ -42,6 +42,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from domain.errors import N_
+
 
 class NoticeKind(StrEnum):
     EVICTION = "eviction"
@@ -80,11 +82,11 @@ class NoticeStage(StrEnum):
 
 
 NOTICE_STAGE_LABELS = {
-    NoticeStage.REACHING: "awaiting contact with the tenant",
-    NoticeStage.OUTREACH_REQUIRED: "awaiting outreach: no housing pilot assigned",
-    NoticeStage.OUTREACH_ASSIGNED: "assigned to a housing pilot for outreach",
-    NoticeStage.IN_CONTACT: "in contact with the tenant",
-    NoticeStage.CLOSED: "closed",
+    NoticeStage.REACHING: N_("awaiting contact with the tenant"),
+    NoticeStage.OUTREACH_REQUIRED: N_("awaiting outreach: no housing pilot assigned"),
+    NoticeStage.OUTREACH_ASSIGNED: N_("assigned to a housing pilot for outreach"),
+    NoticeStage.IN_CONTACT: N_("in contact with the tenant"),
+    NoticeStage.CLOSED: N_("closed"),
 }
 
 OPEN_STAGES = (
@@ -105,12 +107,12 @@ NOTICE_ALLOWED: dict[NoticeStage, tuple[str, ...]] = {
 }
 
 NOTICE_NEEDS = {
-    "register": "needs a new notice id",
-    "contact_attempt": "needs an open notice whose tenant is not yet reached",
-    "assign_outreach": "needs an open notice whose tenant is not yet reached",
-    "outreach_visit": "needs an outreach assignment to a housing pilot",
-    "outcome": "needs an open notice",
-    "open_case": "needs an open notice with no housing case opened from it yet",
+    "register": N_("needs a new notice id"),
+    "contact_attempt": N_("needs an open notice whose tenant is not yet reached"),
+    "assign_outreach": N_("needs an open notice whose tenant is not yet reached"),
+    "outreach_visit": N_("needs an outreach assignment to a housing pilot"),
+    "outcome": N_("needs an open notice"),
+    "open_case": N_("needs an open notice with no housing case opened from it yet"),
 }
 
 PROGRESS = (
@@ -137,11 +139,11 @@ def outcomes_allowed(stage: NoticeStage | str, last_outcome: str | None) -> tupl
 def outcome_needs(outcome: str, stage: NoticeStage | str, last_outcome: str | None) -> str:
     """Why `outcome` may not be recorded now (call only when it is not allowed)."""
     if NoticeStage(stage) is NoticeStage.CLOSED:
-        return "needs an open notice"
+        return N_("needs an open notice")
     if outcome not in {o.value for o in NoticeOutcome}:
-        return "is not an outcome"
+        return N_("is not an outcome")
     if last_outcome and PROGRESS.index(NoticeOutcome(outcome)) <= PROGRESS.index(
         NoticeOutcome(last_outcome)
     ):
-        return f"may not follow {last_outcome}"
-    return "needs the tenant reached (a successful contact attempt or visit, or contact_made)"
+        return N_("may not follow {last_outcome}").format(last_outcome=last_outcome)
+    return N_("needs the tenant reached (a successful contact attempt or visit, or contact_made)")

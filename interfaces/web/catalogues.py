@@ -24,7 +24,8 @@ SOURCES = (HERE, ROOT / "activities" / "notify.py", ROOT / "application" / "labe
            ROOT / "interfaces" / "cli" / "labels.py")
 # the domain's refusal templates (and the event store's, worded like the domain's): `N_` only,
 # as `_` and `g` are ordinary names there
-REFUSAL_SOURCES = (ROOT / "domain", ROOT / "application" / "store.py")
+REFUSAL_SOURCES = (ROOT / "domain", ROOT / "application" / "store.py",
+                   ROOT / "application" / "notice_store.py")
 
 
 def table() -> dict[str, tuple[str, str]]:

@@ -22,7 +22,8 @@ from interfaces.web import labels
 _FIELD = re.compile(r"\{(\w+)\}")
 # fields whose values are step names or lists of them, or the stock's and exits' values
 _STEP_FIELDS = {"command"}
-_VALUE_FIELDS = {"status", "needed", "destination", "kind", "role"}
+_VALUE_FIELDS = {"status", "needed", "destination", "kind", "role", "outcome", "outcomes",
+                 "last_outcome"}
 _QUOTES = {"sv": ("”", "”"), "nb": ("«", "»")}
 
 

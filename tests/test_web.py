@@ -266,6 +266,16 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
                     if missing:
                         problems.append(f"{name} ({lang}) untranslated: {missing}")
 
+            def choose_language(page, lang: str) -> None:
+                page.select_option("#lang-select", lang)
+                page.click("header form.inline button[type=submit] >> nth=0")
+                page.wait_for_load_state()
+
+            def caseload_rows(page) -> dict[str, list[str]]:
+                rows = page.locator("table:has(caption:text-is('Ärenden per boendestödjare'))"
+                                    " tbody tr").all_inner_texts()
+                return {r.split("\t")[0]: r.split("\t")[1:] for r in rows}
+
             def login(user: str):
                 ctx = browser.new_context(locale="sv-SE", extra_http_headers={
                     "Accept-Language": "sv-SE,sv;q=0.9"})
@@ -380,16 +390,18 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
             nojs.close()
             # the same pages in English and bokmål
             for lang in ("en", "nb"):
-                page.goto(base + "/cases/c-17")
-                page.select_option("#lang-select", lang)
-                page.click("header form.inline button[type=submit] >> nth=0")
-                page.wait_for_load_state()
-                for path in ("/", "/cases/c-17", "/apply", "/queue", "/accessibility"):
+                choose_language(page, lang)
+                for path in ("/", "/cases/c-17", "/apply", "/queue", "/apartments", "/notices",
+                             "/accessibility"):
                     page.goto(base + path)
                     check(page, f"{lang}{path.replace('/', '-') or '-start'}")
-            page.select_option("#lang-select", "sv")
-            page.click("header form.inline button[type=submit] >> nth=0")
+            choose_language(page, "sv")
             ctx.close()
+
+            # the supervisor's dashboard before the pilot's visit: no row of theirs yet
+            sup_ctx, sup = login("enhetschef.berg")
+            sup.goto(base + "/dashboard")
+            assert "bolots.ahmed" not in caseload_rows(sup)
 
             # a pilot: the unassigned case is forbidden, then assigned and visited
             ctx, page = login("bolots.ahmed")
@@ -433,6 +445,10 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
             assert page.locator(".timeline tbody tr").count() == before + 1
             assert "Besök registrerat" in page.inner_text(".timeline")
             check(page, "case-visit")
+            # ... and after it: the pilot's caseload, their tenancy visited, none overdue
+            sup.reload()
+            assert caseload_rows(sup)["bolots.ahmed"] == ["1", "0"], caseload_rows(sup)
+            sup_ctx.close()
             # a stale CSRF token on a partial update: the refusal page's message replaces
             # the form, focused (htmx leaves a 4xx answer unswapped by itself)
             page.evaluate("document.querySelector('#step-record_visit [name=csrf]').value = 'stale'")
@@ -464,6 +480,15 @@ def test_caseworker_and_pilot_in_the_browser(tmp_path):
                 check(page, name)
             csv = ctx.request.get(base + "/reports/waiting-times.csv?interval=decision-to-move-in&by=year")
             assert csv.ok and csv.text().startswith("group,")
+            for lang in ("en", "nb"):
+                choose_language(page, lang)
+                for path in ("/dashboard", "/ivo", "/cases/c-17/access-log", "/audit-review"):
+                    page.goto(base + path)
+                    check(page, f"{lang}{path.replace('/', '-')}")
+            choose_language(page, "sv")
+            page.click("text=Logga ut")
+            page.wait_for_load_state()
+            check(page, "signed-out")
             ctx.close()
             browser.close()
     finally:

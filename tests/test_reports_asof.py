@@ -26,6 +26,15 @@ def landlords(tmp_path_factory):
     s = Scenario()
     s.register("2026-01-01", "X1", landlord="Bostadsbolaget", landlord_type="municipal_company")
     s.register("2026-01-01", "X2", landlord="Framtiden")
+    three_tenancies(s)
+    app_, view_ = s.run(tmp_path_factory.mktemp("landlords"))
+    yield view_
+    app_.close()
+
+
+def three_tenancies(s: Scenario) -> None:
+    """y1, y2, y3 granted on 2026-02-01; y1 in X1 from 03-01 to 06-01, y2 in X2 from 04-02,
+    y3 in X1 from 06-21."""
     for case in ("y1", "y2", "y3"):
         s.apply("2026-01-10", case, f"k-{case}", "elderly", "Farsta")
         s.at("2026-01-11", "start_assessment", case)
@@ -34,9 +43,6 @@ def landlords(tmp_path_factory):
     s.house("y2", "X2", "2026-02-20", "2026-02-22", "2026-04-02")
     s.at("2026-06-01", "exit", "y1", destination="own_housing")  # X1 vacated
     s.house("y3", "X1", "2026-06-10", "2026-06-12", "2026-06-21")
-    app_, view_ = s.run(tmp_path_factory.mktemp("landlords"))
-    yield view_
-    app_.close()
 
 
 # --- as of a past date --------------------------------------------------------------------
@@ -486,14 +492,7 @@ def test_each_apartment_shows_its_open_vacancy_and_all_its_vacant_days(tmp_path)
     for apartment in ("X1", "X2"):
         s.register("2026-01-01", apartment)
     s.register("2026-06-01", "X3")
-    for case in ("y1", "y2", "y3"):
-        s.apply("2026-01-10", case, f"k-{case}", "elderly", "Farsta")
-        s.at("2026-01-11", "start_assessment", case)
-        s.at("2026-02-01", "decide", case, outcome="granted", programme="training_apartment")
-    s.house("y1", "X1", "2026-02-10", "2026-02-12", "2026-03-01")
-    s.house("y2", "X2", "2026-02-20", "2026-02-22", "2026-04-02")
-    s.at("2026-06-01", "exit", "y1", destination="own_housing")
-    s.house("y3", "X1", "2026-06-10", "2026-06-12", "2026-06-21")
+    three_tenancies(s)
     app, view = s.run(tmp_path)
     try:
         rows = {r["apartment"]: r for r in listings.apartments(view, d("2026-06-30"))}

@@ -37,15 +37,15 @@ class CaseActivities:
         if req.batch_id is None:
             step = req.steps[0]
             try:
-                result = self.app.execute(step, today=req.today, policy=req.policy,
-                                          recorded_by=req.recorded_by)
+                result, case = self.app.execute_loaded(step, today=req.today, policy=req.policy,
+                                                       recorded_by=req.recorded_by)
             except DomainError as exc:
                 bound.info("step refused", command=step.type, command_id=step.id,
                            actor=step.actor, reason=str(exc))
                 raise refusal(exc) from None
             results = [result]
         else:
-            results = self.app.run(
+            results, case = self.app.run_loaded(
                 req.steps, today=req.today, policy=req.policy, batch_id=req.batch_id,
                 recorded_by=req.recorded_by,
             )
@@ -55,6 +55,8 @@ class CaseActivities:
                 command=step.type, command_id=step.id, actor=step.actor,
                 duplicate=result.duplicate, reason=result.reason,
             )
+        if case is not None and case.case_id == req.case:  # the case as saved: no second read
+            return StepsOutcome(results=results, snapshot=snapshot_of(case))
         try:
             snapshot = snapshot_of(self.app.get_case(req.case))
         except DomainError:

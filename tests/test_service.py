@@ -13,7 +13,7 @@ import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import PersistenceError, TranscodingNotRegisteredError
 
-from application.store import ProcessedCommand
+from application.store import ProcessedCommand, snapshot_of
 from domain.calendar import unexecuted_deadline
 from domain.case import case_uuid
 from domain.commands import Apply, ApplyLine, import_line_adapter
@@ -493,3 +493,34 @@ def test_snapshot_names_the_stage_what_is_allowed_and_the_dates(chain):
     assert snapshot.programme == "training_apartment"
     assert snapshot.move_in_date == case.move_in_date == snapshot.last_on
     assert snapshot.outcome is None and snapshot.closed_on is None
+
+
+def test_the_case_a_step_answers_with_is_the_case_the_store_gives_back(chain):
+    """The activity takes the workflow's snapshot from the case as saved, not from a second
+    read: after every step of a journey (one at a time, and a batch with a refused line) it
+    must be exactly what the store reconstructs."""
+    chain.register("apt-1")
+    line = chain.line
+    steps = [
+        line("apply", on=chain.next_day(), case="c-1", client=client("k-c-1")),
+        chain.step("start_assessment", "c-1"),
+        chain.step("decide", "c-1", outcome="granted", programme="training_apartment"),
+        chain.step("offer", "c-1", apartment="apt-1"),
+        chain.step("landlord_decision", "c-1", approved=True),
+        chain.step("move_in", "c-1", apartment="apt-1"),
+        chain.step("record_visit", "c-1", kind="home_visit"),
+    ]
+    for step in steps:
+        result, case = chain.app.execute_loaded(step, today=TODAY, policy=POLICY)
+        assert result.accepted and case is not None
+        assert snapshot_of(case) == chain.app.snapshot("c-1")
+        assert case.version == chain.app.get_case("c-1").version
+    batch = [chain.step("course_session", "c-1", session=1),
+             chain.step("offer", "c-1", apartment="apt-1"),  # refused: already housed
+             chain.step("record_visit", "c-1", kind="follow_up")]
+    results, case = chain.app.run_loaded(batch, today=TODAY, policy=POLICY, batch_id="b-1")
+    assert [r.accepted for r in results] == [True, False, True]
+    assert case is not None and snapshot_of(case) == chain.app.snapshot("c-1")
+    # answered from the batch's marker, nothing loaded: the caller reads the case itself
+    again, loaded = chain.app.run_loaded(batch, today=TODAY, policy=POLICY, batch_id="b-1")
+    assert loaded is None and [r.duplicate for r in again] == [True, False, True]

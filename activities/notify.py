@@ -33,6 +33,7 @@ from temporalio import activity
 from application.i18n import N_, translations
 from application.labels import DUE, due_key
 from application.preferences import Preferences
+from config import postgres
 from config.settings import Settings
 from workflows.messages import ReminderDelivery
 
@@ -80,15 +81,7 @@ class Outbox:
 
     def _connect(self) -> Any:
         if self.postgres:
-            import psycopg
-
-            e = self.env
-            return psycopg.connect(
-                host=e.get("POSTGRES_HOST", "localhost"), port=int(e.get("POSTGRES_PORT", "5432")),
-                user=e.get("POSTGRES_USER"), password=e.get("POSTGRES_PASSWORD"),
-                dbname=e.get("POSTGRES_DBNAME"), autocommit=True,
-                connect_timeout=int(e.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-            )
+            return postgres.connect(self.env)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)
 

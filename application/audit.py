@@ -40,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from application.keys import private_file
+from config import postgres
 from config.sqlite_wal import use_wal
 
 GENESIS = "0" * 64
@@ -374,15 +375,7 @@ class AccessLog:
 
     def _connect(self) -> Any:
         if self.postgres:
-            import psycopg
-
-            e = self.env
-            return psycopg.connect(
-                host=e.get("POSTGRES_HOST", "localhost"), port=int(e.get("POSTGRES_PORT", "5432")),
-                user=e.get("POSTGRES_USER"), password=e.get("POSTGRES_PASSWORD"),
-                dbname=e.get("POSTGRES_DBNAME"), autocommit=True,
-                connect_timeout=int(e.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-            )
+            return postgres.connect(self.env)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Create the file ourselves so it is private from the first byte; SQLite gives its -wal
         # and -shm files the same mode.

@@ -18,6 +18,7 @@ from typing import Any
 
 from application.i18n import LANGUAGES
 from application.keys import private_file
+from config import postgres
 from config.sqlite_wal import use_wal
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -66,14 +67,7 @@ class Preferences:
         create = (f"CREATE TABLE IF NOT EXISTS {self.table} (subject TEXT PRIMARY KEY, "
                   "language TEXT NOT NULL, changed TEXT NOT NULL)")
         if self.postgres:
-            import psycopg
-
-            e = self.env
-            conn = psycopg.connect(
-                host=e.get("POSTGRES_HOST", "localhost"), port=int(e.get("POSTGRES_PORT", "5432")),
-                user=e.get("POSTGRES_USER"), password=e.get("POSTGRES_PASSWORD"),
-                dbname=e.get("POSTGRES_DBNAME"), autocommit=True,
-                connect_timeout=int(e.get("POSTGRES_CONNECT_TIMEOUT", "10")))
+            conn = postgres.connect(self.env)
             if not self._created:
                 with conn.transaction():  # IF NOT EXISTS alone races in the catalogue
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))

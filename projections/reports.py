@@ -446,6 +446,13 @@ def _interruption_row(r: dict[str, Any], first: str, last: str) -> dict[str, Any
             "executed_on": None, "deadline": limit, "rule": IVO_INTERRUPTED}
 
 
+@lru_cache(maxsize=8192)
+def _resume_limit(interrupted_on: str) -> str:
+    """The last day to resume support interrupted on that day (ISO dates): asked for each
+    interruption in each quarter of the kpis' two years, of a few hundred distinct days."""
+    return unexecuted_deadline(date.fromisoformat(interrupted_on)).isoformat()
+
+
 def _interruption_status(r: dict[str, Any], first: str, last: str) -> tuple[str, str] | None:
     """(`resumed_late` or `support_interrupted`, the limit) when the interruption is a row of
     the quarter from `first` to `last`."""
@@ -453,7 +460,7 @@ def _interruption_status(r: dict[str, Any], first: str, last: str) -> tuple[str,
     if r["interrupted_on"] > last or (resumed is not None and resumed < first) or (
             closed is not None and closed < first):
         return None
-    limit = unexecuted_deadline(date.fromisoformat(r["interrupted_on"])).isoformat()
+    limit = _resume_limit(r["interrupted_on"])
     if resumed and first <= resumed <= last and resumed > limit:
         return "resumed_late", limit
     if limit <= last and (resumed is None or resumed > last) and (closed is None or closed > last):

@@ -221,18 +221,10 @@ class HousingChain(_Transcoded):
     # then stored encrypted with the client's data key; without one (unit tests) as typed
     keyring: KeyRing | None = None
 
-    def run(
-        self,
-        steps: Sequence[Any],
-        *,
-        today: date,
-        policy: Policy,
-        batch_id: str | None = None,
-        recorded_by: str | None = None,
-    ) -> list[LineResult]:
-        """Apply steps in order, each accepted or refused on its own; save once (`run_loaded`)."""
-        return self.run_loaded(steps, today=today, policy=policy, batch_id=batch_id,
-                               recorded_by=recorded_by)[0]
+    def run(self, steps: Sequence[Any], **options: Any) -> list[LineResult]:
+        """Apply steps in order, each accepted or refused on its own; save once (`run_loaded`,
+        whose keyword options these are)."""
+        return self.run_loaded(steps, **options)[0]
 
     def run_loaded(
         self,

@@ -11,8 +11,11 @@ assigned to one of ten housing pilots, one in five left waiting for an apartment
     case's workflow, the access record), against a bare update round trip (`BareWorkflow.step`,
     bare.py; its workflows started during the warm-up, so each measured one is a plain update
     like each record_visit) and, to show where the difference goes, the same step through `ChainClient.send`
-    without HTTP; the three alternate step by step, the order rotating, so noise hits all of
-    them; p50/p90/p99 and p50(API)/p50(bare) against the 1.2× target;
+    without HTTP, and the API step again from a lean HTTP client (`LeanClient`: one kept-alive
+    connection, no library) to show the client library's own share; they alternate step by
+    step, the order rotating, so noise hits all of them; p50/p90/p99 and p50(API)/p50(bare)
+    against the 1.2× target, and after (b) the step's floor (`step_floor`: bare + GET /api/me
+    + the step's store work, what the step would cost if nothing else of ours took time);
 (b) reads, one at a time, round robin: `GET /api/me` (the floor: HTTP + token check), a case's
     status (event store + the workflow's status query) and history, the pilot's worklist, and
     four reports (read models, caught up first); p50/p95/p99 each;
@@ -149,6 +152,49 @@ async def api_step(http: httpx.AsyncClient, token: str, case: str) -> float:
     elapsed = time.perf_counter() - began
     if response.status_code != 200 or not response.json().get("accepted"):
         raise RuntimeError(f"step on {case} answered {response.status_code}: {response.text}")
+    return elapsed
+
+
+class LeanClient:
+    """HTTP/1.1 on one kept-alive connection, nothing else: a POST and its answer's status and
+    body (Content-Length framed, as every API answer is). Beside httpx it shows how much of
+    the step's HTTP layer is the Python client library's own time (about 0.8 ms a request
+    here), which a browser, curl or another language's client does not spend."""
+
+    def __init__(self, base: str) -> None:
+        host, _, port = base.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port)
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post_json(self, path: str, body: dict[str, Any], token: str) -> tuple[int, bytes]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        data = json.dumps(body).encode()
+        writer.write((f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer "
+                      f"{token}\r\nContent-Type: application/json\r\nContent-Length: "
+                      f"{len(data)}\r\n\r\n").encode() + data)
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in head[1:] if ": " in line)
+        answer = await reader.readexactly(int(fields["content-length"]))
+        if fields.get("connection") == "close":
+            writer.close()
+            self.streams = None
+        return int(head[0].split()[1]), answer
+
+    async def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+async def lean_step(lean: LeanClient, token: str, case: str) -> float:
+    began = time.perf_counter()
+    status, answer = await lean.post_json(f"/api/cases/{case}/steps",
+                                          {"type": "record_visit", "kind": "home_visit"}, token)
+    elapsed = time.perf_counter() - began
+    if status != 200 or not json.loads(answer).get("accepted"):
+        raise RuntimeError(f"step on {case} answered {status}: {answer[:300]!r}")
     return elapsed
 
 
@@ -349,7 +395,8 @@ async def run(args: argparse.Namespace) -> None:
 
             # -- the variant: `housing-chain serve` as a process of its own, same stack
             served = await start_serve(bs, base) if args.serve else None
-            kinds = ["bare", "direct", "api"] + (["serve"] if served else [])
+            lean = LeanClient(base)
+            kinds = ["bare", "direct", "api", "lean"] + (["serve"] if served else [])
             if served:
                 for n in range(args.warmup):
                     pilot, case = pool[n % len(pool)]
@@ -369,6 +416,9 @@ async def run(args: argparse.Namespace) -> None:
                 for which in orders[n % len(orders)]:
                     if which == "api":
                         samples["api"].append(await api_step(http, tokens[pilot], case))
+                    elif which == "lean":
+                        other_pilot, other = pool[(n + len(pool) // 3) % len(pool)]
+                        samples["lean"].append(await lean_step(lean, tokens[other_pilot], other))
                     elif which == "serve":
                         assert served is not None
                         samples["serve"].append(await api_step(served[1], tokens[pilot], case))
@@ -380,6 +430,7 @@ async def run(args: argparse.Namespace) -> None:
                         samples["bare"].append(await bare.round_trip(
                             bare_client, bare_ids[n % workflows], n))
             steps_wall = time.perf_counter() - began
+            await lean.close()
             steps_cpu = meter.stop()
             if served:
                 await stop_serve(*served)
@@ -444,6 +495,9 @@ def report(args, samples, steps_wall, reads, load, activity_s) -> dict[str, Any]
     print(row("bare update round trip (baseline)", bare_s))
     print(row("record_visit via ChainClient.send", direct_s))
     print(row("record_visit via POST /api/.../steps", api_s))
+    lean_s = summary(samples["lean"]) if samples.get("lean") else None
+    if lean_s:
+        print(row("  the same, a lean HTTP client", lean_s))
     serve_s = summary(samples["serve"]) if samples.get("serve") else None
     if serve_s:
         print(row("  the same via a separate `serve`", serve_s))
@@ -461,6 +515,12 @@ def report(args, samples, steps_wall, reads, load, activity_s) -> dict[str, Any]
     print(header)
     for label, s in read_s.items():
         print(row(f"GET {label}", s))
+    floor = step_floor(bare_s, api_s, read_s.get("me (floor)", {}), activity_s)
+    if floor:
+        print(f"the step's floor: bare {bare_s['p50_ms']:.1f} + GET /api/me {floor['http_ms']:.1f}"
+              f" + the step's store work {floor['store_ms']:.1f} (apply_steps less bare_step, p50)"
+              f" = {floor['floor_ms']:.1f} ms = {floor['floor_ratio']:.2f}× bare, before any "
+              f"other code of ours; the API step is {floor['api_over_floor']:.2f}× that floor")
 
     print(f"\n(c) {load['users']} simulated users, {load['seconds']:.0f} s, think "
           f"{load['think_mean_s']} s mean: {load['requests']} requests "
@@ -475,13 +535,30 @@ def report(args, samples, steps_wall, reads, load, activity_s) -> dict[str, Any]
         print(row(f"  {kind}", s))
     return {
         "p50_ratio": round(ratio, 3), "target_met": ratio <= TARGET,
-        "steps": {"bare": bare_s, "direct": direct_s, "api": api_s,
+        "steps": {"bare": bare_s, "direct": direct_s, "api": api_s, "api_lean_client": lean_s,
                   **({"api_serve_process": serve_s,
                       "p50_ratio_serve_process": round(serve_s["p50_ms"] / bare_s["p50_ms"], 3)}
                      if serve_s else {}),
                   "wall_seconds": round(steps_wall, 2)},
-        "activity_time": activity_s, "reads": read_s, "load": load,
+        "activity_time": activity_s, "reads": read_s, "load": load, "floor": floor,
     }
+
+
+def step_floor(bare_s: dict[str, Any], api_s: dict[str, Any], me: dict[str, Any],
+               activity_s: dict[str, Any]) -> dict[str, float] | None:
+    """What an API step would cost if nothing of ours but HTTP with the token check (GET
+    /api/me, measured) and the step's durable store work (the apply_steps activity less the
+    bare one) took any time: the bare round trip plus those two, all p50 of this run. The
+    1.2× target is below this floor whenever the floor's ratio is above 1.2."""
+    store, trivial = activity_s.get("apply_steps"), activity_s.get("bare_step")
+    if not (me.get("n") and store and trivial and bare_s.get("n")):
+        return None
+    http_ms = me["p50_ms"]
+    store_ms = max(0.0, store["p50_ms"] - trivial["p50_ms"])
+    floor_ms = bare_s["p50_ms"] + http_ms + store_ms
+    return {"http_ms": http_ms, "store_ms": round(store_ms, 2), "floor_ms": round(floor_ms, 2),
+            "floor_ratio": round(floor_ms / bare_s["p50_ms"], 3),
+            "api_over_floor": round(api_s["p50_ms"] / floor_ms, 3)}
 
 
 def main() -> None:

@@ -348,3 +348,54 @@ def test_a_token_whose_subject_carries_a_personal_number_is_refused(issuer):
     with pytest.raises(ValueError, match="personal identity number"):
         issuer.mint("198112189876", ["caseworker"])
     assert issuer.verifier().verify(issuer.mint("anna.lind", ["caseworker"])).subject == "anna.lind"
+
+
+# --- a token checked once, taken again for a minute at most --------------------------------
+
+def test_a_token_checked_once_is_taken_again_without_its_signature_checked_again(issuer, monkeypatch):
+    verifier = issuer.verifier()
+    token = issuer.mint("anna", ["caseworker"], ["north"])
+    first = verifier.verify(token)
+
+    def no_second_check(*args, **kwargs):
+        raise AssertionError("the signature was checked again")
+
+    monkeypatch.setattr(jwt, "decode", no_second_check)
+    assert verifier.verify(token) == first
+    # a token differing in one character is not that token: checked in full (here: refused)
+    altered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(AssertionError, match="checked again"):
+        verifier.verify(altered)
+
+
+def test_a_remembered_token_is_refused_once_it_expires(issuer):
+    verifier = issuer.verifier(leeway_seconds=0)
+    token = sign_locally(issuer, claims_for(issuer, exp=int(time.time()) + 2))
+    assert verifier.verify(token).subject == "anna"
+    time.sleep(2.2)
+    assert refused(verifier, token) == "token expired"
+
+
+def test_a_remembered_token_is_refused_as_soon_as_its_key_is_no_longer_published(issuer):
+    published = {"keys": issuer.jwks()["keys"]}
+    verifier = TokenVerifier(issuer.issuer, issuer.audience, jwks=lambda: published)
+    token = issuer.mint("anna", ["caseworker"])
+    assert verifier.verify(token).subject == "anna"
+    other = LocalIssuer(issuer.key_path.parent.parent / "other")
+    published["keys"] = other.jwks()["keys"]  # the issuer took its key out of the key set
+    assert refused(verifier, token) == "token key id is not known to the issuer"
+
+
+def test_a_refused_token_is_not_remembered_and_the_memory_is_bounded(issuer, monkeypatch):
+    import application.tokens as tokens
+
+    monkeypatch.setattr(tokens, "_VERIFIED_MAX", 3)
+    verifier = issuer.verifier()
+    forged = sign_locally(issuer, claims_for(issuer), key=rsa.generate_private_key(
+        public_exponent=65537, key_size=2048))
+    for _ in range(2):
+        assert refused(verifier, forged) == "token signature is not valid"
+    tokens_ = [issuer.mint(f"person-{k}", ["caseworker"]) for k in range(5)]
+    for token in tokens_:
+        verifier.verify(token)
+    assert list(verifier._verified) == tokens_[-3:]

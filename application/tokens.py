@@ -281,7 +281,8 @@ class TokenVerifier:
             hit = self._verified.get(token)
             if hit is None:
                 return None
-            if time.monotonic() >= hit[0]:
+            # its minute, and its expiry on the wall clock too (which may have been set since)
+            if time.monotonic() >= hit[0] or time.time() >= hit[1].expires_at + self.leeway_seconds:
                 del self._verified[token]
                 return None
             self._verified.move_to_end(token)

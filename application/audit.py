@@ -49,7 +49,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _IDLE_CONNECTIONS = 8
 
-Outcome = Literal["allowed", "denied"]
+# denied: the access rule refused; refused: allowed by the rules, then refused by the case
+# (the step recorded nothing); allowed: the answer was given
+Outcome = Literal["allowed", "denied", "refused"]
 Relation = Literal["unit", "assigned", "landlord", "none"]
 
 # Column order of the table; `case` is a reserved word in SQL, hence `case_id`.

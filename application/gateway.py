@@ -52,6 +52,11 @@ TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
              RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
 
 
+# A read (a workflow's status) waits this long for a server that is away, then answers
+# without it: a person reading a case should not wait as long as a step is retried.
+READ_RETRY_SECONDS = 5.0
+
+
 def is_transient(exc: BaseException) -> bool:
     """A status in TRANSIENT, or the core's `Unknown: transport error`: the connection broke
     in the middle of a call (a server killed with the call in flight). Retrying is as safe
@@ -188,8 +193,9 @@ class ChainClient:
         # the engine) while the event store has the case repairs it and is sent once more.
         self.recorded = recorded
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        deadline = time.monotonic() + self.retry_for
+    async def _retrying(self, call: Callable[[], Awaitable[T]],
+                        retry_for: float | None = None) -> T:
+        deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
         delay = 0.2
         while True:
             try:
@@ -309,13 +315,18 @@ class ChainClient:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         ))
 
-    async def status(self, case: str) -> CaseStatus:
+    async def status(self, case: str, *, patient: bool = False) -> CaseStatus:
+        """The workflow's status; a server away for READ_RETRY_SECONDS is Unavailable, unless
+        `patient` (a step's own follow-up questions wait as long as the step)."""
         handle = self.client.get_workflow_handle(case_workflow_id(case))
         try:
-            return await self._retrying(lambda: handle.query(CaseWorkflow.status))
+            return await self._retrying(lambda: handle.query(CaseWorkflow.status),
+                                        None if patient else min(self.retry_for,
+                                                                 READ_RETRY_SECONDS))
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Refused(f"case {case} does not exist") from None
+            _raise_if_outage(exc)
             raise
 
     async def _repaired(self, case: str, exc: Exception | None = None) -> bool:
@@ -345,7 +356,7 @@ class ChainClient:
                 raise
             status = None
         if status == WorkflowExecutionStatus.RUNNING:
-            if (await self.status(case)).stage != "new":
+            if (await self.status(case, patient=True)).stage != "new":
                 return "running"
             # a run that never saw the case's `apply` (started by one sent again after the
             # case's run was terminated): it would wait ten minutes and fail as never opened
@@ -372,7 +383,7 @@ class ChainClient:
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
             return f"case {case} does not exist: apply first"
         try:
-            status = await self.status(case)
+            status = await self.status(case, patient=True)
         except Exception:  # noqa: BLE001 - the original error is the better message then
             return f"case {case}: {exc}"
         if status.stage == "closed":

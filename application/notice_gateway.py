@@ -11,7 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from application.gateway import ChainClient, Refused, _reason
+from application.gateway import READ_RETRY_SECONDS, ChainClient, Refused, _raise_if_outage, _reason
 from domain.notice_commands import NoticeStep
 from domain.views import LineResult
 from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id
@@ -43,10 +43,12 @@ class NoticeClient(ChainClient):
     async def notice_status(self, notice: str) -> NoticeStatus:
         handle = self.client.get_workflow_handle(notice_workflow_id(notice))
         try:
-            return await self._retrying(lambda: handle.query(EvictionPreventionWorkflow.status))
+            return await self._retrying(lambda: handle.query(EvictionPreventionWorkflow.status),
+                                        min(self.retry_for, READ_RETRY_SECONDS))
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Refused(f"notice {notice} does not exist") from None
+            _raise_if_outage(exc)
             raise
 
     async def _explain_notice(self, notice: str, exc: Exception) -> str:

@@ -137,6 +137,15 @@ def run_report(view: ChainView, name: str, options: ReportOptions, policy: Polic
 flatten = reports.flatten
 
 
+def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a report's CSV holds: its `rows`, or, for a report of one set of figures (the
+    stock without `by`), those figures as one row, so the CSV is never empty when the JSON
+    is not."""
+    if "rows" in result:
+        return list(result["rows"])
+    return [{k: v for k, v in result.items() if not isinstance(v, list)}]
+
+
 def csv_text(rows: Iterable[dict[str, Any]]) -> str:
     """A report's rows as CSV, nested objects as `parent.child` columns."""
     flat = reports.flatten(rows)

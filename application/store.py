@@ -634,6 +634,18 @@ def snapshot_of(case: Case) -> CaseSnapshot:
     )
 
 
+class NumberClaimed(DomainError):
+    """A personal identity number already registered under another client id. The message
+    names that client, for the admin who imports records; a caseworker is told less
+    (application.use_cases: the other client may belong to another unit)."""
+
+    def __init__(self, client_id: str, other_client: str) -> None:
+        super().__init__(f"client {client_id}: this personal identity number is already "
+                         f"registered under client {other_client}")
+        self.client_id = client_id
+        self.other_client = other_client
+
+
 class IdentityRegistry(_Transcoded):
     """Client identities, in a store of their own (see domain.identity)."""
 
@@ -655,8 +667,14 @@ class IdentityRegistry(_Transcoded):
         index = self._blind_index(personal_number)
         claim = self._get(PersonalNumberClaim.create_id(index)) if index else None
         if claim is not None and claim.client_id != client_id:
-            raise DomainError(f"client {client_id}: this personal identity number is already "
-                              f"registered under client {claim.client_id}")
+            raise NumberClaimed(client_id, claim.client_id)
+
+    def holds(self, client_id: str, personal_number: str | None) -> bool:
+        """Whether this personal identity number is the one registered for this client (in
+        any of its written forms: the blind index normalizes it)."""
+        index = self._blind_index(personal_number)
+        claim = self._get(PersonalNumberClaim.create_id(index)) if index else None
+        return claim is not None and claim.client_id == client_id
 
     def record(self, client_id: str, name: str | None, personal_number: str | None) -> None:
         self.check(client_id, name, personal_number)

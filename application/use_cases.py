@@ -38,7 +38,7 @@ from application.reporting import (
     check_options,
     run_report,
 )
-from application.store import HousingChain, IdentityRegistry
+from application.store import HousingChain, IdentityRegistry, NumberClaimed
 from config.settings import Settings
 from domain import access
 from domain.access import CaseScope, Principal
@@ -193,6 +193,7 @@ class UseCases:
         scope = self.scope(case)
         if not scope.exists:
             if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
+                self.record(who, action, case=case, params=params, outcome="denied")
                 raise NotFound(f"case {case} does not exist")
             self.record(who, action, case=case, params=params, outcome="denied")
             raise Forbidden(f"{who.subject} may not read case {case}")
@@ -241,6 +242,8 @@ class UseCases:
             district = line.client.district
             self.allow(who, "case.step", lambda: access.check_apply(who, line.case, district),
                        case=line.case, params=params)
+            if not who.is_admin:
+                await asyncio.to_thread(self._check_known_client, who, line, params)
         elif spec.target == "case":
             # the lookup and the rule in one hop to a thread (a refusal's record too)
             scope = await asyncio.to_thread(self._step_scope, who, line.type, case, params)
@@ -248,6 +251,43 @@ class UseCases:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
         self.check_reason_code(line)
+        try:
+            return await self._submit_allowed(who, line, fields, scope, params,
+                                              command_id=command_id)
+        except Refused:
+            # allowed by the rules, refused by the case (or the registry): on record too
+            await asyncio.to_thread(
+                self.record, who, "case.step" if case else "stock.step", case=case,
+                scope=scope, params=params, outcome="refused")
+            raise
+
+    def _check_known_client(self, who: Principal, line: ApplyLine, params: dict[str, str]
+                            ) -> None:
+        """A new case for a client whose identity is registered: opened by a caseworker of a
+        unit where the client has a case, or by one who gives the client's personal identity
+        number (the person is in front of them). Anyone else could otherwise attach a case of
+        their own to the client and reveal the name and number through it."""
+        c = line.client
+        if self.identities.lookup(c.id) is None:
+            return
+        if c.personal_number and self.identities.holds(c.id, c.personal_number):
+            return
+        units = {d for (d,) in self.caught_up_view().rows(
+            "SELECT DISTINCT district FROM rm_cases WHERE client_id = ? AND district IS NOT NULL",
+            (c.id,))}
+        if who.has(access.Role.CASEWORKER) and units & who.units:
+            return
+        self.record(who, "case.step", case=line.case, params={**params, "client": c.id},
+                    outcome="denied")
+        raise Forbidden(f"{who.subject} may not open case {line.case} for client {c.id}: the "
+                        "client is registered with another unit; give the client's personal "
+                        "identity number to open a case for them here")
+
+    async def _submit_allowed(self, who: Principal, line: Any, fields: dict[str, Any],
+                              scope: CaseScope | None, params: dict[str, str], *,
+                              command_id: str | None) -> LineResult:
+        spec = BY_TYPE[line.type]
+        case = getattr(line, "case", None)
         if (scope is not None and scope.client and line.type in FREE_TEXT
                 and has_text(line, FREE_TEXT[line.type])):
             line = await asyncio.to_thread(self.seal_case_step, line, scope.client)
@@ -258,6 +298,11 @@ class UseCases:
             if identity:  # refused before the case is opened, not after
                 try:
                     await asyncio.to_thread(self.identities.check, *identity)
+                except NumberClaimed as exc:
+                    # the other client may be another unit's: only the admin learns which
+                    raise Refused(str(exc) if who.is_admin else (
+                        f"client {c.id}: this personal identity number is already registered "
+                        "under another client id (an admin can tell which)")) from None
                 except DomainError as exc:
                     raise Refused(str(exc)) from None
             line = line.without_identity()
@@ -309,6 +354,7 @@ class UseCases:
         scope = self.scope(case, who)
         if not scope.exists:
             if who.is_admin or who.has(access.Role.CASEWORKER):
+                self.record(who, "case.step", case=case, params=params, outcome="denied")
                 raise NotFound(f"case {case} does not exist: apply first")
             self.record(who, "case.step", case=case, params=params, outcome="denied")
             raise Forbidden(f"{who.subject} may not take the step {step_type} on case {case}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
+import fcntl
 import ipaddress
 import os
 import signal
@@ -104,9 +106,14 @@ def who_listens(port: int) -> str:
     return "another program"
 
 
+class AlreadyUp(RuntimeError):
+    """Another `up` (or embedded stack) holds this data directory."""
+
+
 class EmbeddedStack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.lock_fd: int | None = None
         self.server: subprocess.Popen | None = None
         self.worker_task: asyncio.Task | None = None
         self.projection = None
@@ -123,6 +130,52 @@ class EmbeddedStack:
     @property
     def pid_file(self) -> Path:
         return self.settings.data / "temporal-server.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.settings.data / "up.lock"
+
+    def lock(self) -> None:
+        """Hold the data directory for this stack's lifetime: an exclusive `flock` on
+        `up.lock`, which holds the owner's pid (for the message). Taken before anything else
+        `up` does there (the stale-server cleanup, the port checks), so that a second `up` on
+        the same data directory refuses at once and leaves the running stack alone. The OS
+        drops the lock when the process dies, even by SIGKILL: the next `up` then finds a dev
+        server left running as stale. The descriptor is not inherited (O_CLOEXEC, and
+        Popen's close_fds), so the dev server never holds the lock itself."""
+        if self.lock_fd is not None:
+            return
+        private_dir(self.settings.data)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            try:
+                owner = int(self.lock_file.read_text().strip())
+            except (OSError, ValueError):  # between its lock and its pid being written
+                owner = None
+            who = f" (pid {owner})" if owner else ""
+            raise AlreadyUp(
+                f"another `housing-chain up`{who} is running on this data directory "
+                f"({self.settings.data}); stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.lock_fd = fd
+
+    def unlock(self) -> None:
+        """Let the data directory go (the file stays: removing it could let two stacks each
+        lock a different file of the same name)."""
+        if self.lock_fd is None:
+            return
+        fd, self.lock_fd = self.lock_fd, None
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # drops the flock
 
     def ours(self, pid: int) -> bool:
         """Is `pid` a Temporal dev server on this data directory's database?"""
@@ -215,6 +268,15 @@ class EmbeddedStack:
                 await asyncio.sleep(0.5)
 
     async def start(self) -> None:
+        self.lock()  # first: a live stack on this data directory must not be touched
+        try:
+            await self.start_locked()
+        except BaseException:
+            if self.server is None:  # nothing of ours runs: let the data directory go
+                self.unlock()
+            raise
+
+    async def start_locked(self) -> None:
         public = check_bind(self.settings)
         if public:
             log.warning("listening beyond this machine: protect Temporal's frontend (mTLS, a "
@@ -327,3 +389,4 @@ class EmbeddedStack:
                 self.server.wait()
         if self.server is not None:
             self.pid_file.unlink(missing_ok=True)
+        self.unlock()  # the dev server is gone: nothing of this stack's is left running

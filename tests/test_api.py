@@ -538,6 +538,62 @@ def test_the_recorded_actor_of_a_step_through_the_api_is_the_tokens_subject(api)
 # --- the access log -----------------------------------------------------------------------------
 
 
+def test_a_caseworker_of_another_unit_cannot_attach_a_case_to_a_registered_client_to_reveal_them(
+        api):
+    case, client = new_id("reg"), new_id("kl")
+    number = "19850312-2395"
+    applied = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "apply", "on": d(5), "client": {
+            "id": client, "target_group": "elderly", "district": "Farsta",
+            "name": "Anna Andersson", "personal_number": number}})
+    assert applied.status_code == 200, applied.text
+    # the number under a new client id: refused without naming the other client
+    probe = new_id("probe")
+    detail = assert_problem(api.post(f"/api/cases/{probe}/steps", OTHER_UNIT_CASEWORKER, json={
+        "type": "apply", "on": d(1), "client": {
+            "id": new_id("kl"), "target_group": "elderly", "district": "Spånga",
+            "personal_number": number}}), 409)["detail"]
+    assert "already registered under another client id" in detail and client not in detail
+    # the registered client's id, without the number: refused, on record
+    other = new_id("sk")
+    detail = assert_problem(api.post(f"/api/cases/{other}/steps", OTHER_UNIT_CASEWORKER, json={
+        "type": "apply", "on": d(1), "client": {
+            "id": client, "target_group": "elderly", "district": "Spånga"}}), 403)["detail"]
+    assert "registered with another unit" in detail
+    assert_problem(api.post(f"/api/cases/{other}/identity", OTHER_UNIT_CASEWORKER), 404)
+    # with the client's own number (the person is there) a case can be opened for them
+    moved = new_id("sk")
+    answer = api.post(f"/api/cases/{moved}/steps", OTHER_UNIT_CASEWORKER, json={
+        "type": "apply", "on": d(1), "client": {
+            "id": client, "target_group": "elderly", "district": "Spånga",
+            "personal_number": "198503122395"}})
+    assert answer.status_code == 200, answer.text
+    # a caseworker of the client's unit opens a new case without the number, as before
+    again = api.post(f"/api/cases/{new_id('reg')}/steps", CASEWORKER, json={
+        "type": "apply", "on": d(1), "client": {
+            "id": client, "target_group": "elderly", "district": "Farsta"}})
+    assert again.status_code == 200, again.text
+    conn = raw_audit(api)
+    try:
+        mark = "%s" if api.stack.backend == "postgres" else "?"
+        outcomes = {row[0]: row[1] for row in conn.execute(
+            f"SELECT case_id, outcome FROM access_log WHERE case_id IN ({mark}, {mark}) "
+            "ORDER BY seq", (probe, other)).fetchall()}
+    finally:
+        conn.close()
+    assert outcomes == {probe: "refused", other: "denied"}
+
+
+def test_a_step_the_case_refuses_is_on_record_as_refused(api):
+    case = api.open_case(new_id("ref"), "assessment")
+    assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "move_in", "apartment": "apt-none"}), 409)
+    rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+    steps = [(r["subject"], r["outcome"], r["params"].get("type")) for r in rows
+             if r["action"] == "case.step" and r["subject"] == CASEWORKER[0]]
+    assert (CASEWORKER[0], "refused", "move_in") in steps
+
+
 def test_every_read_and_every_refusal_is_in_the_cases_access_log(api):
     case = api.open_case(new_id("log"), "waiting")
     assert api.get(f"/api/cases/{case}", CASEWORKER).status_code == 200
@@ -651,6 +707,17 @@ def test_a_report_asked_for_as_csv_answers_csv_with_a_header_row(api, waiting_ca
     header, *rows = response.text.splitlines()
     assert header.split(",")[:2] == ["case", "client"]
     assert any(row.startswith(f"{waiting_case},") for row in rows)
+
+
+def test_a_report_of_one_set_of_figures_as_csv_is_one_row_not_an_empty_answer(api):
+    api.step(None, type="register_apartment", apartment=new_id("apt"), landlord="Stockholmshem",
+             rooms=2, on=d(3))
+    as_json = api.get("/api/reports/stock", SUPERVISOR).json()
+    response = api.get("/api/reports/stock", SUPERVISOR, headers={"Accept": "text/csv"})
+    assert response.status_code == 200, response.text
+    header, *rows = response.text.splitlines()
+    assert "as_of" in header.split(",") and len(rows) == 1
+    assert rows[0].split(",")[header.split(",").index("as_of")] == as_json["as_of"]
 
 
 def import_body(case: str) -> bytes:

@@ -56,3 +56,19 @@ async def test_a_cancelled_step_stops_at_once_instead_of_being_retried(kind, own
     await own_server.client.get_workflow_handle(case_workflow_id(case)).terminate("done")
     assert done, "the cancelled step was retried instead of stopping"
     assert sending.cancelled()
+
+
+async def test_a_cases_status_with_the_server_gone_is_unavailable_within_seconds_not_minutes(
+        tmp_path):
+    """A read does not wait as long as a step is retried (600 s): a person opening a case
+    while Temporal is away gets the case from the event store, marked without its workflow."""
+    from application.errors import Unavailable
+    from application.gateway import READ_RETRY_SECONDS
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server())
+    chain = ChainClient(env.client, Settings(data=tmp_path), Policy(), retry_for=600.0)
+    await env.shutdown()
+    with pytest.raises(Unavailable, match="Temporal did not answer"):
+        await asyncio.wait_for(chain.status("c-gone"), timeout=READ_RETRY_SECONDS + 25)

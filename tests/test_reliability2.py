@@ -201,6 +201,51 @@ def test_up_starts_cleanly_after_the_previous_up_was_killed(tmp_path):
         second.stop()
 
 
+@pytest.mark.slow
+def test_a_second_up_on_the_same_data_directory_is_refused_and_leaves_the_running_stack_alone(
+        tmp_path):
+    """The second `up` once took the live stack's dev server for one an earlier `up` had left,
+    SIGTERMed it and only then refused on the API port: the first `up` ran on without Temporal.
+    `up` holds the data directory (a lock) before it cleans up or checks a port."""
+    import os
+    import signal
+
+    import httpx
+
+    from runtime.stack import command_line, listening, split_address
+    from tests.stack import Stack
+
+    first = Stack.on_free_ports(tmp_path / "data")
+    first.start()
+    try:
+        server = int((first.data / "temporal-server.pid").read_text())
+        second = first.run("up", timeout=60)
+        said = " ".join((second.stdout + second.stderr).split())
+        assert second.returncode == 1, said
+        assert (f"another `housing-chain up` (pid {first.process.pid}) is running on this data "
+                f"directory ({first.data}); stop it first") in said
+        assert "Traceback" not in said
+        assert "stopping the Temporal dev server" not in said
+        os.kill(server, 0)  # still there, still the first stack's dev server
+        assert "start-dev" in command_line(server)
+        assert int((first.data / "temporal-server.pid").read_text()) == server
+        assert listening(*split_address(first.env["TEMPORAL_ADDRESS"]))
+        api = f"http://127.0.0.1:{first.env['HOUSING_CHAIN_API_PORT']}"
+        assert httpx.get(f"{api}/healthz", timeout=5).status_code == 200
+        assert first.process.poll() is None
+    finally:
+        first.stop()
+    assert first.process.returncode == 0, "".join(first.output[-30:])
+    assert not (first.data / "temporal-server.pid").exists()
+    try:
+        os.kill(server, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        os.kill(server, signal.SIGKILL)
+        raise AssertionError("the first stack's dev server outlived its `up`")
+
+
 def test_a_dev_server_left_by_a_killed_up_is_stopped_by_the_next(tmp_path):
     import subprocess
     import sys

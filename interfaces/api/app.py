@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, Unauthenticated, UseCaseError
-from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_text
+from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_rows, csv_text
 from application.use_cases import UseCases
 from config.settings import Settings
 from domain.access import Forbidden, Principal
@@ -319,7 +319,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
                                 target_group=target_group, district=district, year=year)
         result = cases.report(who, name, options, case=case)
         if "text/csv" in request.headers.get("accept", ""):
-            return Response(csv_text(result.get("rows", [])), media_type="text/csv")
+            return Response(csv_text(csv_rows(result)), media_type="text/csv")
         return result
 
     # --- administration ---------------------------------------------------------------------

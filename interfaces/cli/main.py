@@ -691,9 +691,9 @@ def emit_report(name: str, result: dict[str, Any], as_json: bool, as_csv: bool) 
     if as_json:
         print(json.dumps(result, ensure_ascii=False, default=str))
     elif as_csv:
-        from application.reporting import csv_text
+        from application.reporting import csv_rows, csv_text
 
-        sys.stdout.write(csv_text(result.get("rows", [])))
+        sys.stdout.write(csv_text(csv_rows(result)))
     else:
         print_report(name, result)
 
@@ -718,7 +718,9 @@ def print_report(name: str, result: dict[str, Any]) -> None:
 
 @app.command("worklist")
 def worklist_command(
-    actor: str = typer.Option(None, "--as", help="whose worklist (default: everyone's)"),
+    actor: str = typer.Option(None, "--as",
+                              help="whose worklist (default: everyone's; through the API, "
+                                   "your own)"),
     days: int = typer.Option(14, min=0, max=366, help="also list what falls due within this"),
     as_of: date = typer.Option(None, "--as-of"),
     as_json: bool = JsonOption, data: Path = DataOption,
@@ -734,15 +736,18 @@ def worklist_command(
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
-    who = clean(actor) if actor else "everyone"
-    table = Table("due", "status", "case", "what", *(["actor"] if actor is None else []),
-                  title=f"Worklist of {who} on {result['as_of']}: {result['overdue']} overdue, "
+    # whose it is, as the answer says: through the API a plain `worklist` is the caller's own
+    whose = result.get("actor", actor)
+    everyone = whose is None
+    table = Table("due", "status", "case", "what", *(["actor"] if everyone else []),
+                  title=f"Worklist of {'everyone' if everyone else clean(whose)} on "
+                        f"{result['as_of']}: {result['overdue']} overdue, "
                         f"{result['due']} due by {result['until']}")
     for item in result["rows"]:
         status = f"[red]overdue {item['days_overdue']} d[/]" if item["status"] == "overdue" \
             else "due"
         table.add_row(item["due"], status, clean(item["case"]), item["what"],
-                      *([clean(item["actor"] or "")] if actor is None else []))
+                      *([clean(item["actor"] or "")] if everyone else []))
     out.print(table)
 
 

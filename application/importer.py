@@ -68,6 +68,7 @@ class ImportReport:
     def as_json(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "accepted": self.accepted,
+            "duplicates": self.duplicates,  # of the accepted: recorded by an earlier import
             "refused": [{"line": r.line, "case": r.case, "reason": r.reason} for r in self.refused],
         }
         if self.outage:
@@ -319,9 +320,10 @@ async def run_import(
     async def send(batch: list[int]) -> list[LineResult]:
         deadline = time.monotonic() + outage_for
         delay = 0.5
+        first_try = True
         while True:
             try:
-                return await attempt(batch)
+                return await attempt(batch, first_try)
             except Exception as exc:
                 if not transient(exc):  # not the domain's answer either: stop, never "refused"
                     raise Outage(f"line {lines[batch[0]].number} failed: {exc!r}") from exc
@@ -329,8 +331,37 @@ async def run_import(
                     raise Outage(f"the stack did not answer for {outage_for:.0f} s ({exc})") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+                first_try = False
 
-    async def attempt(batch: list[int]) -> list[LineResult]:
+    async def attempt(batch: list[int], first_try: bool) -> list[LineResult]:
+        # only before the first try: what a lost answer of this run recorded is not "already
+        # recorded" by an earlier import (its retry gets Temporal's first answer instead)
+        before = await recorded_before(batch) if first_try else None
+        # sent even when every line was recorded: the send is what brings the case's workflow
+        # level with the store again (started, or repaired) after a crash between the two
+        results = await sent(batch)
+        if before is None:
+            return results
+        # a line recorded by an earlier import is a duplicate, whatever Temporal answers (a
+        # known update id answers with its first answer, which says duplicate=false)
+        return [e.model_copy(update={"duplicate": True}) if e is not None and r.accepted else r
+                for r, e in zip(results, before, strict=True)]
+
+    async def recorded_before(batch: list[int]) -> list[LineResult | None] | None:
+        """Which of the batch's lines were recorded before it is sent (a file imported again,
+        or resumed): one look-up for a new batch, one a line when its first line was."""
+        if processed is None:
+            return None
+
+        def look() -> list[LineResult | None] | None:
+            head = processed(lines[batch[0]].step)
+            if head is None:
+                return None
+            return [head, *(processed(lines[i].step) for i in batch[1:])]
+
+        return await asyncio.to_thread(look)
+
+    async def sent(batch: list[int]) -> list[LineResult]:
         first = lines[batch[0]]
         if first.case is None:
             try:

@@ -196,9 +196,14 @@ class _UnitOfWork:
         events = self.app.events.get(target)
         return any(getattr(e, "command_id", None) == command_id for e in events)
 
-    def mark(self, command_id: str, target: UUID, result: LineResult) -> None:
-        """The marker of an applied command, saved with its events."""
-        self.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump(),
+    def mark(self, command_id: str, target: UUID, result: LineResult,
+             step_type: str | None = None) -> None:
+        """The marker of an applied command, saved with its events; with the step's type, so
+        that the same command id sent again for another kind of step can be told apart."""
+        saved = result.model_dump()
+        if step_type:
+            saved["step_type"] = step_type  # LineResult ignores it when the marker is read
+        self.markers.append(ProcessedCommand(command_id=command_id, result=saved,
                                              target=target.hex))
         self.seen_commands[f"{target.hex}:{command_id}"] = result
 
@@ -303,7 +308,7 @@ class HousingChain(_Transcoded):
         stage = touched.stage.value if isinstance(touched, Case) else touched.status.value
         result = LineResult(accepted=True, command_id=command_id, stage=stage, events=events,
                             recorded_by=recorded_by if recorded_by != step.actor else None)
-        unit.mark(command_id, target, result)
+        unit.mark(command_id, target, result, step.type)
         return result
 
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
@@ -526,6 +531,15 @@ class HousingChain(_Transcoded):
     def processed_step(self, step: Any) -> LineResult | None:
         """The first result of this step's command id on its own case, apartment or notice."""
         return self.processed(step.id, marker_target(step))
+
+    def step_type_of(self, step: Any) -> str | None:
+        """The type of the step first recorded under this step's command id on its target,
+        when its marker says (markers saved before 2026-12-03 do not)."""
+        try:
+            marker = self.repository.get(ProcessedCommand.create_id(step.id, marker_target(step)))
+        except AggregateNotFoundError:
+            return None
+        return marker.result.get("step_type")
 
     def get_case(self, case_id: str) -> Case:
         try:

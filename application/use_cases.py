@@ -313,6 +313,11 @@ class UseCases:
         earlier = (await asyncio.to_thread(self.store.processed_step, line)
                    if callers_id else None)
         if earlier is not None:
+            first = await asyncio.to_thread(self.store.step_type_of, line)
+            if first is not None and first != line.type:
+                raise Refused(f"{'case ' + case if case else 'the stock'}: the command id "
+                              f"{line.id} was used for a step {first}; a new step needs a new "
+                              "Idempotency-Key (command id)")
             result = earlier.model_copy(update={"duplicate": True})
         elif spec.target == "stock":
             result = await chain.send_stock(line)
@@ -436,6 +441,9 @@ class UseCases:
 
     def access_log(self, who: Principal, case: str, limit: int = 200) -> dict[str, Any]:
         scope = self.scope(case)
+        if not scope.exists and (who.is_admin or who.has(access.Role.SUPERVISOR)):
+            self.record(who, "access_log.read", case=case, outcome="denied")
+            raise NotFound(f"case {case} does not exist")
         self.allow(who, "access_log.read", lambda: _check_access_log(who, scope), case=case,
                    scope=scope)
         rows = [r.model_dump(mode="json") for r in self.audit.for_case(case, limit=limit)]

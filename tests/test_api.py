@@ -470,6 +470,7 @@ def test_an_unknown_case_is_404_for_reads_and_steps(api):
     step = assert_problem(api.post(f"/api/cases/{ghost}/steps", CASEWORKER,
                                    json={"type": "start_assessment"}), 404)
     assert f"case {ghost} does not exist" in step["detail"]
+    assert_problem(api.get(f"/api/cases/{ghost}/access-log", SUPERVISOR), 404)
 
 
 def test_a_pilot_asking_for_an_unknown_case_learns_nothing_of_whether_it_exists(api):
@@ -487,6 +488,13 @@ def test_an_option_a_report_does_not_take_is_refused_with_422_naming_it(api):
     problem = assert_problem(api.get(f"/api/reports/{name}", SUPERVISOR,
                                      params={"by": "landlord"}), 422)
     assert "--by" in problem["detail"] and name in problem["detail"]
+
+
+def test_a_query_parameter_no_report_takes_is_422_naming_it_not_ignored(api):
+    problem = assert_problem(api.get("/api/reports/queue", SUPERVISOR,
+                                     params={"as-of": "2026-11-30"}), 422)
+    assert problem["detail"].startswith("as-of: not a query parameter") and "as_of" in problem[
+        "detail"]
 
 
 @pytest.mark.parametrize("path,params,field", [
@@ -523,6 +531,20 @@ def test_the_same_idempotency_key_twice_records_once_and_answers_duplicate(api):
     assert again.json()["stage"] == first.json()["stage"]
     sessions = [r for r in api.history(case) if r["event"] == "CourseSessionAttended"]
     assert [r["command_id"] for r in sessions] == [key]
+
+
+def test_an_idempotency_key_used_again_for_another_step_is_refused_not_answered_as_done(api):
+    case = api.open_case(new_id("idem"), "applied")
+    key = f"k-sa:{uuid.uuid4()}"
+    first = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={"type": "start_assessment"},
+                     headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    reused = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "decide", "outcome": "granted", "programme": "training_apartment"},
+        headers={"Idempotency-Key": key})
+    detail = assert_problem(reused, 409)["detail"]
+    assert f"the command id {key} was used for a step start_assessment" in detail
+    assert api.get(f"/api/cases/{case}", CASEWORKER).json()["stage"] == "assessment"
 
 
 def test_the_recorded_actor_of_a_step_through_the_api_is_the_tokens_subject(api):
@@ -747,6 +769,23 @@ def test_an_import_streams_json_lines_and_ends_with_its_summary(api):
     assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
 
 
+def test_a_file_imported_again_is_all_already_recorded_and_records_nothing(api):
+    case = new_id("imp")
+
+    def summary() -> dict[str, Any]:
+        with api.http.stream("POST", "/api/imports", content=import_body(case),
+                             headers={**api.auth(ADMIN), "Content-Type": "application/x-ndjson"},
+                             params={"source": "test_api"}) as response:
+            assert response.status_code == 200
+            items = [json.loads(line) for line in response.iter_lines() if line.strip()]
+        return items[-1]["summary"]
+
+    first, again = summary(), summary()
+    assert (first["accepted"], first["duplicates"]) == (3, 0)
+    assert (again["accepted"], again["duplicates"]) == (3, 3)
+    assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
+
+
 def test_only_the_admin_imports(api):
     case = new_id("imp-denied")
     for who in (CASEWORKER, SUPERVISOR):
@@ -770,6 +809,20 @@ def test_the_cli_pointed_at_the_api_reads_and_steps_as_the_tokens_subject(api):
     assert step.returncode == 0, step.stderr
     last = api.history(case)[-1]
     assert (last["event"], last["actor"]) == ("CourseSessionAttended", CASEWORKER[0])
+
+
+def test_a_report_through_the_cli_pointed_at_the_api_keeps_its_period(api):
+    remote = {"HOUSING_CHAIN_API_URL": api.base,
+              "HOUSING_CHAIN_API_TOKEN": api.token(SUPERVISOR)}
+    api.open_case(new_id("period"), "waiting")  # applied 40 days ago: outside the period
+    period = api.get("/api/reports/throughput", SUPERVISOR,
+                     params={"by": "month", "from": d(3), "to": d(1)}).json()
+    every = api.get("/api/reports/throughput", SUPERVISOR, params={"by": "month"}).json()
+    assert period["rows"] != every["rows"]
+    answer = api.cli("report", "throughput", "--by", "month", "--from", d(3), "--to", d(1),
+                     "--json", **remote)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["rows"] == period["rows"]
 
 
 def test_the_cli_pointed_at_the_api_with_a_pilots_token_is_refused_cleanly(api):

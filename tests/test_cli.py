@@ -230,7 +230,7 @@ def test_a_whole_case_imports_as_batches_in_order(stack, tmp_path):
     path = tmp_path / "batch.jsonl"
     write_lines(path, lines)
     result = stack.run("import", str(path), "--json")
-    assert json.loads(result.stdout) == {"accepted": len(lines), "refused": []}
+    assert json.loads(result.stdout) == {"accepted": len(lines), "duplicates": 0, "refused": []}
     assert json.loads(stack.run("status", "b-2", "--json").stdout)["stage"] == "offered"
 
 
@@ -293,7 +293,7 @@ def test_two_imports_of_different_files_at_once_both_complete_in_order(stack, tm
     outputs = [(*p.communicate(timeout=300), p.returncode) for p in procs]
     for (_path, count), (stdout, stderr, code) in zip(files, outputs, strict=True):
         assert code == 0 and stdout, (code, stdout, stderr)
-        assert json.loads(stdout) == {"accepted": count, "refused": []}, stderr
+        assert json.loads(stdout) == {"accepted": count, "duplicates": 0, "refused": []}, stderr
     history = json.loads(stack.run("history", "par2-14", "--json").stdout)
     assert [r["event"] for r in history] == ["Applied", "AssessmentStarted", "Granted"] + [
         "CourseSessionAttended"] * 4

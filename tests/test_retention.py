@@ -83,7 +83,7 @@ def stack(tmp_path_factory):
     path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines()) + "\n",
                     encoding="utf-8")
     imported = s.run("import", str(path), "--json")
-    assert json.loads(imported.stdout) == {"accepted": len(lines()), "refused": []}, (
+    assert json.loads(imported.stdout) == {"accepted": len(lines()), "duplicates": 0, "refused": []}, (
         imported.stdout + imported.stderr)
     yield s
     s.stop()

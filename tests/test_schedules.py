@@ -90,7 +90,7 @@ def stack(tmp_path_factory):
     path = s.data / "scenario.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in scenario()) + "\n", encoding="utf-8")
     imported = s.run("import", str(path), "--json")
-    assert json.loads(imported.stdout) == {"accepted": len(scenario()), "refused": []}, (
+    assert json.loads(imported.stdout) == {"accepted": len(scenario()), "duplicates": 0, "refused": []}, (
         imported.stdout + imported.stderr)
     yield s
     s.stop()

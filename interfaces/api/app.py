@@ -41,6 +41,9 @@ from interfaces.api.models import (
 )
 
 PROBLEM = "application/problem+json"
+# the query parameters of GET /api/reports/{name} (the CLI's options)
+REPORT_QUERY = frozenset({"from", "to", "as_of", "by", "interval", "quarter", "programme",
+                          "target_group", "district", "year", "case"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM: {}}, "description": title}
     for code, title in ((401, "Not signed in"), (403, "Not allowed for this role or unit"),
@@ -314,6 +317,10 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         """A report with the CLI's options as query parameters; CSV with `Accept: text/csv`."""
         if name not in REPORT_NAMES:
             raise BadInput(f"name: no report {name!r}; reports: {', '.join(REPORT_NAMES)}")
+        unknown = sorted(set(request.query_params) - REPORT_QUERY)
+        if unknown:  # `as-of` for `as_of`, say: an answer to another question otherwise
+            raise BadInput(f"{', '.join(unknown)}: not a query parameter of the reports; they "
+                           f"take {', '.join(sorted(REPORT_QUERY))}")
         options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
                                 interval=interval, quarter=quarter, programme=programme,
                                 target_group=target_group, district=district, year=year)

@@ -129,6 +129,10 @@ class Remote:
     async def report(self, name: str, options: ReportOptions, case: str | None,
                      wait: float) -> dict[str, Any]:
         params = options.model_dump(mode="json", exclude_none=True)
+        # the API's names for the period's ends (`from`, `to`: GET /api/reports/{name})
+        for field, query in (("date_from", "from"), ("date_to", "to")):
+            if field in params:
+                params[query] = params.pop(field)
         if name == "history" and not params:
             return await self.history(case or "")
         if case:  # the server refuses it (or history's options) with the use case's message

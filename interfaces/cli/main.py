@@ -598,7 +598,8 @@ def import_file(
     report = do_import(settings, raw, file.stem, actor, strict=strict, parallel=parallel,
                        show_progress=not as_json)
     if as_json:
-        print(json.dumps({"accepted": report["accepted"], "refused": report["refused"],
+        print(json.dumps({"accepted": report["accepted"],
+                          "duplicates": report.get("duplicates", 0), "refused": report["refused"],
                           **({"outage": report["outage"], "not_sent": report["not_sent"]}
                              if report.get("outage") else {})}))
     else:

@@ -191,11 +191,10 @@ class UseCases:
     def readable_case(self, who: Principal, case: str, action: str,
                       params: dict[str, str] | None = None) -> CaseScope:
         scope = self.scope(case)
-        if not scope.exists:
-            if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
-                self.record(who, action, case=case, params=params, outcome="denied")
-                raise NotFound(f"case {case} does not exist")
+        if not scope.exists:  # on record either way; who may know tells it does not exist
             self.record(who, action, case=case, params=params, outcome="denied")
+            if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
+                raise NotFound(f"case {case} does not exist")
             raise Forbidden(f"{who.subject} may not read case {case}")
         self.allow(who, action, lambda: access.check_read_case(who, scope), case=case,
                    scope=scope, params=params)
@@ -358,10 +357,9 @@ class UseCases:
         """The scope of a step on an existing case, the access rule asked, a refusal recorded."""
         scope = self.scope(case, who)
         if not scope.exists:
-            if who.is_admin or who.has(access.Role.CASEWORKER):
-                self.record(who, "case.step", case=case, params=params, outcome="denied")
-                raise NotFound(f"case {case} does not exist: apply first")
             self.record(who, "case.step", case=case, params=params, outcome="denied")
+            if who.is_admin or who.has(access.Role.CASEWORKER):
+                raise NotFound(f"case {case} does not exist: apply first")
             raise Forbidden(f"{who.subject} may not take the step {step_type} on case {case}")
         self.allow(who, "case.step", lambda: access.check_step(who, step_type, scope),
                    case=case, scope=scope, params=params)

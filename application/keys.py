@@ -37,6 +37,7 @@ from typing import ClassVar, Protocol, Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from config import postgres
 from config.sqlite_wal import use_wal
 from domain.text import SEALED_PREFIX
 
@@ -552,7 +553,7 @@ class PostgresWrappedKeys:
             "vacuum": "VACUUM {table}",
         }.items()}
         if self._factory.env_create_table():
-            with self._db.transaction(commit=True) as cursor:
+            with postgres.creating_tables(env), self._db.transaction(commit=True) as cursor:
                 cursor.execute(self._sql["create"])
 
     def get(self, owner: str) -> bytes | None:

@@ -21,10 +21,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import ApplicationRecorder, JSONTranscoder, Transcoding
 
 from application.free_text import check_sealed, text_context
 from application.keys import DecryptionError, KeyRing, blind_index
+from config import postgres
 from domain.apartment import Apartment, Status, apartment_uuid
 from domain.case import Case, Stage, case_uuid
 from domain.commands import (
@@ -133,6 +134,12 @@ class _Transcoded(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        if self.factory.env_create_table() and type(self.factory).__module__.endswith("postgres"):
+            with postgres.creating_tables(self.env):
+                return super().construct_recorder()
+        return super().construct_recorder()
 
     def construct_repository(self) -> Repository[UUID]:
         repository = super().construct_repository()

@@ -7,7 +7,8 @@ configures PostgreSQL once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -21,3 +22,26 @@ def connect(env: Mapping[str, str]) -> Any:
         dbname=env.get("POSTGRES_DBNAME"), autocommit=True,
         connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
     )
+
+
+SCHEMA_LOCK = "housing_chain.schema"
+
+
+@contextmanager
+def creating_tables(env: Mapping[str, str]) -> Iterator[None]:
+    """Hold the installation's table-creation lock while a store creates its tables.
+
+    Two processes starting at once (two imports, two workers) both run the stores'
+    `CREATE ... IF NOT EXISTS` and eventsourcing's `CREATE OR REPLACE FUNCTION`, and PostgreSQL
+    refuses the loser ("tuple concurrently updated", a duplicate key in pg_type) instead of
+    waiting. A session advisory lock on a connection of its own makes them one at a time; the
+    creating code keeps its own connections and transactions."""
+    conn = connect(env)
+    try:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (SCHEMA_LOCK,))
+        yield
+    finally:
+        try:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (SCHEMA_LOCK,))
+        finally:
+            conn.close()  # closing the session releases the lock in any case

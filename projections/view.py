@@ -24,6 +24,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL
 
+from config.postgres import creating_tables
 from config.sqlite_wal import use_wal
 from projections.projector import (
     APARTMENT_COLUMNS,
@@ -445,8 +446,12 @@ def open_view(env: dict[str, str]) -> ChainView:
     postgres = type(factory).__module__.endswith("postgres")
     if not postgres:
         _new_file_with_large_pages(env.get("SQLITE_DBNAME", ""))
-    view = factory.tracking_recorder(PostgresChainView if postgres else SQLiteChainView)
-    view.ensure_schema()
+        view = factory.tracking_recorder(SQLiteChainView)
+        view.ensure_schema()
+        return view
+    with creating_tables(factory.env):  # the view's tables are checked and migrated here
+        view = factory.tracking_recorder(PostgresChainView)
+        view.ensure_schema()
     return view
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -223,3 +227,43 @@ def test_a_running_projection_follows_new_events(backend):
         assert bool(listening) == store["PERSISTENCE_MODULE"].endswith("postgres")
     finally:
         runner.stop()
+
+
+_OPEN_EVERY_STORE = """
+import os, sys, time
+from pathlib import Path
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.005)
+from application.keys import PostgresWrappedKeys
+from application.store import HousingChain
+from projections.view import open_view
+env = dict(os.environ)
+HousingChain(env=env).close()
+open_view(env)
+PostgresWrappedKeys(env).close()
+print("ok")
+"""
+
+
+def test_processes_starting_at_once_on_a_new_database_all_create_their_tables(tmp_path: Path):
+    """Two imports (or workers) started together on a new PostgreSQL database both create the
+    event store's, the view's and the key store's tables; PostgreSQL refused the loser of
+    eventsourcing's `CREATE OR REPLACE FUNCTION` with "tuple concurrently updated" before the
+    table-creation lock."""
+    skip_or_fail_without_postgres()
+    name = create_database()
+    try:
+        env = {**os.environ, **store_env("postgres", tmp_path, name)}
+        go = tmp_path / "go"
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_EVERY_STORE, str(go)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  cwd=Path(__file__).resolve().parents[1])
+                 for _ in range(8)]
+        time.sleep(3)  # every process imported and waiting
+        go.touch()
+        results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+        failed = [err.strip().splitlines()[-1] for out, err, code in results if code != 0]
+        assert not failed, failed
+    finally:
+        drop_database(name)

@@ -437,3 +437,28 @@ def test_staff_ids_that_carry_a_personal_number_are_refused_at_the_door(stack):
                            "--password-stdin"], env=stack.env, input="a-long-password\n",
                           capture_output=True, text=True, timeout=120)
     assert user.returncode == 2 and "personal identity number" in user.stderr
+
+
+def test_an_unexpected_error_reaches_the_user_as_one_message_not_a_traceback(tmp_path):
+    """A failure nothing foresaw (here: the data directory is a file) is named in one message
+    with its kind and text; the traceback, with the local variables typer would print, is not
+    shown unless asked for."""
+    import os
+    import subprocess
+
+    from tests.stack import CLI
+
+    data = tmp_path / "data"
+    data.write_text("not a directory")
+    env = {**os.environ, "HOUSING_CHAIN_DATA": str(data)}
+    env.pop("HOUSING_CHAIN_LOG_LEVEL", None)
+    run = subprocess.run([*CLI, "status", "c1"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "╭" not in run.stderr, run.stderr
+    message = " ".join(run.stderr.split())
+    assert "error: the command stopped on an unexpected FileExistsError" in message
+    assert str(data) in "".join(run.stderr.split())  # the console may fold a long path
+    debug = subprocess.run([*CLI, "status", "c1"], env={**env, "HOUSING_CHAIN_LOG_LEVEL": "debug"},
+                           capture_output=True, text=True, timeout=60)
+    assert "Traceback" in debug.stderr

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from application.reporting import REPORT_NAMES
@@ -40,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="The housing chain: cases from application to first-hand lease, on Temporal.",
+    pretty_exceptions_enable=False,  # its tracebacks print local variables: personal data
 )
 out = Console()
 err = Console(stderr=True)
@@ -1183,6 +1186,15 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
+        code = 1
+        if os.environ.get("HOUSING_CHAIN_LOG_LEVEL", "").lower() == "debug":
+            traceback.print_exc()
+        first = escape(terminal_safe((str(exc).strip().splitlines() or [""])[0]))
+        err.print(f"[red]error:[/] the command stopped on an unexpected {type(exc).__name__}"
+                  f"{': ' + first if first else ''}. What it reported as done is done; run it "
+                  "again to go on (with HOUSING_CHAIN_LOG_LEVEL=debug for the details).",
+                  highlight=False)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # temporalio sdk-python#300: avoid the interpreter-exit abort

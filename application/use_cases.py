@@ -563,8 +563,24 @@ class UseCases:
                 view.changes)
         except reports.ReportError as exc:
             raise BadInput(str(exc)) from None
+        if name in reports.CASE_LISTS and not access.report_lists_every_case(who):
+            readable = self._readable_cases(who, view, position)
+            result = {**reports.cases_only(name, result, readable.__contains__, options.by),
+                      "cases_of": {"units": sorted(who.units), "assigned_to": who.subject}}
         self.record(who, "report.read", report=name, params=options.given())
         return result
+
+    def _readable_cases(self, who: Principal, view: Any, position: int) -> frozenset[str]:
+        """The ids of the cases `who` may read (access.relation: their units' cases and those
+        assigned to them), remembered while the read models stand still."""
+        units = sorted(who.units)
+        sql = ("SELECT case_id FROM rm_cases WHERE caseworker = ? OR assigned_pilot = ?"
+               + (f" OR district IN ({', '.join('?' * len(units))})" if units else ""))
+        return self._answers.get(
+            position, ("readable cases", who.subject, tuple(units)),
+            lambda: read_logged(view, lambda v: frozenset(
+                c for (c,) in v.rows(sql, (who.subject, who.subject, *units)))),
+            view.changes)
 
     def _kept_caseload(self, view: Any, position: int, options: ReportOptions,
                        today: date) -> dict[str, Any] | None:

@@ -146,6 +146,13 @@ def check_report(who: Principal, name: str) -> None:
     raise Forbidden(f"{who.subject} may not read the report {name}: supervisors read reports")
 
 
+def report_lists_every_case(who: Principal) -> bool:
+    """Reports list, case by case, only the cases the reader may read (`check_read_case`):
+    the admin every case; a caseworker or supervisor those of their units and those assigned
+    to them. Figures of the whole municipality (counts, waiting times) are no case's."""
+    return who.is_admin
+
+
 def check_role(who: Principal, action: str, *roles: Role) -> None:
     """Actions of whole roles: import, erasure, projections (admin), the audit (supervisor)."""
     if who.is_admin or who.has(*roles):

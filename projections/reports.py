@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -320,6 +320,8 @@ def _throughput_by(view: ChainView, by: str, date_from: date | None,
 
 
 def queue(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]:
+    if by not in (None, "target-group", "district"):
+        raise ReportError(f"--by must be target-group or district for the queue, not {by!r}")
     day = as_of.isoformat()
     rows = view.query(
         "SELECT case_id, client_id, target_group, district, programme, decided_on, deadline_on "
@@ -331,16 +333,19 @@ def queue(view: ChainView, as_of: date, by: str | None = None) -> dict[str, Any]
                    "days_waiting": days(r["decided_on"], day), "deadline": r["deadline_on"]}
                   for r in rows),
                  key=lambda r: (-r["days_waiting"], r["case"]))
+    return queue_answer(day, out, by)
+
+
+def queue_answer(day: str, rows: list[dict[str, Any]], by: str | None) -> dict[str, Any]:
+    """The queue's figures from its rows (the whole queue, or the cases a reader may see)."""
     # the three-month limit (`unexecuted_deadline`) passed before D: reported to the IVO
     # at the quarter's end unless executed by then
-    result: dict[str, Any] = {"as_of": day, "rows": out,
-                              "past_deadline": sum(1 for r in out if r["deadline"] < day)}
+    result: dict[str, Any] = {"as_of": day, "rows": rows,
+                              "past_deadline": sum(1 for r in rows if r["deadline"] < day)}
     if by is not None:
-        if by not in ("target-group", "district"):
-            raise ReportError(f"--by must be target-group or district for the queue, not {by!r}")
         key = "target_group" if by == "target-group" else "district"
         grouped: dict[str, list[int]] = defaultdict(list)
-        for r in out:
+        for r in rows:
             grouped[r[key]].append(r["days_waiting"])
         result["groups"] = [{"group": k, **summary(v)} for k, v in sorted(grouped.items())]
     return result
@@ -622,12 +627,17 @@ def _arrears_steps(view: ChainView, day: str) -> list[tuple[Any, ...]]:
 def _arrears_answer(as_of: date | None, day: str, rows: list[Any]) -> dict[str, Any]:
     rows.sort(key=itemgetter(1))  # by case, then (stable) by amount, largest first
     rows.sort(key=itemgetter(0), reverse=True)
-    return {"as_of": None if as_of is None else day,
-            "rows": [{"case": case, "client": client, "stage": stage, "amount": str(amount),
-                      "repayment_plan": not without_plan}
-                     for amount, case, client, stage, without_plan in rows],
-            "total": str(sum((r[0] for r in rows), Decimal(0))),
-            "without_plan": sum(1 for r in rows if r[4])}
+    return arrears_answer(None if as_of is None else day,
+                          [{"case": case, "client": client, "stage": stage, "amount": str(amount),
+                            "repayment_plan": not without_plan}
+                           for amount, case, client, stage, without_plan in rows])
+
+
+def arrears_answer(as_of: str | None, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The arrears' totals from their rows (every case, or the cases a reader may see)."""
+    return {"as_of": as_of, "rows": rows,
+            "total": str(sum((Decimal(r["amount"]) for r in rows), Decimal(0))),
+            "without_plan": sum(1 for r in rows if not r["repayment_plan"])}
 
 
 NOT_RECORDED = "(not recorded)"
@@ -706,7 +716,6 @@ def returns(view: ChainView, date_from: date | None = None,
         f"FROM rm_exits e WHERE {' AND '.join(where)}", params)
     rows.sort(key=lambda r: (r[2], r[0]))  # by exit date, then case
     out = []
-    returned = dict.fromkeys((6, 12, 24), 0)
     for case, client, exit_on, destination, again in rows:
         entry = {"case": case, "client": client, "exit_on": exit_on,
                  "destination": destination, "returned_case": None, "applied_on": None,
@@ -719,13 +728,45 @@ def returns(view: ChainView, date_from: date | None = None,
             for months in (6, 12, 24):
                 if applied_on <= add_months(exited, months).isoformat():
                     entry[f"within_{months}_months"] = True
-                    returned[months] += 1
         out.append(entry)
+    return returns_answer(out)
+
+
+def returns_answer(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The returns' figures from their rows (every exit, or the cases a reader may see)."""
     return {
-        "exits_to_permanent_housing": len(out),
-        **{f"returned_within_{m}_months": n for m, n in returned.items()},
-        "rows": out,
+        "exits_to_permanent_housing": len(rows),
+        **{f"returned_within_{m}_months": sum(1 for r in rows if r[f"within_{m}_months"])
+           for m in (6, 12, 24)},
+        "rows": rows,
     }
+
+
+# The reports that list cases by id. A reader who may see only some cases (a caseworker or
+# supervisor of some units) gets these lists with their cases only (`cases_only`).
+CASE_LISTS = ("queue", "ivo", "arrears", "returns", "caseload")
+
+
+def cases_only(name: str, answer: dict[str, Any], keep: Callable[[str], bool],
+               by: str | None = None) -> dict[str, Any]:
+    """A report's answer with only the cases `keep` accepts: the report of those cases, its
+    figures computed again from the rows kept, so a count never includes a case the list
+    leaves out. The caseload's per-pilot counts stay whole (a pilot's workload is a staff
+    figure, not a case); its lists of overdue visits keep the reader's cases. A return is
+    kept by the case that exited; the case it returned with is named as it is."""
+    if name == "caseload":
+        return {**answer, "rows": [{**p, "overdue": [o for o in p["overdue"] if keep(o["case"])]}
+                                   for p in answer["rows"]]}
+    rows = [r for r in answer["rows"] if keep(r["case"])]
+    if name == "queue":
+        return {**answer, **queue_answer(answer["as_of"], rows, by)}
+    if name == "arrears":
+        return {**answer, **arrears_answer(answer["as_of"], rows)}
+    if name == "returns":
+        return {**answer, **returns_answer(rows)}
+    if name == "ivo":
+        return {**answer, "rows": rows}
+    raise ValueError(f"report {name} lists no cases")
 
 
 def json_safe(value: Any) -> Any:

@@ -832,3 +832,25 @@ def test_the_cli_pointed_at_the_api_with_a_pilots_token_is_refused_cleanly(api):
     assert result.returncode == 1
     assert f"{OTHER_PILOT[0]} may not read case {case}" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_supervisor_reads_the_case_lists_of_reports_for_their_unit_only(api):
+    """The queue, IVO and arrears lists name the cases of the reader's units (and those
+    assigned to them), their figures counted from those cases; the admin reads every unit's.
+    A supervisor of Farsta must not learn which cases Spånga has."""
+    farsta = api.open_case(new_id("q-farsta"), "waiting")
+    spanga = api.open_case(new_id("q-spanga"), "waiting", district="Spånga")
+    spanga_boss = ("enhetschef.spanga", ["supervisor"], ["Spånga"])
+    for who, sees, hidden in ((SUPERVISOR, farsta, spanga), (spanga_boss, spanga, farsta),
+                              (OTHER_UNIT_CASEWORKER, spanga, farsta)):
+        body = api.get("/api/reports/queue", who, params={"by": "district"}).json()
+        cases = {r["case"] for r in body["rows"]}
+        assert sees in cases and hidden not in cases, (who, body)
+        assert body["cases_of"]["units"] == who[2]
+        assert sum(g["count"] for g in body["groups"]) == len(body["rows"])
+        assert {g["group"] for g in body["groups"]} == set(who[2])
+        csv = api.get("/api/reports/queue", who, headers={"Accept": "text/csv"}).text
+        assert sees in csv and hidden not in csv
+    everyone = {r["case"] for r in api.get("/api/reports/queue", ADMIN).json()["rows"]}
+    assert {farsta, spanga} <= everyone
+    assert "cases_of" not in api.get("/api/reports/queue", ADMIN).json()

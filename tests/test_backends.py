@@ -267,3 +267,53 @@ def test_processes_starting_at_once_on_a_new_database_all_create_their_tables(tm
         assert not failed, failed
     finally:
         drop_database(name)
+
+
+def test_a_reports_case_list_limited_to_a_unit_is_that_units_report(tmp_path: Path):
+    """`reports.cases_only` keeps a unit's cases and computes the figures again from them: the
+    answer equals the report over a store that holds that unit's cases alone (the queue with
+    its groups and past-deadline count, the IVO rows, the arrears' totals, the returns'
+    counts); the caseload keeps its per-pilot counts and lists the unit's overdue visits."""
+    steps = demo_steps(160, seed=5)
+    district_of = {s.case: s.client.district for s in steps if s.type == "apply"}
+    unit = Counter(district_of.values()).most_common(1)[0][0]
+    ours = {c for c, dist in district_of.items() if dist == unit}
+    assert 0 < len(ours) < len(district_of)
+    views = {}
+    for name, kept in (("all", steps), ("unit", [s for s in steps if getattr(s, "case", None)
+                                                 in ours or not getattr(s, "case", None)])):
+        (tmp_path / name).mkdir()
+        app = HousingChain(env=store_env("sqlite", tmp_path / name))
+        write(app, kept)
+        runner = ProjectionRunner(app, open_view(view_env("sqlite", tmp_path / name)))
+        runner.catch_up()
+        views[name] = runner.view
+    keep = ours.__contains__
+    asked = [("queue", lambda v: reports.queue(v, date(2025, 6, 30), "district"), "district"),
+             ("queue", lambda v: reports.queue(v, TODAY, "target-group"), "target-group"),
+             ("queue", lambda v: reports.queue(v, TODAY), None),
+             *[("ivo", lambda v, q=q: reports.ivo(v, q), None)
+               for q in ("2025Q2", "2025Q4", "2026Q2", "2026Q3")],
+             ("arrears", lambda v: reports.arrears(v), None),
+             ("arrears", lambda v: reports.arrears(v, date(2025, 12, 31)), None)]
+    for name, run, by in asked:
+        limited = reports.cases_only(name, run(views["all"]), keep, by)
+        assert limited == run(views["unit"]), name
+        assert all(r["case"] in ours for r in limited["rows"])
+    assert any(reports.cases_only(n, run(views["all"]), keep, by)["rows"]
+               for n, run, by in asked)  # something was compared
+    # a return's later case may be another unit's, which the unit's own store cannot name:
+    # the returns are checked against their own rows
+    returns = reports.cases_only("returns", reports.returns(views["all"]), keep)
+    assert returns["rows"] and all(r["case"] in ours for r in returns["rows"])
+    for m in (6, 12, 24):
+        assert returns[f"returned_within_{m}_months"] == sum(
+            r[f"within_{m}_months"] for r in returns["rows"])
+    assert returns["exits_to_permanent_housing"] == len(returns["rows"])
+    whole = reports.caseload(views["all"], TODAY, POLICY)
+    load = reports.cases_only("caseload", whole, keep)
+    assert [(p["pilot"], p["cases"], p["overdue_visits"]) for p in load["rows"]] == [
+        (p["pilot"], p["cases"], p["overdue_visits"]) for p in whole["rows"]]
+    overdue = {o["case"] for p in whole["rows"] for o in p["overdue"]}
+    assert {o["case"] for p in load["rows"] for o in p["overdue"]} == overdue & ours
+    assert overdue - ours  # the other units' overdue visits were there and left out

@@ -33,6 +33,7 @@ def site(tmp_path):
     app.close()
     add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta", "Norrmalm"])
     add_user(tmp_path, "bolots.ahmed", PASSWORD, ["housing_pilot"], ["Farsta"])
+    add_user(tmp_path, "enhetschef.norrmalm", PASSWORD, ["supervisor"], ["Norrmalm"])
 
     def signed_in(user: str) -> TestClient:
         c = TestClient(create_app(settings), base_url="http://testserver")
@@ -62,6 +63,19 @@ def test_the_queue_shows_each_decisions_three_month_limit_and_groups_by_district
     groups = cells(page.text, "Väntedagar per stadsdel")
     assert [g[:2] for g in groups] == [["Farsta", "2"], ["Norrmalm", "1"]]
     assert c.get("/queue", params={"by": "month"}).status_code == 422
+
+
+def test_a_supervisor_of_one_unit_sees_the_queue_of_that_unit_and_is_told_so(site):
+    c = site("enhetschef.norrmalm")
+    page = c.get("/queue", params={"as_of": "2026-11-01", "by": "district"})
+    assert page.status_code == 200, page.text
+    assert [r[0] for r in cells(page.text, "Kö")] == ["q-3"]
+    assert "Beviljade som väntar på lägenhet den 2026-11-01: 1." in page.text
+    assert "1 av dem har väntat längre än tre månader" in page.text
+    assert "Ärendena i dina enheter (Norrmalm) och de som är tilldelade dig." in page.text
+    assert [g[:2] for g in cells(page.text, "Väntedagar per stadsdel")] == [["Norrmalm", "1"]]
+    csv = c.get("/reports/queue.csv", params={"as_of": "2026-11-01"}).text
+    assert "q-3" in csv and "q-1" not in csv and "q-2" not in csv
 
 
 def test_a_pilot_cannot_open_a_case_that_is_not_theirs_and_the_refusal_is_logged(site):

@@ -8,6 +8,11 @@ from application.store import HousingChain
 from config.settings import Settings
 from projections.runner import ProjectionRunner
 from projections.view import open_view
+from projections.worklist import KINDS
+
+# the kinds of worklist item, which a worklist is filtered by (`kind`): the interfaces, which
+# do not reach the projections, check a filter against these
+WORKLIST_KINDS = KINDS
 
 
 def keyring_for(settings: Settings) -> KeyRing:

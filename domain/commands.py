@@ -237,10 +237,26 @@ class StartAssessment(_CaseLine):
     type: Literal["start_assessment"] = "start_assessment"
 
 
+def _programme_when_granted(value: Programme | None, info: ValidationInfo) -> Programme | None:
+    """A grant without a programme is a malformed line, refused naming the field, at the
+    front door (`TYPED`) only: behind it, a recorded workflow history may hold such a step
+    (the case refused it), and it must still validate there."""
+    typed = (info.context or {}).get("typed")
+    if value is None and typed and info.data.get("outcome") == "granted":
+        raise PydanticCustomError("missing", "Field required when granted: one of {programmes}",
+                                  {"programmes": ", ".join(Programme)})
+    return value
+
+
 class Decide(_CaseLine):
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"outcome": {"const": "granted"}}},
+        "then": {"required": ["programme"], "properties": {"programme": {"type": "string"}}}})
+
     type: Literal["decide"] = "decide"
     outcome: Literal["granted", "denied"]
-    programme: Programme | None = None
+    programme: Annotated[Programme | None, AfterValidator(_programme_when_granted)] = Field(
+        None, validate_default=True, description="needed when granted")
     reason_code: ReasonCode | None = Field(
         None, description="when denied: one of the policy's reason_codes.denial (default "
         "not_homeless, other_support_suffices, own_means, other); `other` when not given")

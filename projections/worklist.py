@@ -38,6 +38,13 @@ from domain.policy import Policy
 from domain.stages import GRANTED_NOT_MOVED_IN, IN_HOME
 from projections.view import ChainView
 
+# the kinds of item `items_for_case` gives, `sub_goal:<id>` and `stalled:<stage>` by their
+# family (`kind_family`): what a worklist is filtered by, and all a filter may ask for
+KINDS = ("unexecuted_decision", "support_visit", "follow_up", "inspection",
+         "coordinator_meeting", "monthly_checklist", "takeover_eligible", "pilot_missing",
+         "plan_missing", "sub_goal", "support_interrupted", "lease_renewal",
+         "instalment_missed", "arrears_without_plan", "stalled")
+
 
 def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dict[str, Any]]:
     d = date.fromisoformat

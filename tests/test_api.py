@@ -445,6 +445,22 @@ def test_a_malformed_step_is_422_naming_the_field_and_records_nothing(api, waiti
     assert len(api.history(waiting_case)) == before
 
 
+def test_a_grant_without_a_programme_is_a_422_naming_programme_not_a_refusal(api):
+    """A missing field is a malformed body, whatever stage the case is in: the API and the
+    CLI refuse it as bad input naming the field (the CLI's exit code 2), and nothing is
+    recorded, not even a refusal."""
+    case = api.open_case(new_id("no-programme"), "assessment")
+    before = len(api.history(case))
+    problem = assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "decide", "outcome": "granted"}), 422)
+    assert problem["detail"].startswith("programme:"), problem["detail"]
+    assert "housing_first" in problem["detail"]
+    cli = api.cli("decide", case, "--outcome", "granted")
+    assert cli.returncode == 2, cli.stderr
+    assert "programme:" in cli.stderr
+    assert len(api.history(case)) == before
+
+
 def test_a_body_that_is_not_json_is_422(api, waiting_case):
     response = api.post(f"/api/cases/{waiting_case}/steps", CASEWORKER, content=b"{not json",
                         headers={"Content-Type": "application/json"})
@@ -483,11 +499,12 @@ def test_an_option_a_report_does_not_take_is_refused_with_422_naming_it(api):
     not get an answer to another question; the catalogue says which report takes what."""
     catalogue = api.get("/api/reports", SUPERVISOR).json()
     takes = {r["name"]: r["options"] for r in catalogue}
-    name = "stock" if "--by" not in takes["stock"] else next(
-        n for n, options in takes.items() if "--by" not in options)
+    assert "as_of" in takes["queue"] and "from" in takes["returns"]  # the query's names
+    name = "stock" if "by" not in takes["stock"] else next(
+        n for n, options in takes.items() if "by" not in options)
     problem = assert_problem(api.get(f"/api/reports/{name}", SUPERVISOR,
                                      params={"by": "landlord"}), 422)
-    assert "--by" in problem["detail"] and name in problem["detail"]
+    assert "`by`" in problem["detail"] and name in problem["detail"]
 
 
 def test_a_query_parameter_no_report_takes_is_422_naming_it_not_ignored(api):
@@ -506,6 +523,27 @@ def test_dates_at_the_ends_of_the_calendar_are_422_not_a_server_error(api, path,
     """Found by the schema fuzzer (tests/test_api_schema.py): both answered 500."""
     problem = assert_problem(api.get(path, ADMIN, params=params), 422)
     assert problem["detail"].startswith(f"{field}:"), problem["detail"]
+
+
+def test_an_unknown_worklist_kind_is_a_422_naming_kind(api):
+    """An empty worklist for a misspelt kind reads as nothing due; the 422 lists the kinds
+    (application.readmodels.WORKLIST_KINDS), and each kind a worklist shows is among them."""
+    from application.readmodels import WORKLIST_KINDS
+
+    api.open_case(new_id("kinds"), "training")
+    problem = assert_problem(api.get("/api/worklist", ADMIN,
+                                     params={"everyone": "true", "kind": "nonsense"}), 422)
+    assert problem["detail"].startswith("kind:"), problem["detail"]
+    assert all(f"'{kind}'" in problem["detail"] for kind in WORKLIST_KINDS), problem["detail"]
+    every = api.get("/api/worklist", ADMIN, params={"everyone": "true", "days": 366})
+    assert every.status_code == 200, every.text
+    kinds = every.json()["kinds"]
+    assert "support_visit" in kinds and set(kinds) <= set(WORKLIST_KINDS)
+    visits = api.get("/api/worklist", ADMIN, params={"everyone": "true", "days": 366,
+                                                     "kind": "support_visit"})
+    assert visits.status_code == 200, visits.text
+    assert visits.json()["rows"] and {r["kind"] for r in visits.json()["rows"]} == {
+        "support_visit"}
 
 
 def test_an_unknown_report_is_422_naming_the_reports(api):
@@ -765,7 +803,25 @@ def test_an_import_streams_json_lines_and_ends_with_its_summary(api):
     assert summary["accepted"] == 3
     assert [r["line"] for r in summary["refused"]] == [4]
     assert {"line": 4, "case": None, "accepted": False}.items() <= items[-2].items()
-    assert any("done" in i for i in items[:-1])
+    progress = [i for i in items if "done" in i]
+    assert progress and [p["done"] for p in progress] == sorted({p["done"] for p in progress})
+    assert progress[-1] == {"done": 3, "lines": 4}  # so far, not per batch; line 4 unreadable
+    assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
+
+
+def test_an_imported_grant_without_a_programme_is_refused_naming_its_line_and_the_field(api):
+    case = new_id("imp-grant")
+    body = import_body(case).replace(b"{not json\n", json.dumps(
+        {"type": "decide", "case": case, "on": d(18), "outcome": "granted"}).encode() + b"\n")
+    with api.http.stream("POST", "/api/imports", content=body,
+                         headers={**api.auth(ADMIN), "Content-Type": "application/x-ndjson"},
+                         params={"source": "test_api"}) as response:
+        assert response.status_code == 200
+        items = [json.loads(line) for line in response.iter_lines() if line.strip()]
+    refused = [i for i in items if i.get("accepted") is False]
+    assert [(r["line"], r["case"]) for r in refused] == [(4, case)]
+    assert refused[0]["reason"].startswith("programme: Field required when granted")
+    assert items[-1]["summary"]["accepted"] == 3
     assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
 
 

@@ -15,6 +15,7 @@ Path parameters are often real case ids, so that operations are fuzzed past the 
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -119,6 +120,27 @@ def test_the_fuzzed_document_is_the_one_the_running_api_serves(base_url):
     assert served.json() == DOCUMENT
 
 
+def test_the_api_docs_load_no_asset_from_outside_the_app(tmp_path):
+    """/docs is Swagger UI with its script, styles and icon from a package, served by the
+    app itself (FastAPI's own page loads them from a CDN): no asset downloaded at run time."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(Settings(data=tmp_path)))
+    page = client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle(" in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text)
+    assert len(assets) == 3 and all(a.startswith("/docs/static/") for a in assets), assets
+    for asset in assets:
+        answer = client.get(asset)
+        assert answer.status_code == 200 and answer.content, asset
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs/static/index.html").status_code == 404  # the bundle's demo page
+    assert client.get("/redoc").status_code == 404
+
+
 def errors_are_problem_details(ctx, response, case) -> bool | None:
     """Every refusal under /api is RFC 9457 problem details, whatever its status."""
     if response.status_code >= 400:
@@ -137,3 +159,48 @@ def test_the_api_answers_every_request_without_a_server_error_and_as_documented(
     case.call_and_validate(base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"},
                            checks=[not_a_server_error, response_schema_conformance,
                                    errors_are_problem_details])
+
+
+def test_the_api_docs_show_the_api_in_a_browser_under_their_content_security_policy(tmp_path):
+    """Swagger UI runs from the app's own files under a policy that allows no other origin:
+    the page lists the API's operations and the browser reports no refused script or style."""
+    import threading
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, need_chromium
+    from tests.stack import free_port
+
+    need_chromium()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(data=tmp_path)), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page()
+            refused: list[str] = []
+            page.on("console", lambda m: refused.append(m.text)
+                    if "Content Security Policy" in m.text else None)
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url)
+                    if not r.url.startswith(f"http://127.0.0.1:{port}/") else None)
+            response = page.goto(f"http://127.0.0.1:{port}/docs")
+            assert response is not None
+            policy = response.headers["content-security-policy"]
+            assert "http" not in policy and "default-src 'self'" in policy
+            page.get_by_text("/api/cases/{case}/steps", exact=True).first.wait_for(timeout=30000)
+            browser.close()
+        assert not refused, refused
+        assert not outside, outside
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -55,13 +55,48 @@ def test_kpis_takes_the_year_as_a_query_parameter(api):
 
 def test_kpis_without_a_year_says_it_needs_one(api):
     answer = api.get("/api/reports/kpis")
-    assert answer.status_code == 422 and "needs --year" in answer.json()["detail"]
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "report kpis needs `year`, e.g. `year=2026`"
 
 
 def test_an_option_the_report_does_not_take_is_refused_by_name(api):
-    answer = api.get("/api/reports/stock", params={"year": 2026})
+    answer = api.get("/api/reports/stock", params={"year": 2026, "from": "2026-01-01"})
     assert answer.status_code == 422
-    assert "report stock does not take --year" in answer.json()["detail"]
+    assert answer.json()["detail"] == ("report stock does not take `from`, `year` (it takes "
+                                       "`as_of`, `by`)")
+
+
+def test_a_report_error_through_the_api_names_the_query_parameter_not_the_cli_option(api):
+    """The report layer's messages name the CLI's options (`--by`); an API client sent `by`
+    and reads `by` (interfaces/api/options.py), while the CLI goes on saying `--by`."""
+    answer = api.get("/api/reports/queue", params={"by": "nonsense"})
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert detail.startswith("`by` must be target-group or district"), detail
+    assert "--" not in detail
+    as_of = api.get("/api/reports/ivo", params={"as_of": "2026-06-30"}).json()["detail"]
+    assert "does not take `as_of` (it takes `quarter`)" in as_of
+
+
+async def test_the_cli_through_the_api_still_names_its_options(api):
+    """`HOUSING_CHAIN_API_URL` set: the CLI turns the API's parameter names back into its
+    options, so the same mistake reads the same at the terminal either way."""
+    import httpx
+
+    from application.errors import BadInput
+    from application.reporting import ReportOptions
+    from interfaces.cli.backend import Remote
+
+    remote = Remote(Settings(api_url="http://api", api_token="unused"))
+    remote.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app),
+                                    base_url="http://api", headers=dict(api.headers))
+    with pytest.raises(BadInput) as refused:
+        await remote.report("queue", ReportOptions(by="nonsense"), None, 30.0)
+    assert str(refused.value).startswith("--by must be target-group or district")
+    with pytest.raises(BadInput) as refused:
+        await remote.report("kpis", ReportOptions(), None, 30.0)
+    assert str(refused.value) == "report kpis needs --year, e.g. --year 2026"
+    await remote.http.aclose()
 
 
 def test_the_homelessness_count_through_the_api(api):

@@ -10,7 +10,7 @@ from domain.commands import import_line_adapter
 from domain.policy import Policy
 from projections.runner import ProjectionRunner
 from projections.view import open_view
-from projections.worklist import KeptWorklists, kind_family, worklist
+from projections.worklist import KINDS, KeptWorklists, kind_family, worklist
 from tests.backends import backend  # noqa: F401 - the fixture
 
 POLICY = Policy()
@@ -154,6 +154,7 @@ def test_the_kept_worklist_after_each_step_is_the_worklist_computed_from_scratch
                 scratch = worklist(runner.view, actor, policy, today, days)
                 assert answer == scratch, (actor, days)
                 assert kinds == sorted({kind_family(r["kind"]) for r in scratch["rows"]})
+                assert set(kinds) <= set(KINDS)  # what a filter may ask for (GET /api/worklist)
                 for kind in kinds:
                     assert kept.worklist(runner.view, runner.position, changed, actor, policy,
                                          today, days, kind)["rows"] == [

@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, Unauthenticated, UseCaseError
+from application.readmodels import WORKLIST_KINDS
 from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_rows, csv_text
 from application.use_cases import UseCases
 from config.settings import Settings
@@ -39,11 +40,11 @@ from interfaces.api.models import (
     VerifyAnswer,
     WorklistAnswer,
 )
+from interfaces.api.options import QUERY_NAMES, query_wording
 
 PROBLEM = "application/problem+json"
-# the query parameters of GET /api/reports/{name} (the CLI's options)
-REPORT_QUERY = frozenset({"from", "to", "as_of", "by", "interval", "quarter", "programme",
-                          "target_group", "district", "year", "case"})
+# the query parameters of GET /api/reports/{name} (the CLI's options, and history's case)
+REPORT_QUERY = frozenset({*QUERY_NAMES.values(), "case"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM: {}}, "description": title}
     for code, title in ((401, "Not signed in"), (403, "Not allowed for this role or unit"),
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         version="1",
         description="The housing chain's case engine: steps, case status and history, "
                     "worklists, reports. Sign in with a bearer token (OIDC).",
+        docs_url=None, redoc_url=None,  # FastAPI's pages load their scripts from a CDN: `mount_docs`
     )
     app.state.use_cases = cases
     app.state.authenticator = auth
@@ -212,6 +214,8 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
             return problem(exc.status, "Codec request refused", str(exc), request.url.path)
         return Response(answer, media_type="application/json")
 
+    mount_docs(app)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -295,15 +299,20 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     @app.get("/api/worklist", response_model=WorklistAnswer, responses=ERRORS)
     def worklist(who: Who, actor: str | None = None,
                  days: Annotated[int, Query(ge=0, le=366)] = 14, as_of: date | None = None,
-                 everyone: bool = False, kind: str | None = None) -> dict[str, Any]:
+                 everyone: bool = False,
+                 kind: Literal[WORKLIST_KINDS] | None = None,  # type: ignore[valid-type]
+                 ) -> dict[str, Any]:
         """Your worklist: what is due and overdue, per case (supervisors: anyone's); `kind`
-        (e.g. `support_visit`, `sub_goal`) keeps the rows of that kind."""
+        (e.g. `support_visit`, `sub_goal`) keeps the rows of that kind. A kind the worklist
+        never gives is a 422 listing the kinds, not an empty list that looks like nothing due."""
         return cases.worklist(who, actor, days, as_of, everyone=everyone, kind=kind)
 
     @app.get("/api/reports")
     def report_catalogue() -> list[dict[str, Any]]:
-        """The reports and the options each takes."""
-        return [r.model_dump() for r in CATALOGUE]
+        """The reports and the query parameters each takes (the CLI's options, by the API's
+        names: `from`, `to`, `as_of`, `by`, ...)."""
+        return [{**r.model_dump(), "options": [query_wording(o).strip("`") for o in r.options]}
+                for r in CATALOGUE]
 
     @app.get("/api/reports/{name}", response_model=ReportAnswer, responses={
         **ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}}})
@@ -324,7 +333,10 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
                                 interval=interval, quarter=quarter, programme=programme,
                                 target_group=target_group, district=district, year=year)
-        result = cases.report(who, name, options, case=case)
+        try:
+            result = cases.report(who, name, options, case=case)
+        except BadInput as exc:  # the report layer names the CLI's options
+            raise BadInput(query_wording(str(exc))) from None
         if "text/csv" in request.headers.get("accept", ""):
             return Response(csv_text(csv_rows(result)), media_type="text/csv")
         return result
@@ -339,12 +351,17 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         body = (await request.body()).decode("utf-8", errors="replace")
         raw = body.splitlines()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        done = 0
+
+        def progress(n: int) -> None:  # told a batch at a time; streamed as lines done so far
+            nonlocal done
+            done += n
+            queue.put_nowait({"done": done, "lines": len(raw)})
 
         async def run() -> None:
             try:
                 report = await cases.import_lines(
-                    who, raw, source, default_actor=actor, strict=strict,
-                    progress=lambda n: queue.put_nowait({"done": n}))
+                    who, raw, source, default_actor=actor, strict=strict, progress=progress)
                 for r in report.refused:
                     queue.put_nowait({"line": r.line, "case": r.case, "accepted": False,
                                       "reason": r.reason})
@@ -393,6 +410,38 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
 
     mount_web(app, settings, cases)
     return app
+
+
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
+def mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its script and styles from the swagger-ui-bundle-v2 package,
+    served at /docs/static: no asset is downloaded at run time (FastAPI's own page takes
+    them from a CDN, which an installation without internet access cannot reach, and which
+    would learn of every staff member who opens the page). No ReDoc page."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, HTMLResponse
+    from starlette.exceptions import HTTPException
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy's prefix
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}/docs/static/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/static/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/static/favicon-32x32.png",
+            # no badge fetched from the public validator with this document's address
+            swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/docs/static/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        if name not in DOCS_ASSETS:  # not the bundle's demo page, which loads a remote API
+            raise HTTPException(404)
+        # the files change only with the package's version
+        return FileResponse(swagger_ui_path / name, headers={"Cache-Control": "max-age=86400"})
 
 
 def temporal_ui_origins(settings: Settings) -> set[str]:

@@ -17,6 +17,7 @@ from application.use_cases import UseCases, local_operator
 from config.settings import Settings
 from domain.access import Forbidden
 from domain.views import LineResult
+from interfaces.api.options import option_wording
 
 
 class Local:
@@ -137,7 +138,10 @@ class Remote:
             return await self.history(case or "")
         if case:  # the server refuses it (or history's options) with the use case's message
             params["case"] = case
-        return await self._call("GET", f"/api/reports/{name}", params=params)
+        try:
+            return await self._call("GET", f"/api/reports/{name}", params=params)
+        except errors.BadInput as exc:  # the API names its query parameters: say the options
+            raise errors.BadInput(option_wording(str(exc))) from None
 
     async def worklist(self, actor: str | None, days: int, as_of: date | None) -> dict[str, Any]:
         params: dict[str, Any] = {"days": days}

@@ -1,0 +1,48 @@
+"""The reports' options by the API's names. The report layer's messages name the CLI's
+options (`--by must be one of ...`, `report kpis needs --year`); through the API they name
+the query parameters instead (`` `by` must be one of ...``), and the CLI working through the
+API turns them back, so that each reader is told the name they typed.
+
+No FastAPI here: the CLI imports this without the web stack.
+"""
+
+from __future__ import annotations
+
+import re
+
+from application.reporting import OPTION_NAMES
+
+# the query parameter of each ReportOptions field: the period's ends are `from` and `to`
+QUERY_NAMES = {field: {"date_from": "from", "date_to": "to"}.get(field, field)
+               for field in OPTION_NAMES}
+_QUERY_OF_OPTION = {OPTION_NAMES[field]: query for field, query in QUERY_NAMES.items()}
+_OPTION_OF_QUERY = {query: OPTION_NAMES[field] for field, query in QUERY_NAMES.items()}
+
+_EXAMPLE = re.compile(r"e\.g\. (--[a-z][a-z-]*) (\S+)")  # `e.g. --year 2026`
+_OPTION = re.compile(r"--[a-z][a-z-]*")
+_QUERY = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
+
+
+def query_wording(message: str) -> str:
+    """A report's message with the CLI's options as the API's query parameters, in
+    backticks (`by` alone is a common word): `e.g. --year 2026` as `` e.g. `year=2026` ``."""
+    def example(m: re.Match[str]) -> str:
+        query = _QUERY_OF_OPTION.get(m[1])
+        return f"e.g. `{query}={m[2]}`" if query else m[0]
+
+    def option(m: re.Match[str]) -> str:
+        query = _QUERY_OF_OPTION.get(m[0])
+        return f"`{query}`" if query else m[0]
+
+    return _OPTION.sub(option, _EXAMPLE.sub(example, message))
+
+
+def option_wording(message: str) -> str:
+    """`query_wording` undone: the API's message as the CLI says it."""
+    def option(m: re.Match[str]) -> str:
+        name = _OPTION_OF_QUERY.get(m[1])
+        if name is None:
+            return m[0]
+        return f"{name} {m[2]}" if m[2] is not None else name
+
+    return _QUERY.sub(option, message)

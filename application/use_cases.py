@@ -49,6 +49,7 @@ from domain.policy import Policy
 from domain.steps import BY_TYPE
 from domain.views import LineResult
 from projections import listings, reports
+from projections import worklist as worklists
 from projections.caseload import KeptCaseload
 from projections.runner import Behind
 from projections.worklist import KeptWorklists
@@ -479,10 +480,17 @@ class UseCases:
             raise BadInput(f"as_of: {as_of} and {days} days on are past the end of the calendar")
         view = self.caught_up_view()
         position = self.runner.position
-        result = self._answers.get(position, ("worklist", whose, as_of, days, kind),
+        # another person's list or everyone's, for a supervisor: the cases they may read
+        limited = whose != who.subject and not access.report_lists_every_case(who)
+        asked = None if limited else kind
+        result = self._answers.get(position, ("worklist", whose, as_of, days, asked),
                                    lambda: self._worklists.worklist(
                                        view, position, self.runner.changed_cases, whose,
-                                       self.policy, as_of, days, kind))
+                                       self.policy, as_of, days, asked))
+        if limited:
+            readable = self._readable_cases(who, view, position)
+            result = {**worklists.cases_only(result, readable.__contains__, kind),
+                      "cases_of": {"units": sorted(who.units), "assigned_to": who.subject}}
         self.record(who, "worklist.read", params={"actor": whose or "everyone"})
         return result
 
@@ -635,7 +643,13 @@ class UseCases:
         `apartments` lists each apartment as it stands now (the case living there)."""
         if not who.has(access.Role.LANDLORD) or who.is_admin:
             result = self.report(who, "stock", ReportOptions(as_of=as_of))
-            listed = listings.apartments(self.caught_up_view(), self.today())
+            view = self.caught_up_view()
+            listed = listings.apartments(view, self.today())
+            if not access.report_lists_every_case(who):  # who lives there: their cases only
+                readable = self._readable_cases(who, view, self.runner.position)
+                listed = [r if not r["case_id"] or r["case_id"] in readable else
+                          {**r, "case_id": None, "client": None, "case_of_another_unit": True}
+                          for r in listed]
             return {**result, "apartments": listed}
         view = self.caught_up_view()
         own = who.units | {who.subject}

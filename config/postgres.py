@@ -7,6 +7,7 @@ configures PostgreSQL once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -38,10 +39,24 @@ def creating_tables(env: Mapping[str, str]) -> Iterator[None]:
     creating code keeps its own connections and transactions."""
     conn = connect(env)
     try:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (SCHEMA_LOCK,))
+        _take(conn, float(env.get("HOUSING_CHAIN_SCHEMA_LOCK_SECONDS", "120")))
         yield
     finally:
         try:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (SCHEMA_LOCK,))
         finally:
             conn.close()  # closing the session releases the lock in any case
+
+
+def _take(conn: Any, seconds: float) -> None:
+    """The lock, tried until `seconds` have passed: a process that holds it stuck (behind a
+    long transaction of a running server, say) makes the others say so and stop, not hang."""
+    deadline = time.monotonic() + seconds
+    while not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                           (SCHEMA_LOCK,)).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"another process has been creating or migrating the tables for over "
+                f"{seconds:.0f} s (PostgreSQL advisory lock '{SCHEMA_LOCK}'; see pg_locks for "
+                "its pid); let it finish, or stop it, and start again")
+        time.sleep(0.05)

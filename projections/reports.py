@@ -751,9 +751,10 @@ def cases_only(name: str, answer: dict[str, Any], keep: Callable[[str], bool],
                by: str | None = None) -> dict[str, Any]:
     """A report's answer with only the cases `keep` accepts: the report of those cases, its
     figures computed again from the rows kept, so a count never includes a case the list
-    leaves out. The caseload's per-pilot counts stay whole (a pilot's workload is a staff
-    figure, not a case); its lists of overdue visits keep the reader's cases. A return is
-    kept by the case that exited; the case it returned with is named as it is."""
+    leaves out. The caseload is the exception: a pilot's counts (`cases`, `overdue_visits`)
+    stay whole, a pilot's workload being a staff figure that names no case, and its list of
+    overdue visits keeps the reader's cases. A return is kept by the case that exited; the
+    case it returned with is named only when the reader may read it too."""
     if name == "caseload":
         return {**answer, "rows": [{**p, "overdue": [o for o in p["overdue"] if keep(o["case"])]}
                                    for p in answer["rows"]]}
@@ -763,7 +764,9 @@ def cases_only(name: str, answer: dict[str, Any], keep: Callable[[str], bool],
     if name == "arrears":
         return {**answer, **arrears_answer(answer["as_of"], rows)}
     if name == "returns":
-        return {**answer, **returns_answer(rows)}
+        return {**answer, **returns_answer([
+            r if r["returned_case"] is None or keep(r["returned_case"])
+            else {**r, "returned_case": None, "returned_to_another_unit": True} for r in rows])}
     if name == "ivo":
         return {**answer, "rows": rows}
     raise ValueError(f"report {name} lists no cases")

@@ -46,6 +46,18 @@ KINDS = ("unexecuted_decision", "support_visit", "follow_up", "inspection",
          "instalment_missed", "arrears_without_plan", "stalled")
 
 
+def cases_only(whole: dict[str, Any], keep: Callable[[str], bool],
+               kind: str | None = None) -> dict[str, Any]:
+    """A worklist (asked for without `kind`) with only the items of the cases `keep`
+    accepts, its counts and kinds computed again from them, then the rows of `kind`: what a
+    supervisor reading everyone's list, or another person's, may see of it."""
+    rows = [i for i in whole["rows"] if keep(i["case"])]
+    families = [kind_family(i["kind"]) for i in rows]
+    overdue = sum(1 for i in rows if i["status"] == "overdue")
+    return {**whole, "overdue": overdue, "due": len(rows) - overdue, "kinds": sorted(set(families)),
+            "rows": [i for i, f in zip(rows, families, strict=True) if f == kind] if kind else rows}
+
+
 def items_for_case(row: dict[str, Any], policy: Policy, as_of: date) -> list[dict[str, Any]]:
     d = date.fromisoformat
     items: list[tuple[str, date, str]] = []

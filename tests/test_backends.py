@@ -306,6 +306,9 @@ def test_a_reports_case_list_limited_to_a_unit_is_that_units_report(tmp_path: Pa
     # the returns are checked against their own rows
     returns = reports.cases_only("returns", reports.returns(views["all"]), keep)
     assert returns["rows"] and all(r["case"] in ours for r in returns["rows"])
+    assert all(r["returned_case"] in ours for r in returns["rows"] if r["returned_case"])
+    assert [r["within_24_months"] for r in returns["rows"]] == [
+        r["within_24_months"] for r in reports.returns(views["all"])["rows"] if r["case"] in ours]
     for m in (6, 12, 24):
         assert returns[f"returned_within_{m}_months"] == sum(
             r[f"within_{m}_months"] for r in returns["rows"])
@@ -317,3 +320,27 @@ def test_a_reports_case_list_limited_to_a_unit_is_that_units_report(tmp_path: Pa
     overdue = {o["case"] for p in whole["rows"] for o in p["overdue"]}
     assert {o["case"] for p in load["rows"] for o in p["overdue"]} == overdue & ours
     assert overdue - ours  # the other units' overdue visits were there and left out
+
+
+def test_a_process_waiting_for_the_table_creation_lock_stops_with_a_message_not_a_hang():
+    """A process holding the lock stuck makes the next one say so after the configured wait
+    (HOUSING_CHAIN_SCHEMA_LOCK_SECONDS) instead of hanging at start; once it is free, the
+    next one goes through."""
+    from config import postgres
+
+    skip_or_fail_without_postgres()
+    name = create_database()
+    try:
+        env = {**store_env("postgres", Path("."), name), "HOUSING_CHAIN_SCHEMA_LOCK_SECONDS": "0.5"}
+        holder = postgres.connect(env)
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (postgres.SCHEMA_LOCK,))
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="creating or migrating the tables"), \
+                postgres.creating_tables(env):
+            pass
+        assert time.monotonic() - started < 30
+        holder.close()
+        with postgres.creating_tables(env):
+            pass
+    finally:
+        drop_database(name)

@@ -351,17 +351,22 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         body = (await request.body()).decode("utf-8", errors="replace")
         raw = body.splitlines()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        done = 0
+        done, sent = 0, len(raw)
+
+        def to_send(n: int) -> None:  # the lines read well: the others are refused at once
+            nonlocal sent
+            sent = n
 
         def progress(n: int) -> None:  # told a batch at a time; streamed as lines done so far
             nonlocal done
             done += n
-            queue.put_nowait({"done": done, "lines": len(raw)})
+            queue.put_nowait({"done": done, "lines": sent})
 
         async def run() -> None:
             try:
                 report = await cases.import_lines(
-                    who, raw, source, default_actor=actor, strict=strict, progress=progress)
+                    who, raw, source, default_actor=actor, strict=strict, progress=progress,
+                    total=to_send)
                 for r in report.refused:
                     queue.put_nowait({"line": r.line, "case": r.case, "accepted": False,
                                       "reason": r.reason})

@@ -120,6 +120,9 @@ class WorklistAnswer(BaseModel):
     due: int
     rows: list[dict[str, Any]]
     kinds: list[str] = []  # the kinds of item in the whole list (`kind` narrows the rows)
+    # another person's list or everyone's, read by a supervisor: the cases of these units and
+    # those assigned to the reader only
+    cases_of: dict[str, Any] | None = None
 
 
 class RevealAnswer(BaseModel):

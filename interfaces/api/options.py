@@ -9,6 +9,7 @@ No FastAPI here: the CLI imports this without the web stack.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from application.reporting import OPTION_NAMES
 
@@ -34,7 +35,7 @@ def query_wording(message: str) -> str:
         query = _QUERY_OF_OPTION.get(m[0])
         return f"`{query}`" if query else m[0]
 
-    return _OPTION.sub(option, _EXAMPLE.sub(example, message))
+    return _outside_quotes(message, lambda part: _OPTION.sub(option, _EXAMPLE.sub(example, part)))
 
 
 def option_wording(message: str) -> str:
@@ -45,4 +46,14 @@ def option_wording(message: str) -> str:
             return m[0]
         return f"{name} {m[2]}" if m[2] is not None else name
 
-    return _QUERY.sub(option, message)
+    return _outside_quotes(message, lambda part: _QUERY.sub(option, part))
+
+
+_QUOTED = re.compile(r"('[^']*')")  # a value the reader gave, echoed as its repr
+
+
+def _outside_quotes(message: str, change: Callable[[str], str]) -> str:
+    """`change` applied to the message but not to the values it quotes (`not '--district'`
+    keeps what the reader typed)."""
+    return "".join(part if k % 2 else change(part)
+                   for k, part in enumerate(_QUOTED.split(message)))

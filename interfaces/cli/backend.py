@@ -157,6 +157,7 @@ class Remote:
         body = ("\n".join(raw) + "\n").encode("utf-8")
         params = {"source": source, "actor": actor, "strict": str(strict).lower()}
         summary: dict[str, Any] = {}
+        done = 0
         async with self.http.stream("POST", "/api/imports", content=body, params=params,
                                     headers={"Content-Type": "application/x-ndjson"}) as resp:
             if resp.status_code >= 400:
@@ -168,8 +169,12 @@ class Remote:
                 item = json.loads(line)
                 if "summary" in item:
                     summary = item["summary"]
-                elif progress:
-                    progress(1)
+                elif "done" in item:  # lines done so far, of the lines read well
+                    if total and not done:
+                        total(item["lines"])
+                    if progress:
+                        progress(item["done"] - done)
+                    done = item["done"]
         return summary
 
 

@@ -551,6 +551,13 @@ def test_an_unknown_report_is_422_naming_the_reports(api):
     assert "waiting-times" in problem["detail"]
 
 
+def test_the_history_report_without_a_case_is_422_naming_the_query_parameter(api, waiting_case):
+    problem = assert_problem(api.get("/api/reports/history", SUPERVISOR), 422)
+    assert problem["detail"].startswith("case:") and "housing-chain" not in problem["detail"]
+    answer = api.get("/api/reports/history", SUPERVISOR, params={"case": waiting_case})
+    assert answer.status_code == 200 and answer.json()["case"] == waiting_case
+
+
 # --- idempotency and the actor -----------------------------------------------------------------
 
 

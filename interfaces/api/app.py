@@ -330,6 +330,9 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         if unknown:  # `as-of` for `as_of`, say: an answer to another question otherwise
             raise BadInput(f"{', '.join(unknown)}: not a query parameter of the reports; they "
                            f"take {', '.join(sorted(REPORT_QUERY))}")
+        if name == "history" and not case:  # the use case's message cites the CLI's usage
+            raise BadInput("case: report history needs the case, e.g. `case=BO-2026-0001` "
+                           "(or GET /api/cases/{case}/history)")
         options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
                                 interval=interval, quarter=quarter, programme=programme,
                                 target_group=target_group, district=district, year=year)

@@ -13,17 +13,36 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from application.errors import BadInput
 from domain.policy import Policy
 from projections import reports
 from projections.view import ChainView
+
+# the dates and years a report is asked for: the calendar arithmetic of periods and limits
+# (a quarter after the last day, three months on) stays inside Python's dates
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 
 
 class ReportOptions(BaseModel):
     """The options of `housing-chain report` and of `GET /api/reports/{name}`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("date_from", "date_to", "as_of")
+    @classmethod
+    def _a_day_of_the_calendar(cls, value: date | None) -> date | None:
+        if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+            raise ValueError(f"must be a day from {FIRST_DAY} to {LAST_DAY}")
+        return value
+
+    @field_validator("year")
+    @classmethod
+    def _a_year_of_the_calendar(cls, value: int | None) -> int | None:
+        if value is not None and not FIRST_DAY.year <= value <= LAST_DAY.year:
+            raise ValueError(f"must be a year from {FIRST_DAY.year} to {LAST_DAY.year}")
+        return value
 
     date_from: date | None = None
     date_to: date | None = None
@@ -39,6 +58,18 @@ class ReportOptions(BaseModel):
     def given(self) -> dict[str, str]:
         """The options set, as text (for the access log and messages)."""
         return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+def report_options(**fields: Any) -> ReportOptions:
+    """ReportOptions from what a reader typed, or BadInput naming the option (as the CLI
+    does; the API says its query parameter) and what is wrong with it."""
+    try:
+        return ReportOptions(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        raise BadInput(f"{OPTION_NAMES.get(field, field)}: {message}") from None
 
 
 OPTION_NAMES = {"date_from": "--from", "date_to": "--to", "as_of": "--as-of", "by": "--by",

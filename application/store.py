@@ -700,9 +700,12 @@ class IdentityRegistry(_Transcoded):
     def record(self, client_id: str, name: str | None, personal_number: str | None) -> None:
         self.check(client_id, name, personal_number)
         current = self.lookup(client_id)
-        if current is not None and (current.name, current.personal_number) == (name,
-                                                                                personal_number):
-            return
+        if current is not None:  # a part not given keeps what is registered (a second case
+            name = current.name if name is None else name  # opened with the number alone)
+            personal_number = (current.personal_number if personal_number is None
+                               else personal_number)
+            if (current.name, current.personal_number) == (name, personal_number):
+                return
         sealed = {"name": self._seal(client_id, "name", name),
                   "personal_number": self._seal(client_id, "personal_number", personal_number)}
         pending: list[Aggregate] = []

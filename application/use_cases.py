@@ -729,9 +729,10 @@ class UseCases:
             self.allow(who, "notice.step", lambda: access.check_apply(who, step.notice, district),
                        params=params)
         else:
+            # a notice's steps are a caseworker's, the visit at the door also a pilot's
             kind = "record_visit" if step.type == "outreach_visit" else "offer"
-            self.allow(who, "notice.step", lambda: access.check_step(who, kind, scope),
-                       scope=scope, params=params)
+            self.allow(who, "notice.step", lambda: access.check_step(
+                who, kind, scope, shown_as=step.type, target="notice"), scope=scope, params=params)
         if (scope.client and step.type in NOTICE_FREE_TEXT
                 and has_text(step, NOTICE_FREE_TEXT[step.type])):
             step = await asyncio.to_thread(self._seal, step, NOTICE_FREE_TEXT[step.type],
@@ -937,6 +938,7 @@ class UseCases:
             rows = self.audit.review(month)
         except ValueError as exc:  # 0000-01 or 9999-12: no such month in datetime's calendar
             raise BadInput(f"month: {exc}") from None
+        rows = [r for r in rows if access.reviews(who, r.case_unit, r.units)]
         self.record(who, "audit.review", params={"month": month, "rows": str(len(rows))})
         return rows
 

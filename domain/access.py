@@ -9,6 +9,7 @@ monthly log review).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -88,7 +89,8 @@ def check_read_case(who: Principal, scope: CaseScope) -> None:
                     f"{_why_not(who, scope)}")
 
 
-def check_step(who: Principal, step_type: str, scope: CaseScope | None) -> None:
+def check_step(who: Principal, step_type: str, scope: CaseScope | None, *,
+               shown_as: str | None = None, target: str = "case") -> None:
     """Steps: caseworkers on the cases of their units (or assigned to them), housing pilots
     their visits and course sessions on the cases assigned to them, landlords their decisions
     on their own apartments; supervisors take no steps; the admin may take any."""
@@ -98,7 +100,7 @@ def check_step(who: Principal, step_type: str, scope: CaseScope | None) -> None:
     allowed_roles = set(spec.roles) if spec else {Role.CASEWORKER.value}
     if not who.roles & allowed_roles:
         roles = ", ".join(sorted(who.roles)) or "no role"
-        raise Forbidden(f"{who.subject} ({roles}) may not take the step {step_type}")
+        raise Forbidden(f"{who.subject} ({roles}) may not take the step {shown_as or step_type}")
     if scope is None:  # a stock step: no case to scope it
         return
     rel = relation(who, scope)
@@ -109,8 +111,8 @@ def check_step(who: Principal, step_type: str, scope: CaseScope | None) -> None:
         return
     if who.has(Role.LANDLORD) and Role.LANDLORD in allowed_roles and rel == "landlord":
         return
-    raise Forbidden(f"{who.subject} may not take the step {step_type} on case {scope.case}: "
-                    f"{_why_not(who, scope)}")
+    raise Forbidden(f"{who.subject} may not take the step {shown_as or step_type} on {target} "
+                    f"{scope.case}: {_why_not(who, scope)}")
 
 
 def check_apply(who: Principal, case: str, district: str) -> None:
@@ -144,6 +146,17 @@ def check_report(who: Principal, name: str) -> None:
     if name in CASEWORKER_REPORTS and who.has(Role.CASEWORKER):
         return
     raise Forbidden(f"{who.subject} may not read the report {name}: supervisors read reports")
+
+
+def reviews(who: Principal, case_unit: str | None, reader_units: Iterable[str]) -> bool:
+    """Whether a record is in `who`'s monthly review of the access log: the admin reviews
+    every record; a supervisor those about the cases of their units and, for the records of
+    no case (a refused report, say), those of readers from their units."""
+    if who.is_admin:
+        return True
+    if case_unit is not None:
+        return case_unit in who.units
+    return bool(who.units & set(reader_units))
 
 
 def report_lists_every_case(who: Principal) -> bool:

@@ -764,6 +764,26 @@ def test_the_monthly_review_lists_reads_without_a_reason_and_denied_attempts(api
     assert all(subject != CASEWORKER[0] for subject, *_ in on_case)  # the unit's own reads
 
 
+def test_a_supervisor_reviews_the_access_records_of_their_units_cases_only(api):
+    """The monthly review of a supervisor of Farsta holds the reads of Farsta's cases; a
+    Spånga case read by someone without reason is in Spånga's supervisor's review and the
+    admin's, never in Farsta's."""
+    farsta = api.open_case(new_id("rev-f"), "waiting")
+    spanga = api.open_case(new_id("rev-s"), "waiting", district="Spånga")
+    for case in (farsta, spanga):
+        assert api.get(f"/api/cases/{case}", ADMIN).status_code == 200  # no relation: reviewed
+    month = datetime.now(UTC).strftime("%Y-%m")
+    spanga_boss = ("enhetschef.spanga", ["supervisor"], ["Spånga"])
+
+    def reviewed(who) -> set[str]:
+        answer = api.get("/api/audit/review", who, params={"month": month})
+        assert answer.status_code == 200, answer.text
+        return {r["case"] for r in answer.json()["rows"] if r["case"]}
+    assert farsta in reviewed(SUPERVISOR) and spanga not in reviewed(SUPERVISOR)
+    assert spanga in reviewed(spanga_boss) and farsta not in reviewed(spanga_boss)
+    assert {farsta, spanga} <= reviewed(ADMIN)
+
+
 # --- reports, import --------------------------------------------------------------------------
 
 

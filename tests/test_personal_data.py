@@ -357,6 +357,18 @@ def test_identities_are_stored_encrypted_and_read_in_the_clear(tmp_path):
     assert b"Bengtsson" not in raw(tmp_path, "identities.sqlite")
 
 
+def test_a_second_case_opened_with_the_number_alone_keeps_the_registered_name(tmp_path):
+    """A caseworker of another district opens a case for a registered client giving only
+    the personal identity number (it proves the person is in front of them): the name
+    registered with the first case stays; it was wiped before."""
+    identities = registry(tmp_path)
+    identities.record("k-1", NAME, NUMBER)
+    identities.record("k-1", None, NUMBER)
+    identities.record("k-1", NAME.upper(), None)  # a name given again corrects it
+    found = identities.lookup("k-1")
+    assert (found.name, found.personal_number) == (NAME.upper(), NUMBER)
+
+
 def test_identities_recorded_before_encryption_still_read(tmp_path):
     new_registry(tmp_path / "identities.sqlite").record("k-old", NAME, NUMBER)
     found = registry(tmp_path).lookup("k-old")

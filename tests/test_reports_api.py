@@ -104,3 +104,20 @@ def test_the_homelessness_count_through_the_api(api):
     assert answer.status_code == 200, answer.text
     assert answer.json()["totals"] == {"acute": 1, "institution": 1, "long_term": 2,
                                        "at_risk": 1, "persons": 5}
+
+
+def test_a_report_asked_for_a_year_or_day_past_the_calendar_is_a_422_naming_it_not_a_500():
+    """kpis for the year 9999, the throughput from 9999-12-31: the periods' arithmetic would
+    run past Python's last date; the option is refused naming it, by the CLI and the API."""
+    from application.errors import BadInput
+    from application.reporting import report_options
+    from interfaces.api.options import query_wording
+
+    for fields, named in (({"year": 9999}, "--year"), ({"year": -1}, "--year"),
+                          ({"date_from": "9999-12-31"}, "--from"),
+                          ({"date_to": "0001-02-01"}, "--to"), ({"as_of": "2026-13-01"}, "--as-of")):
+        with pytest.raises(BadInput) as refused:
+            report_options(**fields)
+        assert str(refused.value).startswith(f"{named}: "), refused.value
+        assert query_wording(str(refused.value)).startswith("`")
+    assert report_options(year=2026, date_from="2026-01-01").year == 2026

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, Unauthenticated, UseCaseError
 from application.readmodels import WORKLIST_KINDS
-from application.reporting import CATALOGUE, REPORT_NAMES, ReportOptions, csv_rows, csv_text
+from application.reporting import CATALOGUE, REPORT_NAMES, csv_rows, csv_text, report_options
 from application.use_cases import UseCases
 from config.settings import Settings
 from domain.access import Forbidden, Principal
@@ -333,10 +333,10 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         if name == "history" and not case:  # the use case's message cites the CLI's usage
             raise BadInput("case: report history needs the case, e.g. `case=BO-2026-0001` "
                            "(or GET /api/cases/{case}/history)")
-        options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
-                                interval=interval, quarter=quarter, programme=programme,
-                                target_group=target_group, district=district, year=year)
         try:
+            options = report_options(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
+                                     interval=interval, quarter=quarter, programme=programme,
+                                     target_group=target_group, district=district, year=year)
             result = cases.report(who, name, options, case=case)
         except BadInput as exc:  # the report layer names the CLI's options
             raise BadInput(query_wording(str(exc))) from None

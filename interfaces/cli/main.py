@@ -677,15 +677,19 @@ def report(
     """Waiting times, throughput, the queue, the IVO report, caseloads, arrears, the stock
     and returns from the read models (caught up first); a case's audit history from the
     event store. An option the report does not take is refused."""
-    from application.reporting import ReportOptions
+    from application.errors import BadInput
+    from application.reporting import report_options
 
     settings = settings_for(data)
     configure_logs(settings)
     if name not in REPORT_NAMES:
         fail(f"no report {name!r}; reports: {', '.join(REPORT_NAMES)}", 2)
-    options = ReportOptions(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
-                            interval=interval, quarter=quarter, programme=programme,
-                            target_group=target_group, district=district, year=year)
+    try:
+        options = report_options(date_from=date_from, date_to=date_to, as_of=as_of, by=by,
+                                 interval=interval, quarter=quarter, programme=programme,
+                                 target_group=target_group, district=district, year=year)
+    except BadInput as exc:
+        fail(str(exc), 2, as_json)
     result = call(settings, lambda b: b.report(name, options, case, wait), as_json)
     emit_report(name, result, as_json, as_csv)
 

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, NotFound, Refused, Unauthenticated, Unavailable
 from application.labels import due_key
-from application.reporting import ReportOptions, csv_text
+from application.reporting import ReportOptions, csv_rows, csv_text, report_options
 from application.tokens import TokenError, TokenVerifier
 from application.use_cases import UseCases
 from config.settings import Settings
@@ -31,6 +31,7 @@ from domain import access
 from domain.access import Forbidden, Principal, Role
 from domain.calendar import quarter_bounds
 from domain.steps import BY_TYPE
+from interfaces.api.options import query_wording
 from interfaces.web import charts, labels, refusals
 from interfaces.web.i18n import (
     LANGUAGE_NAMES,
@@ -321,9 +322,9 @@ def _options(q: dict[str, str], *names: str) -> ReportOptions:
         if q.get(key):
             fields[n] = q[key]
     try:
-        return ReportOptions(**fields)
-    except ValueError as exc:
-        raise BadInput(f"{', '.join(names)}: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
+        return report_options(**fields)
+    except BadInput as exc:  # the message names the CLI's option; the page's field by its key
+        raise BadInput(query_wording(str(exc)).replace("`", "", 2)) from None
 
 
 def quarter_of(day: date) -> str:
@@ -876,9 +877,9 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
 
         async def work(who: Principal) -> Response:
             options = _options(q, "date_from", "date_to", "as_of", "by", "interval", "quarter",
-                               "programme", "target_group", "district")
-            result = await T(cases.report, who, name, options)
-            return Response(csv_text(result.get("rows", [])), media_type="text/csv", headers={
+                               "programme", "target_group", "district", "year")
+            result = await T(cases.report, who, name, options, q.get("case") or None)
+            return Response(csv_text(csv_rows(result)), media_type="text/csv", headers={
                 "content-disposition": f'attachment; filename="{name}.csv"'})
         return await web.page(request, work)
 

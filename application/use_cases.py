@@ -36,6 +36,7 @@ from application.reporting import (
     REPORT_NAMES,
     ReportOptions,
     check_options,
+    report_options,
     run_report,
 )
 from application.store import HousingChain, IdentityRegistry, NumberClaimed
@@ -641,8 +642,9 @@ class UseCases:
     def apartments(self, who: Principal, as_of: date | None = None) -> dict[str, Any]:
         """The stock: each apartment, its status and who lives there; a landlord sees its own.
         `apartments` lists each apartment as it stands now (the case living there)."""
+        options = report_options(as_of=as_of)  # a day of the calendar, or BadInput naming it
         if not who.has(access.Role.LANDLORD) or who.is_admin:
-            result = self.report(who, "stock", ReportOptions(as_of=as_of))
+            result = self.report(who, "stock", options)
             view = self.caught_up_view()
             listed = listings.apartments(view, self.today())
             if not access.report_lists_every_case(who):  # who lives there: their cases only

@@ -44,8 +44,9 @@ def quarter_of(day: date) -> str:
 def quarter_bounds(label: str) -> tuple[date, date]:
     """First and last day of a quarter written `2026Q3`."""
     year_text, _, q_text = label.upper().partition("Q")
-    year, q = int(year_text), int(q_text)
-    if not 1 <= q <= 4:
+    if not (year_text.isdigit() and q_text.isdigit() and 1 <= int(q_text) <= 4
+            and 1 <= int(year_text) <= 9998):
         raise ValueError(f"quarter must be written like 2026Q3, got {label!r}")
+    year, q = int(year_text), int(q_text)
     start = date(year, 3 * (q - 1) + 1, 1)
     return start, add_months(start, 3) - timedelta(days=1)

@@ -518,7 +518,11 @@ def test_a_query_parameter_no_report_takes_is_422_naming_it_not_ignored(api):
     ("/api/worklist", {"as_of": "9999-12-31", "days": "366"}, "as_of"),
     ("/api/audit/review", {"month": "0000-01"}, "month"),
     ("/api/audit/review", {"month": "9999-12"}, "month"),
-], ids=["worklist past the end of the calendar", "month of year 0", "month of year 9999"])
+    ("/api/apartments", {"as_of": "0111-03-04"}, "as_of"),
+    ("/api/reports/kpis", {"year": "9999"}, "year"),
+    ("/api/reports/throughput", {"by": "quarter", "from": "9999-12-31"}, "from"),
+], ids=["worklist past the end of the calendar", "month of year 0", "month of year 9999",
+        "the stock in year 111", "the kpis of 9999", "the throughput from 9999-12-31"])
 def test_dates_at_the_ends_of_the_calendar_are_422_not_a_server_error(api, path, params, field):
     """Found by the schema fuzzer (tests/test_api_schema.py): both answered 500."""
     problem = assert_problem(api.get(path, ADMIN, params=params), 422)

@@ -244,3 +244,9 @@ def test_a_policy_file_naming_a_programme_that_does_not_exist_is_refused(tmp_pat
         Policy.load(path)
     path.write_text(json.dumps({"programmes": {"housing_first": {"inspection_months": 2}}}))
     assert Policy.load(path).rules("housing_first").inspection_months == 2
+
+
+@pytest.mark.parametrize("label", ["abc", "Q3", "20x6Q1", "2026Q5", "2026Q", "9999Q4", "-1Q1"])
+def test_a_quarter_not_written_like_2026q3_is_refused_saying_how_to_write_it(label):
+    with pytest.raises(ValueError, match="quarter must be written like 2026Q3"):
+        quarter_bounds(label)

@@ -119,5 +119,6 @@ def test_a_report_asked_for_a_year_or_day_past_the_calendar_is_a_422_naming_it_n
         with pytest.raises(BadInput) as refused:
             report_options(**fields)
         assert str(refused.value).startswith(f"{named}: "), refused.value
-        assert query_wording(str(refused.value)).startswith("`")
+        query = {"--from": "from", "--to": "to", "--as-of": "as_of"}.get(named, named[2:])
+        assert query_wording(str(refused.value)).startswith(f"{query}: ")  # the API's name
     assert report_options(year=2026, date_from="2026-01-01").year == 2026

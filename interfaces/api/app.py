@@ -277,7 +277,10 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     @app.get("/api/apartments", response_model=ReportAnswer, responses=ERRORS)
     def apartments(who: Who, as_of: date | None = None) -> dict[str, Any]:
         """The stock: status, vacant days, who lives where (a landlord: its own)."""
-        return cases.apartments(who, as_of)
+        try:
+            return cases.apartments(who, as_of)
+        except BadInput as exc:  # the report layer names the CLI's options
+            raise BadInput(query_wording(str(exc))) from None
 
     @app.post("/api/notices/{notice}/steps", response_model=LineResult, responses=ERRORS)
     async def notice_step(notice: str, who: Who, step: Annotated[dict[str, Any], Body()],

@@ -22,6 +22,8 @@ _OPTION_OF_QUERY = {query: OPTION_NAMES[field] for field, query in QUERY_NAMES.i
 _EXAMPLE = re.compile(r"e\.g\. (--[a-z][a-z-]*) (\S+)")  # `e.g. --year 2026`
 _OPTION = re.compile(r"--[a-z][a-z-]*")
 _QUERY = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
+_LEADING = re.compile(r"^`([a-z_]+)`:")
+_BARE = re.compile(r"^([a-z_]+):")
 
 
 def query_wording(message: str) -> str:
@@ -35,7 +37,10 @@ def query_wording(message: str) -> str:
         query = _QUERY_OF_OPTION.get(m[0])
         return f"`{query}`" if query else m[0]
 
-    return _outside_quotes(message, lambda part: _OPTION.sub(option, _EXAMPLE.sub(example, part)))
+    worded = _outside_quotes(message,
+                             lambda part: _OPTION.sub(option, _EXAMPLE.sub(example, part)))
+    # a message about one parameter starts with its bare name, as the API's other 422s do
+    return _LEADING.sub(r"\1:", worded, count=1)
 
 
 def option_wording(message: str) -> str:
@@ -46,6 +51,9 @@ def option_wording(message: str) -> str:
             return m[0]
         return f"{name} {m[2]}" if m[2] is not None else name
 
+    leading = _BARE.match(message)
+    if leading and leading[1] in _OPTION_OF_QUERY:
+        message = f"{_OPTION_OF_QUERY[leading[1]]}:{message[leading.end():]}"
     return _outside_quotes(message, lambda part: _QUERY.sub(option, part))
 
 

@@ -23,7 +23,13 @@ from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, NotFound, Refused, Unauthenticated, Unavailable
 from application.labels import due_key
-from application.reporting import ReportOptions, csv_rows, csv_text, report_options
+from application.reporting import (
+    OPTION_NAMES,
+    ReportOptions,
+    csv_rows,
+    csv_text,
+    report_options,
+)
 from application.tokens import TokenError, TokenVerifier
 from application.use_cases import UseCases
 from config.settings import Settings
@@ -31,7 +37,6 @@ from domain import access
 from domain.access import Forbidden, Principal, Role
 from domain.calendar import quarter_bounds
 from domain.steps import BY_TYPE
-from interfaces.api.options import query_wording
 from interfaces.web import charts, labels, refusals
 from interfaces.web.i18n import (
     LANGUAGE_NAMES,
@@ -315,16 +320,21 @@ class Web:
             raise OAuthError("invalid_token", "the id_token's nonce does not match")
 
 
+QUERY_KEY = {"date_from": "from", "date_to": "to"}  # a report option's key in a page's query
+
+
 def _options(q: dict[str, str], *names: str) -> ReportOptions:
     fields: dict[str, Any] = {}
     for n in names:
-        key = {"date_from": "from", "date_to": "to"}.get(n, n)
+        key = QUERY_KEY.get(n, n)
         if q.get(key):
             fields[n] = q[key]
     try:
         return report_options(**fields)
-    except BadInput as exc:  # the message names the CLI's option; the page's field by its key
-        raise BadInput(query_wording(str(exc)).replace("`", "", 2)) from None
+    except BadInput as exc:  # the message names the CLI's option: the page's field by its key
+        option, _, why = str(exc).partition(": ")
+        field = next((f for f, o in OPTION_NAMES.items() if o == option), option)
+        raise BadInput(f"{QUERY_KEY.get(field, field)}: {why}") from None
 
 
 def quarter_of(day: date) -> str:

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from application.errors import BadInput
+from domain.commands import Programme, TargetGroup
 from domain.policy import Policy
 from projections import reports
 from projections.view import ChainView
@@ -23,6 +24,15 @@ from projections.view import ChainView
 # the dates and years a report is asked for: the calendar arithmetic of periods and limits
 # (a quarter after the last day, three months on) stays inside Python's dates
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+# the options whose values the domain enumerates: what a value is, and the values
+ENUMERATED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "programme": ("programme", tuple(p.value for p in Programme)),
+    "target_group": ("target group", tuple(g.value for g in TargetGroup)),
+}
+
+
+def unknown_value(value: str, what: str, known: Iterable[str]) -> str:
+    return f"{value!r} is not a {what}; known: {', '.join(known) or 'none yet'}"
 
 
 class ReportOptions(BaseModel):
@@ -35,6 +45,16 @@ class ReportOptions(BaseModel):
     def _a_day_of_the_calendar(cls, value: date | None) -> date | None:
         if value is not None and not FIRST_DAY <= value <= LAST_DAY:
             raise ValueError(f"must be a day from {FIRST_DAY} to {LAST_DAY}")
+        return value
+
+    @field_validator("programme", "target_group")
+    @classmethod
+    def _a_known_value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An unknown value would filter every case away: an empty report that reads as
+        "none waited" instead of "no such programme"."""
+        what, known = ENUMERATED[info.field_name]
+        if value is not None and value not in known:
+            raise ValueError(unknown_value(value, what, known))
         return value
 
     @field_validator("year")
@@ -76,6 +96,10 @@ OPTION_NAMES = {"date_from": "--from", "date_to": "--to", "as_of": "--as-of", "b
                 "interval": "--interval", "quarter": "--quarter", "programme": "--programme",
                 "target_group": "--target-group", "district": "--district",
                 "year": "--year"}
+# the query parameter of each option, in the API and the web pages: the period's ends are
+# `from` and `to`
+QUERY_NAMES = {field: {"date_from": "from", "date_to": "to"}.get(field, field)
+               for field in OPTION_NAMES}
 
 
 class Report(BaseModel):
@@ -158,9 +182,23 @@ def check_options(name: str, options: ReportOptions) -> None:
             f"report {name} does not take {', '.join(unsupported)} (it takes {takes})")
 
 
+def check_district(view: ChainView, district: str | None, units: Iterable[str] = ()) -> None:
+    """Refuse a district nobody knows, listing the known ones. No setting lists a
+    municipality's districts: they are those of a case or a notice in the read models, and
+    the reader's own units, so that a unit with no case yet is asked about without error."""
+    if district is None:
+        return
+    known = sorted({*reports.districts(view), *units})
+    if district not in known:
+        raise reports.ReportError(f"--district: {unknown_value(district, 'district', known)}")
+
+
 def run_report(view: ChainView, name: str, options: ReportOptions, policy: Policy,
-               today: date) -> dict[str, Any]:
+               today: date, units: Iterable[str] = ()) -> dict[str, Any]:
+    """The report's answer; `units` are the reader's, districts known beside the read
+    models' (`check_district`)."""
     check_options(name, options)
+    check_district(view, options.district, units)
     answer = REPORTS[name][0](view, options, policy, today)
     return {"definition_version": reports.DEFINITION_VERSIONS[name], **answer}
 

@@ -568,7 +568,7 @@ class UseCases:
             result = kept if kept is not None else self._answers.get(
                 position, question,
                 lambda: read_logged(view, lambda v: run_report(v, name, options, self.policy,
-                                                               today)),
+                                                               today, who.units)),
                 view.changes)
         except reports.ReportError as exc:
             raise BadInput(str(exc)) from None
@@ -640,8 +640,10 @@ class UseCases:
         return result
 
     def apartments(self, who: Principal, as_of: date | None = None) -> dict[str, Any]:
-        """The stock: each apartment, its status and who lives there; a landlord sees its own.
-        `apartments` lists each apartment as it stands now (the case living there)."""
+        """The stock: each apartment, its status and who lives there; a landlord sees its own,
+        and nothing personal: not the case living there nor its client (the social services'
+        own, as `access.check_read_case` has it). `apartments` lists each apartment as it
+        stands now."""
         options = report_options(as_of=as_of)  # a day of the calendar, or BadInput naming it
         if not who.has(access.Role.LANDLORD) or who.is_admin:
             result = self.report(who, "stock", options)
@@ -658,8 +660,9 @@ class UseCases:
         # every figure of its own apartments only, the totals too
         result = {"definition_version": reports.DEFINITION_VERSIONS["stock"],
                   **reports.stock(view, as_of or self.today(), "landlord", own)}
-        result["apartments"] = [r for r in listings.apartments(view, self.today())
-                                  if r.get("landlord") in own]
+        result["apartments"] = [{k: v for k, v in r.items() if k not in listings.TENANT_FIELDS}
+                                for r in listings.apartments(view, self.today())
+                                if r.get("landlord") in own]
         self.record(who, "report.read", report="stock", params={"landlord": ",".join(sorted(own))})
         return result
 

@@ -62,18 +62,20 @@ class Apartment(Aggregate):
         )
 
     def _check(self, step: str, needed: Status, on: date, case: str | None = None) -> None:
+        """A refusal names the apartment's status, never the case holding it: that case may be
+        another unit's, which the caller may not read. `case` is the step's own case, the one
+        the caller named and was allowed to take the step on."""
         if self.status is not needed or (case is not None and self.case != case):
-            where = (N_("{status} (case {case})").format(status=self.status, case=self.case)
-                     if self.case else str(self.status))
             an = needed.value[0] in "aeiou"
             if case and needed is not Status.VACANT:
                 needs = (N_("needs an {needed} apartment held by case {case}") if an else
                          N_("needs a {needed} apartment held by case {case}"))
             else:
                 needs = N_("needs an {needed} apartment") if an else N_("needs a {needed} apartment")
-            raise ApartmentUnavailable(N_("apartment {apartment} is {where}: {command} {needs}").format(
-                apartment=self.apartment_id, where=where, command=step,
-                needs=needs.format(needed=needed.value, case=case)))
+            raise ApartmentUnavailable(N_("apartment {apartment} is {status}: {command} {needs}")
+                                       .format(apartment=self.apartment_id, status=self.status,
+                                               command=step,
+                                               needs=needs.format(needed=needed.value, case=case)))
         if on < self.last_on:
             raise InvalidDate(N_("apartment {apartment}: {command} on {on} is before its last "
                                  "change on {last_on}").format(apartment=self.apartment_id,

@@ -14,6 +14,8 @@ from projections.view import ChainView
 NOTICE_FIELDS = ("notice_id", "kind", "source", "client_id", "district", "notice_date",
                  "eviction_date", "reached_on", "outreach_required_on", "visited_on",
                  "escalated_on", "outcome", "closed_on", "case_id")
+# the fields of an apartment's row that say who lives there (`apartments`)
+TENANT_FIELDS = ("case_id", "client")
 
 
 def notices(view: ChainView, policy: Policy, now: datetime, open_only: bool = True,

@@ -164,6 +164,12 @@ def _summary_of_counts(pairs: list[tuple[int, int]]) -> dict[str, Any]:
     }
 
 
+def districts(view: ChainView) -> list[str]:
+    """The districts of the cases and the notices."""
+    return sorted(d for (d,) in view.rows("SELECT district FROM rm_cases UNION "
+                                          "SELECT district FROM rm_notices") if d)
+
+
 def _within(day: str | None, date_from: date | None, date_to: date | None) -> bool:
     if day is None:
         return False

@@ -78,7 +78,7 @@ def test_an_occupied_apartment_cannot_be_returned(chain):
     reason = assert_nothing_stored(
         chain, chain.line("return_apartment", on=chain.next_day(), apartment="apt-1")
     )
-    assert reason == "apartment apt-1 is occupied (case c-1): return needs a vacant apartment"
+    assert reason == "apartment apt-1 is occupied: return needs a vacant apartment"
 
 
 def test_returning_an_unregistered_apartment_names_it(chain):
@@ -111,16 +111,17 @@ def test_offering_an_offered_apartment_is_refused(chain):
     chain.drive("c-1", Stage.OFFERED)
     chain.drive("c-2", Stage.WAITING)
     reason = assert_nothing_stored(chain, chain.step("offer", "c-2", apartment="apt-1"))
-    assert reason == "apartment apt-1 is offered (case c-1): offer needs a vacant apartment"
+    assert reason == "apartment apt-1 is offered: offer needs a vacant apartment"
     assert chain.app.get_case("c-2").stage is Stage.WAITING
     assert status(chain) == (Status.OFFERED, "c-1")
 
 
-def test_offering_an_occupied_apartment_is_refused(chain):
+def test_a_refused_offer_of_an_occupied_apartment_names_no_other_case(chain):
+    """c-1 may be another unit's case, which the caseworker offering to c-2 may not read."""
     chain.drive("c-1", Stage.TRAINING)
     chain.drive("c-2", Stage.WAITING)
     reason = assert_nothing_stored(chain, chain.step("offer", "c-2", apartment="apt-1"))
-    assert reason == "apartment apt-1 is occupied (case c-1): offer needs a vacant apartment"
+    assert reason == "apartment apt-1 is occupied: offer needs a vacant apartment"
 
 
 def test_two_cases_cannot_hold_one_apartment(chain):
@@ -133,7 +134,7 @@ def test_two_cases_cannot_hold_one_apartment(chain):
     )
     assert first.accepted
     assert not second.accepted
-    assert second.reason == "apartment apt-1 is offered (case c-1): offer needs a vacant apartment"
+    assert second.reason == "apartment apt-1 is offered: offer needs a vacant apartment"
     assert status(chain) == (Status.OFFERED, "c-1")
     assert chain.app.get_case("c-1").apartment == "apt-1"
     assert chain.app.get_case("c-2").apartment is None
@@ -197,6 +198,17 @@ def test_move_in_to_another_apartment_than_the_one_offered_is_refused(chain):
     assert status(chain, "apt-2") == (Status.VACANT, None)
 
 
+def test_a_refused_move_in_names_only_the_steps_own_case(chain):
+    """apt-2 is offered to c-2; the refusal to move c-1 in names c-1, the case the step is on,
+    and not c-2."""
+    chain.drive("c-1", Stage.APPROVED)
+    chain.register("apt-2")
+    chain.drive("c-2", Stage.WAITING)
+    chain.accept(chain.step("offer", "c-2", apartment="apt-2"))
+    reason = assert_nothing_stored(chain, chain.step("move_in", "c-1", apartment="apt-2"))
+    assert reason == "apartment apt-2 is offered: move_in needs an offered apartment held by case c-1"
+
+
 @pytest.mark.parametrize("destination", ["terminated", "own_housing", "deceased", "moved_away",
                                          "withdrawn"])
 def test_exit_from_training_vacates_the_apartment(chain, destination):
@@ -233,11 +245,11 @@ def test_an_apartment_taken_over_leaves_the_stock(chain):
     chain.accept(chain.step("exit", "c-1", destination="first_hand_lease"))
     chain.drive("c-2", Stage.WAITING)
     reason = assert_nothing_stored(chain, chain.step("offer", "c-2", apartment="apt-1"))
-    assert reason == "apartment apt-1 is taken_over (case c-1): offer needs a vacant apartment"
+    assert reason == "apartment apt-1 is taken_over: offer needs a vacant apartment"
     reason = assert_nothing_stored(
         chain, chain.line("return_apartment", on=chain.next_day(), apartment="apt-1")
     )
-    assert reason.startswith("apartment apt-1 is taken_over (case c-1): return needs a vacant")
+    assert reason.startswith("apartment apt-1 is taken_over: return needs a vacant")
 
 
 def test_takeover_refusal_keeps_the_apartment_occupied(chain):

@@ -364,6 +364,30 @@ def test_landlord_cannot_read_the_case_or_ask_for_personal_data(api):
     assert_problem(api.post(f"/api/cases/{case}/identity", LANDLORD), 403)
 
 
+def test_a_landlord_sees_their_apartments_without_the_tenants_case_or_client(api):
+    """Nothing personal: the landlord's own apartment is occupied, and by whom is the social
+    services' own."""
+    case = api.open_case(new_id("ll-flat"), "training", landlord="Stockholmshem")
+    response = api.get("/api/apartments", LANDLORD)
+    assert response.status_code == 200, response.text
+    flats = {a["apartment"]: a for a in response.json()["apartments"]}
+    assert {a["landlord"] for a in flats.values()} == {"Stockholmshem"}
+    flat = flats[f"apt-{case}"]
+    assert flat["status"] == "occupied"
+    assert not {"case_id", "client"} & flat.keys(), flat
+    assert f"p-{case}" not in response.text
+
+
+def test_a_refused_offer_of_an_occupied_apartment_names_no_other_case(api):
+    """Spånga's caseworker may not read the Farsta case living in the apartment."""
+    farsta = api.open_case(new_id("occ-f"), "training")
+    spanga = api.open_case(new_id("occ-s"), "waiting", district="Spånga")
+    problem = assert_problem(api.post(f"/api/cases/{spanga}/steps", OTHER_UNIT_CASEWORKER,
+                                      json={"type": "offer", "apartment": f"apt-{farsta}"}), 409)
+    assert problem["detail"] == (
+        f"apartment apt-{farsta} is occupied: offer needs a vacant apartment")
+
+
 def test_caseworker_of_the_unit_reveals_the_identity_and_nobody_else_does(api):
     case = new_id("id")
     applied = api.post(f"/api/cases/{case}/steps", ADMIN, json={
@@ -512,6 +536,37 @@ def test_a_query_parameter_no_report_takes_is_422_naming_it_not_ignored(api):
                                      params={"as-of": "2026-11-30"}), 422)
     assert problem["detail"].startswith("as-of: not a query parameter") and "as_of" in problem[
         "detail"]
+
+
+def test_an_unknown_query_parameter_on_any_route_is_a_422_naming_it(api):
+    """Ignored, a misspelt `as-of` or `distrct` answers another question than the one asked
+    and nothing says so: the answer names it and what the route takes, and nothing is done."""
+    case = api.open_case(new_id("qp"), "waiting")
+    asked = [
+        ("/api/worklist", "/api/worklist", {"as-of": d(0), "days": "7"}, "as-of",
+         "actor, as_of, days, everyone, kind"),
+        (f"/api/cases/{case}", "/api/cases/{case}", {"as_of": d(0)}, "as_of",
+         "no query parameters"),
+        (f"/api/cases/{case}/history", "/api/cases/{case}/history", {"distrct": "Farsta"},
+         "distrct", "no query parameters"),
+        (f"/api/cases/{case}/access-log", "/api/cases/{case}/access-log", {"lmit": "5"}, "lmit",
+         "limit"),
+        ("/api/apartments", "/api/apartments", {"asof": d(0), "by": "x"}, "asof, by", "as_of"),
+        ("/api/notices/e-none", "/api/notices/{notice}", {"as_of": d(0)}, "as_of",
+         "no query parameters"),
+        ("/api/reports", "/api/reports", {"name": "queue"}, "name", "no query parameters"),
+    ]
+    for path, route, params, named, takes in asked:
+        problem = assert_problem(api.get(path, ADMIN, params=params), 422)
+        assert problem["detail"] == (f"{named}: not a query parameter of GET {route}; "
+                                     f"it takes {takes}"), path
+    before = api.history(case)
+    step = {"type": "assign", "role": "housing_pilot", "to": "bolots.ahmed", "on": d(30)}
+    problem = assert_problem(api.post(f"/api/cases/{case}/steps", ADMIN, json=step,
+                                      params={"dry_run": "true"}), 422)
+    assert problem["detail"].startswith("dry_run: not a query parameter of POST ")
+    assert api.history(case) == before  # nothing recorded
+    assert api.post(f"/api/cases/{case}/steps", ADMIN, json=step).status_code == 200
 
 
 @pytest.mark.parametrize("path,params,field", [

@@ -375,7 +375,8 @@ def test_a_move_needs_a_vacant_apartment_and_is_saved_atomically(tmp_path):
                                                 "apartment": "lgh-2", "on": "2026-04-01",
                                                 "actor": "cw", "id": "mv"})
     result = app.run([move], today=TODAY, policy=WARN)[0]
-    assert not result.accepted and "lgh-2 is occupied (case m-2)" in result.reason
+    assert not result.accepted and "lgh-2 is occupied: move_apartment" in result.reason
+    assert "m-2" not in result.reason
     assert app.get_apartment("lgh-1").status.value == "occupied"
     assert app.get_case("m-1").apartment == "lgh-1"
     assert "needs another apartment than apt-1" in in_training().refused(

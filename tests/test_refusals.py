@@ -73,9 +73,9 @@ def test_an_apartment_refusal_translates_its_nested_parts(chain):
     chain.drive("a", Stage.OFFERED, apartment="A1")
     chain.drive("b", Stage.WAITING)
     message = chain.refuse(chain.step("offer", "b", apartment="A1"))
-    assert message == "apartment A1 is offered (case a): offer needs a vacant apartment"
+    assert message == "apartment A1 is offered: offer needs a vacant apartment"
     assert translate(message, "sv") == (
-        "lägenhet A1 är erbjuden (ärende a): ”Erbjud lägenhet” kräver en lägenhet som är ledig", True)
+        "lägenhet A1 är erbjuden: ”Erbjud lägenhet” kräver en lägenhet som är ledig", True)
 
 
 def test_text_made_from_no_template_stays_english_and_says_so():

@@ -20,6 +20,8 @@ CLI = [sys.executable, "-m", "interfaces.cli.main"]
     (["kpis"], "report kpis needs --year"),
     (["stock", "c-1"], "report stock does not take a case ('c-1'); only history does"),
     (["history", "c-1", "--as-of", "2026-01-01"], "report history does not take --as-of"),
+    (["waiting-times", "--programme", "hf"], "--programme: 'hf' is not a programme; known: "),
+    (["waiting-times", "--district", "Nowhere"], "--district: 'Nowhere' is not a district; "),
 ])
 def test_a_report_refuses_what_it_does_not_take_with_exit_code_2(tmp_path, args, message):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOUSING_CHAIN_", "TEMPORAL_"))}

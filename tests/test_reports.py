@@ -303,6 +303,47 @@ def test_waiting_time_application_to_housed_ends_only_at_an_exit_to_permanent_ho
         ("families_with_children", 1, 253.0), ("substance_abuse", 1, 541.0)]
 
 
+def test_a_district_no_case_or_notice_is_in_is_refused_naming_the_option_and_the_known_ones(view):
+    """Filtered by a misspelt district, every case is filtered away: the empty answer would
+    read as nobody waiting there."""
+    from application.reporting import report_options, run_report
+
+    asked = report_options(interval="decision-to-move-in", district="Nowhere")
+    with pytest.raises(reports.ReportError) as refused:
+        run_report(view, "waiting-times", asked, POLICY, TODAY)
+    assert str(refused.value) == ("--district: 'Nowhere' is not a district; "
+                                  "known: Farsta, Norrmalm")
+    farsta = report_options(interval="decision-to-move-in", district="Farsta")
+    assert run_report(view, "waiting-times", farsta, POLICY, TODAY)["rows"]
+
+
+def test_a_district_of_the_readers_units_is_a_district_before_its_first_case(view):
+    from application.reporting import report_options, run_report
+
+    asked = report_options(interval="decision-to-move-in", district="Spånga")
+    answer = run_report(view, "waiting-times", asked, POLICY, TODAY, units=("Spånga",))
+    assert answer["rows"] == [] and answer["still_waiting"]["count"] == 0
+    with pytest.raises(reports.ReportError, match="known: Farsta, Norrmalm, Skärholmen$"):
+        run_report(view, "waiting-times", asked, POLICY, TODAY, units=("Skärholmen",))
+
+
+def test_a_programme_or_target_group_the_domain_does_not_have_is_refused_listing_its_values():
+    from application.errors import BadInput
+    from application.reporting import report_options
+
+    with pytest.raises(BadInput) as refused:
+        report_options(programme="housing-first")
+    assert str(refused.value) == ("--programme: 'housing-first' is not a programme; known: "
+                                  "training_apartment, housing_first, municipal_contract")
+    with pytest.raises(BadInput) as refused:
+        report_options(target_group="addiction")
+    assert str(refused.value).startswith(
+        "--target-group: 'addiction' is not a target group; known: substance_abuse, ")
+    assert str(refused.value).endswith(", other")
+    chosen = report_options(programme="housing_first", target_group="young_adults")
+    assert (chosen.programme, chosen.target_group) == ("housing_first", "young_adults")
+
+
 # --- throughput ----------------------------------------------------------------------------
 
 def test_throughput_by_quarter_counts_inflow_outflow_active_and_the_permanent_share(view):

@@ -122,3 +122,27 @@ def test_a_report_asked_for_a_year_or_day_past_the_calendar_is_a_422_naming_it_n
         query = {"--from": "from", "--to": "to", "--as-of": "as_of"}.get(named, named[2:])
         assert query_wording(str(refused.value)).startswith(f"{query}: ")  # the API's name
     assert report_options(year=2026, date_from="2026-01-01").year == 2026
+
+
+def test_a_district_programme_or_target_group_nobody_knows_is_a_422_naming_the_parameter(api):
+    """Not an empty report: the parameter by its name, and the values it can have."""
+    refused = {query: api.get("/api/reports/waiting-times", params={query: "Nowhere"})
+               for query in ("district", "programme", "target_group")}
+    assert {r.status_code for r in refused.values()} == {422}
+    assert refused["district"].json()["detail"] == ("district: 'Nowhere' is not a district; "
+                                                    "known: Farsta, Spånga")
+    assert refused["programme"].json()["detail"] == (
+        "programme: 'Nowhere' is not a programme; known: training_apartment, housing_first, "
+        "municipal_contract")
+    assert refused["target_group"].json()["detail"].startswith(
+        "target_group: 'Nowhere' is not a target group; known: substance_abuse, ")
+    assert api.get("/api/reports/waiting-times", params={"district": "Farsta"}).status_code == 200
+
+
+def test_a_district_of_the_readers_units_with_no_case_yet_is_asked_about_without_error(api):
+    token = LocalIssuer(api.app.state.use_cases.settings.data).mint(
+        "sup.skarholmen", ["supervisor"], ["Skärholmen"])
+    answer = api.get("/api/reports/waiting-times", params={"district": "Skärholmen"},
+                     headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == []

@@ -482,6 +482,36 @@ def test_the_landlords_apartments_page_is_its_own_stock(tmp_path):
     assert seen["definition_version"] == reports.DEFINITION_VERSIONS["stock"]
 
 
+def test_a_landlord_sees_their_apartments_without_the_tenants_case_or_client(tmp_path):
+    """Framtiden's X2 is lived in by y2 (client k-y2): Framtiden sees it occupied, and neither
+    the case nor the client; a caseworker of y2's unit sees both."""
+    from application.store import HousingChain
+    from application.use_cases import UseCases
+    from config.settings import Settings
+    from domain.access import Principal
+
+    settings = Settings(data=tmp_path)
+    s = Scenario()
+    s.register("2026-01-01", "X1", landlord="Bostadsbolaget")
+    s.register("2026-01-01", "X2", landlord="Framtiden")
+    three_tenancies(s)
+    app = HousingChain(env=settings.event_store_env("events"))
+    lines = [line for _, _, line in sorted(s.steps, key=lambda x: (x[0], x[1]))]
+    assert all(r.accepted for r in app.run(lines, today=TODAY, policy=POLICY))
+    app.close()
+    cases = UseCases(settings)
+    landlord = Principal(subject="uthyrning.framtiden", roles=frozenset({"landlord"}),
+                         units=frozenset({"Framtiden"}))
+    [x2] = cases.apartments(landlord)["apartments"]
+    assert (x2["apartment"], x2["status"]) == ("X2", "occupied")
+    assert not {"case_id", "client"} & x2.keys(), x2
+    assert "y2" not in str(x2) and "k-y2" not in str(x2)
+    caseworker = Principal(subject="cw-anna", roles=frozenset({"caseworker"}),
+                           units=frozenset({"Farsta"}))
+    seen = {r["apartment"]: r for r in cases.apartments(caseworker)["apartments"]}
+    assert (seen["X2"]["case_id"], seen["X2"]["client"]) == ("y2", "k-y2")
+
+
 def test_each_apartment_shows_its_open_vacancy_and_all_its_vacant_days(tmp_path):
     """X1 stood empty from its registration (2026-01-01) to the first move-in (03-01), 59
     days, and from y1's exit (06-01) to y3's move-in (06-21), 20 more; X2 from 01-01 to 04-02,

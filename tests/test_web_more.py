@@ -229,3 +229,26 @@ def test_the_server_computes_todays_worklist_items_as_it_starts(tmp_path):
         while kept.day is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert kept.day == app.state.use_cases.today()
+
+
+def test_a_report_for_a_district_or_programme_nobody_knows_names_the_pages_field(tmp_path):
+    """The report layer names the CLI's `--district`; the page names its own field."""
+    from fastapi.testclient import TestClient
+
+    from config.settings import Settings
+    from interfaces.api.app import create_app
+    from interfaces.web.users import add_user
+
+    add_user(tmp_path, "enhetschef.berg", PASSWORD, ["supervisor"], ["Farsta"])
+    c = TestClient(create_app(Settings(data=tmp_path)), base_url="http://testserver")
+    _, ok = sign_in(c, user="enhetschef.berg")
+    c.get(ok.headers["location"].replace(str(c.base_url), ""))
+    for query, detail in (("district=Nowhere", "district: &#39;Nowhere&#39; is not a district; "
+                                               "known: Farsta"),
+                          ("programme=hf", "programme: &#39;hf&#39; is not a programme; known: "),
+                          ("target_group=kids", "target_group: &#39;kids&#39; is not a target "
+                                                "group; known: ")):
+        page = c.get(f"/reports/waiting-times.csv?{query}")
+        assert page.status_code == 422 and detail in page.text, (query, page.text[-2000:])
+        assert "--" + query.split("=")[0].replace("_", "-") not in page.text  # the CLI's name
+    assert c.get("/reports/waiting-times.csv?district=Farsta").status_code == 200  # no case yet

@@ -12,7 +12,7 @@ import pytest
 from application.store import HousingChain
 from config.settings import Settings
 from tests.test_web import PASSWORD, sign_in
-from tests.test_worklist import granted, recorder
+from tests.test_worklist import granted, housed, recorder
 
 
 @pytest.fixture()
@@ -147,3 +147,29 @@ def test_the_apartments_page_shows_how_long_each_apartment_has_stood_empty(site)
     [row] = cells(page.text, "Lägenheter och vem som bor där")
     days = f"{(today - date(2026, 6, 1)).days:,}".replace(",", "\N{NO-BREAK SPACE}")
     assert row[:7] == ["SH-7", "Stockholmshem", "2", "ledig", "2026-06-01", days, days], row
+
+
+def test_a_landlord_sees_their_apartments_on_the_page_without_the_tenants_case_or_client(
+        tmp_path):
+    """h-1 (client kl-h-1) lives in Stockholmshem's SH-9: its landlord's page shows the
+    apartment occupied and nobody's case."""
+    from fastapi.testclient import TestClient
+
+    from interfaces.api.app import create_app
+    from interfaces.web.users import add_user
+
+    settings = Settings(data=tmp_path)
+    app = HousingChain(env=settings.event_store_env("events"))
+    lines = [*granted("h-1", "2026-06-01", "2026-06-10"), *housed("h-1", "SH-9", "2026-07-01")]
+    lines[3] = {**lines[3], "landlord": "Stockholmshem"}
+    recorder(app, "h")(*lines)
+    app.close()
+    add_user(tmp_path, "uthyrning.sh", PASSWORD, ["landlord"], ["Stockholmshem"])
+    c = TestClient(create_app(settings), base_url="http://testserver")
+    _, ok = sign_in(c, "uthyrning.sh")
+    c.get(ok.headers["location"].replace("http://testserver", ""))
+    page = c.get("/apartments")
+    assert page.status_code == 200, page.text
+    [row] = cells(page.text, "Lägenheter och vem som bor där")
+    assert row[:4] == ["SH-9", "Stockholmshem", "1", "bebodd"] and row[-1] == "–", row
+    assert "h-1" not in page.text, "the case or its client is on the page"

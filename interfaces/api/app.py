@@ -15,13 +15,22 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, Unauthenticated, UseCaseError
 from application.readmodels import WORKLIST_KINDS
-from application.reporting import CATALOGUE, REPORT_NAMES, csv_rows, csv_text, report_options
+from application.reporting import (
+    CATALOGUE,
+    QUERY_NAMES,
+    REPORT_NAMES,
+    csv_rows,
+    csv_text,
+    report_options,
+)
 from application.use_cases import UseCases
 from config.settings import Settings
 from domain.access import Forbidden, Principal
@@ -40,7 +49,7 @@ from interfaces.api.models import (
     VerifyAnswer,
     WorklistAnswer,
 )
-from interfaces.api.options import QUERY_NAMES, query_wording
+from interfaces.api.options import query_wording
 
 PROBLEM = "application/problem+json"
 # the query parameters of GET /api/reports/{name} (the CLI's options, and history's case)
@@ -68,6 +77,31 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+# the routes that refuse an unknown query parameter themselves, in their own words
+OWN_QUERY_CHECK = frozenset({"/api/reports/{name}"})
+
+
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route declares, its dependencies' too, by the names sent."""
+    return frozenset({f.alias for f in dependant.query_params}).union(
+        *(query_names(d) for d in dependant.dependencies))
+
+
+async def known_query_only(request: Request) -> None:
+    """A query parameter the route does not take is a 422 naming it, before anything is read
+    or done: ignored, a misspelt `distrct` or `as-of` answers another question than the one
+    asked, and nothing in the answer says so."""
+    route = request.scope.get("route")
+    if (not request.url.path.startswith("/api/") or not isinstance(route, APIRoute)
+            or route.path in OWN_QUERY_CHECK):
+        return
+    takes = query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - takes)
+    if unknown:
+        raise BadInput(f"{', '.join(unknown)}: not a query parameter of {request.method} "
+                       f"{route.path}; it takes {', '.join(sorted(takes)) or 'no query parameters'}")
+
+
 def create_app(settings: Settings | None = None, use_cases: UseCases | None = None) -> FastAPI:
     settings = settings or Settings()
     cases = use_cases or UseCases(settings)
@@ -88,6 +122,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         description="The housing chain's case engine: steps, case status and history, "
                     "worklists, reports. Sign in with a bearer token (OIDC).",
         docs_url=None, redoc_url=None,  # FastAPI's pages load their scripts from a CDN: `mount_docs`
+        dependencies=[Depends(known_query_only)],
     )
     app.state.use_cases = cases
     app.state.authenticator = auth
@@ -310,7 +345,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         never gives is a 422 listing the kinds, not an empty list that looks like nothing due."""
         return cases.worklist(who, actor, days, as_of, everyone=everyone, kind=kind)
 
-    @app.get("/api/reports")
+    @app.get("/api/reports", responses={422: ERRORS[422]})
     def report_catalogue() -> list[dict[str, Any]]:
         """The reports and the query parameters each takes (the CLI's options, by the API's
         names: `from`, `to`, `as_of`, `by`, ...)."""

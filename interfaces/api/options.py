@@ -11,11 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from application.reporting import OPTION_NAMES
+from application.reporting import OPTION_NAMES, QUERY_NAMES
 
-# the query parameter of each ReportOptions field: the period's ends are `from` and `to`
-QUERY_NAMES = {field: {"date_from": "from", "date_to": "to"}.get(field, field)
-               for field in OPTION_NAMES}
 _QUERY_OF_OPTION = {OPTION_NAMES[field]: query for field, query in QUERY_NAMES.items()}
 _OPTION_OF_QUERY = {query: OPTION_NAMES[field] for field, query in QUERY_NAMES.items()}
 

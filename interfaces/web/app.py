@@ -25,6 +25,7 @@ from application.errors import BadInput, NotFound, Refused, Unauthenticated, Una
 from application.labels import due_key
 from application.reporting import (
     OPTION_NAMES,
+    QUERY_NAMES,
     ReportOptions,
     csv_rows,
     csv_text,
@@ -320,21 +321,20 @@ class Web:
             raise OAuthError("invalid_token", "the id_token's nonce does not match")
 
 
-QUERY_KEY = {"date_from": "from", "date_to": "to"}  # a report option's key in a page's query
-
-
 def _options(q: dict[str, str], *names: str) -> ReportOptions:
-    fields: dict[str, Any] = {}
-    for n in names:
-        key = QUERY_KEY.get(n, n)
-        if q.get(key):
-            fields[n] = q[key]
+    fields = {n: q[QUERY_NAMES[n]] for n in names if q.get(QUERY_NAMES[n])}
     try:
         return report_options(**fields)
-    except BadInput as exc:  # the message names the CLI's option: the page's field by its key
-        option, _, why = str(exc).partition(": ")
-        field = next((f for f, o in OPTION_NAMES.items() if o == option), option)
-        raise BadInput(f"{QUERY_KEY.get(field, field)}: {why}") from None
+    except BadInput as exc:
+        raise _field_named(exc) from None
+
+
+def _field_named(exc: BadInput) -> BadInput:
+    """The report layer's message about one option (`--from: ...`) naming the page's field
+    by its key in the query (`from: ...`) instead; any other message as it is."""
+    option, _, why = str(exc).partition(": ")
+    field = next((f for f, o in OPTION_NAMES.items() if o == option), None)
+    return BadInput(f"{QUERY_NAMES[field]}: {why}") if field else exc
 
 
 def quarter_of(day: date) -> str:
@@ -888,7 +888,10 @@ def mount_web(app: FastAPI, settings: Settings, cases: UseCases) -> None:
         async def work(who: Principal) -> Response:
             options = _options(q, "date_from", "date_to", "as_of", "by", "interval", "quarter",
                                "programme", "target_group", "district", "year")
-            result = await T(cases.report, who, name, options, q.get("case") or None)
+            try:
+                result = await T(cases.report, who, name, options, q.get("case") or None)
+            except BadInput as exc:  # `--district: ...`, known only once the report reads
+                raise _field_named(exc) from None
             return Response(csv_text(csv_rows(result)), media_type="text/csv", headers={
                 "content-disposition": f'attachment; filename="{name}.csv"'})
         return await web.page(request, work)

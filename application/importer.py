@@ -431,8 +431,14 @@ UNDECODABLE = "\x00undecodable\x00"
 
 def read_lines(path: Path) -> list[str]:
     """The file's lines; a line that is not UTF-8 is kept as a marker and refused alone."""
+    return decode_lines(path.read_bytes())
+
+
+def decode_lines(data: bytes) -> list[str]:
+    """Lines of an upload; one that is not UTF-8 is refused alone, naming its line, rather
+    than read with replacement characters (a name would be stored misspelt)."""
     lines = []
-    for raw in path.read_bytes().split(b"\n"):
+    for raw in data.split(b"\n"):
         try:
             lines.append(raw.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as exc:

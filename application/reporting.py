@@ -222,5 +222,16 @@ def csv_text(rows: Iterable[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(flat)
+    writer.writerows({k: _inert(v) for k, v in r.items()} for r in flat)
     return buffer.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """Typed text a spreadsheet would run as a formula (`=HYPERLINK(...)` in a note), kept as
+    text by a leading apostrophe (OWASP's CSV injection advice); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

@@ -667,6 +667,19 @@ class NumberClaimed(DomainError):
         self.other_client = other_client
 
 
+def _number_key(personal_number: str) -> str:
+    """A personal identity number in the one form it is compared and indexed in."""
+    try:
+        return parse_personal_number(personal_number).normalized
+    except DomainError:
+        return "".join(ch for ch in personal_number if ch.isalnum())
+
+
+def _written_alike(name: str) -> str:
+    """A name as compared with the registered one: case and spacing are how it was typed."""
+    return " ".join(name.casefold().split())
+
+
 class IdentityRegistry(_Transcoded):
     """Client identities, in a store of their own (see domain.identity)."""
 
@@ -678,7 +691,10 @@ class IdentityRegistry(_Transcoded):
     def check(self, client_id: str, name: str | None, personal_number: str | None) -> None:
         """Refuse an identity that must not be recorded, before anything is: one for a client
         that was erased (an old file imported again would bring the name back), or a personal
-        number already registered under another client id (one person, two histories)."""
+        number already registered under another client id (one person, two histories), a
+        number other than the client's registered one, or another name without the client's
+        number (the person in front of the caseworker): whoever opens a case for a known
+        client would otherwise rewrite the identity another unit reveals."""
         if not (name or personal_number):
             return
         tombstone = self._get(IdentityTombstone.create_id(client_id))
@@ -689,6 +705,19 @@ class IdentityRegistry(_Transcoded):
         claim = self._get(PersonalNumberClaim.create_id(index)) if index else None
         if claim is not None and claim.client_id != client_id:
             raise NumberClaimed(client_id, claim.client_id)
+        current = self.lookup(client_id)
+        if current is None:
+            return
+        own_number = bool(personal_number) and self._is_registered(current, personal_number)
+        if personal_number and current.personal_number and not own_number:
+            raise DomainError(N_("client {client}: another personal identity number is "
+                                 "registered for this client; a new case does not change it")
+                              .format(client=client_id))
+        if (name and current.name and _written_alike(name) != _written_alike(current.name)
+                and not own_number):
+            raise DomainError(N_("client {client}: the client is registered under another "
+                                 "name; give the client's personal identity number with the "
+                                 "new name to correct it").format(client=client_id))
 
     def holds(self, client_id: str, personal_number: str | None) -> bool:
         """Whether this personal identity number is the one registered for this client (in
@@ -700,10 +729,12 @@ class IdentityRegistry(_Transcoded):
     def record(self, client_id: str, name: str | None, personal_number: str | None) -> None:
         self.check(client_id, name, personal_number)
         current = self.lookup(client_id)
-        if current is not None:  # a part not given keeps what is registered (a second case
-            name = current.name if name is None else name  # opened with the number alone)
-            personal_number = (current.personal_number if personal_number is None
-                               else personal_number)
+        if current is not None:  # what is registered stays (`check`), but for a name given
+            # with the client's number (a correction); a missing part is added
+            corrected = bool(name and personal_number) and self._is_registered(
+                current, personal_number or "")
+            name = name if corrected or not current.name else current.name
+            personal_number = current.personal_number or personal_number
             if (current.name, current.personal_number) == (name, personal_number):
                 return
         sealed = {"name": self._seal(client_id, "name", name),
@@ -818,12 +849,13 @@ class IdentityRegistry(_Transcoded):
         except DecryptionError:
             return None  # the client's data key was destroyed and made anew: erased
 
+    def _is_registered(self, current: ClientIdentity, personal_number: str) -> bool:
+        """Whether the number is the client's registered one, however it was written."""
+        return (_number_key(personal_number) == _number_key(current.personal_number or "")
+                or self.holds(current.client_id, personal_number))
+
     def _blind_index(self, personal_number: str | None) -> str | None:
         if not personal_number or self.keyring is None:
             return None
-        try:
-            normalized = parse_personal_number(personal_number).normalized
-        except DomainError:
-            normalized = "".join(ch for ch in personal_number if ch.isalnum())
-        return blind_index(self.keyring, normalized)
+        return blind_index(self.keyring, _number_key(personal_number))
 

@@ -269,20 +269,36 @@ class UseCases:
         number (the person is in front of them). Anyone else could otherwise attach a case of
         their own to the client and reveal the name and number through it."""
         c = line.client
-        if self.identities.lookup(c.id) is None:
-            return
-        if c.personal_number and self.identities.holds(c.id, c.personal_number):
-            return
-        units = {d for (d,) in self.caught_up_view().rows(
-            "SELECT DISTINCT district FROM rm_cases WHERE client_id = ? AND district IS NOT NULL",
-            (c.id,))}
-        if who.has(access.Role.CASEWORKER) and units & who.units:
+        if self._may_attach(who, c.id, c.personal_number):
             return
         self.record(who, "case.step", case=line.case, params={**params, "client": c.id},
                     outcome="denied")
         raise Forbidden(f"{who.subject} may not open case {line.case} for client {c.id}: the "
                         "client is registered with another unit; give the client's personal "
                         "identity number to open a case for them here")
+
+    def _check_notice_client(self, who: Principal, notice: str, client: str,
+                             params: dict[str, str]) -> None:
+        """A notice for a registered client, by the rule of a new case (`_check_known_client`):
+        the case its `open_case` opens would reveal the client's name and number too. A
+        notice carries no personal identity number, so only a caseworker of a unit where the
+        client has a case registers one."""
+        if self._may_attach(who, client, None):
+            return
+        self.record(who, "notice.step", params={**params, "notice": notice, "client": client},
+                    outcome="denied")
+        raise Forbidden(f"{who.subject} may not register notice {notice} for client {client}: "
+                        "the client is registered with another unit")
+
+    def _may_attach(self, who: Principal, client: str, personal_number: str | None) -> bool:
+        if self.identities.lookup(client) is None:
+            return True
+        if personal_number and self.identities.holds(client, personal_number):
+            return True
+        units = {d for (d,) in self.caught_up_view().rows(
+            "SELECT DISTINCT district FROM rm_cases WHERE client_id = ? AND district IS NOT NULL",
+            (client,))}
+        return who.has(access.Role.CASEWORKER) and bool(units & who.units)
 
     async def _submit_allowed(self, who: Principal, line: Any, fields: dict[str, Any],
                               scope: CaseScope | None, params: dict[str, str], *,
@@ -733,6 +749,9 @@ class UseCases:
             district = step.district
             self.allow(who, "notice.step", lambda: access.check_apply(who, step.notice, district),
                        params=params)
+            if not who.is_admin:
+                await asyncio.to_thread(self._check_notice_client, who, step.notice,
+                                        step.client, params)
         else:
             # a notice's steps are a caseworker's, the visit at the door also a pilot's
             kind = "record_visit" if step.type == "outreach_visit" else "offer"

@@ -710,6 +710,57 @@ def test_a_caseworker_of_another_unit_cannot_attach_a_case_to_a_registered_clien
     assert outcomes == {probe: "refused", other: "denied"}
 
 
+def test_a_caseworker_of_another_unit_cannot_register_a_notice_for_a_registered_client_to_reveal_them(
+        api):
+    case, client = new_id("reg"), new_id("kl")
+    assert api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "apply", "on": d(5), "client": {
+            "id": client, "target_group": "elderly", "district": "Farsta",
+            "name": "Anna Andersson", "personal_number": "19700101-1233"}}).status_code == 200
+    notice = new_id("n")
+    detail = assert_problem(api.post(f"/api/notices/{notice}/steps", OTHER_UNIT_CASEWORKER, json={
+        "type": "register", "client": client, "district": "Spånga", "on": d(1)}), 403)["detail"]
+    assert "registered with another unit" in detail and "Anna" not in detail
+    assert_problem(api.get(f"/api/notices/{notice}", OTHER_UNIT_CASEWORKER), 404)
+    # the client's own unit registers a notice for them as before
+    ours = api.post(f"/api/notices/{new_id('n')}/steps", CASEWORKER, json={
+        "type": "register", "client": client, "district": "Farsta", "on": d(1)})
+    assert ours.status_code == 200, ours.text
+
+
+def test_a_new_case_for_a_registered_client_cannot_rename_them_or_change_their_number(api):
+    case, client = new_id("reg"), new_id("kl")
+    assert api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "apply", "on": d(5), "client": {
+            "id": client, "target_group": "elderly", "district": "Farsta",
+            "name": "Anna Andersson", "personal_number": "19650505-2347"}}).status_code == 200
+    for identity, words in (({"name": "Totally Different"}, "registered under another name"),
+                            ({"personal_number": "195512123455"},
+                             "another personal identity number is registered")):
+        second = new_id("reg")
+        detail = assert_problem(api.post(f"/api/cases/{second}/steps", CASEWORKER, json={
+            "type": "apply", "on": d(1), "client": {
+                "id": client, "target_group": "elderly", "district": "Farsta", **identity}}),
+            409)["detail"]
+        assert words in detail, detail
+        assert_problem(api.get(f"/api/cases/{second}", CASEWORKER), 404)
+    # the same name typed another way opens a second case and keeps the registered name
+    again = api.post(f"/api/cases/{new_id('reg')}/steps", CASEWORKER, json={
+        "type": "apply", "on": d(1), "client": {
+            "id": client, "target_group": "elderly", "district": "Farsta",
+            "name": "anna  ANDERSSON"}})
+    assert again.status_code == 200, again.text
+    revealed = api.post(f"/api/cases/{case}/identity", CASEWORKER).json()
+    assert (revealed["name"], revealed["personal_number"]) == ("Anna Andersson", "196505052347")
+    # a new name with the client's own number (the person is there) corrects it
+    renamed = api.post(f"/api/cases/{new_id('reg')}/steps", CASEWORKER, json={
+        "type": "apply", "on": d(1), "client": {
+            "id": client, "target_group": "elderly", "district": "Farsta",
+            "name": "Anna Berg", "personal_number": "196505052347"}})
+    assert renamed.status_code == 200, renamed.text
+    assert api.post(f"/api/cases/{case}/identity", CASEWORKER).json()["name"] == "Anna Berg"
+
+
 def test_a_step_the_case_refuses_is_on_record_as_refused(api):
     case = api.open_case(new_id("ref"), "assessment")
     assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
@@ -909,6 +960,23 @@ def test_an_imported_grant_without_a_programme_is_refused_naming_its_line_and_th
     assert refused[0]["reason"].startswith("programme: Field required when granted")
     assert items[-1]["summary"]["accepted"] == 3
     assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
+
+
+def test_an_imported_line_that_is_not_utf8_is_refused_naming_its_line_not_stored_misspelt(api):
+    case = new_id("imp-latin")
+    apply = json.dumps({"type": "apply", "case": case, "on": d(18), "client": {
+        "id": f"p-{case}", "target_group": "elderly", "district": "Farsta",
+        "name": "Björn Säll"}}, ensure_ascii=False).encode("latin-1")
+    body = import_body(new_id("imp")).replace(b"{not json\n", apply + b"\n")
+    with api.http.stream("POST", "/api/imports", content=body,
+                         headers={**api.auth(ADMIN), "Content-Type": "application/x-ndjson"},
+                         params={"source": "test_api"}) as response:
+        assert response.status_code == 200
+        items = [json.loads(line) for line in response.iter_lines() if line.strip()]
+    refused = items[-1]["summary"]["refused"]
+    assert [r["line"] for r in refused] == [4] and "not UTF-8" in refused[0]["reason"]
+    assert items[-1]["summary"]["accepted"] == 3
+    assert_problem(api.get(f"/api/cases/{case}", CASEWORKER), 404)
 
 
 def test_a_file_imported_again_is_all_already_recorded_and_records_nothing(api):

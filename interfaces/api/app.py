@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from application.errors import BadInput, Unauthenticated, UseCaseError
+from application.importer import decode_lines
 from application.readmodels import WORKLIST_KINDS
 from application.reporting import (
     CATALOGUE,
@@ -389,8 +390,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
                           actor: str = "import", strict: bool = False) -> StreamingResponse:
         """A JSONL upload (admin): progress and refused lines streamed as JSON lines, then a
         summary line `{"summary": {...}}`."""
-        body = (await request.body()).decode("utf-8", errors="replace")
-        raw = body.splitlines()
+        raw = decode_lines(await request.body())
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         done, sent = 0, len(raw)
 

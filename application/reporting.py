@@ -84,12 +84,16 @@ def report_options(**fields: Any) -> ReportOptions:
     """ReportOptions from what a reader typed, or BadInput naming the option (as the CLI
     does; the API says its query parameter) and what is wrong with it."""
     try:
-        return ReportOptions(**fields)
+        options = ReportOptions(**fields)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""
         message = error["msg"].removeprefix("Value error, ")
         raise BadInput(f"{OPTION_NAMES.get(field, field)}: {message}") from None
+    if options.date_from and options.date_to and options.date_from > options.date_to:
+        # an empty period: answered, it reads as "nothing happened"
+        raise BadInput(f"--from: {options.date_from} is after --to ({options.date_to})")
+    return options
 
 
 OPTION_NAMES = {"date_from": "--from", "date_to": "--to", "as_of": "--as-of", "by": "--by",
@@ -198,6 +202,9 @@ def run_report(view: ChainView, name: str, options: ReportOptions, policy: Polic
     """The report's answer; `units` are the reader's, districts known beside the read
     models' (`check_district`)."""
     check_options(name, options)
+    if options.as_of and options.as_of > today:  # days waited counted up to a day to come
+        raise reports.ReportError(f"--as-of: {options.as_of} is after today ({today}): a "
+                                  "report tells what has happened")
     check_district(view, options.district, units)
     answer = REPORTS[name][0](view, options, policy, today)
     return {"definition_version": reports.DEFINITION_VERSIONS[name], **answer}

@@ -146,3 +146,17 @@ def test_a_district_of_the_readers_units_with_no_case_yet_is_asked_about_without
                      headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["rows"] == []
+
+
+def test_a_period_that_ends_before_it_starts_or_a_day_to_come_is_a_422_naming_the_parameter(api):
+    """Answered, `from` after `to` reads as "nothing happened" and an `as_of` to come counts
+    days waited that nobody has waited yet."""
+    backwards = api.get("/api/reports/throughput", params={"from": "2026-12-01",
+                                                            "to": "2026-01-01"})
+    assert backwards.status_code == 422
+    assert backwards.json()["detail"].startswith("from: 2026-12-01 is after `to` (2026-01-01)")
+    ahead = api.get("/api/reports/queue", params={"as_of": "2099-01-01"})
+    assert ahead.status_code == 422
+    assert ahead.json()["detail"].startswith("as_of: 2099-01-01 is after today")
+    assert api.get("/api/reports/throughput", params={"from": "2026-01-01",
+                                                       "to": "2026-01-01"}).status_code == 200

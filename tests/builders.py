@@ -5,6 +5,7 @@ cases through the real application service (real SQLite files, no mocks).
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,12 @@ from domain.stages import Stage
 from domain.views import LineResult
 
 START = date(2025, 1, 1)
+
+
+def unique_id(prefix: str) -> str:
+    """A fresh id without digits: a uuid's own digits can read as a valid personal identity
+    number (`fe640814-5057` did), which every id field refuses."""
+    return f"{prefix}-" + "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex)
 TODAY = date(2027, 6, 30)
 POLICY = Policy()
 

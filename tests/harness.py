@@ -22,6 +22,7 @@ from config.settings import Settings
 from domain.commands import import_line_adapter
 from domain.policy import Policy
 from runtime.binaries import temporal_test_server
+from tests.builders import unique_id
 from worker import build_worker
 from workflows.case import CaseWorkflow
 
@@ -75,7 +76,7 @@ class Harness:
         self.n += 1
         fields.setdefault("on", (await self.today()).isoformat())
         fields.setdefault("actor", "handlaggare.lind")
-        fields.setdefault("id", f"t{self.n}-{uuid.uuid4()}")
+        fields.setdefault("id", unique_id(f"t{self.n}"))
         line = import_line_adapter.validate_python(fields)
         if line.type == "apply":
             line = line.without_identity()

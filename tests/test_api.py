@@ -39,6 +39,7 @@ from tests.backends import (
     skip_or_fail_without_postgres,
     store_env,
 )
+from tests.builders import unique_id
 from tests.stack import CLI, Stack
 
 pytestmark = pytest.mark.slow
@@ -622,7 +623,7 @@ def test_the_history_report_without_a_case_is_422_naming_the_query_parameter(api
 
 def test_the_same_idempotency_key_twice_records_once_and_answers_duplicate(api):
     case = api.open_case(new_id("idem"), "waiting")
-    key = f"client-retry:{uuid.uuid4()}"
+    key = unique_id("client-retry")
     body = {"type": "course_session", "session": 2}
     first = api.post(f"/api/cases/{case}/steps", CASEWORKER, json=body,
                      headers={"Idempotency-Key": key})
@@ -639,7 +640,7 @@ def test_the_same_idempotency_key_twice_records_once_and_answers_duplicate(api):
 
 def test_an_idempotency_key_used_again_for_another_step_is_refused_not_answered_as_done(api):
     case = api.open_case(new_id("idem"), "applied")
-    key = f"k-sa:{uuid.uuid4()}"
+    key = unique_id("k-sa")
     first = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={"type": "start_assessment"},
                      headers={"Idempotency-Key": key})
     assert first.status_code == 200, first.text

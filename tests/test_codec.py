@@ -30,6 +30,7 @@ from application.codec import (
 )
 from application.keys import DecryptionError, UnknownKeyError
 from runtime.binaries import temporal_cli
+from tests.builders import unique_id
 
 NAME = "Anna Andersson"
 
@@ -192,7 +193,7 @@ async def test_a_client_without_the_codec_finds_no_name_in_the_history(tmp_path:
                                              namespace=with_codec.namespace,
                                              data_converter=pydantic_data_converter)
         queue = f"codec-{uuid.uuid4()}"
-        welcomed_id, refused_id, plain_id = (f"w-{uuid.uuid4()}" for _ in range(3))
+        welcomed_id, refused_id, plain_id = (unique_id("w") for _ in range(3))
         async with Worker(with_codec, task_queue=queue, workflows=[Welcome]):
             welcomed = await with_codec.execute_workflow(
                 Welcome.run, ANNA, id=welcomed_id, task_queue=queue, memo={"note": ANNA.note})

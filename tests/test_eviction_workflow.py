@@ -26,6 +26,7 @@ from domain.notice_commands import notice_step_adapter
 from domain.notice_views import NoticeSnapshot
 from domain.policy import Policy
 from domain.workdays import add_working_days, is_working_day
+from tests.builders import unique_id
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id
@@ -77,7 +78,7 @@ class Notices:
         self.n += 1
         fields.setdefault("on", (await self.today()).isoformat())
         fields.setdefault("actor", "handlaggare.lind")
-        fields.setdefault("id", f"t{self.n}-{uuid.uuid4()}")
+        fields.setdefault("id", unique_id(f"t{self.n}"))
         step = notice_step_adapter.validate_python(fields)
         if step.type == "register":
             self.notices.add(step.notice)
@@ -327,7 +328,7 @@ async def test_a_housing_case_is_opened_from_a_notice(notices):
     assert (await case_handle.query(CaseWorkflow.status)).stage == "applied"
     start = import_line_adapter.validate_python({
         "type": "start_assessment", "case": "hc-1", "on": (await h.today()).isoformat(),
-        "actor": "handlaggare.lind", "id": f"sa-{uuid.uuid4()}"})
+        "actor": "handlaggare.lind", "id": unique_id("sa")})
     assert (await h.chain.send(start)).stage == "assessment"
     with pytest.raises(Refused, match="open_case needs an open notice with no housing case"):
         await h.step(type="open_case", notice="h-1", case="hc-2", target_group="other")

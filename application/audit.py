@@ -10,9 +10,11 @@ people who had no reason to read. This module keeps that log. Three properties m
   attacker must first drop the trigger, which needs more rights than the application has.
 * Tamper evident. Every record carries `hash = sha256(prev_hash + canonical JSON of its fields)`,
   so altering, deleting, reordering or inserting a record breaks the chain where it was done and
-  `verify` names that record. The chain cannot show a cut-off tail or a whole chain rewritten
-  from scratch; for that keep `VerifyResult.head_hash` somewhere else (e.g. in the monthly
-  review's minutes) and compare.
+  `verify` names that record. The chain alone cannot show a cut-off tail or a whole chain
+  rewritten from scratch: every verify that finds the chain intact therefore ends with an
+  *anchor* (the newest record's seq and hash) kept outside the table, in the anchors file and
+  in the logs, to be copied further (the monthly review's minutes); the next verify checks that
+  each anchor is still in the chain (`--anchor SEQ:HASH` checks one kept elsewhere).
 
 Several stateless API processes may write one log (one PostgreSQL database, or one SQLite file):
 reading the last hash and inserting the next record is serialized across threads and processes
@@ -31,7 +33,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +104,61 @@ class AccessRecord(BaseModel):
         return value
 
 
+class Anchor(BaseModel):
+    """A record the chain held when a verify found it intact: it must stay there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    hash: str
+    at: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """`SEQ:HASH`, as `audit verify` prints it."""
+        seq, _, digest = text.strip().partition(":")
+        if not seq.isdigit() or int(seq) < 1 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"{text!r} is not SEQ:HASH (a record number, a colon and the "
+                             "record's 64 hex digit hash, as `audit verify` prints it)")
+        return cls(seq=int(seq), hash=digest)
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+class AnchorFile:
+    """The anchors of one installation, a JSON line each, outside the log's own table: what
+    someone who can delete the table's newest records must also find and change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> list[Anchor]:
+        """The anchors, oldest first; a line that is not an anchor is skipped (the chain
+        still tells tampering apart; a lost anchor only weakens the tail check)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        anchors = []
+        for line in text.splitlines():
+            try:
+                anchors.append(Anchor.model_validate_json(line))
+            except ValueError:
+                continue
+        return anchors
+
+    def add(self, anchor: Anchor) -> None:
+        known = self.read()
+        if known and known[-1].seq == anchor.seq and known[-1].hash == anchor.hash:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(anchor.model_dump_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
 class VerifyResult(BaseModel):
     """The outcome of recomputing the chain; `head_hash` is the last intact record's hash, to be
     kept elsewhere so that a cut-off tail can be noticed too."""
@@ -113,6 +170,8 @@ class VerifyResult(BaseModel):
     first_broken: int | None = None
     reason: str | None = None
     head_hash: str | None = None
+    head_seq: int | None = None
+    anchors_checked: int = 0
 
 
 def canonical_json(record: AccessRecord) -> str:
@@ -215,25 +274,36 @@ class AccessLog:
             action=action, case=case, report=report, params=dict(params or {}), address=address,
             outcome=outcome, case_unit=case_unit, relation=relation, prev_hash=GENESIS, hash="",
         )
+        return self.append_all([draft])[0]
+
+    def append_all(self, drafts: list[AccessRecord]) -> list[AccessRecord]:
+        """Append records (their `seq`, `prev_hash` and `hash` are set here) in one
+        transaction, one commit: all of them or none (an import's record in each case)."""
         with self._connection() as conn:
             if self.postgres:
                 with conn.transaction():
                     # Durable before the API answers, whatever the server's default says.
                     conn.execute("SET LOCAL synchronous_commit = on")
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                    record = self._seal(draft, self._last(conn))
-                    self._insert(conn, record)
-                return record
+                    return self._chain(conn, drafts)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                record = self._seal(draft, self._last(conn))
-                self._insert(conn, record)
+                records = self._chain(conn, drafts)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            return record
+            return records
+
+    def _chain(self, conn: Any, drafts: list[AccessRecord]) -> list[AccessRecord]:
+        last, records = self._last(conn), []
+        for draft in drafts:
+            record = self._seal(draft, last)
+            self._insert(conn, record)
+            records.append(record)
+            last = (record.seq, record.hash)
+        return records
 
     @staticmethod
     def _seal(draft: AccessRecord, last: tuple[int, str] | None) -> AccessRecord:
@@ -270,23 +340,41 @@ class AccessLog:
             params.append(before_seq)
         return self._select(f"WHERE {where} ORDER BY seq DESC LIMIT ?", (*params, limit))
 
+    def step_taken(self, case: str, command_id: str) -> AccessRecord | None:
+        """The record of the request that took the step with this command id on the case: the
+        newest allowed one that was not answered as a duplicate (an earlier allowed attempt
+        may have been refused by the case and sent again)."""
+        field = ("params->>'{key}'" if self.postgres else "json_extract(params, '$.{key}')").format
+        rows = self._select(
+            f"WHERE case_id = ? AND action = 'case.step' AND outcome = 'allowed' "
+            f"AND {field(key='command_id')} = ? AND COALESCE({field(key='duplicate')}, 'false') "
+            "= 'false' ORDER BY seq DESC LIMIT 1", (case, command_id))
+        return rows[0] if rows else None
+
     def review(self, month: str) -> list[AccessRecord]:
         """The monthly log review: that month's (UTC) allowed reads of a case by someone with no
-        relation to it at the time, and every denied attempt, oldest first."""
+        relation to it at the time, and every denied attempt, oldest first. An admin's import
+        (a migration, recorded in each case it writes to) is not a read to review case by case."""
         start, end = month_bounds(month)
         bounds = (start, end) if self.postgres else (start.strftime(_AT_FORMAT), end.strftime(_AT_FORMAT))
         return self._select(
             "WHERE at >= ? AND at < ? AND (outcome = 'denied' OR "
-            "(outcome = 'allowed' AND relation = 'none' AND case_id IS NOT NULL)) ORDER BY at, seq",
+            "(outcome = 'allowed' AND relation = 'none' AND case_id IS NOT NULL "
+            "AND action <> 'case.import')) ORDER BY at, seq",
             bounds,
         )
 
-    def verify(self, page_size: int = 1000) -> VerifyResult:
+    def verify(self, page_size: int = 1000, anchors: Iterable[Anchor] = ()) -> VerifyResult:
         """Recompute the chain from the first record, `page_size` records at a time, and name the
         first record where it breaks: a gap in seq (a record deleted), a prev_hash that is not
         the previous record's hash (reordered or inserted), or fields that do not match the hash
-        (altered)."""
+        (altered); then check that each anchor is still in the chain, so that newest records
+        deleted (or a chain rewritten from scratch) are found too."""
+        wanted: dict[int, list[Anchor]] = {}
+        for anchor in anchors:
+            wanted.setdefault(anchor.seq, []).append(anchor)
         expected, prev_hash, checked, last_seen = 1, GENESIS, 0, None
+        found: dict[int, str] = {}
         while True:
             if last_seen is None:  # from the very first row, even one put below seq 1 by hand
                 rows = self._rows("ORDER BY seq LIMIT ?", (page_size,))
@@ -297,10 +385,34 @@ class AccessLog:
                 broken = self._broken(row, seq, expected, prev_hash)
                 if broken:
                     return VerifyResult(ok=False, checked=checked, first_broken=broken[0],
-                                        reason=broken[1], head_hash=None if checked == 0 else prev_hash)
+                                        reason=broken[1], head_hash=None if checked == 0 else prev_hash,
+                                        head_seq=last_seen)
+                if seq in wanted:
+                    found[seq] = row[-1]
                 expected, prev_hash, checked, last_seen = seq + 1, row[-1], checked + 1, seq
             if len(rows) < page_size:
-                return VerifyResult(ok=True, checked=checked, head_hash=None if checked == 0 else prev_hash)
+                break
+        for seq in sorted(wanted):
+            for anchor in wanted[seq]:
+                reason = self._anchor_broken(anchor, found.get(seq), last_seen or 0)
+                if reason:
+                    first = (last_seen or 0) + 1 if seq > (last_seen or 0) else seq
+                    return VerifyResult(ok=False, checked=checked, first_broken=first,
+                                        reason=reason, head_hash=None if checked == 0 else prev_hash,
+                                        head_seq=last_seen)
+        return VerifyResult(ok=True, checked=checked, head_hash=None if checked == 0 else prev_hash,
+                            head_seq=last_seen, anchors_checked=sum(map(len, wanted.values())))
+
+    @staticmethod
+    def _anchor_broken(anchor: Anchor, digest: str | None, last: int) -> str | None:
+        when = f" on {anchor.at:%Y-%m-%d %H:%M} UTC" if anchor.at else ""
+        if anchor.seq > last:
+            return (f"records {last + 1} to {anchor.seq} are missing: the log ends at record "
+                    f"{last}, but record {anchor.seq} was anchored{when} (deleted from the end)")
+        if digest != anchor.hash:
+            return (f"record {anchor.seq} is not the record anchored{when}: the log was "
+                    "rewritten from there")
+        return None
 
     def _broken(self, row: tuple, seq: int, expected: int, prev_hash: str) -> tuple[int, str] | None:
         if seq > expected:

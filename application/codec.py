@@ -10,10 +10,12 @@ must not contain personal data.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import temporalio.converter
 from cryptography.exceptions import InvalidTag
@@ -151,3 +153,31 @@ async def codec_endpoint(codec: temporalio.converter.PayloadCodec, path: str, bo
     answer = json_format.MessageToDict(Payloads(payloads=result))
     answer.setdefault("payloads", [])
     return json.dumps(answer).encode()
+
+
+def cases_in(answer: bytes) -> list[str]:
+    """The case ids that decoded payloads (a `codec_endpoint` answer) name, in order of first
+    mention: the `case` fields of their JSON, at any depth. What a decode shows is then an
+    access to those cases, scoped and recorded as a read of each."""
+    found: dict[str, None] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "case" and isinstance(inner, str):
+                    found.setdefault(inner)
+                else:
+                    walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    for payload in json.loads(answer).get("payloads", []):
+        encoding = base64.b64decode(payload.get("metadata", {}).get("encoding", ""))
+        if not encoding.startswith(b"json/"):
+            continue
+        try:
+            walk(json.loads(base64.b64decode(payload.get("data", ""))))
+        except ValueError:
+            continue
+    return list(found)

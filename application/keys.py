@@ -811,3 +811,17 @@ def blind_index(keyring: KeyRing, normalized: str) -> str:
     assert base is not None
     key = hmac.new(base, b"housing-chain/blind-index/personal-number/v1", hashlib.sha256).digest()
     return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()
+
+
+def request_digest(keyring: KeyRing | None, canonical: str, key: bytes | None = None) -> str:
+    """A keyed digest of a step request as its caller sent it (`canonical`), kept in the step's
+    access record so that an Idempotency-Key sent again with another body is told apart from
+    a retry: under `key` when given (a client's data key, for their typed text), else the
+    blind index's own key with another label; plain SHA-256 only when the installation runs
+    without keys (the benchmark's baseline)."""
+    if key is None and keyring is not None:
+        key = keyring.data_key(BLIND_INDEX_OWNER)
+    if key is None:
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    derived = hmac.new(key, b"housing-chain/request-digest/v1", hashlib.sha256).digest()
+    return hmac.new(derived, canonical.encode(), hashlib.sha256).hexdigest()[:32]

@@ -12,6 +12,7 @@ recorded too.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,11 +24,11 @@ import structlog
 from pydantic import ValidationError
 
 from application import gateway as gw
-from application.audit import AccessLog, AccessRecord
+from application.audit import AccessLog, AccessRecord, Anchor, AnchorFile
 from application.errors import BadInput, Forbidden, NotFound, Refused, Unavailable
 from application.free_text import has_text, note_context, seal_fields, sealer_for, text_context
 from application.importer import ImportReport, Refusal, describe, parse, run_import
-from application.keys import KeyRing, KeysError
+from application.keys import KeyRing, KeysError, request_digest
 from application.memo import ByPosition, read_logged
 from application.preferences import Preferences
 from application.readmodels import keyring_for, projection_for
@@ -308,6 +309,9 @@ class UseCases:
         if (scope is not None and scope.client and line.type in FREE_TEXT
                 and has_text(line, FREE_TEXT[line.type])):
             line = await asyncio.to_thread(self.seal_case_step, line, scope.client)
+        if case:  # the request as sent, to tell a retry from another step under its key
+            params["request"] = self.request_digest(fields, line.type,
+                                                    scope.client if scope else None)
         identity = None
         if isinstance(line, ApplyLine):
             c = line.client
@@ -330,19 +334,10 @@ class UseCases:
         earlier = (await asyncio.to_thread(self.store.processed_step, line)
                    if callers_id else None)
         if earlier is not None:
-            first = await asyncio.to_thread(self.store.step_type_of, line)
-            if first is not None and first != line.type:
-                raise Refused(f"{'case ' + case if case else 'the stock'}: the command id "
-                              f"{line.id} was used for a step {first}; a new step needs a new "
-                              "Idempotency-Key (command id)")
+            await asyncio.to_thread(self._check_retry, who, line, params)
             result = earlier.model_copy(update={"duplicate": True})
         elif spec.target == "stock":
             result = await chain.send_stock(line)
-        elif scope is not None and not callers_id:
-            # a step on an existing case under a fresh command id (it cannot be a duplicate):
-            # its access record is known already and is written while the step goes through
-            # Temporal; it is committed before the answer either way
-            return await self._send_recorded(chain, line, who, scope, params)
         else:
             result = await chain.send(line, recorded_by=who.subject)
         if not result.accepted:
@@ -357,6 +352,46 @@ class UseCases:
 
         await asyncio.to_thread(record)
         return result
+
+    def request_digest(self, fields: dict[str, Any], step_type: str, client: str | None) -> str:
+        """The keyed digest of a step's fields as the caller gave them (before defaults and
+        sealing: `on` defaults to today, and sealed text differs at every sealing), without
+        the command id, which is the key it is compared under. The client's name and number
+        are left out (the identity register checks them itself) and typed text is in it by
+        its own digest under the client's data key (made when the text was sealed): erasing
+        the client destroys that key, so nothing typed can be confirmed from the log after.
+        """
+        given = {k: v for k, v in fields.items() if v is not None and k != "id"}
+        if isinstance(given.get("client"), dict):
+            given["client"] = {k: v for k, v in given["client"].items()
+                               if k not in ("name", "personal_number")}
+        if self.keyring is not None and step_type in FREE_TEXT:
+            key = self.keyring.data_key(client, create=False) if client else None
+            given = _texts_replaced(given, FREE_TEXT[step_type], lambda text: request_digest(
+                None, text, key) if key else "")
+        return request_digest(self.keyring, json.dumps(
+            given, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
+
+    def _check_retry(self, who: Principal, line: Any, params: dict[str, str]) -> None:
+        """A command id seen before answers as a duplicate only for the same step sent again
+        by the same person: another step type, another person or other fields under the key
+        is a conflict (the first answer would be taken for this request's)."""
+        case = getattr(line, "case", None)
+        where = f"case {case}" if case else "the stock"
+        retry = "a new step needs a new Idempotency-Key (command id)"
+        first_type = self.store.step_type_of(line)
+        if first_type is not None and first_type != line.type:
+            raise Refused(f"{where}: the command id {line.id} was used for a step {first_type}; "
+                          f"{retry}")
+        first = self.audit.step_taken(case, line.id) if case else None
+        if first is None:  # taken before requests were recorded, or by an import
+            return
+        if first.subject != who.subject:
+            raise Refused(f"{where}: the command id {line.id} was used by another person's step;"
+                          f" {retry}")
+        if first.params.get("request", params.get("request")) != params.get("request"):
+            raise Refused(f"{where}: the command id {line.id} was used for a step {line.type} "
+                          f"with other fields; send the same fields to retry it, or {retry}")
 
     def seal_case_step(self, line: Any, client: str, erased: bool | None = None) -> Any:
         """The step with its free text sealed with the client's key (application/free_text)."""
@@ -382,26 +417,6 @@ class UseCases:
         self.allow(who, "case.step", lambda: access.check_step(who, step_type, scope),
                    case=case, scope=scope, params=params)
         return scope
-
-    async def _send_recorded(self, chain: gw.ChainClient, line: Any, who: Principal,
-                             scope: CaseScope, params: dict[str, str]) -> LineResult:
-        """The step through its workflow while its access record is appended (one fsync) in a
-        thread: the record is committed before the answer, whatever the answer (the step
-        allowed by the rules and then refused by the case is an access on record too)."""
-        recording = asyncio.ensure_future(asyncio.to_thread(
-            self.record, who, "case.step", case=line.case, scope=scope,
-            params={**params, "duplicate": "false"}))
-        try:
-            result = await chain.send(line, recorded_by=who.subject)
-        except BaseException:
-            await asyncio.wait([recording])
-            if not recording.cancelled():
-                recording.exception()  # seen; the step's own error is the answer
-            raise
-        await recording  # no record, no answer
-        if not result.accepted:
-            raise Refused(result.reason or "refused")
-        return result
 
     # --- reading a case ---------------------------------------------------------------------
 
@@ -801,6 +816,7 @@ class UseCases:
         if strict and refused:
             report.stopped_early = True
             return report
+        await asyncio.to_thread(self._record_import_in_cases, who, lines, source)
         await run_import(await self.chain(), lines, report, parallel=parallel, strict=strict,
                          recorded_by=who.subject, seal=self._import_sealer(lines),
                          record_identity=self.identities.record, processed=self.store.processed_step,
@@ -809,6 +825,37 @@ class UseCases:
                                            "accepted": str(report.accepted),
                                            "refused": str(len(report.refused))})
         return report
+
+    def _record_import_in_cases(self, who: Principal, lines: list[Any], source: str) -> None:
+        """One access record in each case the file writes to, before any line is sent, all in
+        one commit: a supervisor reading the case's access log sees the import as well as
+        the steps in its history (the import's own record, without a case, comes after)."""
+        per_case: dict[str, int] = {}
+        district: dict[str, str] = {}
+        for line in lines:
+            if line.case is None:  # a line on the stock
+                continue
+            per_case[line.case] = per_case.get(line.case, 0) + 1
+            if line.step.type == "apply":
+                district.setdefault(line.case, line.step.client.district)
+        drafts = []
+        for case, count in per_case.items():
+            scope = self.scope(case)
+            if not scope.exists:
+                scope = CaseScope(case=case, district=district.get(case))
+            drafts.append(self._draft(who, "case.import", scope,
+                                      {"source": source, "lines": str(count)}))
+        if drafts:
+            self.audit.append_all(drafts)
+
+    def _draft(self, who: Principal, action: str, scope: CaseScope,
+               params: dict[str, str]) -> AccessRecord:
+        """An access record of `who` on the scope's case, to append with others at once."""
+        return AccessRecord(
+            seq=0, at=datetime.now(UTC), subject=who.subject, roles=sorted(who.roles),
+            units=sorted(who.units), action=action, case=scope.case, report=None, params=params,
+            address=who.address or "local", outcome="allowed", case_unit=scope.district,
+            relation=access.relation(who, scope), prev_hash="", hash="")
 
     def _import_sealer(self, lines: list[Any]) -> Callable[[list[Any]], Awaitable[list[Any]]]:
         """Seals the free text of a batch of lines before it is sent. The client of a case is
@@ -949,10 +996,28 @@ class UseCases:
 
     # --- the audit ---------------------------------------------------------------------------
 
-    def audit_verify(self, who: Principal) -> Any:
+    def audit_verify(self, who: Principal, anchors: Iterable[str] = ()) -> Any:
+        """The chain recomputed, and every anchor kept so far still in it (the anchors file,
+        and any `SEQ:HASH` kept elsewhere); an intact chain leaves its head as a new anchor,
+        in the anchors file and in the logs."""
+        given = []
+        for text in anchors:
+            try:
+                given.append(Anchor.parse(text))
+            except ValueError as exc:
+                raise BadInput(f"anchor: {exc}") from None
         self.allow(who, "audit.verify",
                    lambda: access.check_role(who, "verify the access log", access.Role.SUPERVISOR))
-        return self.audit.verify()
+        kept = AnchorFile(self.settings.data / "audit-anchors.jsonl")
+        result = self.audit.verify(anchors=[*kept.read(), *given])
+        if result.ok and result.head_seq is not None:
+            kept.add(Anchor(seq=result.head_seq, hash=result.head_hash, at=datetime.now(UTC)))
+            log.info("access log anchored", seq=result.head_seq, hash=result.head_hash)
+        elif not result.ok:
+            log.error("access log broken", record=result.first_broken, reason=result.reason)
+        self.record(who, "audit.verify", params={"ok": str(result.ok).lower(),
+                                                 "checked": str(result.checked)})
+        return result
 
     def audit_review(self, who: Principal, month: str) -> list[AccessRecord]:
         self.allow(who, "audit.review",
@@ -974,7 +1039,7 @@ class UseCases:
         Decoding shows workflow inputs in the clear, so it is an access like any other read:
         refused ones and answered ones are both in the access log.
         """
-        from application.codec import CodecKeys, EncryptionCodec, codec_endpoint
+        from application.codec import CodecKeys, EncryptionCodec, cases_in, codec_endpoint
 
         operation = path.rstrip("/").rsplit("/", 1)[-1]
         self.allow(who, f"codec.{operation}", lambda: access.check_role(
@@ -983,8 +1048,24 @@ class UseCases:
             if self._codec is None:
                 self._codec = EncryptionCodec(CodecKeys.load(self.settings.data))
         answer = await codec_endpoint(self._codec, path, body)
-        await asyncio.to_thread(self.record, who, f"codec.{operation}")
+        if operation == "decode":
+            await asyncio.to_thread(self._decoded, who, cases_in(answer))
+        else:
+            await asyncio.to_thread(self.record, who, f"codec.{operation}")
         return answer
+
+    def _decoded(self, who: Principal, cases: list[str]) -> None:
+        """What a decode shows is a read of each case its payloads name: refused unless `who`
+        may read every one of them (a supervisor, the cases of their units), and recorded in
+        each case's access log."""
+        if not cases:
+            self.record(who, "codec.decode")
+            return
+        scopes = [self.scope(case) for case in cases]
+        for scope in scopes:
+            self.allow(who, "codec.decode", lambda s=scope: access.check_read_case(who, s),
+                       case=scope.case, scope=scope)
+        self.audit.append_all([self._draft(who, "codec.decode", scope, {}) for scope in scopes])
 
 
 def new_command_id(prefix: str) -> str:
@@ -996,6 +1077,21 @@ def new_command_id(prefix: str) -> str:
         candidate = f"{prefix}:{uuid.uuid4()}"
         if find_personal_number(candidate) is None:
             return candidate
+
+
+def _texts_replaced(fields: dict[str, Any], paths: tuple[str, ...],
+                    replace: Callable[[str], str]) -> dict[str, Any]:
+    """The fields with the text at each path (`reviews.note`: in every review) replaced."""
+    out = dict(fields)
+    for path in paths:
+        head, _, rest = path.partition(".")
+        value = out.get(head)
+        if rest and isinstance(value, list):
+            out[head] = [_texts_replaced(item, (rest,), replace) if isinstance(item, dict)
+                         else item for item in value]
+        elif isinstance(value, str) and value:
+            out[head] = replace(value)
+    return out
 
 
 def _check_access_log(who: Principal, scope: CaseScope) -> None:

@@ -90,6 +90,11 @@ class Api:
     def post(self, path: str, who, **kw: Any) -> httpx.Response:
         return self.http.post(path, headers={**self.auth(who), **kw.pop("headers", {})}, **kw)
 
+    def keyed(self, case: str, who, body: dict[str, Any], key: str) -> httpx.Response:
+        """A step on the case under the caller's own Idempotency-Key."""
+        return self.post(f"/api/cases/{case}/steps", who, json=body,
+                         headers={"Idempotency-Key": key})
+
     def step(self, case: str | None, who=ADMIN, **fields: Any) -> dict[str, Any]:
         """A step that must be accepted (setting up a case)."""
         path = f"/api/cases/{case}/steps" if case else "/api/apartments/steps"
@@ -652,6 +657,58 @@ def test_an_idempotency_key_used_again_for_another_step_is_refused_not_answered_
     assert api.get(f"/api/cases/{case}", CASEWORKER).json()["stage"] == "assessment"
 
 
+def test_an_idempotency_key_sent_again_with_other_fields_is_refused_not_answered_as_done(api):
+    case = api.open_case(new_id("idem"), "waiting")
+    key = unique_id("k-course")
+    first = api.keyed(case, CASEWORKER, {
+        "type": "course_session", "session": 2}, key)
+    assert first.status_code == 200, first.text
+    other = api.keyed(case, CASEWORKER, {
+        "type": "course_session", "session": 3}, key)
+    detail = assert_problem(other, 409)["detail"]
+    assert f"the command id {key} was used for a step course_session with other fields" in detail
+    # the same fields again (the field order as the client happens to send it) is a retry
+    again = api.post(f"/api/cases/{case}/steps", CASEWORKER, content=json.dumps(
+        {"session": 2, "type": "course_session"}),
+        headers={"Idempotency-Key": key, "Content-Type": "application/json"})
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    sessions = [r for r in api.history(case) if r["event"] == "CourseSessionAttended"]
+    assert [r["command_id"] for r in sessions] == [key]
+
+
+def test_an_idempotency_key_sent_again_with_another_typed_note_is_refused(api):
+    """Typed text is sealed anew at every sending, so the request is compared by the note's
+    own digest under the client's key, not by what reached the case."""
+    case = api.open_case(new_id("idem"), "training")
+    key = unique_id("k-complaint")
+    note = {"type": "complaint", "kind": "warning", "note": "Musik sent på natten"}
+    first = api.keyed(case, CASEWORKER, note, key)
+    assert first.status_code == 200, first.text
+    other = api.keyed(case, CASEWORKER, {
+        **note, "note": "Hund skäller"}, key)
+    assert "with other fields" in assert_problem(other, 409)["detail"]
+    again = api.keyed(case, CASEWORKER, note, key)
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+    digests = {r["params"].get("request") for r in rows if r["params"].get("command_id") == key}
+    assert len(digests) == 2 and not any("Musik" in d or "Hund" in d for d in digests)
+
+
+def test_an_idempotency_key_of_another_persons_step_is_refused_not_answered_as_theirs(api):
+    case = api.open_case(new_id("idem"), "waiting")
+    key = unique_id("k-someone")
+    body = {"type": "course_session", "session": 1}
+    first = api.keyed(case, CASEWORKER, body, key)
+    assert first.status_code == 200, first.text
+    colleague = ("handlaggare.lind", ["caseworker"], ["Farsta"])
+    taken = api.keyed(case, colleague, body, key)
+    detail = assert_problem(taken, 409)["detail"]
+    assert f"the command id {key} was used by another person's step" in detail
+    rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+    assert [(r["outcome"], r["params"]["type"]) for r in rows
+            if r["subject"] == colleague[0]] == [("refused", "course_session")]
+
+
 def test_the_recorded_actor_of_a_step_through_the_api_is_the_tokens_subject(api):
     case = api.open_case(new_id("actor"), "assessment")
     step = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
@@ -762,14 +819,18 @@ def test_a_new_case_for_a_registered_client_cannot_rename_them_or_change_their_n
     assert api.post(f"/api/cases/{case}/identity", CASEWORKER).json()["name"] == "Anna Berg"
 
 
-def test_a_step_the_case_refuses_is_on_record_as_refused(api):
+def test_a_step_the_case_refuses_is_on_record_once_as_refused(api):
     case = api.open_case(new_id("ref"), "assessment")
     assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
         "type": "move_in", "apartment": "apt-none"}), 409)
+    key = unique_id("k-refused")
+    assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "move_in", "apartment": "apt-other"}, headers={"Idempotency-Key": key}), 409)
     rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
-    steps = [(r["subject"], r["outcome"], r["params"].get("type")) for r in rows
-             if r["action"] == "case.step" and r["subject"] == CASEWORKER[0]]
-    assert (CASEWORKER[0], "refused", "move_in") in steps
+    steps = [(r["outcome"], r["params"].get("type")) for r in rows
+             if r["action"] == "case.step" and r["subject"] == CASEWORKER[0]
+             and r["params"].get("type") == "move_in"]
+    assert steps == [("refused", "move_in"), ("refused", "move_in")]  # one each, not two
 
 
 def test_every_read_and_every_refusal_is_in_the_cases_access_log(api):
@@ -818,6 +879,49 @@ def drop_append_only_triggers(conn, postgres: bool) -> list[str]:
         for name in names:
             conn.execute(f"DROP TRIGGER {name}")
     return names
+
+
+def test_audit_verify_finds_the_newest_records_deleted_by_the_anchor_an_earlier_verify_left(api):
+    """The attacker deletes the newest records (the chain alone still looks whole). The
+    anchor the earlier verify left outside the table names them; the rows are put back after."""
+    case = api.open_case(new_id("tail"), "waiting")
+    assert api.get(f"/api/cases/{case}", CASEWORKER).status_code == 200
+    intact = api.cli("audit", "verify", "--json")
+    assert intact.returncode == 0, intact.stderr
+    head = json.loads(intact.stdout)
+    shown = api.cli("audit", "verify")
+    assert f"anchor: {head['head_seq'] + 1}:" in shown.stdout  # the first verify's own record
+    postgres = api.stack.backend == "postgres"
+    mark = "%s" if postgres else "?"
+    conn = raw_audit(api)
+    try:
+        kept = conn.execute(f"SELECT * FROM access_log WHERE seq >= {mark} ORDER BY seq",
+                            (head["head_seq"] - 2,)).fetchall()
+        drop_append_only_triggers(conn, postgres)
+        conn.execute(f"DELETE FROM access_log WHERE seq >= {mark}", (head["head_seq"] - 2,))
+        broken = api.cli("audit", "verify")
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert f"record {head['head_seq'] - 2}" in broken.stderr
+        assert "deleted from the end" in broken.stderr
+        # an anchor kept elsewhere is checked the same way; a malformed one names the option
+        elsewhere = api.get("/api/audit/verify", ADMIN,
+                            params={"anchor": f"{head['head_seq']}:{head['head_hash']}"})
+        assert elsewhere.status_code == 200 and elsewhere.json()["ok"] is False
+        bad = api.cli("audit", "verify", "--anchor", "12")
+        assert bad.returncode == 2 and "--anchor: '12' is not SEQ:HASH" in bad.stderr
+    finally:
+        drop_append_only_triggers(conn, postgres)
+        conn.execute(f"DELETE FROM access_log WHERE seq >= {mark}", (head["head_seq"] - 2,))
+        marks = ", ".join([mark] * len(kept[0]))
+        for row in kept:
+            if postgres:  # jsonb columns come back as dicts and lists
+                from psycopg.types.json import Jsonb
+
+                row = [Jsonb(v) if isinstance(v, dict | list) else v for v in row]
+            conn.execute(f"INSERT INTO access_log VALUES ({marks})", row)
+        conn.close()
+    restored = api.cli("audit", "verify")
+    assert restored.returncode == 0, restored.stderr
 
 
 def test_audit_verify_finds_a_record_altered_behind_the_applications_back(api):
@@ -945,6 +1049,24 @@ def test_an_import_streams_json_lines_and_ends_with_its_summary(api):
     assert progress and [p["done"] for p in progress] == sorted({p["done"] for p in progress})
     assert progress[-1] == {"done": 3, "lines": 3}  # so far, not per batch; line 4 unreadable
     assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
+
+
+def test_an_import_is_in_the_access_log_of_each_case_it_writes_to_and_not_on_the_review(api):
+    case = new_id("imp-log")
+    with api.http.stream("POST", "/api/imports", content=import_body(case),
+                         headers={**api.auth(ADMIN), "Content-Type": "application/x-ndjson"},
+                         params={"source": "migration-2019"}) as response:
+        assert response.status_code == 200
+        assert [json.loads(x) for x in response.iter_lines() if x.strip()][-1]["summary"][
+            "accepted"] == 3
+    rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+    imported = [r for r in rows if r["action"] == "case.import"]
+    assert [(r["subject"], r["outcome"], r["case_unit"], r["params"]) for r in imported] == [
+        (ADMIN[0], "allowed", "Farsta", {"source": "migration-2019", "lines": "2"})]
+    month = datetime.now(UTC).strftime("%Y-%m")
+    review = api.cli("audit", "review", "--month", month, "--json")
+    assert review.returncode == 0, review.stderr
+    assert case not in {r["case"] for r in json.loads(review.stdout)}
 
 
 def test_an_imported_grant_without_a_programme_is_refused_naming_its_line_and_the_field(api):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from application.audit import GENESIS, AccessLog, AccessRecord, record_hash
+from application.audit import GENESIS, AccessLog, AccessRecord, Anchor, AnchorFile, record_hash
 from tests.backends import (
     BACKENDS,
     create_database,
@@ -122,11 +122,12 @@ def test_each_record_chains_to_the_hash_of_the_one_before(log):
 
 def test_an_intact_log_verifies_page_by_page(log):
     assert log.verify().model_dump() == {"ok": True, "checked": 0, "first_broken": None, "reason": None,
-                                         "head_hash": None}
+                                         "head_hash": None, "head_seq": None, "anchors_checked": 0}
     records = [read(log, i) for i in range(10)]
     for page_size in (1, 3, 10, 1000):
         result = log.verify(page_size=page_size)
-        assert (result.ok, result.checked, result.head_hash) == (True, 10, records[-1].hash)
+        assert (result.ok, result.checked, result.head_seq, result.head_hash) == (
+            True, 10, 10, records[-1].hash)
 
 
 def test_what_append_returns_is_committed_and_read_back_the_same(log, store):
@@ -180,6 +181,47 @@ def test_deleting_a_record_is_found_as_a_gap_in_seq(log, deleted, broken):
     assert "missing" in result.reason
     assert result.checked == deleted - 1
     assert result.head_hash == (records[deleted - 2].hash if deleted > 1 else None)
+
+
+def test_the_newest_records_deleted_are_found_by_the_anchor_a_verify_left(log, tmp_path):
+    for i in range(8):
+        read(log, i)
+    intact = log.verify(page_size=3)
+    anchors = AnchorFile(tmp_path / "audit-anchors.jsonl")
+    anchors.add(Anchor(seq=intact.head_seq, hash=intact.head_hash, at=datetime.now(UTC)))
+    assert log.verify(anchors=anchors.read()).ok  # the chain alone cannot see a cut-off tail
+    tamper(log, "DELETE FROM access_log WHERE seq > 5")
+    assert log.verify().ok
+    result = log.verify(page_size=3, anchors=anchors.read())
+    assert (result.ok, result.first_broken, result.checked) == (False, 6, 5), result
+    assert "records 6 to 8 are missing" in result.reason and "deleted from the end" in result.reason
+
+
+def test_a_chain_rewritten_from_scratch_is_found_by_its_anchor(log):
+    records = [read(log, i) for i in range(5)]
+    anchor = Anchor.parse(f"{records[3].seq}:{records[3].hash}")
+    tamper(log, "DELETE FROM access_log")
+    for i in range(6):
+        read(log, i, subject="someone.else")
+    result = log.verify(anchors=[anchor])
+    assert (result.ok, result.first_broken) == (False, 4), result
+    assert "not the record anchored" in result.reason
+
+
+@pytest.mark.parametrize("text", ["12", "0:" + "a" * 64, "3:xyz", "x:" + "b" * 64])
+def test_an_anchor_that_is_not_seq_colon_hash_is_refused_saying_so(text):
+    with pytest.raises(ValueError, match="is not SEQ:HASH"):
+        Anchor.parse(text)
+
+
+def test_the_anchors_file_is_private_and_keeps_each_head_once(tmp_path):
+    anchors = AnchorFile(tmp_path / "audit-anchors.jsonl")
+    head = Anchor(seq=3, hash="c" * 64)
+    anchors.add(head)
+    anchors.add(head)
+    anchors.add(Anchor(seq=4, hash="d" * 64))
+    assert [a.seq for a in anchors.read()] == [3, 4]
+    assert stat.S_IMODE(os.stat(anchors.path).st_mode) == 0o600
 
 
 def test_swapping_two_records_is_found_at_the_first_of_them(log):

@@ -211,9 +211,18 @@ def test_the_codec_endpoint_decodes_for_a_signed_in_supervisor_and_no_one_else(s
         assert preflight.status_code == 204
         assert preflight.headers["access-control-allow-origin"] == ui
         assert "Authorization" in preflight.headers["access-control-allow-headers"]
+        other_unit = ok(stack, "token", "--as", "test.spanga", "--role", "supervisor",
+                        "--unit", "Spånga").strip()
+        refused = http.post(api, json=body, headers={"Authorization": f"Bearer {other_unit}"})
+        assert refused.status_code == 403 and "pd-codec" in refused.text
         answer = http.post(api, json=body, headers={
             "Authorization": f"Bearer {token(stack, 'supervisor')}", "Origin": ui})
+        log = http.get(api.replace("/codec/decode", "/api/cases/pd-codec/access-log"),
+                       headers={"Authorization": f"Bearer {token(stack, 'supervisor')}"})
     assert answer.status_code == 200, answer.text
+    decodes = [(r["subject"], r["outcome"]) for r in log.json()["rows"]
+               if r["action"] == "codec.decode"]
+    assert decodes == [("test.supervisor", "allowed"), ("test.spanga", "denied")]
     assert answer.headers["access-control-allow-origin"] == ui
     decoded = answer.json()["payloads"]
     assert len(decoded) == len(payloads)

@@ -440,9 +440,11 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         return cases.erase_identity(who, client)
 
     @app.get("/api/audit/verify", response_model=VerifyAnswer, responses=ERRORS)
-    def audit_verify(who: Who) -> dict[str, Any]:
-        """Recompute the access log's hash chain; names the first broken record."""
-        return cases.audit_verify(who).model_dump()
+    def audit_verify(who: Who, anchor: Annotated[list[str], Query(
+            description="SEQ:HASH of an earlier verify, kept elsewhere")] = []) -> dict[str, Any]:  # noqa: B006
+        """Recompute the access log's hash chain; names the first broken record, or a record
+        anchored by an earlier verify (or given as `anchor`) that is no longer in the chain."""
+        return cases.audit_verify(who, anchor).model_dump()
 
     @app.get("/api/audit/review", response_model=AccessLogAnswer, responses=ERRORS)
     def audit_review(who: Who, month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],

@@ -150,3 +150,6 @@ class VerifyAnswer(_Open):
     checked: int
     first_broken: int | None = None
     reason: str | None = None
+    head_hash: str | None = None
+    head_seq: int | None = None
+    anchors_checked: int = 0

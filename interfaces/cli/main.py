@@ -942,17 +942,32 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: bool = JsonOption, data: Path = DataOption) -> None:
-    """Recompute the access log's hash chain and name the first broken record."""
+def audit_verify(
+    anchor: list[str] = typer.Option([], "--anchor", help="SEQ:HASH printed by an earlier "
+                                     "verify and kept elsewhere: that record must still be in "
+                                     "the chain (repeatable)"),
+    as_json: bool = JsonOption, data: Path = DataOption,
+) -> None:
+    """Recompute the access log's hash chain and name the first broken record; check that the
+    records anchored by earlier runs (and by --anchor) are still there; print the new anchor."""
+    from application import errors
     from application.use_cases import UseCases, local_operator
 
     settings = settings_for(data)
     configure_logs(settings)
-    result = UseCases(settings).audit_verify(local_operator())
+    try:
+        result = UseCases(settings).audit_verify(local_operator(), anchor)
+    except errors.BadInput as exc:
+        fail(f"--{exc}", 2)
     if as_json:
         print(result.model_dump_json())
     elif result.ok:
-        out.print(f"[green]intact:[/] {result.checked} access records, hash chain unbroken")
+        out.print(f"[green]intact:[/] {result.checked} access records, hash chain unbroken, "
+                  f"{result.anchors_checked} anchors in place", highlight=False)
+        if result.head_seq is not None:
+            out.print(f"anchor: {result.head_seq}:{result.head_hash} (kept in "
+                      "audit-anchors.jsonl; keep a copy elsewhere too, e.g. in the review's "
+                      "minutes, and pass it as --anchor)", highlight=False, soft_wrap=True)
     else:
         err.print(f"[bold red]broken:[/] record {result.first_broken}: {result.reason} "
                   f"({result.checked} checked)", highlight=False)

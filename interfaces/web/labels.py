@@ -119,6 +119,8 @@ ACTIONS = {
     "notice.read": N_("read a notice"), "notice.step": N_("recorded a notice step"),
     "stock.step": N_("changed the stock"), "projections.read": N_("read the projections"),
     "projections.rebuild": N_("rebuilt the read models"), "keys.rotate": N_("rotated the keys"),
+    "case.import": N_("imported records into the case"), "import": N_("imported a file"),
+    "codec.decode": N_("decoded Temporal payloads"),
 }
 QUEUE_GROUPS = {"target-group": N_("Target group"), "district": N_("District")}
 WAIT_GROUPS = {"period": N_("Period"), "programme": N_("Programme"),

@@ -38,7 +38,8 @@ class CaseActivities:
             step = req.steps[0]
             try:
                 result, case = self.app.execute_loaded(step, today=req.today, policy=req.policy,
-                                                       recorded_by=req.recorded_by)
+                                                       recorded_by=req.recorded_by,
+                                                       request=req.request)
             except DomainError as exc:
                 bound.info("step refused", command=step.type, command_id=step.id,
                            actor=step.actor, reason=str(exc))

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from application.keys import private_file
 from config import postgres
@@ -53,7 +53,7 @@ _IDLE_CONNECTIONS = 8
 
 # denied: the access rule refused; refused: allowed by the rules, then refused by the case
 # (the step recorded nothing); allowed: the answer was given
-Outcome = Literal["allowed", "denied", "refused"]
+Outcome = Literal["allowed", "denied", "refused", "failed"]
 Relation = Literal["unit", "assigned", "landlord", "none"]
 
 # Column order of the table; `case` is a reserved word in SQL, hence `case_id`.
@@ -109,9 +109,10 @@ class Anchor(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    seq: int
-    hash: str
+    seq: int = Field(ge=1)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     at: datetime | None = None
+    log: str | None = None  # AccessLog.name: an anchor of another log is not this one's
 
     @classmethod
     def parse(cls, text: str) -> Anchor:
@@ -132,20 +133,25 @@ class AnchorFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.skipped = 0
 
     def read(self) -> list[Anchor]:
-        """The anchors, oldest first; a line that is not an anchor is skipped (the chain
-        still tells tampering apart; a lost anchor only weakens the tail check)."""
+        """The anchors, oldest first. A line that is not an anchor is skipped and counted in
+        `skipped` (the chain still tells tampering apart; a lost anchor only weakens the tail
+        check, and the caller says so)."""
+        self.skipped = 0
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return []
         anchors = []
-        for line in text.splitlines():
+        for line in raw.splitlines():
+            if not line.strip():
+                continue
             try:
                 anchors.append(Anchor.model_validate_json(line))
-            except ValueError:
-                continue
+            except ValueError:  # not UTF-8, not JSON, not an anchor
+                self.skipped += 1
         return anchors
 
     def add(self, anchor: Anchor) -> None:
@@ -236,6 +242,9 @@ class AccessLog:
             self.schema = schema
             self.table = f"{schema}.access_log"
         self._mark = "%s" if self.postgres else "?"
+        # which log an anchor belongs to: moving to PostgreSQL starts another log
+        self.name = (f"postgres:{self.env.get('POSTGRES_DBNAME', '')}/{self.table}"
+                     if self.postgres else f"sqlite:{self.table}")
         # One advisory lock per table, so logs in different schemas do not wait for each other.
         digest = hashlib.sha256(f"housing_chain.access_log:{self.table}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
@@ -340,17 +349,6 @@ class AccessLog:
             params.append(before_seq)
         return self._select(f"WHERE {where} ORDER BY seq DESC LIMIT ?", (*params, limit))
 
-    def step_taken(self, case: str, command_id: str) -> AccessRecord | None:
-        """The record of the request that took the step with this command id on the case: the
-        newest allowed one that was not answered as a duplicate (an earlier allowed attempt
-        may have been refused by the case and sent again)."""
-        field = ("params->>'{key}'" if self.postgres else "json_extract(params, '$.{key}')").format
-        rows = self._select(
-            f"WHERE case_id = ? AND action = 'case.step' AND outcome = 'allowed' "
-            f"AND {field(key='command_id')} = ? AND COALESCE({field(key='duplicate')}, 'false') "
-            "= 'false' ORDER BY seq DESC LIMIT 1", (case, command_id))
-        return rows[0] if rows else None
-
     def review(self, month: str) -> list[AccessRecord]:
         """The monthly log review: that month's (UTC) allowed reads of a case by someone with no
         relation to it at the time, and every denied attempt, oldest first. An admin's import
@@ -372,7 +370,8 @@ class AccessLog:
         deleted (or a chain rewritten from scratch) are found too."""
         wanted: dict[int, list[Anchor]] = {}
         for anchor in anchors:
-            wanted.setdefault(anchor.seq, []).append(anchor)
+            if anchor.log in (None, self.name):
+                wanted.setdefault(anchor.seq, []).append(anchor)
         expected, prev_hash, checked, last_seen = 1, GENESIS, 0, None
         found: dict[int, str] = {}
         while True:

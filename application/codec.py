@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,17 +156,24 @@ async def codec_endpoint(codec: temporalio.converter.PayloadCodec, path: str, bo
     return json.dumps(answer).encode()
 
 
-def cases_in(answer: bytes) -> list[str]:
-    """The case ids that decoded payloads (a `codec_endpoint` answer) name, in order of first
-    mention: the `case` fields of their JSON, at any depth. What a decode shows is then an
-    access to those cases, scoped and recorded as a read of each."""
-    found: dict[str, None] = {}
+_NAMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # domain.commands' Id
+MAX_NAMED = 500
+
+
+def named_in(answer: bytes) -> dict[str, list[str]]:
+    """The cases and notices that decoded payloads (a `codec_endpoint` answer) name, in order
+    of first mention: the `case` and `notice` fields of their JSON, at any depth, that are
+    ids. What a decode shows is then an access to those, scoped and recorded as a read of
+    each. A payload that is not JSON names nothing; more than MAX_NAMED is refused (a decode
+    is a read, not an export)."""
+    found: dict[str, dict[str, None]] = {"case": {}, "notice": {}}
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
             for key, inner in value.items():
-                if key == "case" and isinstance(inner, str):
-                    found.setdefault(inner)
+                if key in found and isinstance(inner, str):
+                    if _NAMED.fullmatch(inner):
+                        found[key].setdefault(inner)
                 else:
                     walk(inner)
         elif isinstance(value, list):
@@ -173,11 +181,13 @@ def cases_in(answer: bytes) -> list[str]:
                 walk(inner)
 
     for payload in json.loads(answer).get("payloads", []):
-        encoding = base64.b64decode(payload.get("metadata", {}).get("encoding", ""))
-        if not encoding.startswith(b"json/"):
-            continue
         try:
-            walk(json.loads(base64.b64decode(payload.get("data", ""))))
-        except ValueError:
+            encoding = base64.b64decode(payload.get("metadata", {}).get("encoding", ""))
+            if encoding.startswith(b"json/"):
+                walk(json.loads(base64.b64decode(payload.get("data", ""))))
+        except (ValueError, RecursionError):
             continue
-    return list(found)
+    if sum(map(len, found.values())) > MAX_NAMED:
+        raise CodecRequestError(400, f"the payloads name more than {MAX_NAMED} cases and "
+                                "notices: decode fewer at a time")
+    return {key: list(ids) for key, ids in found.items()}

@@ -250,13 +250,15 @@ class ChainClient:
             raise
 
     async def send(self, step: CaseStep, *, repaired: bool = False,
-                   recorded_by: str | None = None) -> LineResult:
+                   recorded_by: str | None = None, request: str | None = None) -> LineResult:
         """One caseworker step; raises Refused. `recorded_by`: the signed-in person, kept
-        with the step when it is not the step's actor."""
+        with the step when it is not the step's actor; `request`: the request's digest, kept
+        in the step's marker with who sent it."""
         start = (lambda: self._start(step.case)) if step.type == "apply" else None
         try:
             return await self.update(case_workflow_id(step.case), CaseWorkflow.step,
-                                     StepRequest(step=step, recorded_by=recorded_by),
+                                     StepRequest(step=step, recorded_by=recorded_by,
+                                                 request=request),
                                      step.id or "", start)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
@@ -264,11 +266,13 @@ class ChainClient:
             # store has the case: repaired like a missing one
             if (not repaired and step.type != "apply" and reason.endswith("does not exist: apply first")
                     and await self._repaired(step.case)):
-                return await self.send(step, repaired=True, recorded_by=recorded_by)
+                return await self.send(step, repaired=True, recorded_by=recorded_by,
+                                       request=request)
             raise Refused(reason) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
             if not repaired and step.type != "apply" and await self._repaired(step.case, exc):
-                return await self.send(step, repaired=True, recorded_by=recorded_by)
+                return await self.send(step, repaired=True, recorded_by=recorded_by,
+                                       request=request)
             _raise_if_outage(exc)
             raise Refused(await self._explain(step.case, exc)) from None
 

@@ -204,12 +204,15 @@ class _UnitOfWork:
         return any(getattr(e, "command_id", None) == command_id for e in events)
 
     def mark(self, command_id: str, target: UUID, result: LineResult,
-             step_type: str | None = None) -> None:
-        """The marker of an applied command, saved with its events; with the step's type, so
-        that the same command id sent again for another kind of step can be told apart."""
+             step_type: str | None = None, sent: dict[str, str | None] | None = None) -> None:
+        """The marker of an applied command, saved with its events; with the step's type and
+        (`sent`) the digest of the request that sent it and who sent it, so that the same
+        command id sent again for another step, by another person or with other fields can
+        be told apart from a retry."""
         saved = result.model_dump()
         if step_type:
-            saved["step_type"] = step_type  # LineResult ignores it when the marker is read
+            saved["step_type"] = step_type  # LineResult ignores these when the marker is read
+        saved.update({k: v for k, v in (sent or {}).items() if v})
         self.markers.append(ProcessedCommand(command_id=command_id, result=saved,
                                              target=target.hex))
         self.seen_commands[f"{target.hex}:{command_id}"] = result
@@ -281,17 +284,20 @@ class HousingChain(_Transcoded):
         return self.execute_loaded(step, today=today, policy=policy, recorded_by=recorded_by)[0]
 
     def execute_loaded(self, step: Any, *, today: date, policy: Policy,
-                       recorded_by: str | None = None) -> tuple[LineResult, Case | None]:
-        """`execute`, and the step's case as saved (None for a step on no case)."""
+                       recorded_by: str | None = None,
+                       request: str | None = None) -> tuple[LineResult, Case | None]:
+        """`execute`, and the step's case as saved (None for a step on no case). `request`:
+        the digest of the request that sent it, kept in its marker with who sent it."""
         unit = _UnitOfWork(self)
         result = self._run_one(step, unit, today, policy, raise_refusal=True,
-                               recorded_by=recorded_by)
+                               recorded_by=recorded_by, request=request)
         self.save(*unit.pending())
         return result, unit.loaded_case([step])
 
     def _run_one(
         self, step: Any, unit: _UnitOfWork, today: date, policy: Policy,
         raise_refusal: bool = False, recorded_by: str | None = None,
+        request: str | None = None,
     ) -> LineResult:
         """One step; its marker remembers the result and, when the person who recorded the
         step is not its actor (older records imported on someone's behalf), who recorded it."""
@@ -315,7 +321,8 @@ class HousingChain(_Transcoded):
         stage = touched.stage.value if isinstance(touched, Case) else touched.status.value
         result = LineResult(accepted=True, command_id=command_id, stage=stage, events=events,
                             recorded_by=recorded_by if recorded_by != step.actor else None)
-        unit.mark(command_id, target, result, step.type)
+        unit.mark(command_id, target, result, step.type,
+                  sent={"request": request, "sent_by": recorded_by} if request else None)
         return result
 
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
@@ -539,14 +546,16 @@ class HousingChain(_Transcoded):
         """The first result of this step's command id on its own case, apartment or notice."""
         return self.processed(step.id, marker_target(step))
 
-    def step_type_of(self, step: Any) -> str | None:
-        """The type of the step first recorded under this step's command id on its target,
-        when its marker says (markers saved before 2026-12-03 do not)."""
+    def first_sent(self, step: Any) -> dict[str, Any]:
+        """What the marker of this step's command id on its target says of the step first
+        taken under it: `step_type` (markers since 2026-12-03), `request` and `sent_by`
+        (since 2026-12-04, for a step sent through the front door); {} without a marker."""
         try:
             marker = self.repository.get(ProcessedCommand.create_id(step.id, marker_target(step)))
         except AggregateNotFoundError:
-            return None
-        return marker.result.get("step_type")
+            return {}
+        return {k: marker.result[k] for k in ("step_type", "request", "sent_by")
+                if marker.result.get(k)}
 
     def get_case(self, case_id: str) -> Case:
         try:

@@ -262,6 +262,17 @@ class UseCases:
                 self.record, who, "case.step" if case else "stock.step", case=case,
                 scope=scope, params=params, outcome="refused")
             raise
+        except BaseException as exc:
+            # no answer from the case (an outage, a cancelled request, an error): on record
+            # as well; whether the step was taken, the case's history tells
+            try:
+                await asyncio.to_thread(
+                    self.record, who, "case.step" if case else "stock.step", case=case,
+                    scope=scope, params={**params, "error": type(exc).__name__},
+                    outcome="failed")
+            except Exception:  # noqa: BLE001 - the step's own error is the answer
+                log.exception("access record of a failed step not written", case=case)
+            raise
 
     def _check_known_client(self, who: Principal, line: ApplyLine, params: dict[str, str]
                             ) -> None:
@@ -306,12 +317,17 @@ class UseCases:
                               command_id: str | None) -> LineResult:
         spec = BY_TYPE[line.type]
         case = getattr(line, "case", None)
-        if (scope is not None and scope.client and line.type in FREE_TEXT
-                and has_text(line, FREE_TEXT[line.type])):
-            line = await asyncio.to_thread(self.seal_case_step, line, scope.client)
+        client = scope.client if scope else None
+        if (client and line.type in FREE_TEXT and has_text(line, FREE_TEXT[line.type])):
+            def sealed() -> tuple[Any, str]:  # the digest after the sealing made the text key
+                return (self.seal_case_step(line, client),
+                        self.request_digest(fields, line.type, client))
+
+            line, digest = await asyncio.to_thread(sealed)
+        else:
+            digest = self.request_digest(fields, line.type, client)
         if case:  # the request as sent, to tell a retry from another step under its key
-            params["request"] = self.request_digest(fields, line.type,
-                                                    scope.client if scope else None)
+            params["request"] = digest
         identity = None
         if isinstance(line, ApplyLine):
             c = line.client
@@ -334,23 +350,25 @@ class UseCases:
         earlier = (await asyncio.to_thread(self.store.processed_step, line)
                    if callers_id else None)
         if earlier is not None:
-            await asyncio.to_thread(self._check_retry, who, line, params)
             result = earlier.model_copy(update={"duplicate": True})
         elif spec.target == "stock":
             result = await chain.send_stock(line)
         else:
-            result = await chain.send(line, recorded_by=who.subject)
+            result = await chain.send(line, recorded_by=who.subject, request=digest)
         if not result.accepted:
             raise Refused(result.reason or "refused")
 
-        def record() -> None:  # one hop to a thread for the identity, the scope and the record
+        def settle() -> None:  # one hop to a thread: the retry's check, the identity, the record
+            if callers_id:
+                # also after a send: two requests at once under one key get one answer
+                self._check_retry(who, line, digest)
             if identity:
                 self.identities.record(*identity)
             where = scope if scope is not None or not case else self.scope(case)
             self.record(who, "case.step" if case else "stock.step", case=case, scope=where,
                         params={**params, "duplicate": str(result.duplicate).lower()})
 
-        await asyncio.to_thread(record)
+        await asyncio.to_thread(settle)
         return result
 
     def request_digest(self, fields: dict[str, Any], step_type: str, client: str | None) -> str:
@@ -365,31 +383,31 @@ class UseCases:
         if isinstance(given.get("client"), dict):
             given["client"] = {k: v for k, v in given["client"].items()
                                if k not in ("name", "personal_number")}
-        if self.keyring is not None and step_type in FREE_TEXT:
-            key = self.keyring.data_key(client, create=False) if client else None
+        if step_type in FREE_TEXT:  # without a text key (no keys, erased) text is not compared
+            key = (self.keyring.data_key(client, create=False)
+                   if client and self.keyring is not None else None)
             given = _texts_replaced(given, FREE_TEXT[step_type], lambda text: request_digest(
                 None, text, key) if key else "")
         return request_digest(self.keyring, json.dumps(
             given, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
 
-    def _check_retry(self, who: Principal, line: Any, params: dict[str, str]) -> None:
-        """A command id seen before answers as a duplicate only for the same step sent again
-        by the same person: another step type, another person or other fields under the key
-        is a conflict (the first answer would be taken for this request's)."""
+    def _check_retry(self, who: Principal, line: Any, digest: str) -> None:
+        """A command id taken before answers as a duplicate only for the same step sent again
+        by the same person with the same fields: another step type, another person or other
+        fields under the key is a conflict (the first answer would be taken for this
+        request's). The step's marker, saved with its events before any answer, says what
+        was sent first; markers from before this rule lack what they cannot tell."""
+        first = self.store.first_sent(line)
         case = getattr(line, "case", None)
         where = f"case {case}" if case else "the stock"
         retry = "a new step needs a new Idempotency-Key (command id)"
-        first_type = self.store.step_type_of(line)
-        if first_type is not None and first_type != line.type:
-            raise Refused(f"{where}: the command id {line.id} was used for a step {first_type}; "
-                          f"{retry}")
-        first = self.audit.step_taken(case, line.id) if case else None
-        if first is None:  # taken before requests were recorded, or by an import
-            return
-        if first.subject != who.subject:
+        if first.get("step_type", line.type) != line.type:
+            raise Refused(f"{where}: the command id {line.id} was used for a step "
+                          f"{first['step_type']}; {retry}")
+        if first.get("sent_by", who.subject) != who.subject:
             raise Refused(f"{where}: the command id {line.id} was used by another person's step;"
                           f" {retry}")
-        if first.params.get("request", params.get("request")) != params.get("request"):
+        if first.get("request", digest) != digest:
             raise Refused(f"{where}: the command id {line.id} was used for a step {line.type} "
                           f"with other fields; send the same fields to retry it, or {retry}")
 
@@ -844,16 +862,17 @@ class UseCases:
             if not scope.exists:
                 scope = CaseScope(case=case, district=district.get(case))
             drafts.append(self._draft(who, "case.import", scope,
-                                      {"source": source, "lines": str(count)}))
+                                      {"source": source, "lines": str(count)}, case=case))
         if drafts:
             self.audit.append_all(drafts)
 
-    def _draft(self, who: Principal, action: str, scope: CaseScope,
-               params: dict[str, str]) -> AccessRecord:
-        """An access record of `who` on the scope's case, to append with others at once."""
+    def _draft(self, who: Principal, action: str, scope: CaseScope, params: dict[str, str],
+               case: str | None = None) -> AccessRecord:
+        """An access record of `who` on the scope's case (`case`, when the scope is a
+        notice's: None), to append with others at once."""
         return AccessRecord(
             seq=0, at=datetime.now(UTC), subject=who.subject, roles=sorted(who.roles),
-            units=sorted(who.units), action=action, case=scope.case, report=None, params=params,
+            units=sorted(who.units), action=action, case=case, report=None, params=params,
             address=who.address or "local", outcome="allowed", case_unit=scope.district,
             relation=access.relation(who, scope), prev_hash="", hash="")
 
@@ -1000,19 +1019,28 @@ class UseCases:
         """The chain recomputed, and every anchor kept so far still in it (the anchors file,
         and any `SEQ:HASH` kept elsewhere); an intact chain leaves its head as a new anchor,
         in the anchors file and in the logs."""
+        self.allow(who, "audit.verify",
+                   lambda: access.check_role(who, "verify the access log", access.Role.SUPERVISOR))
         given = []
         for text in anchors:
             try:
                 given.append(Anchor.parse(text))
             except ValueError as exc:
                 raise BadInput(f"anchor: {exc}") from None
-        self.allow(who, "audit.verify",
-                   lambda: access.check_role(who, "verify the access log", access.Role.SUPERVISOR))
         kept = AnchorFile(self.settings.data / "audit-anchors.jsonl")
         result = self.audit.verify(anchors=[*kept.read(), *given])
+        if kept.skipped:
+            log.warning("anchors file has lines that are not anchors", file=str(kept.path),
+                        skipped=kept.skipped)
         if result.ok and result.head_seq is not None:
-            kept.add(Anchor(seq=result.head_seq, hash=result.head_hash, at=datetime.now(UTC)))
-            log.info("access log anchored", seq=result.head_seq, hash=result.head_hash)
+            log.info("access log anchored", seq=result.head_seq, hash=result.head_hash,
+                     log_name=self.audit.name)
+            try:
+                kept.add(Anchor(seq=result.head_seq, hash=result.head_hash,
+                                at=datetime.now(UTC), log=self.audit.name))
+            except OSError as exc:  # a read-only data directory: the log line is the anchor
+                log.warning("anchor not kept in the anchors file", file=str(kept.path),
+                            error=str(exc))
         elif not result.ok:
             log.error("access log broken", record=result.first_broken, reason=result.reason)
         self.record(who, "audit.verify", params={"ok": str(result.ok).lower(),
@@ -1039,7 +1067,7 @@ class UseCases:
         Decoding shows workflow inputs in the clear, so it is an access like any other read:
         refused ones and answered ones are both in the access log.
         """
-        from application.codec import CodecKeys, EncryptionCodec, cases_in, codec_endpoint
+        from application.codec import CodecKeys, EncryptionCodec, codec_endpoint, named_in
 
         operation = path.rstrip("/").rsplit("/", 1)[-1]
         self.allow(who, f"codec.{operation}", lambda: access.check_role(
@@ -1049,23 +1077,28 @@ class UseCases:
                 self._codec = EncryptionCodec(CodecKeys.load(self.settings.data))
         answer = await codec_endpoint(self._codec, path, body)
         if operation == "decode":
-            await asyncio.to_thread(self._decoded, who, cases_in(answer))
+            await asyncio.to_thread(self._decoded, who, named_in(answer))
         else:
             await asyncio.to_thread(self.record, who, f"codec.{operation}")
         return answer
 
-    def _decoded(self, who: Principal, cases: list[str]) -> None:
-        """What a decode shows is a read of each case its payloads name: refused unless `who`
-        may read every one of them (a supervisor, the cases of their units), and recorded in
-        each case's access log."""
-        if not cases:
+    def _decoded(self, who: Principal, named: dict[str, list[str]]) -> None:
+        """What a decode shows is a read of each case and notice its payloads name: refused
+        unless `who` may read every one of them (a supervisor, those of their units), and
+        recorded in each one's access log. Payloads that name neither (a step's answer, a
+        timer) say nothing of a case on their own."""
+        scopes = [(self.scope(case), {}) for case in named["case"]]
+        scopes += [(self.notice_scope(n), {"notice": n}) for n in named["notice"]]
+        if not scopes:
             self.record(who, "codec.decode")
             return
-        scopes = [self.scope(case) for case in cases]
-        for scope in scopes:
+        for scope, params in scopes:
+            case = None if params else scope.case
             self.allow(who, "codec.decode", lambda s=scope: access.check_read_case(who, s),
-                       case=scope.case, scope=scope)
-        self.audit.append_all([self._draft(who, "codec.decode", scope, {}) for scope in scopes])
+                       case=case, scope=scope, params=params)
+        self.audit.append_all([self._draft(who, "codec.decode", scope, params,
+                                           case=None if params else scope.case)
+                               for scope, params in scopes])
 
 
 def new_command_id(prefix: str) -> str:

@@ -691,7 +691,24 @@ def test_an_idempotency_key_sent_again_with_another_typed_note_is_refused(api):
     assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
     rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
     digests = {r["params"].get("request") for r in rows if r["params"].get("command_id") == key}
-    assert len(digests) == 2 and not any("Musik" in d or "Hund" in d for d in digests)
+    assert len(digests) == 2  # the first and its retry alike, the other note not
+
+
+def test_two_requests_at_once_under_one_key_with_other_fields_get_one_step_and_one_409(api):
+    """Both may reach Temporal before either is recorded, and Temporal answers the second
+    with the first's answer: the step's marker, saved before any answer, tells them apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    case = api.open_case(new_id("idem"), "waiting")
+    key = unique_id("k-race")
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda n: api.keyed(case, CASEWORKER, {
+            "type": "course_session", "session": n}, key), (1, 3)))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    taken = next(a for a in answers if a.status_code == 200)
+    assert taken.json()["duplicate"] is False
+    sessions = [r for r in api.history(case) if r["event"] == "CourseSessionAttended"]
+    assert [r["command_id"] for r in sessions] == [key]
 
 
 def test_an_idempotency_key_of_another_persons_step_is_refused_not_answered_as_theirs(api):
@@ -891,6 +908,14 @@ def test_audit_verify_finds_the_newest_records_deleted_by_the_anchor_an_earlier_
     head = json.loads(intact.stdout)
     shown = api.cli("audit", "verify")
     assert f"anchor: {head['head_seq'] + 1}:" in shown.stdout  # the first verify's own record
+    # an anchor kept elsewhere: in place, it is checked and counted; with another hash, broken
+    mine = f"{head['head_seq']}:{head['head_hash']}"
+    kept = api.get("/api/audit/verify", ADMIN, params={"anchor": mine}).json()
+    assert kept["ok"] and kept["anchors_checked"] >= 2, kept  # the file's and the one given
+    forged = api.get("/api/audit/verify", ADMIN, params={
+        "anchor": f"{head['head_seq']}:{'0' * 64}"}).json()
+    assert (forged["ok"], forged["first_broken"]) == (False, head["head_seq"])
+    assert "is not the record anchored" in forged["reason"]
     postgres = api.stack.backend == "postgres"
     mark = "%s" if postgres else "?"
     conn = raw_audit(api)

@@ -224,6 +224,21 @@ def test_the_anchors_file_is_private_and_keeps_each_head_once(tmp_path):
     assert stat.S_IMODE(os.stat(anchors.path).st_mode) == 0o600
 
 
+def test_lines_of_the_anchors_file_that_are_not_anchors_are_skipped_and_counted(tmp_path):
+    anchors = AnchorFile(tmp_path / "audit-anchors.jsonl")
+    anchors.add(Anchor(seq=2, hash="e" * 64))
+    with open(anchors.path, "ab") as f:
+        f.write(b'{"seq": 0, "hash": "x"}\n\xff\xfe not utf-8\n\n')
+    assert [a.seq for a in anchors.read()] == [2] and anchors.skipped == 2
+
+
+def test_an_anchor_of_another_log_is_not_checked_against_this_one(log):
+    read(log, 1)
+    other = Anchor(seq=40, hash="f" * 64, log="postgres:elsewhere/access_log")
+    assert log.verify(anchors=[other]).ok
+    assert not log.verify(anchors=[other.model_copy(update={"log": log.name})]).ok
+
+
 def test_swapping_two_records_is_found_at_the_first_of_them(log):
     for i in range(8):
         read(log, i)

@@ -229,3 +229,24 @@ async def test_a_client_without_the_codec_finds_no_name_in_the_history(tmp_path:
         assert await with_codec.data_converter.decode(started.input.payloads, [Applicant]) == [ANNA]
         described = await with_codec.get_workflow_handle(welcomed_id).describe()
         assert await described.memo_value("note") == ANNA.note
+
+
+def test_a_decode_names_the_cases_and_notices_of_its_json_payloads_and_nothing_else():
+    from application.codec import MAX_NAMED, CodecRequestError, named_in
+
+    def payload(encoding: bytes, data: bytes) -> dict:
+        return {"metadata": {"encoding": base64.b64encode(encoding).decode()},
+                "data": base64.b64encode(data).decode()}
+
+    answer = {"payloads": [
+        payload(b"json/plain", json.dumps({"case": "k-1", "steps": [{"case": "k-1"}, {
+            "notice": "n-2"}], "note": {"case": "bad id with spaces"}}).encode()),
+        payload(b"json/plain", b"[" * 5000 + b"]" * 5000),
+        payload(b"binary/encrypted", b'{"case": "hidden"}'),
+        payload(b"json/plain", b'{"case": "k-3"}'),
+    ]}
+    assert named_in(json.dumps(answer).encode()) == {"case": ["k-1", "k-3"], "notice": ["n-2"]}
+    many = {"payloads": [payload(b"json/plain", json.dumps(
+        [{"case": f"k-{i}"} for i in range(MAX_NAMED + 1)]).encode())]}
+    with pytest.raises(CodecRequestError, match="decode fewer at a time"):
+        named_in(json.dumps(many).encode())

@@ -235,6 +235,35 @@ def test_the_codec_endpoint_decodes_for_a_signed_in_supervisor_and_no_one_else(s
     assert REASON in history[-1]["details"].values()
 
 
+def plain_payload(value: object) -> dict:
+    """A payload as the codec passes it through when it is not ours to decrypt."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return {"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+            "data": base64.b64encode(text.encode()).decode()}
+
+
+@pytest.mark.slow
+def test_a_decode_naming_another_units_notice_is_refused_and_odd_payloads_are_no_error(stack):
+    ok(stack, "notice", "register", "pd-n9", "--kind", "outreach", "--client", "p-n9",
+       "--district", "Farsta", "--as", "handlaggare.lind")
+    api = f"http://127.0.0.1:{stack.env['HOUSING_CHAIN_API_PORT']}/codec/decode"
+    spanga = ok(stack, "token", "--as", "test.spanga", "--role", "supervisor",
+                "--unit", "Spånga").strip()
+    odd = [plain_payload("[" * 5000 + "]" * 5000), plain_payload({"case": "x\u0000y"}),
+           plain_payload("not json")]
+    with httpx.Client(timeout=30) as http:
+        named = http.post(api, json={"payloads": [plain_payload({"notice": "pd-n9"})]},
+                          headers={"Authorization": f"Bearer {spanga}"})
+        assert named.status_code == 403 and "pd-n9" in named.text
+        own = http.post(api, json={"payloads": [plain_payload({"notice": "pd-n9"})]},
+                        headers={"Authorization": f"Bearer {token(stack, 'supervisor')}"})
+        assert own.status_code == 200, own.text
+        answer = http.post(api, json={"payloads": odd},
+                           headers={"Authorization": f"Bearer {spanga}"})
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["payloads"]) == 3
+
+
 @pytest.mark.slow
 def test_an_outreach_note_reaches_temporal_sealed_with_the_clients_key(stack):
     note = "Nils Nord sover i trapphuset på Farstavägen"

@@ -58,6 +58,7 @@ class StepRequest(BaseModel):
 
     step: CaseStep
     recorded_by: str | None = None  # the signed-in person, when not the step's actor
+    request: str | None = None  # a keyed digest of the request, kept in the step's marker
 
 
 class StockRequest(BaseModel):
@@ -79,6 +80,7 @@ class ApplyStepsInput(BaseModel):
     batch_id: str | None = None
     workflow_id: str = ""
     recorded_by: str | None = None
+    request: str | None = None  # of the one step (not a batch): StepRequest.request
 
 
 class NoteDueInput(BaseModel):

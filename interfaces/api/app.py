@@ -270,8 +270,9 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                         ) -> LineResult:
         """One step on the case, in the import-line shape without `case` (see
-        docs/import-line.schema.json). `Idempotency-Key` is the command id: the same key
-        again records nothing new and answers as the first time."""
+        docs/import-line.schema.json). `Idempotency-Key` is the command id: the same step sent
+        again under it by the same person records nothing new and answers as the first time;
+        under the same key another step, other fields or another person's request is a 409."""
         if "case" in step:
             raise BadInput("case: the case is in the path, not the body")
         return await cases.submit_step(who, {**step, "case": case}, command_id=idempotency_key)

@@ -74,8 +74,9 @@ def fail(message: str, code: int, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps({"accepted": False, "reason": message}))
     else:
+        # one line however long: the terminal wraps it, scripts read it whole
         err.print(f"[bold red]refused:[/] {message}" if code == 1 else f"[red]error:[/] {message}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -76,7 +76,7 @@ VALUES = {
     "unexecuted": N_("unexecuted"), "executed_late": N_("executed late"),
     "true": N_("yes"), "false": N_("no"),
     "allowed": N_("allowed"), "denied_access": N_("refused"),
-    "refused_by_case": N_("refused by the case"),
+    "refused_by_case": N_("refused by the case"), "failed": N_("no answer (an error)"),
     "assigned": N_("assigned"), "unit": N_("unit"), "none": N_("none"),
     "phone": N_("phone"), "sms": N_("text message"), "letter": N_("letter"),
     "email": N_("e-mail"), "contact_made": N_("contact made"),

@@ -50,7 +50,7 @@ def test_the_same_command_id_on_the_same_case_is_still_recorded_once(chain):
 def legacy_marks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Markers as they were saved before ids belonged to their case: keyed by the id alone."""
 
-    def mark(self, command_id, target, result, step_type=None):  # noqa: ANN001 - as patched
+    def mark(self, command_id, target, result, step_type=None, sent=None):  # noqa: ANN001
         self.markers.append(ProcessedCommand(command_id=command_id, result=result.model_dump()))
         self.seen_commands[f"{target.hex}:{command_id}"] = result
 

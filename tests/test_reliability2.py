@@ -609,3 +609,28 @@ def test_record_visit_after_the_workflow_was_terminated_is_recorded_once(stack_u
     assert again["accepted"] and again["duplicate"]
     events = [row["event"] for row in cli_json(stack_up, "history", "rv-1")]
     assert events.count("VisitRecorded") == 1, events
+
+
+async def test_a_step_that_gets_no_answer_is_on_record_as_failed_once(tmp_path):
+    """Temporal is down: the step allowed by the rules gets no answer, and the request is on
+    record all the same (one record, `failed`, naming the error), before the error is said."""
+    from application.errors import UseCaseError
+    from application.use_cases import UseCases
+    from config.settings import Settings
+    from domain.access import Principal
+    from tests.stack import free_port
+
+    cases = UseCases(Settings(data=tmp_path, temporal_address=f"127.0.0.1:{free_port()}"))
+    admin = Principal(subject="admin.ops", roles=frozenset({"admin"}))
+    applied = cases.parse_step({"type": "apply", "case": "f-1", "client": {
+        "id": "p-f1", "target_group": "young_adults", "district": "Farsta"}}, admin)
+    [result] = cases.store.run([applied], today=cases.today(), policy=cases.policy)
+    assert result.accepted, result
+    who = Principal(subject="cw-anna", roles=frozenset({"caseworker"}),
+                    units=frozenset({"Farsta"}))
+    with pytest.raises(UseCaseError):
+        await cases.submit_step(who, {"type": "start_assessment", "case": "f-1"})
+    [record] = cases.audit.for_case("f-1")
+    assert (record.subject, record.outcome, record.params["type"]) == (
+        "cw-anna", "failed", "start_assessment")
+    assert record.params["error"]

@@ -82,7 +82,8 @@ class CaseActivities:
         from domain.policy import Policy
 
         try:
-            result = self.app.execute(req.step, today=req.today, policy=Policy())
+            result = self.app.execute(req.step, today=req.today, policy=Policy(),
+                                      recorded_by=req.recorded_by, request=req.request)
         except DomainError as exc:
             log.info("stock step refused", command=req.step.type, command_id=req.step.id,
                      actor=req.step.actor, reason=str(exc))

@@ -118,7 +118,8 @@ class Anchor(BaseModel):
     def parse(cls, text: str) -> Anchor:
         """`SEQ:HASH`, as `audit verify` prints it."""
         seq, _, digest = text.strip().partition(":")
-        if not seq.isdigit() or int(seq) < 1 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if (not re.fullmatch(r"[0-9]{1,18}", seq) or int(seq) < 1
+                or not re.fullmatch(r"[0-9a-f]{64}", digest)):
             raise ValueError(f"{text!r} is not SEQ:HASH (a record number, a colon and the "
                              "record's 64 hex digit hash, as `audit verify` prints it)")
         return cls(seq=int(seq), hash=digest)
@@ -134,15 +135,19 @@ class AnchorFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.skipped = 0
+        self.error: str | None = None
 
     def read(self) -> list[Anchor]:
         """The anchors, oldest first. A line that is not an anchor is skipped and counted in
         `skipped` (the chain still tells tampering apart; a lost anchor only weakens the tail
         check, and the caller says so)."""
-        self.skipped = 0
+        self.skipped, self.error = 0, None
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
+            return []
+        except OSError as exc:  # a directory in its place, no permission
+            self.error = f"{self.path.name} cannot be read ({exc.strerror or exc})"
             return []
         anchors = []
         for line in raw.splitlines():
@@ -178,6 +183,7 @@ class VerifyResult(BaseModel):
     head_hash: str | None = None
     head_seq: int | None = None
     anchors_checked: int = 0
+    warnings: list[str] = []  # what weakened the tail check: anchors unreadable or skipped
 
 
 def canonical_json(record: AccessRecord) -> str:
@@ -410,7 +416,7 @@ class AccessLog:
                     f"{last}, but record {anchor.seq} was anchored{when} (deleted from the end)")
         if digest != anchor.hash:
             return (f"record {anchor.seq} is not the record anchored{when}: the log was "
-                    "rewritten from there")
+                    "rewritten from there, or cut short and written on")
         return None
 
     def _broken(self, row: tuple, seq: int, expected: int, prev_hash: str) -> tuple[int, str] | None:

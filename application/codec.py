@@ -142,8 +142,11 @@ async def codec_endpoint(codec: temporalio.converter.PayloadCodec, path: str, bo
     try:
         request = json_format.ParseDict(json.loads(body or b"{}"), Payloads(),
                                         ignore_unknown_fields=True)
-    except (ValueError, json_format.ParseError) as exc:
-        raise CodecRequestError(400, f"expected {{\"payloads\": [...]}}: {exc}") from exc
+    except (ValueError, TypeError, AttributeError, RecursionError,
+            json_format.ParseError) as exc:
+        raise CodecRequestError(400, "expected {\"payloads\": [...]}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                                ) from None
     try:
         if operation == "encode":
             result = await codec.encode(request.payloads)
@@ -151,6 +154,9 @@ async def codec_endpoint(codec: temporalio.converter.PayloadCodec, path: str, bo
             result = await codec.decode(request.payloads)
     except (UnknownKeyError, DecryptionError) as exc:
         raise CodecRequestError(400, str(exc)) from exc
+    except (ValueError, TypeError, InvalidTag) as exc:  # a payload cut short or altered
+        raise CodecRequestError(400, "a payload cannot be decoded: it is cut short or altered "
+                                f"({type(exc).__name__})") from None
     answer = json_format.MessageToDict(Payloads(payloads=result))
     answer.setdefault("payloads", [])
     return json.dumps(answer).encode()
@@ -164,9 +170,12 @@ def named_in(answer: bytes) -> dict[str, list[str]]:
     """The cases and notices that decoded payloads (a `codec_endpoint` answer) name, in order
     of first mention: the `case` and `notice` fields of their JSON, at any depth, that are
     ids. What a decode shows is then an access to those, scoped and recorded as a read of
-    each. A payload that is not JSON names nothing; more than MAX_NAMED is refused (a decode
-    is a read, not an export)."""
+    each, and `failures` counts failure attributes (a message and a stack trace, which name
+    what failed only in their text). A payload that says it is JSON and is not readable as
+    JSON is refused rather than let through unchecked, and so is more than MAX_NAMED (a
+    decode is a read, not an export)."""
     found: dict[str, dict[str, None]] = {"case": {}, "notice": {}}
+    failures = 0
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
@@ -180,14 +189,19 @@ def named_in(answer: bytes) -> dict[str, list[str]]:
             for inner in value:
                 walk(inner)
 
-    for payload in json.loads(answer).get("payloads", []):
+    for number, payload in enumerate(json.loads(answer).get("payloads", []), start=1):
         try:
             encoding = base64.b64decode(payload.get("metadata", {}).get("encoding", ""))
-            if encoding.startswith(b"json/"):
-                walk(json.loads(base64.b64decode(payload.get("data", ""))))
-        except (ValueError, RecursionError):
-            continue
+            if not encoding.startswith(b"json/"):
+                continue
+            value = json.loads(base64.b64decode(payload.get("data", "")))
+            walk(value)
+        except (ValueError, TypeError, RecursionError):
+            raise CodecRequestError(400, f"payload {number} says it is JSON and cannot be read "
+                                    "as JSON") from None
+        if isinstance(value, dict) and "stack_trace" in value:
+            failures += 1
     if sum(map(len, found.values())) > MAX_NAMED:
         raise CodecRequestError(400, f"the payloads name more than {MAX_NAMED} cases and "
                                 "notices: decode fewer at a time")
-    return {key: list(ids) for key, ids in found.items()}
+    return {**{key: list(ids) for key, ids in found.items()}, "failures": failures}

@@ -255,11 +255,16 @@ class ChainClient:
         with the step when it is not the step's actor; `request`: the request's digest, kept
         in the step's marker with who sent it."""
         start = (lambda: self._start(step.case)) if step.type == "apply" else None
+        # Temporal answers an update id it knows with its first outcome, a refusal too: the
+        # request's digest in the id keeps that for the same request sent again, so that a
+        # corrected step under the caller's key is asked anew (the case's markers then tell
+        # a taken key apart)
+        update_id = f"{step.id}:{request}" if request and step.id else step.id or ""
         try:
             return await self.update(case_workflow_id(step.case), CaseWorkflow.step,
                                      StepRequest(step=step, recorded_by=recorded_by,
                                                  request=request),
-                                     step.id or "", start)
+                                     update_id, start)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
             # an empty run (an `apply` sent again after a terminate started one) while the
@@ -301,19 +306,25 @@ class ChainClient:
                 reason = await self._explain(case, exc)
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 
-    async def send_stock(self, step: StockStep) -> LineResult:
+    async def send_stock(self, step: StockStep, *, recorded_by: str | None = None,
+                         request: str | None = None) -> LineResult:
         """A step on the apartment stock; a refusal (the id exists, the apartment is not
         vacant) raises Refused with the domain's message, as a case step does."""
         try:
-            return await self._send_stock(step)
+            return await self._send_stock(step, recorded_by, request)
         except WorkflowFailureError as exc:
             raise Refused(_reason(exc)) from None
 
-    async def _send_stock(self, step: StockStep) -> LineResult:
+    async def _send_stock(self, step: StockStep, recorded_by: str | None = None,
+                          request: str | None = None) -> LineResult:
+        # the request's digest in the workflow id, as in a case step's update id: another
+        # request under the key runs anew and finds the marker of the first
+        key = f"{step.id}:{request}" if request else step.id
         return await self._retrying(lambda: self.client.execute_workflow(
             StockWorkflow.run,
-            StockRequest(step=step, policy=self.policy),
-            id=f"stock-{step.apartment}-{step.id}",
+            StockRequest(step=step, policy=self.policy, recorded_by=recorded_by,
+                         request=request),
+            id=f"stock-{step.apartment}-{key}",
             task_queue=self.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

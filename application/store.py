@@ -279,9 +279,10 @@ class HousingChain(_Transcoded):
         return results, unit.loaded_case(steps)
 
     def execute(self, step: Any, *, today: date, policy: Policy,
-                recorded_by: str | None = None) -> LineResult:
+                recorded_by: str | None = None, request: str | None = None) -> LineResult:
         """One step; raises DomainError when refused (nothing recorded)."""
-        return self.execute_loaded(step, today=today, policy=policy, recorded_by=recorded_by)[0]
+        return self.execute_loaded(step, today=today, policy=policy, recorded_by=recorded_by,
+                                   request=request)[0]
 
     def execute_loaded(self, step: Any, *, today: date, policy: Policy,
                        recorded_by: str | None = None,

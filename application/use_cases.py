@@ -252,11 +252,11 @@ class UseCases:
         else:
             self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
                        params={**params, "apartment": line.apartment})
-        self.check_reason_code(line)
         try:
+            self.check_reason_code(line)
             return await self._submit_allowed(who, line, fields, scope, params,
                                               command_id=command_id)
-        except Refused:
+        except (Refused, BadInput):
             # allowed by the rules, refused by the case (or the registry): on record too
             await asyncio.to_thread(
                 self.record, who, "case.step" if case else "stock.step", case=case,
@@ -280,6 +280,7 @@ class UseCases:
         unit where the client has a case, or by one who gives the client's personal identity
         number (the person is in front of them). Anyone else could otherwise attach a case of
         their own to the client and reveal the name and number through it."""
+        self._check_new_id(who, self.scope(line.case), "case", params)
         c = line.client
         if self._may_attach(who, c.id, c.personal_number):
             return
@@ -295,12 +296,30 @@ class UseCases:
         the case its `open_case` opens would reveal the client's name and number too. A
         notice carries no personal identity number, so only a caseworker of a unit where the
         client has a case registers one."""
+        self._check_new_id(who, self.notice_scope(notice), "notice", params)
         if self._may_attach(who, client, None):
             return
         self.record(who, "notice.step", params={**params, "notice": notice, "client": client},
                     outcome="denied")
         raise Forbidden(f"{who.subject} may not register notice {notice} for client {client}: "
                         "the client is registered with another unit")
+
+    def _check_new_id(self, who: Principal, scope: CaseScope, kind: str,
+                      params: dict[str, str]) -> None:
+        """An id already taken, told without its stage to whoever may not read it (the
+        case's or notice's own refusal names the stage)."""
+        if not scope.exists or who.is_admin:
+            return
+        try:
+            access.check_read_case(who, scope)
+        except Forbidden:
+            case = scope.case if kind == "case" else None
+            self.record(who, f"{kind}.step", case=case, scope=scope,
+                        params=params if case else {**params, "notice": scope.case},
+                        outcome="refused")
+            raise Refused(f"{kind} {scope.case} already exists; a new "
+                          f"{'application' if kind == 'case' else 'notice'} needs a new "
+                          f"{kind} id") from None
 
     def _may_attach(self, who: Principal, client: str, personal_number: str | None) -> bool:
         if self.identities.lookup(client) is None:
@@ -319,13 +338,12 @@ class UseCases:
         case = getattr(line, "case", None)
         client = scope.client if scope else None
         if (client and line.type in FREE_TEXT and has_text(line, FREE_TEXT[line.type])):
-            def sealed() -> tuple[Any, str]:  # the digest after the sealing made the text key
-                return (self.seal_case_step(line, client),
-                        self.request_digest(fields, line.type, client))
+            def sealed(plain: Any = line) -> tuple[Any, str]:  # the digest after the sealing
+                return self.seal_case_step(plain, client), self.request_digest(plain, client)
 
             line, digest = await asyncio.to_thread(sealed)
         else:
-            digest = self.request_digest(fields, line.type, client)
+            digest = self.request_digest(line, client)
         if case:  # the request as sent, to tell a retry from another step under its key
             params["request"] = digest
         identity = None
@@ -352,7 +370,7 @@ class UseCases:
         if earlier is not None:
             result = earlier.model_copy(update={"duplicate": True})
         elif spec.target == "stock":
-            result = await chain.send_stock(line)
+            result = await chain.send_stock(line, recorded_by=who.subject, request=digest)
         else:
             result = await chain.send(line, recorded_by=who.subject, request=digest)
         if not result.accepted:
@@ -362,7 +380,8 @@ class UseCases:
             if callers_id:
                 # also after a send: two requests at once under one key get one answer
                 self._check_retry(who, line, digest)
-            if identity:
+            # a duplicate changes nothing: the identity only if its recording was cut short
+            if identity and not (result.duplicate and self.identities.lookup(identity[0])):
                 self.identities.record(*identity)
             where = scope if scope is not None or not case else self.scope(case)
             self.record(who, "case.step" if case else "stock.step", case=case, scope=where,
@@ -371,22 +390,22 @@ class UseCases:
         await asyncio.to_thread(settle)
         return result
 
-    def request_digest(self, fields: dict[str, Any], step_type: str, client: str | None) -> str:
-        """The keyed digest of a step's fields as the caller gave them (before defaults and
-        sealing: `on` defaults to today, and sealed text differs at every sealing), without
-        the command id, which is the key it is compared under. The client's name and number
-        are left out (the identity register checks them itself) and typed text is in it by
-        its own digest under the client's data key (made when the text was sealed): erasing
-        the client destroys that key, so nothing typed can be confirmed from the log after.
-        """
-        given = {k: v for k, v in fields.items() if v is not None and k != "id"}
+    def request_digest(self, line: Any, client: str | None) -> str:
+        """The keyed digest of a step as parsed (so `2` and `2.0`, a default left out or
+        given, and the order of fields make no difference) and before it is sealed (sealed
+        text differs at every sealing), without the command id, which is the key it is
+        compared under. The client's name and number are left out (the identity register
+        checks them itself) and typed text is in it by its own digest under the client's
+        data key (made when the text was sealed): erasing the client destroys that key, so
+        nothing typed can be confirmed from a digest after."""
+        given = line.model_dump(mode="json", exclude={"id"})
         if isinstance(given.get("client"), dict):
             given["client"] = {k: v for k, v in given["client"].items()
                                if k not in ("name", "personal_number")}
-        if step_type in FREE_TEXT:  # without a text key (no keys, erased) text is not compared
+        if line.type in FREE_TEXT:  # without a text key (no keys, erased) text is not compared
             key = (self.keyring.data_key(client, create=False)
                    if client and self.keyring is not None else None)
-            given = _texts_replaced(given, FREE_TEXT[step_type], lambda text: request_digest(
+            given = _texts_replaced(given, FREE_TEXT[line.type], lambda text: request_digest(
                 None, text, key) if key else "")
         return request_digest(self.keyring, json.dumps(
             given, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
@@ -1028,10 +1047,19 @@ class UseCases:
             except ValueError as exc:
                 raise BadInput(f"anchor: {exc}") from None
         kept = AnchorFile(self.settings.data / "audit-anchors.jsonl")
-        result = self.audit.verify(anchors=[*kept.read(), *given])
+        stored = kept.read()
+        result = self.audit.verify(anchors=[*stored, *given])
+        warnings = [kept.error] if kept.error else []
         if kept.skipped:
-            log.warning("anchors file has lines that are not anchors", file=str(kept.path),
-                        skipped=kept.skipped)
+            warnings.append(f"{kept.path.name}: {_count(kept.skipped, 'line')} not an anchor, "
+                            "not checked: the file was damaged or altered")
+        others = sum(1 for a in stored if a.log not in (None, self.audit.name))
+        if others:
+            warnings.append(f"{kept.path.name}: {_count(others, 'anchor')} of another log, not "
+                            f"checked (this log is {self.audit.name})")
+        if warnings:
+            log.warning("anchors not all checked", file=str(kept.path), warnings=warnings)
+            result = result.model_copy(update={"warnings": warnings})
         if result.ok and result.head_seq is not None:
             log.info("access log anchored", seq=result.head_seq, hash=result.head_hash,
                      log_name=self.audit.name)
@@ -1087,6 +1115,9 @@ class UseCases:
         unless `who` may read every one of them (a supervisor, those of their units), and
         recorded in each one's access log. Payloads that name neither (a step's answer, a
         timer) say nothing of a case on their own."""
+        if named["failures"]:  # a failure names what failed in its text only: the admin's
+            self.allow(who, "codec.decode", lambda: access.check_role(
+                who, "decode failure messages"), params={"failures": str(named["failures"])})
         scopes = [(self.scope(case), {}) for case in named["case"]]
         scopes += [(self.notice_scope(n), {"notice": n}) for n in named["notice"]]
         if not scopes:
@@ -1110,6 +1141,10 @@ def new_command_id(prefix: str) -> str:
         candidate = f"{prefix}:{uuid.uuid4()}"
         if find_personal_number(candidate) is None:
             return candidate
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _texts_replaced(fields: dict[str, Any], paths: tuple[str, ...],

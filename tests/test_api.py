@@ -726,6 +726,56 @@ def test_an_idempotency_key_of_another_persons_step_is_refused_not_answered_as_t
             if r["subject"] == colleague[0]] == [("refused", "course_session")]
 
 
+def test_an_idempotency_key_on_the_stock_sent_again_with_other_fields_is_refused(api):
+    apartment = new_id("apt-key")
+    key = unique_id("k-stock")
+    body = {"type": "register_apartment", "apartment": apartment, "landlord": "Stockholmshem",
+            "rooms": 2}
+
+    def send(fields: dict[str, Any], who=ADMIN) -> httpx.Response:
+        return api.post("/api/apartments/steps", who, json=fields,
+                        headers={"Idempotency-Key": key})
+
+    assert send(body).status_code == 200
+    assert "with other fields" in assert_problem(send({**body, "rooms": 3}), 409)["detail"]
+    again = send({**body, "rooms": 2.0})  # the same value as parsed
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    rows = [a for a in api.get("/api/apartments", ADMIN).json()["apartments"]
+            if a["apartment"] == apartment]
+    assert [a["rooms"] for a in rows] == [2]
+
+
+def test_an_empty_idempotency_key_is_a_422_not_a_step_without_a_key(api):
+    case = api.open_case(new_id("idem"), "waiting")
+    empty = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "course_session", "session": 1}, headers={"Idempotency-Key": ""})
+    assert assert_problem(empty, 422)["detail"].startswith("Idempotency-Key: empty")
+    assert not [r for r in api.history(case) if r["event"] == "CourseSessionAttended"]
+
+
+def test_a_denial_without_its_reason_code_is_a_422_on_record(api):
+    case = api.open_case(new_id("code"), "assessment")
+    detail = assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        "type": "decide", "outcome": "denied"}), 422)["detail"]
+    assert detail.startswith("reason_code:")
+    rows = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+    assert [(r["outcome"], r["params"]["type"]) for r in rows
+            if r["subject"] == CASEWORKER[0] and r["action"] == "case.step"] == [
+        ("refused", "decide")]
+
+
+def test_an_apply_on_another_units_case_id_says_it_is_taken_without_its_stage(api):
+    case = api.open_case(new_id("taken"), "waiting")
+    apply = {"type": "apply", "client": {"id": new_id("kl"), "target_group": "elderly",
+                                         "district": "Spånga"}}
+    detail = assert_problem(api.post(f"/api/cases/{case}/steps", OTHER_UNIT_CASEWORKER,
+                                     json=apply), 409)["detail"]
+    assert detail == f"case {case} already exists; a new application needs a new case id"
+    own = assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+        **apply, "client": {**apply["client"], "district": "Farsta"}}), 409)["detail"]
+    assert own.startswith(f"case {case} already exists (") and "waiting" in own.lower()
+
+
 def test_the_recorded_actor_of_a_step_through_the_api_is_the_tokens_subject(api):
     case = api.open_case(new_id("actor"), "assessment")
     step = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={

@@ -122,7 +122,8 @@ def test_each_record_chains_to_the_hash_of_the_one_before(log):
 
 def test_an_intact_log_verifies_page_by_page(log):
     assert log.verify().model_dump() == {"ok": True, "checked": 0, "first_broken": None, "reason": None,
-                                         "head_hash": None, "head_seq": None, "anchors_checked": 0}
+                                         "head_hash": None, "head_seq": None, "anchors_checked": 0,
+                                         "warnings": []}
     records = [read(log, i) for i in range(10)]
     for page_size in (1, 3, 10, 1000):
         result = log.verify(page_size=page_size)
@@ -500,3 +501,30 @@ def test_the_postgres_log_lives_in_postgres_schema(tmp_path):
             AccessLog({**env, "POSTGRES_SCHEMA": "audit; DROP TABLE x"}, tmp_path / "unused.sqlite")
     finally:
         drop_database(name)
+
+
+def test_verify_says_when_its_anchors_could_not_all_be_checked(tmp_path):
+    """A directory where the anchors file should be, damaged lines, another log's anchors:
+    the chain is still verified, and the answer says what the tail check could not use."""
+    from application.use_cases import UseCases
+    from config.settings import Settings
+    from domain.access import Principal
+
+    cases = UseCases(Settings(data=tmp_path))
+    admin = Principal(subject="admin.ops", roles=frozenset({"admin"}))
+    anchors = tmp_path / "audit-anchors.jsonl"
+    anchors.mkdir()
+    blocked = cases.audit_verify(admin)
+    assert blocked.ok and blocked.warnings == [
+        "audit-anchors.jsonl cannot be read (Is a directory)"], blocked
+    anchors.rmdir()
+    first = cases.audit_verify(admin)
+    assert first.ok and not first.warnings and anchors.exists()
+    with open(anchors, "a") as f:
+        f.write('{"seq": 3, "hash": "nope"}\n')
+        f.write(Anchor(seq=9, hash="a" * 64, log="postgres:other/access_log").model_dump_json())
+    damaged = cases.audit_verify(admin)
+    assert damaged.ok and damaged.anchors_checked == 1, damaged
+    assert damaged.warnings == [
+        "audit-anchors.jsonl: 1 line not an anchor, not checked: the file was damaged or altered",
+        "audit-anchors.jsonl: 1 anchor of another log, not checked (this log is sqlite:access_log)"]

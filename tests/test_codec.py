@@ -241,11 +241,14 @@ def test_a_decode_names_the_cases_and_notices_of_its_json_payloads_and_nothing_e
     answer = {"payloads": [
         payload(b"json/plain", json.dumps({"case": "k-1", "steps": [{"case": "k-1"}, {
             "notice": "n-2"}], "note": {"case": "bad id with spaces"}}).encode()),
-        payload(b"json/plain", b"[" * 5000 + b"]" * 5000),
         payload(b"binary/encrypted", b'{"case": "hidden"}'),
         payload(b"json/plain", b'{"case": "k-3"}'),
     ]}
-    assert named_in(json.dumps(answer).encode()) == {"case": ["k-1", "k-3"], "notice": ["n-2"]}
+    assert named_in(json.dumps(answer).encode()) == {
+        "case": ["k-1", "k-3"], "notice": ["n-2"], "failures": 0}
+    deep = {"payloads": [payload(b"json/plain", b"[" * 5000 + b"]" * 5000)]}
+    with pytest.raises(CodecRequestError, match="payload 1 says it is JSON"):
+        named_in(json.dumps(deep).encode())
     many = {"payloads": [payload(b"json/plain", json.dumps(
         [{"case": f"k-{i}"} for i in range(MAX_NAMED + 1)]).encode())]}
     with pytest.raises(CodecRequestError, match="decode fewer at a time"):

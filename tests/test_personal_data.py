@@ -243,14 +243,14 @@ def plain_payload(value: object) -> dict:
 
 
 @pytest.mark.slow
-def test_a_decode_naming_another_units_notice_is_refused_and_odd_payloads_are_no_error(stack):
+def test_a_decode_naming_another_units_notice_or_a_failure_is_refused_and_odd_ones_are_400(stack):
     ok(stack, "notice", "register", "pd-n9", "--kind", "outreach", "--client", "p-n9",
        "--district", "Farsta", "--as", "handlaggare.lind")
     api = f"http://127.0.0.1:{stack.env['HOUSING_CHAIN_API_PORT']}/codec/decode"
     spanga = ok(stack, "token", "--as", "test.spanga", "--role", "supervisor",
                 "--unit", "Spånga").strip()
-    odd = [plain_payload("[" * 5000 + "]" * 5000), plain_payload({"case": "x\u0000y"}),
-           plain_payload("not json")]
+    failure = plain_payload({"message": "case pd-c1 is in the training phase: …",
+                             "stack_trace": "  File …"})
     with httpx.Client(timeout=30) as http:
         named = http.post(api, json={"payloads": [plain_payload({"notice": "pd-n9"})]},
                           headers={"Authorization": f"Bearer {spanga}"})
@@ -258,10 +258,26 @@ def test_a_decode_naming_another_units_notice_is_refused_and_odd_payloads_are_no
         own = http.post(api, json={"payloads": [plain_payload({"notice": "pd-n9"})]},
                         headers={"Authorization": f"Bearer {token(stack, 'supervisor')}"})
         assert own.status_code == 200, own.text
-        answer = http.post(api, json={"payloads": odd},
+        ignored = http.post(api, json={"payloads": [plain_payload({"case": "x\u0000y"})]},
+                            headers={"Authorization": f"Bearer {spanga}"})
+        assert ignored.status_code == 200, ignored.text  # not an id: names no case
+        failed = http.post(api, json={"payloads": [failure]},
                            headers={"Authorization": f"Bearer {spanga}"})
-        assert answer.status_code == 200, answer.text
-        assert len(answer.json()["payloads"]) == 3
+        assert failed.status_code == 403 and "failure messages" in failed.text
+        admin = ok(stack, "token", "--as", "test.admin", "--role", "admin").strip()
+        assert http.post(api, json={"payloads": [failure]}, headers={
+            "Authorization": f"Bearer {admin}"}).status_code == 200
+        # what cannot be read is refused, never let through unchecked and never a 500
+        for odd in (plain_payload("[" * 5000 + "]" * 5000), plain_payload("not json"),
+                    {"metadata": {"encoding": base64.b64encode(b"binary/encrypted").decode()},
+                     "data": "AAAA"}):
+            refused = http.post(api, json={"payloads": [odd]},
+                                headers={"Authorization": f"Bearer {spanga}"})
+            assert refused.status_code == 400, refused.text
+        for body in (b"null", b"[" * 200_000, b'{"payloads": 7}'):
+            assert http.post(api, content=body, headers={
+                "Authorization": f"Bearer {spanga}", "Content-Type": "application/json"}
+                ).status_code == 400
 
 
 @pytest.mark.slow

@@ -64,6 +64,8 @@ class StepRequest(BaseModel):
 class StockRequest(BaseModel):
     step: StockStep
     policy: Policy = Policy()
+    recorded_by: str | None = None  # who sent it, kept in its marker with the request's digest
+    request: str | None = None
 
 
 class StepBatch(BaseModel):
@@ -96,6 +98,8 @@ class NoteDueInput(BaseModel):
 class StockInput(BaseModel):
     step: StockStep
     today: date
+    recorded_by: str | None = None
+    request: str | None = None
 
 
 class ReminderDelivery(BaseModel):

@@ -27,7 +27,8 @@ class StockWorkflow:
         try:
             return await workflow.execute_local_activity(
                 "apply_stock_step",
-                StockInput(step=step, today=today),
+                StockInput(step=step, today=today, recorded_by=request.recorded_by,
+                           request=request.request),
                 result_type=LineResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=STEP_RETRY,

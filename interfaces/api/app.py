@@ -88,6 +88,14 @@ def query_names(dependant: Dependant) -> frozenset[str]:
         *(query_names(d) for d in dependant.dependencies))
 
 
+def given_key(header: str | None) -> str | None:
+    """The Idempotency-Key as sent: an empty one is a mistake to say, not "no key" (every
+    retry would take the step anew)."""
+    if header is not None and not header.strip():
+        raise BadInput("Idempotency-Key: empty; send the step's command id, or no header")
+    return header
+
+
 async def known_query_only(request: Request) -> None:
     """A query parameter the route does not take is a 422 naming it, before anything is read
     or done: ignored, a misspelt `distrct` or `as-of` answers another question than the one
@@ -275,7 +283,8 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         under the same key another step, other fields or another person's request is a 409."""
         if "case" in step:
             raise BadInput("case: the case is in the path, not the body")
-        return await cases.submit_step(who, {**step, "case": case}, command_id=idempotency_key)
+        return await cases.submit_step(who, {**step, "case": case},
+                                       command_id=given_key(idempotency_key))
 
     @app.get("/api/cases/{case}", response_model=CaseView, responses=ERRORS)
     async def case_status(case: str, who: Who) -> dict[str, Any]:
@@ -309,7 +318,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         """Register an apartment in the stock or return one to its landlord."""
         if step.get("type") not in STOCK_STEP_TYPES:
             raise BadInput(f"type: must be one of {', '.join(STOCK_STEP_TYPES)}")
-        return await cases.submit_step(who, step, command_id=idempotency_key)
+        return await cases.submit_step(who, step, command_id=given_key(idempotency_key))
 
     @app.get("/api/apartments", response_model=ReportAnswer, responses=ERRORS)
     def apartments(who: Who, as_of: date | None = None) -> dict[str, Any]:
@@ -327,7 +336,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
         if "notice" in step:
             raise BadInput("notice: the notice is in the path, not the body")
         return await cases.submit_notice_step(who, {**step, "notice": notice},
-                                              command_id=idempotency_key)
+                                              command_id=given_key(idempotency_key))
 
     @app.get("/api/notices/{notice}", responses=ERRORS)
     async def notice_status(notice: str, who: Who) -> dict[str, Any]:

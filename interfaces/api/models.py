@@ -153,3 +153,4 @@ class VerifyAnswer(_Open):
     head_hash: str | None = None
     head_seq: int | None = None
     anchors_checked: int = 0
+    warnings: list[str] = []

@@ -960,6 +960,8 @@ def audit_verify(
         result = UseCases(settings).audit_verify(local_operator(), anchor)
     except errors.BadInput as exc:
         fail(f"--{exc}", 2)
+    for warning in [] if as_json else result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         print(result.model_dump_json())
     elif result.ok:
@@ -971,7 +973,7 @@ def audit_verify(
                       "minutes, and pass it as --anchor)", highlight=False, soft_wrap=True)
     else:
         err.print(f"[bold red]broken:[/] record {result.first_broken}: {result.reason} "
-                  f"({result.checked} checked)", highlight=False)
+                  f"({result.checked} checked)", highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
 

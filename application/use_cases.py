@@ -827,7 +827,7 @@ class UseCases:
         scope = await asyncio.to_thread(self.notice_scope, notice)
         if not scope.exists:
             raise NotFound(f"notice {notice} does not exist")
-        self.allow(who, "notice.read", lambda: access.check_read_case(who, scope),
+        self.allow(who, "notice.read", lambda: access.check_read_case(who, scope, "notice"),
                    params={"notice": notice})
         chain = await self.chain()
         st = await NoticeClient(chain.client, self.settings, self.policy).notice_status(notice)
@@ -1125,7 +1125,8 @@ class UseCases:
             return
         for scope, params in scopes:
             case = None if params else scope.case
-            self.allow(who, "codec.decode", lambda s=scope: access.check_read_case(who, s),
+            self.allow(who, "codec.decode", lambda s=scope, p=params: access.check_read_case(
+                who, s, "notice" if p else "case"),
                        case=case, scope=scope, params=params)
         self.audit.append_all([self._draft(who, "codec.decode", scope, params,
                                            case=None if params else scope.case)

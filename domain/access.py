@@ -75,7 +75,7 @@ def relation(who: Principal, scope: CaseScope) -> str:
     return "none"
 
 
-def check_read_case(who: Principal, scope: CaseScope) -> None:
+def check_read_case(who: Principal, scope: CaseScope, kind: str = "case") -> None:
     """Caseworkers and supervisors read the cases of their units, a caseworker also the cases
     assigned to them, a housing pilot the cases assigned to them; landlords read no case."""
     if who.is_admin:
@@ -85,8 +85,8 @@ def check_read_case(who: Principal, scope: CaseScope) -> None:
         return
     if who.has(Role.HOUSING_PILOT) and who.subject == scope.housing_pilot:
         return
-    raise Forbidden(f"{who.subject} may not read case {scope.case}: "
-                    f"{_why_not(who, scope)}")
+    raise Forbidden(f"{who.subject} may not read {kind} {scope.case}: "
+                    f"{_why_not(who, scope, kind)}")
 
 
 def check_step(who: Principal, step_type: str, scope: CaseScope | None, *,
@@ -112,7 +112,7 @@ def check_step(who: Principal, step_type: str, scope: CaseScope | None, *,
     if who.has(Role.LANDLORD) and Role.LANDLORD in allowed_roles and rel == "landlord":
         return
     raise Forbidden(f"{who.subject} may not take the step {shown_as or step_type} on {target} "
-                    f"{scope.case}: {_why_not(who, scope)}")
+                    f"{scope.case}: {_why_not(who, scope, target)}")
 
 
 def check_apply(who: Principal, case: str, district: str) -> None:
@@ -174,9 +174,9 @@ def check_role(who: Principal, action: str, *roles: Role) -> None:
     raise Forbidden(f"{who.subject} may not {action}: needs the role {needed}")
 
 
-def _why_not(who: Principal, scope: CaseScope) -> str:
+def _why_not(who: Principal, scope: CaseScope, kind: str = "case") -> str:
     if who.has(Role.HOUSING_PILOT) and not who.has(Role.CASEWORKER, Role.SUPERVISOR):
-        return "the case is not assigned to them"
+        return f"the {kind} is not assigned to them"
     if who.has(Role.LANDLORD):
         return "landlords see only the decisions on their own apartments"
-    return "the case is not in their units and not assigned to them"
+    return f"the {kind} is not in their units and not assigned to them"

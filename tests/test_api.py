@@ -745,6 +745,22 @@ def test_an_idempotency_key_on_the_stock_sent_again_with_other_fields_is_refused
     assert [a["rooms"] for a in rows] == [2]
 
 
+def test_a_step_the_case_refused_under_a_key_can_be_corrected_under_the_same_key(api):
+    """A refusal inside the step (an unknown reason code: the case's own check) is Temporal's
+    answer to that update for good; a corrected step is another request, asked anew."""
+    case = api.open_case(new_id("fix"), "assessment")
+    key = unique_id("k-fix")
+    wrong = api.keyed(case, CASEWORKER, {"type": "decide", "outcome": "denied",
+                                         "reason_code": "nonsense", "reason": "Egen bostad"},
+                      key)
+    assert "nonsense" in assert_problem(wrong, 409)["detail"]
+    fixed = api.keyed(case, CASEWORKER, {"type": "decide", "outcome": "denied",
+                                         "reason_code": "other", "reason": "Egen bostad"},
+                      key)
+    assert fixed.status_code == 200 and fixed.json()["duplicate"] is False, fixed.text
+    assert [r["event"] for r in api.history(case)][-1] == "Denied"
+
+
 def test_an_empty_idempotency_key_is_a_422_not_a_step_without_a_key(api):
     case = api.open_case(new_id("idem"), "waiting")
     empty = api.post(f"/api/cases/{case}/steps", CASEWORKER, json={

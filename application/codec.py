@@ -166,7 +166,7 @@ _NAMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # domain.commands' Id
 MAX_NAMED = 500
 
 
-def named_in(answer: bytes) -> dict[str, list[str]]:
+def named_in(answer: bytes) -> dict[str, Any]:
     """The cases and notices that decoded payloads (a `codec_endpoint` answer) name, in order
     of first mention: the `case` and `notice` fields of their JSON, at any depth, that are
     ids. What a decode shows is then an access to those, scoped and recorded as a read of

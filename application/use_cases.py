@@ -1110,7 +1110,7 @@ class UseCases:
             await asyncio.to_thread(self.record, who, f"codec.{operation}")
         return answer
 
-    def _decoded(self, who: Principal, named: dict[str, list[str]]) -> None:
+    def _decoded(self, who: Principal, named: dict[str, Any]) -> None:
         """What a decode shows is a read of each case and notice its payloads name: refused
         unless `who` may read every one of them (a supervisor, those of their units), and
         recorded in each one's access log. Payloads that name neither (a step's answer, a

@@ -39,7 +39,8 @@ class CaseActivities:
             try:
                 result, case = self.app.execute_loaded(step, today=req.today, policy=req.policy,
                                                        recorded_by=req.recorded_by,
-                                                       request=req.request)
+                                                       request=req.request,
+                                                       sent_as=req.sent_as)
             except DomainError as exc:
                 bound.info("step refused", command=step.type, command_id=step.id,
                            actor=step.actor, reason=str(exc))
@@ -83,7 +84,8 @@ class CaseActivities:
 
         try:
             result = self.app.execute(req.step, today=req.today, policy=Policy(),
-                                      recorded_by=req.recorded_by, request=req.request)
+                                      recorded_by=req.recorded_by, request=req.request,
+                                      sent_as=req.sent_as)
         except DomainError as exc:
             log.info("stock step refused", command=req.step.type, command_id=req.step.id,
                      actor=req.step.actor, reason=str(exc))

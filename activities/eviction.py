@@ -36,7 +36,9 @@ class NoticeActivities:
                          command_id=step.id, actor=step.actor)
         try:
             result = execute_notice_step(
-                self.app, step, today=req.today, policy=req.policy, now=req.now
+                self.app, step, today=req.today, policy=req.policy, now=req.now,
+                sent={"request": req.request, "sent_by": req.sent_by, "sent_as": req.sent_as}
+                if req.request else None,
             )
         except DomainError as exc:
             bound.info("step refused", reason=str(exc))

@@ -250,10 +250,11 @@ class ChainClient:
             raise
 
     async def send(self, step: CaseStep, *, repaired: bool = False,
-                   recorded_by: str | None = None, request: str | None = None) -> LineResult:
+                   recorded_by: str | None = None, request: str | None = None,
+                   sent_as: str | None = None) -> LineResult:
         """One caseworker step; raises Refused. `recorded_by`: the signed-in person, kept
         with the step when it is not the step's actor; `request`: the request's digest, kept
-        in the step's marker with who sent it."""
+        in the step's marker with who sent it and the request's own id (`sent_as`)."""
         start = (lambda: self._start(step.case)) if step.type == "apply" else None
         # Temporal answers an update id it knows with its first outcome, a refusal too: the
         # request's digest in the id keeps that for the same request sent again, so that a
@@ -263,7 +264,7 @@ class ChainClient:
         try:
             return await self.update(case_workflow_id(step.case), CaseWorkflow.step,
                                      StepRequest(step=step, recorded_by=recorded_by,
-                                                 request=request),
+                                                 request=request, sent_as=sent_as),
                                      update_id, start)
         except WorkflowUpdateFailedError as exc:
             reason = _reason(exc)
@@ -272,12 +273,12 @@ class ChainClient:
             if (not repaired and step.type != "apply" and reason.endswith("does not exist: apply first")
                     and await self._repaired(step.case)):
                 return await self.send(step, repaired=True, recorded_by=recorded_by,
-                                       request=request)
+                                       request=request, sent_as=sent_as)
             raise Refused(reason) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
             if not repaired and step.type != "apply" and await self._repaired(step.case, exc):
                 return await self.send(step, repaired=True, recorded_by=recorded_by,
-                                       request=request)
+                                       request=request, sent_as=sent_as)
             _raise_if_outage(exc)
             raise Refused(await self._explain(step.case, exc)) from None
 
@@ -307,23 +308,23 @@ class ChainClient:
         return [LineResult(accepted=False, command_id=s.id or "", reason=reason) for s in steps]
 
     async def send_stock(self, step: StockStep, *, recorded_by: str | None = None,
-                         request: str | None = None) -> LineResult:
+                         request: str | None = None, sent_as: str | None = None) -> LineResult:
         """A step on the apartment stock; a refusal (the id exists, the apartment is not
         vacant) raises Refused with the domain's message, as a case step does."""
         try:
-            return await self._send_stock(step, recorded_by, request)
+            return await self._send_stock(step, recorded_by, request, sent_as)
         except WorkflowFailureError as exc:
             raise Refused(_reason(exc)) from None
 
     async def _send_stock(self, step: StockStep, recorded_by: str | None = None,
-                          request: str | None = None) -> LineResult:
+                          request: str | None = None, sent_as: str | None = None) -> LineResult:
         # the request's digest in the workflow id, as in a case step's update id: another
         # request under the key runs anew and finds the marker of the first
         key = f"{step.id}:{request}" if request else step.id
         return await self._retrying(lambda: self.client.execute_workflow(
             StockWorkflow.run,
             StockRequest(step=step, policy=self.policy, recorded_by=recorded_by,
-                         request=request),
+                         request=request, sent_as=sent_as),
             id=f"stock-{step.apartment}-{key}",
             task_queue=self.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

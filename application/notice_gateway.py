@@ -29,12 +29,19 @@ class NoticeClient(ChainClient):
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         )
 
-    async def send_notice(self, step: NoticeStep) -> LineResult:
-        """One notice step (`register` starts the workflow); raises Refused."""
+    async def send_notice(self, step: NoticeStep, *, request: str | None = None,
+                          sent_by: str | None = None, sent_as: str | None = None) -> LineResult:
+        """One notice step (`register` starts the workflow); raises Refused. `request`,
+        `sent_by`, `sent_as`: as `ChainClient.send`'s, kept in the step's marker."""
         start = (lambda: self._start_notice(step.notice)) if step.type == "register" else None
+        # as a case step's: the same request sent again is answered by Temporal, a
+        # corrected one under the key is asked anew
+        update_id = f"{step.id}:{request}" if request and step.id else step.id or ""
         try:
             return await self.update(notice_workflow_id(step.notice), EvictionPreventionWorkflow.step,
-                                     NoticeStepRequest(step=step), step.id or "", start)
+                                     NoticeStepRequest(step=step, request=request,
+                                                       sent_by=sent_by, sent_as=sent_as),
+                                     update_id, start)
         except WorkflowUpdateFailedError as exc:
             raise Refused(_reason(exc)) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:

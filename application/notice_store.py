@@ -46,11 +46,13 @@ NOTICE_EVENT_FIELDS = ("originator_id", "originator_version", "timestamp", "on",
 
 def execute_notice_step(
     app: HousingChain, step: Any, *, today: date, policy: Policy, now: datetime | None = None,
+    sent: dict[str, str | None] | None = None,
 ) -> LineResult:
     """Apply one notice step; raises DomainError when refused (nothing recorded).
 
     `now` is the moment of registration (an outreach assignment's 48 hours start then);
-    the workflow passes its own clock.
+    the workflow passes its own clock. `sent`: what the marker keeps of the request that
+    sent the step (`_UnitOfWork.mark`).
     """
     unit = _UnitOfWork(app)
     target = notice_uuid(step.notice)
@@ -64,7 +66,7 @@ def execute_notice_step(
     result = LineResult(
         accepted=True, command_id=step.id, stage=notice.stage.value, events=events
     )
-    unit.mark(step.id, target, result)
+    unit.mark(step.id, target, result, step.type, sent=sent)
     app.save(*unit.pending())
     return result
 

@@ -279,26 +279,28 @@ class HousingChain(_Transcoded):
         return results, unit.loaded_case(steps)
 
     def execute(self, step: Any, *, today: date, policy: Policy,
-                recorded_by: str | None = None, request: str | None = None) -> LineResult:
+                recorded_by: str | None = None, request: str | None = None,
+                sent_as: str | None = None) -> LineResult:
         """One step; raises DomainError when refused (nothing recorded)."""
         return self.execute_loaded(step, today=today, policy=policy, recorded_by=recorded_by,
-                                   request=request)[0]
+                                   request=request, sent_as=sent_as)[0]
 
     def execute_loaded(self, step: Any, *, today: date, policy: Policy,
-                       recorded_by: str | None = None,
-                       request: str | None = None) -> tuple[LineResult, Case | None]:
+                       recorded_by: str | None = None, request: str | None = None,
+                       sent_as: str | None = None) -> tuple[LineResult, Case | None]:
         """`execute`, and the step's case as saved (None for a step on no case). `request`:
-        the digest of the request that sent it, kept in its marker with who sent it."""
+        the digest of the request that sent it, kept in its marker with who sent it and the
+        request's own id (`sent_as`)."""
         unit = _UnitOfWork(self)
         result = self._run_one(step, unit, today, policy, raise_refusal=True,
-                               recorded_by=recorded_by, request=request)
+                               recorded_by=recorded_by, request=request, sent_as=sent_as)
         self.save(*unit.pending())
         return result, unit.loaded_case([step])
 
     def _run_one(
         self, step: Any, unit: _UnitOfWork, today: date, policy: Policy,
         raise_refusal: bool = False, recorded_by: str | None = None,
-        request: str | None = None,
+        request: str | None = None, sent_as: str | None = None,
     ) -> LineResult:
         """One step; its marker remembers the result and, when the person who recorded the
         step is not its actor (older records imported on someone's behalf), who recorded it."""
@@ -323,7 +325,8 @@ class HousingChain(_Transcoded):
         result = LineResult(accepted=True, command_id=command_id, stage=stage, events=events,
                             recorded_by=recorded_by if recorded_by != step.actor else None)
         unit.mark(command_id, target, result, step.type,
-                  sent={"request": request, "sent_by": recorded_by} if request else None)
+                  sent={"request": request, "sent_by": recorded_by, "sent_as": sent_as}
+                  if request else None)
         return result
 
     def _dispatch(self, step: Any, unit: _UnitOfWork, today: date, policy: Policy) -> Aggregate:
@@ -550,12 +553,13 @@ class HousingChain(_Transcoded):
     def first_sent(self, step: Any) -> dict[str, Any]:
         """What the marker of this step's command id on its target says of the step first
         taken under it: `step_type` (markers since 2026-12-03), `request` and `sent_by`
-        (since 2026-12-04, for a step sent through the front door); {} without a marker."""
+        (since 2026-12-04, for a step sent through the front door), `sent_as` (since
+        2026-12-05); {} without a marker."""
         try:
             marker = self.repository.get(ProcessedCommand.create_id(step.id, marker_target(step)))
         except AggregateNotFoundError:
             return {}
-        return {k: marker.result[k] for k in ("step_type", "request", "sent_by")
+        return {k: marker.result[k] for k in ("step_type", "request", "sent_by", "sent_as")
                 if marker.result.get(k)}
 
     def get_case(self, case_id: str) -> Case:

@@ -367,19 +367,26 @@ class UseCases:
         # first answer (duplicate=false), so the store says it was recorded already
         earlier = (await asyncio.to_thread(self.store.processed_step, line)
                    if callers_id else None)
+        sent_as = uuid.uuid4().hex if callers_id else None
         if earlier is not None:
             result = earlier.model_copy(update={"duplicate": True})
         elif spec.target == "stock":
-            result = await chain.send_stock(line, recorded_by=who.subject, request=digest)
+            result = await chain.send_stock(line, recorded_by=who.subject, request=digest,
+                                            sent_as=sent_as)
         else:
-            result = await chain.send(line, recorded_by=who.subject, request=digest)
+            result = await chain.send(line, recorded_by=who.subject, request=digest,
+                                      sent_as=sent_as)
         if not result.accepted:
             raise Refused(result.reason or "refused")
 
         def settle() -> None:  # one hop to a thread: the retry's check, the identity, the record
+            nonlocal result
             if callers_id:
-                # also after a send: two requests at once under one key get one answer
-                self._check_retry(who, line, digest)
+                # also after a send: two requests at once under one key get one answer, the
+                # first's, and the marker tells which request that was
+                first = self._check_retry(who, line, digest)
+                if first.get("sent_as", sent_as) != sent_as and not result.duplicate:
+                    result = result.model_copy(update={"duplicate": True})
             # a duplicate changes nothing: the identity only if its recording was cut short
             if identity and not (result.duplicate and self.identities.lookup(identity[0])):
                 self.identities.record(*identity)
@@ -390,7 +397,8 @@ class UseCases:
         await asyncio.to_thread(settle)
         return result
 
-    def request_digest(self, line: Any, client: str | None) -> str:
+    def request_digest(self, line: Any, client: str | None,
+                       texts: tuple[str, ...] | None = None) -> str:
         """The keyed digest of a step as parsed (so `2` and `2.0`, a default left out or
         given, and the order of fields make no difference) and before it is sealed (sealed
         text differs at every sealing), without the command id, which is the key it is
@@ -402,23 +410,24 @@ class UseCases:
         if isinstance(given.get("client"), dict):
             given["client"] = {k: v for k, v in given["client"].items()
                                if k not in ("name", "personal_number")}
-        if line.type in FREE_TEXT:  # without a text key (no keys, erased) text is not compared
+        texts = FREE_TEXT.get(line.type) if texts is None else texts  # a notice's: its own
+        if texts:  # without a text key (no keys, erased) text is not compared
             key = (self.keyring.data_key(client, create=False)
                    if client and self.keyring is not None else None)
-            given = _texts_replaced(given, FREE_TEXT[line.type], lambda text: request_digest(
+            given = _texts_replaced(given, texts, lambda text: request_digest(
                 None, text, key) if key else "")
         return request_digest(self.keyring, json.dumps(
             given, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
 
-    def _check_retry(self, who: Principal, line: Any, digest: str) -> None:
+    def _check_retry(self, who: Principal, line: Any, digest: str) -> dict[str, Any]:
         """A command id taken before answers as a duplicate only for the same step sent again
         by the same person with the same fields: another step type, another person or other
         fields under the key is a conflict (the first answer would be taken for this
         request's). The step's marker, saved with its events before any answer, says what
         was sent first; markers from before this rule lack what they cannot tell."""
         first = self.store.first_sent(line)
-        case = getattr(line, "case", None)
-        where = f"case {case}" if case else "the stock"
+        case, notice = getattr(line, "case", None), getattr(line, "notice", None)
+        where = f"notice {notice}" if notice else f"case {case}" if case else "the stock"
         retry = "a new step needs a new Idempotency-Key (command id)"
         if first.get("step_type", line.type) != line.type:
             raise Refused(f"{where}: the command id {line.id} was used for a step "
@@ -429,6 +438,7 @@ class UseCases:
         if first.get("request", digest) != digest:
             raise Refused(f"{where}: the command id {line.id} was used for a step {line.type} "
                           f"with other fields; send the same fields to retry it, or {retry}")
+        return first
 
     def seal_case_step(self, line: Any, client: str, erased: bool | None = None) -> Any:
         """The step with its free text sealed with the client's key (application/free_text)."""
@@ -782,12 +792,14 @@ class UseCases:
     async def submit_notice_step(self, who: Principal, fields: dict[str, Any], *,
                                  command_id: str | None = None,
                                  on_behalf_of: str | None = None) -> LineResult:
-        from application.notice_gateway import NoticeClient
-        from domain.notice_commands import NOTICE_FREE_TEXT, notice_step_adapter
+        """A step on an eviction-prevention notice; a retry under the caller's key is told
+        from another step under it as a case step's is (`_check_retry`)."""
+        from domain.notice_commands import notice_step_adapter
 
         fields = {k: v for k, v in fields.items() if v is not None}
         if "actor" in fields and on_behalf_of is None and not who.is_admin:
             raise BadInput("actor: the actor of a step is the signed-in person")
+        callers_id = bool(command_id or fields.get("id"))
         fields.setdefault("on", self.today().isoformat())
         fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
         fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
@@ -809,16 +821,64 @@ class UseCases:
             kind = "record_visit" if step.type == "outreach_visit" else "offer"
             self.allow(who, "notice.step", lambda: access.check_step(
                 who, kind, scope, shown_as=step.type, target="notice"), scope=scope, params=params)
-        if (scope.client and step.type in NOTICE_FREE_TEXT
-                and has_text(step, NOTICE_FREE_TEXT[step.type])):
-            step = await asyncio.to_thread(self._seal, step, NOTICE_FREE_TEXT[step.type],
-                                           scope.client, note_context(step.notice))
-        chain = await self.chain()
-        result = await NoticeClient(chain.client, self.settings, self.policy).send_notice(step)
+        try:
+            return await self._submit_notice_allowed(who, step, scope, params,
+                                                     callers_id=callers_id)
+        except Refused:
+            await asyncio.to_thread(self.record, who, "notice.step", scope=scope,
+                                    params={**params, "notice": step.notice}, outcome="refused")
+            raise
+        except BaseException as exc:
+            try:  # as a case step's (`submit_step`)
+                await asyncio.to_thread(
+                    self.record, who, "notice.step", scope=scope,
+                    params={**params, "notice": step.notice, "error": type(exc).__name__},
+                    outcome="failed")
+            except Exception:  # noqa: BLE001 - the step's own error is the answer
+                log.exception("access record of a failed notice step not written",
+                              notice=step.notice)
+            raise
+
+    async def _submit_notice_allowed(self, who: Principal, step: Any, scope: CaseScope,
+                                     params: dict[str, str], *, callers_id: bool) -> LineResult:
+        from application.notice_gateway import NoticeClient
+        from domain.notice_commands import NOTICE_FREE_TEXT
+
+        texts = NOTICE_FREE_TEXT.get(step.type, ())
+        client = scope.client
+        if client and texts and has_text(step, texts):
+            def sealed(plain: Any = step) -> tuple[Any, str]:  # the digest after the sealing
+                return (self._seal(plain, texts, client, note_context(plain.notice)),
+                        self.request_digest(plain, client, texts))
+
+            step, digest = await asyncio.to_thread(sealed)
+        else:
+            digest = self.request_digest(step, client, texts)
+        params["request"] = digest
+        # a retry under the caller's key: as a case step's (`_submit_allowed`)
+        earlier = (await asyncio.to_thread(self.store.processed_step, step)
+                   if callers_id else None)
+        sent_as = uuid.uuid4().hex if callers_id else None
+        if earlier is not None:
+            result = earlier.model_copy(update={"duplicate": True})
+        else:
+            chain = await self.chain()
+            result = await NoticeClient(chain.client, self.settings, self.policy).send_notice(
+                step, request=digest, sent_by=who.subject, sent_as=sent_as)
         if not result.accepted:
             raise Refused(result.reason or "refused")
-        await asyncio.to_thread(self.record, who, "notice.step", scope=scope,
-                                params={**params, "notice": step.notice})
+
+        def settle() -> None:
+            nonlocal result
+            if callers_id:
+                first = self._check_retry(who, step, digest)
+                if first.get("sent_as", sent_as) != sent_as and not result.duplicate:
+                    result = result.model_copy(update={"duplicate": True})
+            self.record(who, "notice.step", scope=scope,
+                        params={**params, "notice": step.notice,
+                                "duplicate": str(result.duplicate).lower()})
+
+        await asyncio.to_thread(settle)
         return result
 
     async def notice_status(self, who: Principal, notice: str) -> dict[str, Any]:

@@ -711,6 +711,25 @@ def test_two_requests_at_once_under_one_key_with_other_fields_get_one_step_and_o
     assert [r["command_id"] for r in sessions] == [key]
 
 
+def test_identical_requests_at_once_under_one_key_get_one_step_and_one_first_answer(api):
+    """Temporal gives every one of them the first's answer; the marker holds the id of the
+    request that was first, so the others are answered, and on record, as duplicates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    case = api.open_case(new_id("idem"), "waiting")
+    key = unique_id("k-same")
+    body = {"type": "course_session", "session": 1}
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: api.keyed(case, CASEWORKER, body, key), range(5)))
+    assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 4
+    sessions = [r for r in api.history(case) if r["event"] == "CourseSessionAttended"]
+    assert [r["command_id"] for r in sessions] == [key]
+    rows = [r for r in api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
+            if r["params"].get("command_id") == key]
+    assert sorted(r["params"]["duplicate"] for r in rows) == ["false"] + ["true"] * 4
+
+
 def test_an_idempotency_key_of_another_persons_step_is_refused_not_answered_as_theirs(api):
     case = api.open_case(new_id("idem"), "waiting")
     key = unique_id("k-someone")
@@ -743,6 +762,21 @@ def test_an_idempotency_key_on_the_stock_sent_again_with_other_fields_is_refused
     rows = [a for a in api.get("/api/apartments", ADMIN).json()["apartments"]
             if a["apartment"] == apartment]
     assert [a["rooms"] for a in rows] == [2]
+
+
+def test_identical_stock_steps_at_once_under_one_key_get_one_first_answer(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    apartment = new_id("apt-same")
+    key = unique_id("k-stock-same")
+    body = {"type": "register_apartment", "apartment": apartment, "landlord": "Stockholmshem",
+            "rooms": 2}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: api.post(
+            "/api/apartments/steps", ADMIN, json=body, headers={"Idempotency-Key": key}),
+            range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 3
 
 
 def test_a_step_the_case_refused_under_a_key_can_be_corrected_under_the_same_key(api):
@@ -867,6 +901,46 @@ def test_a_caseworker_of_another_unit_cannot_register_a_notice_for_a_registered_
     ours = api.post(f"/api/notices/{new_id('n')}/steps", CASEWORKER, json={
         "type": "register", "client": client, "district": "Farsta", "on": d(1)})
     assert ours.status_code == 200, ours.text
+
+
+def test_a_notice_step_under_a_key_is_answered_as_done_only_for_the_same_step_sent_again(api):
+    """As a case step's: a retry is a duplicate, other fields or another person under the key
+    a 409 that changes nothing, and of identical requests at once one is first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    notice = new_id("n-key")
+    assert api.post(f"/api/notices/{notice}/steps", CASEWORKER, json={
+        "type": "register", "client": new_id("kl"), "district": "Farsta",
+        "on": d(2)}).status_code == 200
+    key = unique_id("k-notice")
+
+    def send(body: dict[str, Any], who=CASEWORKER, on_key: str = key) -> httpx.Response:
+        return api.post(f"/api/notices/{notice}/steps", who, json=body,
+                        headers={"Idempotency-Key": on_key})
+
+    body = {"type": "contact_attempt", "reached": False, "channel": "phone", "on": d(1)}
+    assert send(body).json()["duplicate"] is False
+    assert send(body).json()["duplicate"] is True
+    detail = assert_problem(send({**body, "reached": True}), 409)["detail"]
+    assert f"notice {notice}: the command id {key} was used for a step contact_attempt with " \
+        "other fields" in detail, detail
+    colleague = ("handlaggare.lind", ["caseworker"], ["Farsta"])
+    assert "another person's step" in assert_problem(send(body, colleague), 409)["detail"]
+    assert api.get(f"/api/notices/{notice}", CASEWORKER).json()["reached_on"] is None
+    again = unique_id("k-notice-same")
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: send(body, on_key=again), range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 3
+    conn = raw_audit(api)
+    try:
+        mark = "%s" if api.stack.backend == "postgres" else "?"
+        outcomes = [row[0] for row in conn.execute(
+            "SELECT outcome FROM access_log WHERE action = 'notice.step' "
+            f"AND CAST(params AS TEXT) LIKE {mark} ORDER BY seq", (f"%{key}%",)).fetchall()]
+    finally:
+        conn.close()
+    assert outcomes == ["allowed", "allowed", "refused", "refused"]
 
 
 def test_a_new_case_for_a_registered_client_cannot_rename_them_or_change_their_number(api):

@@ -268,7 +268,7 @@ class CaseWorkflow:
             return LineResult(accepted=True, command_id=step.id or "", duplicate=True,
                               stage=self.snapshot.stage if self.snapshot else None)
         outcome = await self.apply([step], batch_id=None, recorded_by=request.recorded_by,
-                                   request=request.request)
+                                   request=request.request, sent_as=request.sent_as)
         return outcome.results[0]
 
     @step.validator
@@ -292,7 +292,8 @@ class CaseWorkflow:
             raise refused(f"case {self.case} does not exist: apply first")
 
     async def apply(self, steps: list[CaseStep], batch_id: str | None,
-                    recorded_by: str | None = None, request: str | None = None) -> StepsOutcome:
+                    recorded_by: str | None = None, request: str | None = None,
+                    sent_as: str | None = None) -> StepsOutcome:
         async with self.lock:
             try:
                 outcome: StepsOutcome = await workflow.execute_local_activity(
@@ -300,7 +301,7 @@ class CaseWorkflow:
                     ApplyStepsInput(
                         case=self.case, steps=steps, today=self.today(), policy=self.policy,
                         batch_id=batch_id, workflow_id=workflow.info().workflow_id,
-                        recorded_by=recorded_by, request=request,
+                        recorded_by=recorded_by, request=request, sent_as=sent_as,
                     ),
                     result_type=StepsOutcome,
                     start_to_close_timeout=STEP_TIMEOUT,

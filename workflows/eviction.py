@@ -234,6 +234,8 @@ class EvictionPreventionWorkflow:
                     ApplyNoticeStepInput(
                         notice=self.notice, step=step, today=self.today(), now=workflow.now(),
                         policy=self.policy, workflow_id=workflow.info().workflow_id,
+                        request=request.request, sent_by=request.sent_by,
+                        sent_as=request.sent_as,
                     ),
                     result_type=NoticeStepOutcome,
                     start_to_close_timeout=STEP_TIMEOUT,

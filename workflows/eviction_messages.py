@@ -37,9 +37,14 @@ class NoticeStart(BaseModel):
 
 
 class NoticeStepRequest(BaseModel):
-    """One notice step; wrapped so the discriminated union survives Temporal's type hints."""
+    """One notice step; wrapped so the discriminated union survives Temporal's type hints.
+    `request`, `sent_by` and `sent_as` are kept in the step's marker, as a case step's
+    (`workflows.messages.StepRequest`)."""
 
     step: NoticeStep
+    request: str | None = None
+    sent_by: str | None = None
+    sent_as: str | None = None
 
 
 class NoticeStatus(BaseModel):
@@ -77,6 +82,9 @@ class ApplyNoticeStepInput(BaseModel):
     now: datetime
     policy: Policy
     workflow_id: str = ""
+    request: str | None = None  # NoticeStepRequest's
+    sent_by: str | None = None
+    sent_as: str | None = None
 
 
 class NoteNoticeInput(BaseModel):

@@ -59,6 +59,9 @@ class StepRequest(BaseModel):
     step: CaseStep
     recorded_by: str | None = None  # the signed-in person, when not the step's actor
     request: str | None = None  # a keyed digest of the request, kept in the step's marker
+    # this request's own id, kept in the marker too: of two requests at once under one key,
+    # Temporal gives both the first's answer, and only the marker tells which was first
+    sent_as: str | None = None
 
 
 class StockRequest(BaseModel):
@@ -66,6 +69,7 @@ class StockRequest(BaseModel):
     policy: Policy = Policy()
     recorded_by: str | None = None  # who sent it, kept in its marker with the request's digest
     request: str | None = None
+    sent_as: str | None = None  # as StepRequest.sent_as
 
 
 class StepBatch(BaseModel):
@@ -83,6 +87,7 @@ class ApplyStepsInput(BaseModel):
     workflow_id: str = ""
     recorded_by: str | None = None
     request: str | None = None  # of the one step (not a batch): StepRequest.request
+    sent_as: str | None = None  # likewise StepRequest.sent_as
 
 
 class NoteDueInput(BaseModel):
@@ -100,6 +105,7 @@ class StockInput(BaseModel):
     today: date
     recorded_by: str | None = None
     request: str | None = None
+    sent_as: str | None = None
 
 
 class ReminderDelivery(BaseModel):

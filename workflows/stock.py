@@ -28,7 +28,7 @@ class StockWorkflow:
             return await workflow.execute_local_activity(
                 "apply_stock_step",
                 StockInput(step=step, today=today, recorded_by=request.recorded_by,
-                           request=request.request),
+                           request=request.request, sent_as=request.sent_as),
                 result_type=LineResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=STEP_RETRY,

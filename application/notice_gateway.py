@@ -45,6 +45,7 @@ class NoticeClient(ChainClient):
         except WorkflowUpdateFailedError as exc:
             raise Refused(_reason(exc)) from None
         except (RPCError, WorkflowAlreadyStartedError) as exc:
+            _raise_if_outage(exc)  # no answer is not a refusal: the step may have been taken
             raise Refused(await self._explain_notice(step.notice, exc)) from None
 
     async def notice_status(self, notice: str) -> NoticeStatus:

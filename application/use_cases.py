@@ -824,7 +824,7 @@ class UseCases:
         try:
             return await self._submit_notice_allowed(who, step, scope, params,
                                                      callers_id=callers_id)
-        except Refused:
+        except (Refused, BadInput):
             await asyncio.to_thread(self.record, who, "notice.step", scope=scope,
                                     params={**params, "notice": step.notice}, outcome="refused")
             raise

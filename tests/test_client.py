@@ -72,3 +72,22 @@ async def test_a_cases_status_with_the_server_gone_is_unavailable_within_seconds
     await env.shutdown()
     with pytest.raises(Unavailable, match="Temporal did not answer"):
         await asyncio.wait_for(chain.status("c-gone"), timeout=READ_RETRY_SECONDS + 25)
+
+
+async def test_a_notice_step_with_the_server_gone_is_unavailable_not_refused(tmp_path):
+    """No answer is not a refusal (the step may have been taken): the access record says
+    `failed`, as a case step's does, and the caller is told Temporal is away."""
+    from application.errors import Unavailable
+    from application.notice_gateway import NoticeClient
+    from domain.notice_commands import notice_step_adapter
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server())
+    notices = NoticeClient(env.client, Settings(data=tmp_path), Policy(), retry_for=2.0)
+    await env.shutdown()
+    step = notice_step_adapter.validate_python({
+        "type": "contact_attempt", "notice": "n-gone", "reached": False, "on": "2026-01-05",
+        "actor": "handlaggare.lind", "id": "c-1"})
+    with pytest.raises(Unavailable, match="Temporal did not answer"):
+        await asyncio.wait_for(notices.send_notice(step), timeout=30)

@@ -32,6 +32,7 @@ from config.logs import route_temporal_logs
 from config.settings import Settings
 from domain.commands import CaseStep, StockStep
 from domain.policy import Policy
+from domain.stages import closed_refusal
 from domain.views import CaseSnapshot, LineResult
 from workflows.case import APPLIED_KEPT, CaseWorkflow
 from workflows.messages import (
@@ -397,13 +398,17 @@ class ChainClient:
     async def _explain(self, case: str, exc: Exception) -> str:
         """Turn 'not found' and 'already completed' into what they mean for the case."""
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+            # no run, or its last run completed: the event store tells a closed case apart
+            recorded = await asyncio.to_thread(self.recorded, case) if self.recorded else None
+            if recorded is not None and recorded[0].stage == "closed":
+                return closed_refusal(case, recorded[0].outcome)
             return f"case {case} does not exist: apply first"
         try:
             status = await self.status(case, patient=True)
         except Exception:  # noqa: BLE001 - the original error is the better message then
             return f"case {case}: {exc}"
         if status.stage == "closed":
-            return f"case {case} is closed ({status.outcome}): no further steps are allowed"
+            return closed_refusal(case, status.outcome)
         if isinstance(exc, WorkflowAlreadyStartedError):
             return f"case {case} already exists ({status.stage_label})"
         return f"case {case}: {exc}"

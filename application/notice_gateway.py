@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from application.gateway import READ_RETRY_SECONDS, ChainClient, Refused, _raise_if_outage, _reason
 from domain.notice_commands import NoticeStep
+from domain.notice_stages import closed_notice_refusal
 from domain.views import LineResult
 from workflows.eviction import EvictionPreventionWorkflow, notice_workflow_id
 from workflows.eviction_messages import NoticeStart, NoticeStatus, NoticeStepRequest
@@ -68,7 +69,7 @@ class NoticeClient(ChainClient):
         except Exception:  # noqa: BLE001 - the original error is the better message then
             return f"notice {notice}: {exc}"
         if status.stage == "closed":
-            return f"notice {notice} is closed ({status.outcome}): no further steps are allowed"
+            return closed_notice_refusal(notice, status.outcome)
         if isinstance(exc, WorkflowAlreadyStartedError):
             return f"notice {notice} already exists ({status.stage_label})"
         return f"notice {notice}: {exc}"

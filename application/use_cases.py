@@ -15,7 +15,7 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -176,9 +176,10 @@ class UseCases:
     def record(self, who: Principal, action: str, *, case: str | None = None,
                scope: CaseScope | None = None, report: str | None = None,
                params: dict[str, str] | None = None, outcome: str = "allowed") -> AccessRecord:
+        case, params = _masked(case, params)
         return self.audit.append(
             subject=who.subject, roles=sorted(who.roles), units=sorted(who.units), action=action,
-            case=case, report=report, params=params or {}, address=who.address or "local",
+            case=case, report=report, params=params, address=who.address or "local",
             outcome=outcome, case_unit=scope.district if scope else None,
             relation=access.relation(who, scope) if scope else "none",
         )
@@ -193,6 +194,7 @@ class UseCases:
 
     def readable_case(self, who: Principal, case: str, action: str,
                       params: dict[str, str] | None = None) -> CaseScope:
+        refuse_personal_numbers(case=case)
         scope = self.scope(case)
         if not scope.exists:  # on record either way; who may know tells it does not exist
             self.record(who, action, case=case, params=params, outcome="denied")
@@ -250,8 +252,10 @@ class UseCases:
             # the lookup and the rule in one hop to a thread (a refusal's record too)
             scope = await asyncio.to_thread(self._step_scope, who, line.type, case, params)
         else:
-            self.allow(who, "stock.step", lambda: access.check_step(who, line.type, None),
-                       params={**params, "apartment": line.apartment})
+            landlord = await asyncio.to_thread(self._landlord_of, line.apartment)
+            self.allow(who, "stock.step", lambda: access.check_stock_step(
+                who, line.type, line.apartment, landlord),
+                params={**params, "apartment": line.apartment})
         try:
             self.check_reason_code(line)
             return await self._submit_allowed(who, line, fields, scope, params,
@@ -273,6 +277,14 @@ class UseCases:
             except Exception:  # noqa: BLE001 - the step's own error is the answer
                 log.exception("access record of a failed step not written", case=case)
             raise
+
+    def _landlord_of(self, apartment: str) -> str | None:
+        """The landlord of a registered apartment, for the stock's access rule; None if not
+        registered."""
+        try:
+            return self.store.get_apartment(apartment).landlord
+        except DomainError:
+            return None
 
     def _check_known_client(self, who: Principal, line: ApplyLine, params: dict[str, str]
                             ) -> None:
@@ -473,12 +485,14 @@ class UseCases:
         scope = await asyncio.to_thread(self.readable_case, who, case, "case.read")
         c = await asyncio.to_thread(self.store.get_case, case)
         due: list[dict[str, Any]] = []
-        workflow = "running"
-        try:
-            st = await (await self.chain()).status(case)
-            due = [d.model_dump(mode="json") for d in st.due]
-        except (Refused, Unavailable) as exc:
-            workflow = "unavailable" if isinstance(exc, Unavailable) else "missing"
+        # a closed case's run has completed: nothing is due, and no timer is to be missed
+        workflow = "closed" if c.stage.value == "closed" else "running"
+        if workflow == "running":
+            try:
+                st = await (await self.chain()).status(case)
+                due = [d.model_dump(mode="json") for d in st.due]
+            except (Refused, Unavailable) as exc:
+                workflow = "unavailable" if isinstance(exc, Unavailable) else "missing"
         view = {
             "case": case, "client": c.client_id, "stage": c.stage.value,
             "stage_label": c.stage_label, "outcome": c.outcome, "district": c.district,
@@ -518,6 +532,7 @@ class UseCases:
                 "personal_number": identity.personal_number}
 
     def access_log(self, who: Principal, case: str, limit: int = 200) -> dict[str, Any]:
+        refuse_personal_numbers(case=case)
         scope = self.scope(case)
         if not scope.exists and (who.is_admin or who.has(access.Role.SUPERVISOR)):
             self.record(who, "access_log.read", case=case, outcome="denied")
@@ -548,6 +563,7 @@ class UseCases:
         """What is due and overdue: the signed-in person's own, or (supervisors, the admin)
         another actor's or everyone's; the rows of one kind only when `kind` is given (the
         counts and `kinds` are of the whole list)."""
+        refuse_personal_numbers(actor=actor)
         whose = None if everyone else (actor or who.subject)
         if whose != who.subject:
             self.allow(who, "worklist.read",
@@ -622,6 +638,7 @@ class UseCases:
                case: str | None = None, wait: float = 30.0) -> dict[str, Any]:
         """A report by name (options checked against what it takes); `history` is a case's
         audit trail and follows the case's access rules."""
+        refuse_personal_numbers(case=case, **options.given())
         if name == "history":
             if not case:
                 raise BadInput("report history needs a case: housing-chain report history CASE")
@@ -807,8 +824,16 @@ class UseCases:
             step = notice_step_adapter.validate_python(fields, context=TYPED)
         except ValidationError as exc:
             raise BadInput(describe(exc)) from None
-        params = {"type": f"notice.{step.type}", "command_id": step.id or ""}
+        params = {"type": f"notice.{step.type}", "command_id": step.id or "",
+                  "notice": step.notice}
         scope = await asyncio.to_thread(self.notice_scope, step.notice)
+        if step.type != "register" and not scope.exists:  # on record, as a case's (_step_scope)
+            await asyncio.to_thread(self.record, who, "notice.step", params=params,
+                                    outcome="denied")
+            if who.is_admin or who.has(access.Role.CASEWORKER):
+                raise NotFound(f"notice {step.notice} does not exist: register it first")
+            raise Forbidden(f"{who.subject} may not take the step {step.type} on notice "
+                            f"{step.notice}")
         if step.type == "register":
             district = step.district
             self.allow(who, "notice.step", lambda: access.check_apply(who, step.notice, district),
@@ -825,15 +850,14 @@ class UseCases:
             return await self._submit_notice_allowed(who, step, scope, params,
                                                      callers_id=callers_id)
         except (Refused, BadInput):
-            await asyncio.to_thread(self.record, who, "notice.step", scope=scope,
-                                    params={**params, "notice": step.notice}, outcome="refused")
+            await asyncio.to_thread(self.record, who, "notice.step", scope=scope, params=params,
+                                    outcome="refused")
             raise
         except BaseException as exc:
             try:  # as a case step's (`submit_step`)
                 await asyncio.to_thread(
                     self.record, who, "notice.step", scope=scope,
-                    params={**params, "notice": step.notice, "error": type(exc).__name__},
-                    outcome="failed")
+                    params={**params, "error": type(exc).__name__}, outcome="failed")
             except Exception:  # noqa: BLE001 - the step's own error is the answer
                 log.exception("access record of a failed notice step not written",
                               notice=step.notice)
@@ -842,7 +866,9 @@ class UseCases:
     async def _submit_notice_allowed(self, who: Principal, step: Any, scope: CaseScope,
                                      params: dict[str, str], *, callers_id: bool) -> LineResult:
         from application.notice_gateway import NoticeClient
+        from application.notice_store import notice_snapshot
         from domain.notice_commands import NOTICE_FREE_TEXT
+        from domain.notice_stages import closed_notice_refusal
 
         texts = NOTICE_FREE_TEXT.get(step.type, ())
         client = scope.client
@@ -863,8 +889,16 @@ class UseCases:
             result = earlier.model_copy(update={"duplicate": True})
         else:
             chain = await self.chain()
-            result = await NoticeClient(chain.client, self.settings, self.policy).send_notice(
-                step, request=digest, sent_by=who.subject, sent_as=sent_as)
+            try:
+                result = await NoticeClient(chain.client, self.settings, self.policy).send_notice(
+                    step, request=digest, sent_by=who.subject, sent_as=sent_as)
+            except Refused as exc:
+                # a closed notice whose run has ended and is gone from Temporal: the store's
+                if scope.exists and str(exc).endswith("does not exist: register it first"):
+                    snap = await asyncio.to_thread(notice_snapshot, self.store, step.notice)
+                    if snap.stage == "closed":
+                        raise Refused(closed_notice_refusal(step.notice, snap.outcome)) from None
+                raise
         if not result.accepted:
             raise Refused(result.reason or "refused")
 
@@ -874,23 +908,36 @@ class UseCases:
                 first = self._check_retry(who, step, digest)
                 if first.get("sent_as", sent_as) != sent_as and not result.duplicate:
                     result = result.model_copy(update={"duplicate": True})
-            self.record(who, "notice.step", scope=scope,
-                        params={**params, "notice": step.notice,
-                                "duplicate": str(result.duplicate).lower()})
+            # a registration: the notice's unit from the store, as an `apply`'s case's
+            where = scope if scope.exists else self.notice_scope(step.notice)
+            self.record(who, "notice.step", scope=where,
+                        params={**params, "duplicate": str(result.duplicate).lower()})
 
         await asyncio.to_thread(settle)
         return result
 
     async def notice_status(self, who: Principal, notice: str) -> dict[str, Any]:
         from application.notice_gateway import NoticeClient
+        from application.notice_store import notice_snapshot
+        from workflows.eviction_messages import NoticeStatus
 
+        refuse_personal_numbers(notice=notice)
         scope = await asyncio.to_thread(self.notice_scope, notice)
-        if not scope.exists:
-            raise NotFound(f"notice {notice} does not exist")
+        if not scope.exists:  # on record either way, as a case's (readable_case)
+            await asyncio.to_thread(self.record, who, "notice.read", params={"notice": notice},
+                                    outcome="denied")
+            if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
+                raise NotFound(f"notice {notice} does not exist")
+            raise Forbidden(f"{who.subject} may not read notice {notice}")
         self.allow(who, "notice.read", lambda: access.check_read_case(who, scope, "notice"),
-                   params={"notice": notice})
-        chain = await self.chain()
-        st = await NoticeClient(chain.client, self.settings, self.policy).notice_status(notice)
+                   scope=scope, params={"notice": notice})
+        snap = await asyncio.to_thread(notice_snapshot, self.store, notice)
+        if snap.stage == "closed":  # its run has ended (and may be gone): the store's
+            st = NoticeStatus.of(snap, [])
+        else:
+            chain = await self.chain()
+            st = await NoticeClient(chain.client, self.settings, self.policy).notice_status(
+                notice)
         await asyncio.to_thread(self.record, who, "notice.read", scope=scope,
                                 params={"notice": notice})
         return st.model_dump(mode="json")
@@ -903,6 +950,7 @@ class UseCases:
                            total: Callable[[int], None] | None = None) -> ImportReport:
         """A JSONL file of steps through the workflows (admin: migrating older records, each
         line may name its own actor; the access record names who imported)."""
+        refuse_personal_numbers(source=source)
         self.allow(who, "import", lambda: access.check_role(who, "import records"),
                    params={"source": source, "lines": str(len(raw))})
         lines, refused = parse(raw, source=source, actor=default_actor, today=self.today())
@@ -949,6 +997,7 @@ class UseCases:
                case: str | None = None) -> AccessRecord:
         """An access record of `who` on the scope's case (`case`, when the scope is a
         notice's: None), to append with others at once."""
+        case, params = _masked(case, params)
         return AccessRecord(
             seq=0, at=datetime.now(UTC), subject=who.subject, roles=sorted(who.roles),
             units=sorted(who.units), action=action, case=case, report=None, params=params,
@@ -1027,6 +1076,7 @@ class UseCases:
     async def repair(self, who: Principal, case: str) -> dict[str, Any]:
         """Start the case's workflow again from the event store (admin), when its run was
         terminated or failed outside the engine or is missing; a running one is left alone."""
+        refuse_personal_numbers(case=case)
         self.allow(who, "case.repair", lambda: access.check_role(who, "repair case workflows"),
                    case=case)
         recorded = await asyncio.to_thread(self.store.recorded, case)
@@ -1042,22 +1092,26 @@ class UseCases:
         """Erase a client's identity and shred their free text (admin). The retention run
         (activities/retention.py) erases through here too, as a system principal, under its
         own `action` so that the access log tells a request from gallring."""
+        refuse_personal_numbers(client=client)
         self.allow(who, action, lambda: access.check_role(who, "erase identities"),
                    params={"client": client})
         erased = self.identities.erase(client)
         # crypto-shredding: every reason and note typed about the client, in every event and
         # copy, becomes unreadable; the tombstone keeps an old file from bringing the name back
         shredded = self.keyring.destroy(client)
-        if erased or shredded or self.identities.erased_on(client):
+        erased_at = self.identities.erased_on(client)
+        if erased or shredded or erased_at:
             # not for an id nothing is known of (a typing error would block it for good)
-            self.identities.tombstone(client, datetime.now(UTC).isoformat(timespec="seconds"))
+            erased_at = self.identities.tombstone(
+                client, datetime.now(UTC).isoformat(timespec="seconds"))
         # PostgreSQL: the deleted rows out of dead tuples (see IdentityRegistry.vacuum)
         self.identities.vacuum()
         getattr(self.keyring.store, "vacuum", lambda: False)()
         erased = erased or shredded
         self.record(who, action, params={**(params or {}), "client": client,
                                          "erased": str(erased).lower()})
-        return {"client": client, "erased": erased}
+        # erased_at: when the identity was first erased (a second request erases nothing)
+        return {"client": client, "erased": erased, "erased_at": erased_at}
 
     def rotate_master_key(self, who: Principal) -> dict[str, Any]:
         """A new master key, every client data key re-wrapped under it, the old one retired
@@ -1191,6 +1245,35 @@ class UseCases:
         self.audit.append_all([self._draft(who, "codec.decode", scope, params,
                                            case=None if params else scope.case)
                                for scope, params in scopes])
+
+
+def refuse_personal_numbers(**given: str | None) -> None:
+    """An id typed into a path or a query (a case, a client, an actor, a report's option)
+    that holds a personal identity number is refused naming the field, before anything is
+    read, done or put on record: the access log is append-only and kept for years."""
+    for field, value in given.items():
+        found = find_personal_number(value) if isinstance(value, str) else None
+        if found:
+            raise BadInput(f"{field}: must not contain {found}; use a pseudonymous id")
+
+
+# values the engine makes, whose hex or dated digits may form a valid number by chance
+_ENGINE_PARAMS = frozenset({"request", "retired", "current", "removable"})
+
+
+def _masked(case: str | None, params: Mapping[str, str] | None
+            ) -> tuple[str | None, dict[str, str]]:
+    """The case and the params of an access record, any personal identity number in them
+    replaced by its masked description: the last guard of the log, should a use case have
+    let one through (`refuse_personal_numbers` is the first). Never raises: it runs after
+    the work it records."""
+    def mask(value: str) -> str:
+        found = find_personal_number(value)
+        return f"[{found}]" if found else value
+
+    return (mask(case) if case else case,
+            {k: v if k in _ENGINE_PARAMS or not isinstance(v, str) else mask(v)
+             for k, v in (params or {}).items()})
 
 
 def new_command_id(prefix: str) -> str:

@@ -69,8 +69,7 @@ def relation(who: Principal, scope: CaseScope) -> str:
     if scope.district is not None and scope.district in who.units and who.has(
             Role.CASEWORKER, Role.SUPERVISOR):
         return "unit"
-    if scope.landlord is not None and who.has(Role.LANDLORD) and (
-            scope.landlord in who.units or scope.landlord == who.subject):
+    if owns_apartment(who, scope.landlord):
         return "landlord"
     return "none"
 
@@ -113,6 +112,26 @@ def check_step(who: Principal, step_type: str, scope: CaseScope | None, *,
         return
     raise Forbidden(f"{who.subject} may not take the step {shown_as or step_type} on {target} "
                     f"{scope.case}: {_why_not(who, scope, target)}")
+
+
+def owns_apartment(who: Principal, landlord: str | None) -> bool:
+    """A landlord's own apartment: its landlord is one of the person's units (the company)
+    or the person."""
+    return landlord is not None and who.has(Role.LANDLORD) and (
+        landlord in who.units or landlord == who.subject)
+
+
+def check_stock_step(who: Principal, step_type: str, apartment: str,
+                     landlord: str | None) -> None:
+    """Steps on the stock: caseworkers (and the admin) on any apartment, a landlord only on
+    its own. `landlord`: the apartment's, None when it is not registered; a landlord is then
+    refused as for another's, so that a refusal tells nothing of other landlords' stock."""
+    check_step(who, step_type, None)
+    if who.is_admin or (who.has(Role.CASEWORKER) and Role.CASEWORKER in BY_TYPE[step_type].roles):
+        return
+    if not owns_apartment(who, landlord):
+        raise Forbidden(f"{who.subject} may not take the step {step_type} on apartment "
+                        f"{apartment}: landlords take steps on their own apartments only")
 
 
 def check_apply(who: Principal, case: str, district: str) -> None:

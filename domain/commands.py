@@ -174,10 +174,33 @@ class VisitKind(StrEnum):
     COORDINATOR_MEETING = "coordinator_meeting"  # Housing First: weekly, the whole tenancy
 
 
+def _not_a_truth_value(value: object) -> object:
+    if isinstance(value, bool):  # pydantic would take true for 1
+        raise PydanticCustomError("int_type", "Input should be a whole number, not true or false")
+    return value
+
+
+# a count or a number on a scale: `true` is a typing error, not 1
+Count = Annotated[int, BeforeValidator(_not_a_truth_value)]
+
+def _in_the_calendar(value: date, info: ValidationInfo) -> date:
+    """A date typed before 1900 or after 2999 is a typing error, and would overflow the sums
+    of the calendar (a period's bounds, a deadline) in the reports and the timers. At the
+    front door (`TYPED`) only: a recorded workflow history may hold such a date (an import's
+    `9999-12-31` for "no end"), and it must still validate there when it replays."""
+    if (info.context or {}).get("typed") and not date(1900, 1, 1) <= value <= date(2999, 12, 31):
+        raise PydanticCustomError("date_range",
+                                  "Input should be a date from 1900-01-01 to 2999-12-31")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_in_the_calendar)]
+
+
 class _Line(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    on: date | None = Field(None, description="effective date; default today")
+    on: Day | None = Field(None, description="effective date; default today")
     actor: Actor | None = Field(None, description="who did it; default the CLI's --as")
     id: CommandId | None = Field(
         None, description="command id; default derived from file name, line number and text"
@@ -190,8 +213,8 @@ class _CaseLine(_Line):
 
 class Household(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    adults: int = Field(1, ge=1, le=20)
-    children: int = Field(0, ge=0, le=30)
+    adults: Count = Field(1, ge=1, le=20)
+    children: Count = Field(0, ge=0, le=30)
 
 
 class Client(BaseModel):
@@ -207,7 +230,9 @@ class Client(BaseModel):
     # older lines and recorded workflow histories still validate
     sex: Sex | None = Field(None, description="female, male, other or unknown; not derived "
                             "from the personal identity number")
-    birth_year: int | None = Field(None, ge=1900, le=2100, description="year of birth only")
+    birth_year: Annotated[int, Field(ge=1900, le=2100),
+                          BeforeValidator(_not_a_truth_value)] | None = Field(
+        None, description="year of birth only")
 
 
 class ClientWithIdentity(Client):
@@ -281,7 +306,7 @@ class LandlordDecision(_CaseLine):
 class MoveIn(_CaseLine):
     type: Literal["move_in"] = "move_in"
     apartment: ApartmentId
-    lease_end: date | None = Field(
+    lease_end: Day | None = Field(
         None, description="a time-limited lease: its last day (due for renewal before it)"
     )
 
@@ -301,7 +326,7 @@ class RecordVisit(_CaseLine):
 
 class CourseSession(_CaseLine):
     type: Literal["course_session"] = "course_session"
-    session: int = Field(ge=1, le=4)
+    session: Count = Field(ge=1, le=4)
 
 
 class RentArrears(_CaseLine):
@@ -312,7 +337,7 @@ class RentArrears(_CaseLine):
 class Instalment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
-    due: date
+    due: Day
 
 
 class RepaymentPlan(_CaseLine):
@@ -349,7 +374,7 @@ class SubGoal(BaseModel):
     id: Id
     goal: Text
     responsible: Actor
-    follow_up: date
+    follow_up: Day
 
 
 class Plan(_CaseLine):
@@ -365,7 +390,7 @@ class SubGoalReview(BaseModel):
     sub_goal: Id
     result: Literal["met", "partly", "not_met"]
     note: Text = ""
-    next_follow_up: date | None = Field(
+    next_follow_up: Day | None = Field(
         None, description="partly or not met: when it is followed up again (else it is closed)"
     )
 
@@ -389,8 +414,8 @@ class TemporaryPlacement(_CaseLine):
     type: Literal["temporary_placement"] = "temporary_placement"
     placement: Id
     kind: PlacementKind
-    start: date | None = Field(None, description="the first night; default the step's date")
-    end: date | None = Field(None, description="the planned last morning; open until ended")
+    start: Day | None = Field(None, description="the first night; default the step's date")
+    end: Day | None = Field(None, description="the planned last morning; open until ended")
     cost_per_night: Decimal | None = Field(
         None, ge=0, le=Decimal("100000"), max_digits=8, decimal_places=2, description="SEK"
     )
@@ -399,7 +424,7 @@ class TemporaryPlacement(_CaseLine):
 class PlacementEnded(_CaseLine):
     type: Literal["placement_ended"] = "placement_ended"
     placement: Id
-    end: date | None = Field(None, description="the morning the placement ended; default `on`")
+    end: Day | None = Field(None, description="the morning the placement ended; default `on`")
 
 
 class InterruptionKind(StrEnum):
@@ -424,7 +449,7 @@ class SupportLevel(_CaseLine):
     """The support level of the four-level model (Kongsvinger), from `on`."""
 
     type: Literal["support_level"] = "support_level"
-    level: int = Field(ge=1, le=4, description="1-4; the policy's support_levels name them")
+    level: Count = Field(ge=1, le=4, description="1-4; the policy's support_levels name them")
 
 
 class MoveApartment(_CaseLine):
@@ -451,7 +476,7 @@ class References(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     rent_paid_on_time: bool
-    complaints_last_12_months: int = Field(ge=0, le=1000)
+    complaints_last_12_months: Count = Field(ge=0, le=1000)
 
 
 class TakeoverDecision(_CaseLine):
@@ -469,7 +494,7 @@ class RenewLease(_CaseLine):
     """A time-limited lease renewed (answers the `lease_renewal` reminder)."""
 
     type: Literal["renew_lease"] = "renew_lease"
-    lease_end: date = Field(description="the renewed lease's last day, after the current one")
+    lease_end: Day = Field(description="the renewed lease's last day, after the current one")
 
 
 class Assign(_CaseLine):
@@ -487,7 +512,7 @@ class RegisterApartment(_Line):
     type: Literal["register_apartment"] = "register_apartment"
     apartment: ApartmentId
     landlord: Landlord
-    rooms: int = Field(ge=1, le=12)
+    rooms: Count = Field(ge=1, le=12)
     accessible: bool = Field(False, description="adapted for people with functional impairments")
     landlord_type: Literal["municipal_company", "private"] | None = Field(
         None, description="municipal_company (allmännyttan) or private"

@@ -7,7 +7,6 @@ pseudonymous client id. `on`, `actor` and `id` (the command id) come from `_Line
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
@@ -15,6 +14,7 @@ from pydantic import Field, TypeAdapter
 from domain.commands import (
     Actor,
     ClientId,
+    Day,
     District,
     Household,
     HousingSituation,
@@ -39,7 +39,7 @@ class RegisterNotice(_NoticeLine):
     source: NoticeSource = NoticeSource.LANDLORD
     client: ClientId = Field(description="pseudonymous client id (no names here)")
     district: District
-    eviction_date: date | None = Field(None, description="the eviction date, if known")
+    eviction_date: Day | None = Field(None, description="the eviction date, if known")
     pilot: Actor | None = Field(None, description="housing pilot assigned at once (optional)")
 
 

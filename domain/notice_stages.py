@@ -147,3 +147,9 @@ def outcome_needs(outcome: str, stage: NoticeStage | str, last_outcome: str | No
     ):
         return N_("may not follow {last_outcome}").format(last_outcome=last_outcome)
     return N_("needs the tenant reached (a successful contact attempt or visit, or contact_made)")
+
+
+def closed_notice_refusal(notice: str, outcome: str | None) -> str:
+    """A step on a notice whose workflow has ended with the notice."""
+    return N_("notice {notice} is closed ({outcome}): no further steps are allowed").format(
+        notice=notice, outcome=outcome)

@@ -166,6 +166,12 @@ def refusal(case_id: str, stage: Stage, stage_label: str, command: str, why: str
         allowed=", ".join(ALLOWED[stage]) or N_("nothing (the case is closed)"))
 
 
+def closed_refusal(case_id: str, outcome: str | None) -> str:
+    """A step on a case whose workflow has ended with the case."""
+    return N_("case {case} is closed ({outcome}): no further steps are allowed").format(
+        case=case_id, outcome=outcome)
+
+
 def check_dates(case_id: str, command: str, on: date, today: date, last_on: date | None) -> None:
     """A step's effective date is neither after today nor before the case's last step."""
     if on > today:

@@ -253,7 +253,9 @@ def throughput(view: ChainView, by: str = "year", date_from: date | None = None,
     last = period(date_to.isoformat(), by) if date_to else max(counts)
     # active at the end of the day before `first`: applied by then and not yet closed (a case
     # closes on or after the day it applied)
-    before = (period_bounds(first, by)[0] - timedelta(days=1)).isoformat()
+    start = period_bounds(first, by)[0]
+    # a step dated in year 1 (accepted before steps' dates were bounded) has no day before
+    before = (start - timedelta(days=1)).isoformat() if start > date.min else "0000-12-31"
     at_start = int(view.rows(
         "SELECT COALESCE(SUM(CASE WHEN measure = 'applications' THEN n ELSE -n END), 0) "
         "FROM rm_daily WHERE day <= ? AND (measure = 'applications' "

@@ -459,13 +459,17 @@ def test_a_refused_step_is_409_with_the_same_words_the_cli_prints(api):
 @pytest.mark.parametrize("body,field", [
     ({"type": "course_session", "session": "first"}, "session"),
     ({"type": "course_session", "session": 9}, "session"),
+    ({"type": "course_session", "session": True}, "session"),
     ({"type": "record_visit", "kind": "home_visit", "colour": "red"}, "colour"),
     ({"type": "record_visit", "kind": "coffee"}, "kind"),
     ({"type": "course_session", "session": 1, "on": "2026-13-40"}, "on"),
+    ({"type": "course_session", "session": 1, "on": "0001-01-01"}, "on"),
+    ({"type": "course_session", "session": 1, "on": "9999-12-31"}, "on"),
     ({"type": "course_session", "session": 1, "actor": "someone.else"}, "actor"),
     ({"type": "course_session", "session": 1, "case": "another"}, "case"),
-], ids=["not an integer", "out of range", "unknown field", "unknown kind", "not a date",
-        "actor is the token's subject", "case is in the path"])
+], ids=["not an integer", "out of range", "true for 1", "unknown field", "unknown kind", "not a date",
+        "a date in year 1", "a date at the end of the calendar", "actor is the token's subject",
+        "case is in the path"])
 def test_a_malformed_step_is_422_naming_the_field_and_records_nothing(api, waiting_case, body,
                                                                       field):
     before = len(api.history(waiting_case))
@@ -542,6 +546,25 @@ def test_a_query_parameter_no_report_takes_is_422_naming_it_not_ignored(api):
                                      params={"as-of": "2026-11-30"}), 422)
     assert problem["detail"].startswith("as-of: not a query parameter") and "as_of" in problem[
         "detail"]
+
+
+@pytest.mark.parametrize("path,query", [
+    ("/api/reports/throughput", "by=year&by=quarter"),
+    ("/api/worklist", "days=7&days=30"),
+], ids=["a report", "the worklist"])
+def test_a_query_parameter_given_twice_is_a_422_naming_it_not_the_last_one_taken(api, path,
+                                                                                 query):
+    problem = assert_problem(api.get(f"{path}?{query}", ADMIN), 422)
+    assert problem["detail"].startswith(f"{query.split('=')[0]}: given more than once"), \
+        problem["detail"]
+
+
+def test_a_list_parameter_is_given_more_than_once(api):
+    api.get("/api/audit/verify", ADMIN)  # on record: the chain has a head
+    head = api.get("/api/audit/verify", ADMIN).json()
+    anchor = f"{head['head_seq']}:{head['head_hash']}"
+    both = api.get("/api/audit/verify", ADMIN, params=[("anchor", anchor), ("anchor", anchor)])
+    assert both.status_code == 200 and both.json()["ok"] is True, both.text
 
 
 def test_an_unknown_query_parameter_on_any_route_is_a_422_naming_it(api):
@@ -764,6 +787,31 @@ def test_an_idempotency_key_on_the_stock_sent_again_with_other_fields_is_refused
     assert [a["rooms"] for a in rows] == [2]
 
 
+def test_a_landlord_takes_steps_on_its_own_apartments_only(api):
+    """Putting another landlord's apartment under repair would take it out of the offers;
+    the refusal tells nothing of the apartment (not even that it exists)."""
+    ours, theirs = new_id("apt-own"), new_id("apt-theirs")
+    for apartment, landlord in ((ours, "Stockholmshem"), (theirs, "Familjebostäder")):
+        api.step(None, type="register_apartment", apartment=apartment, landlord=landlord,
+                 rooms=2, on=d(3))
+    taken = api.post("/api/apartments/steps", LANDLORD, json={
+        "type": "apartment_to_repair", "apartment": ours, "on": d(1)})
+    assert taken.status_code == 200, taken.text
+    for apartment in (theirs, new_id("apt-none")):
+        for step in ("apartment_to_repair", "apartment_repaired"):
+            detail = assert_problem(api.post("/api/apartments/steps", LANDLORD, json={
+                "type": step, "apartment": apartment, "on": d(1)}), 403)["detail"]
+            assert detail == (f"{LANDLORD[0]} may not take the step {step} on apartment "
+                              f"{apartment}: landlords take steps on their own apartments only")
+    stock = {a["apartment"]: a["status"] for a in api.get("/api/apartments", ADMIN).json()[
+        "apartments"]}
+    assert (stock[ours], stock[theirs]) == ("under_repair", "vacant")
+    # a caseworker keeps the municipality's stock, every landlord's
+    back = api.post("/api/apartments/steps", CASEWORKER, json={
+        "type": "apartment_to_repair", "apartment": theirs, "on": d(1)})
+    assert back.status_code == 200, back.text
+
+
 def test_identical_stock_steps_at_once_under_one_key_get_one_first_answer(api):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -943,6 +991,45 @@ def test_a_notice_step_under_a_key_is_answered_as_done_only_for_the_same_step_se
     assert outcomes == ["allowed", "allowed", "refused", "refused"]
 
 
+def test_every_read_and_step_of_a_notice_is_on_record_with_the_notice_and_its_unit(api):
+    """As a case's: a refused read names the notice's unit, a denied step the notice, and an
+    unknown notice is on record too (a 404 for those who may know, a 403 for others)."""
+    notice, ghost = new_id("n-log"), new_id("n-ghost")
+    assert api.post(f"/api/notices/{notice}/steps", CASEWORKER, json={
+        "type": "register", "client": new_id("kl"), "district": "Farsta",
+        "on": d(2)}).status_code == 200
+    assert_problem(api.get(f"/api/notices/{notice}", OTHER_UNIT_CASEWORKER), 403)
+    assert_problem(api.post(f"/api/notices/{notice}/steps", OTHER_UNIT_CASEWORKER, json={
+        "type": "contact_attempt", "reached": False, "channel": "phone", "on": d(1)}), 403)
+    assert_problem(api.get(f"/api/notices/{ghost}", CASEWORKER), 404)
+    assert_problem(api.get(f"/api/notices/{ghost}", PILOT), 403)
+    detail = assert_problem(api.post(f"/api/notices/{ghost}/steps", CASEWORKER, json={
+        "type": "contact_attempt", "reached": False, "channel": "phone", "on": d(1)}),
+        404)["detail"]
+    assert detail == f"notice {ghost} does not exist: register it first"
+    assert_problem(api.post(f"/api/notices/{ghost}/steps", PILOT, json={
+        "type": "outreach_visit", "reached": False, "on": d(1)}), 403)
+    conn = raw_audit(api)
+    try:
+        rows = conn.execute(
+            "SELECT subject, action, outcome, case_unit, params FROM access_log "
+            "WHERE action IN ('notice.step', 'notice.read') ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    mine = [(subject, action, outcome, unit) for subject, action, outcome, unit, params in rows
+            if (json.loads(params) if isinstance(params, str) else params).get("notice")
+            in (notice, ghost)]
+    assert mine == [
+        (CASEWORKER[0], "notice.step", "allowed", "Farsta"),
+        (OTHER_UNIT_CASEWORKER[0], "notice.read", "denied", "Farsta"),
+        (OTHER_UNIT_CASEWORKER[0], "notice.step", "denied", "Farsta"),
+        (CASEWORKER[0], "notice.read", "denied", None),
+        (PILOT[0], "notice.read", "denied", None),
+        (CASEWORKER[0], "notice.step", "denied", None),
+        (PILOT[0], "notice.step", "denied", None),
+    ]
+
+
 def test_a_new_case_for_a_registered_client_cannot_rename_them_or_change_their_number(api):
     case, client = new_id("reg"), new_id("kl")
     assert api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
@@ -1010,6 +1097,91 @@ def test_every_read_and_every_refusal_is_in_the_cases_access_log(api):
     assert read["address"] == "127.0.0.1"
     again = api.get(f"/api/cases/{case}/access-log", SUPERVISOR).json()["rows"]
     assert (again[0]["subject"], again[0]["action"]) == (SUPERVISOR[0], "access_log.read")
+
+
+@pytest.mark.parametrize("method,path,params,who,field", [
+    ("get", "/api/cases/19121212-1212", {}, CASEWORKER, "case"),
+    ("get", "/api/cases/bo-121212-1212/history", {}, SUPERVISOR, "case"),
+    ("get", "/api/cases/19121212-1212/access-log", {}, SUPERVISOR, "case"),
+    ("post", "/api/cases/19121212-1212/identity", {}, CASEWORKER, "case"),
+    ("get", "/api/worklist", {"actor": "19121212-1212"}, SUPERVISOR, "actor"),
+    ("post", "/api/identities/121212-1212/erase", {}, ADMIN, "client"),
+    ("get", "/api/notices/19121212-1212", {}, CASEWORKER, "notice"),
+    ("get", "/api/reports/queue", {"district": "19121212-1212"}, LANDLORD, "district"),
+], ids=["a case", "a case's history", "a case's access log", "a reveal", "a worklist's actor",
+        "an erasure", "a notice", "a report's option, also when the report is refused"])
+def test_a_personal_identity_number_typed_into_a_path_or_query_is_422_and_never_on_record(
+        api, method, path, params, who, field):
+    """The access log is append-only and kept for years: a number typed where an id belongs
+    would stay in it in the clear, out of reach of erasure."""
+    assert api.get("/api/worklist", who).status_code == 200  # the log has a record
+    problem = assert_problem(getattr(api, method)(path, who, params=params), 422)
+    assert problem["detail"].startswith(f"{field}: must not contain a personal identity "
+                                        "number ("), problem["detail"]
+    assert "1212-1212" not in problem["detail"]
+    conn = raw_audit(api)
+    try:
+        rows = conn.execute("SELECT case_id, params FROM access_log").fetchall()
+    finally:
+        conn.close()
+    assert rows and not [row for row in rows if "1212-1212" in str(row) or "19121212" in str(row)]
+
+
+def test_a_step_on_a_closed_case_is_refused_as_closed_not_as_missing(api):
+    """A closed case's run completes; a step sent after that used to be told to apply first,
+    as if the case had never been opened."""
+    case = api.open_case(new_id("closed"), "waiting")
+    api.step(case, type="exit", destination="own_housing", on=d(2))
+    detail = ""
+    for _ in range(60):
+        detail = assert_problem(api.post(f"/api/cases/{case}/steps", CASEWORKER, json={
+            "type": "course_session", "session": 1, "on": d(1)}), 409)["detail"]
+        assert "apply first" not in detail
+        if "no further steps are allowed" in detail:  # its run has completed
+            break
+        assert "the case is closed" in detail, detail
+        time.sleep(0.5)
+    assert detail == f"case {case} is closed (own_housing): no further steps are allowed"
+    status = api.get(f"/api/cases/{case}", CASEWORKER).json()
+    assert (status["stage"], status["workflow"], status["due"]) == ("closed", "closed", [])
+
+
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)  # Temporal's part: one store will do
+def test_a_closed_notice_gone_from_temporal_is_read_and_refused_from_the_event_store(api):
+    """Temporal keeps an ended run for its namespace's retention only (a day on the dev
+    server): then the notice's status comes from the store, and a step is refused as on a
+    closed notice, not as on one never registered. (Temporal deletes a run in about 30 s.)"""
+    from runtime.binaries import temporal_cli
+
+    notice = new_id("n-gone")
+    assert api.post(f"/api/notices/{notice}/steps", CASEWORKER, json={
+        "type": "register", "client": new_id("kl"), "district": "Farsta",
+        "on": d(3)}).status_code == 200
+    assert api.post(f"/api/notices/{notice}/steps", CASEWORKER, json={
+        "type": "outcome", "outcome": "eviction_averted", "on": d(2)}).status_code == 200
+    gone = subprocess.run([temporal_cli(), "workflow", "delete", "--workflow-id",
+                           f"notice-{notice}", "--yes", "--address",
+                           api.stack.env["TEMPORAL_ADDRESS"]],
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode == 0, gone.stderr
+    for _ in range(120):  # Temporal deletes in the background
+        described = subprocess.run([temporal_cli(), "workflow", "describe", "--workflow-id",
+                                    f"notice-{notice}", "--address",
+                                    api.stack.env["TEMPORAL_ADDRESS"]],
+                                   capture_output=True, text=True, timeout=60)
+        if described.returncode != 0:
+            break
+        time.sleep(0.5)
+    assert described.returncode != 0 and "not found" in described.stderr.lower(), \
+        described.stdout + described.stderr
+    detail = assert_problem(api.post(f"/api/notices/{notice}/steps", CASEWORKER, json={
+        "type": "contact_attempt", "reached": True, "channel": "phone", "on": d(1)}),
+        409)["detail"]
+    assert detail == f"notice {notice} is closed (eviction_averted): no further steps are allowed"
+    status = api.get(f"/api/notices/{notice}", CASEWORKER)
+    assert status.status_code == 200, status.text
+    assert (status.json()["stage"], status.json()["outcome"], status.json()["due"]) == (
+        "closed", "eviction_averted", [])
 
 
 def raw_audit(api: Api):

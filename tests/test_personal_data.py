@@ -710,3 +710,36 @@ def test_erasing_an_id_nothing_is_known_of_leaves_no_tombstone(tmp_path):
     cases.identities.record("kl-real", NAME, NUMBER)
     assert cases.erase_identity(local_operator(), "kl-real")["erased"] is True
     assert cases.identities.erased_on("kl-real") is not None
+
+
+def test_erasing_a_client_again_says_when_it_was_erased_not_that_nothing_was_recorded(tmp_path):
+    from application.use_cases import UseCases, local_operator
+    from config.settings import Settings
+    from tests.stack import CLI
+
+    cases = UseCases(Settings(data=tmp_path))
+    cases.identities.record("kl-twice", NAME, NUMBER)
+    first = cases.erase_identity(local_operator(), "kl-twice")
+    assert first["erased"] is True and first["erased_at"]
+    again = cases.erase_identity(local_operator(), "kl-twice")
+    assert (again["erased"], again["erased_at"]) == (False, first["erased_at"])
+    assert cases.erase_identity(local_operator(), "kl-never")["erased_at"] is None
+    cli = subprocess.run([*CLI, "identity", "erase", "kl-twice"], capture_output=True,
+                         text=True, timeout=120, env=Stack.on_free_ports(tmp_path).env)
+    assert cli.returncode == 0, cli.stderr
+    assert " ".join(cli.stdout.split()) == (f"the identity of client kl-twice was erased "
+                                            f"already, on {first['erased_at'][:10]}")
+
+
+def test_an_access_record_never_holds_a_personal_identity_number_in_the_clear(tmp_path):
+    """The log's last guard, behind the use cases' own refusal: a number that reached a record
+    is written masked; the engine's own digests are written as they are."""
+    from application.use_cases import UseCases, local_operator
+    from config.settings import Settings
+
+    cases = UseCases(Settings(data=tmp_path))
+    record = cases.record(local_operator(), "case.read", case="x-19121212-1212",
+                          params={"actor": "191212121212", "request": "09fe7921ec53a5b9107717267b652358"})
+    assert record.case == "[a personal identity number (19121212-****)]"
+    assert record.params == {"actor": "[a personal identity number (19121212-****)]",
+                             "request": "09fe7921ec53a5b9107717267b652358"}

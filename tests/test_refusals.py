@@ -69,6 +69,13 @@ def test_an_exit_and_a_date_are_refused_in_bokmal_with_the_values_translated():
         "ärende c-1: ”Erbjud lägenhet” den 2026-03-01 ligger efter i dag (2026-02-01)", True)
 
 
+def test_a_step_on_a_closed_case_is_refused_in_swedish_with_its_outcome():
+    from domain.stages import closed_refusal
+
+    assert translate(closed_refusal("c-1", "own_housing"), "sv") == (
+        "ärende c-1 är avslutat (egen bostad): inga fler steg kan tas", True)
+
+
 def test_an_apartment_refusal_translates_its_nested_parts(chain):
     chain.drive("a", Stage.OFFERED, apartment="A1")
     chain.drive("b", Stage.WAITING)

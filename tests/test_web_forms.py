@@ -98,3 +98,29 @@ def test_the_case_page_has_the_fields_of_each_allowed_step(tmp_path):
     # every field has its label (no form control without one)
     for control in re.findall(r'<(?:input|select)[^>]*id="([^"]+)"', page):
         assert f'for="{control}"' in page, control
+
+
+def test_a_refused_step_whose_form_is_not_on_the_page_shows_its_reason_at_the_top(tmp_path):
+    """A step on a case closed meanwhile (another tab, a colleague): no step's form is left
+    to show the refusal beside, so the notice at the top says why."""
+    from fastapi import Request
+
+    from domain.stages import closed_refusal
+    from interfaces.api.app import create_app
+
+    web = create_app(Settings(data=tmp_path)).state.web
+    request = Request({"type": "http", "method": "POST", "path": "/cases/c-1/steps",
+                       "headers": [], "query_string": b"", "scheme": "http",
+                       "server": ("testserver", 80)})
+    case = {"case": "c-1", "stage": "closed", "client": "kl-1", "district": "Farsta",
+            "target_group": "elderly", "household": {"adults": 1, "children": 0},
+            "programme": "training_apartment", "exits": [], "apartment": None,
+            "caseworker": "handlaggare.lind", "housing_pilot": None,
+            "applied_on": "2026-01-05", "decision_date": "2026-01-20", "move_in_date": None,
+            "due": [], "case_file": {}}
+    page = web.render(request, "case.html", 409, c=case, history=[], steps=[],
+                      error=("record_visit", closed_refusal("c-1", "own_housing")),
+                      identity=None, done=None, values={}, today="2026-11-24",
+                      can_reveal=True, can_log=False).body.decode()
+    notice = re.search(r'<p class="notice error"[^>]*>(.*?)</p>', page, re.S).group(1)
+    assert "ärende c-1 är avslutat (egen bostad): inga fler steg kan tas" in notice, notice

@@ -345,10 +345,4 @@ class EvictionPreventionWorkflow:
         if snap is None:
             return NoticeStatus(notice=self.notice, stage="new", stage_label="not yet registered",
                                 allowed=["register"])
-        return NoticeStatus(
-            notice=self.notice, kind=snap.kind, stage=snap.stage, stage_label=snap.stage_label,
-            allowed=snap.allowed, outcomes=snap.outcomes, last_on=snap.last_on,
-            eviction_date=snap.eviction_date, pilot=snap.pilot, reached_on=snap.reached_on,
-            reach_deadline=snap.reach_by, outreach_due=snap.outreach_due,
-            escalated=snap.escalated, outcome=snap.outcome, case=snap.case, due=self.due(),
-        )
+        return NoticeStatus.of(snap, self.due())

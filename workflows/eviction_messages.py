@@ -67,6 +67,18 @@ class NoticeStatus(BaseModel):
     case: str | None = None
     due: list[NoticeDue] = Field(default_factory=list)
 
+    @classmethod
+    def of(cls, snap: NoticeSnapshot, due: list[NoticeDue]) -> NoticeStatus:
+        """The status of a registered notice: the workflow's query answer, and a closed
+        notice's from the event store once its run has ended (nothing is due then)."""
+        return cls(
+            notice=snap.notice, kind=snap.kind, stage=snap.stage, stage_label=snap.stage_label,
+            allowed=snap.allowed, outcomes=snap.outcomes, last_on=snap.last_on,
+            eviction_date=snap.eviction_date, pilot=snap.pilot, reached_on=snap.reached_on,
+            reach_deadline=snap.reach_by, outreach_due=snap.outreach_due,
+            escalated=snap.escalated, outcome=snap.outcome, case=snap.case, due=due,
+        )
+
 
 class NoticeResult(BaseModel):
     notice: str

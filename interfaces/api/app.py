@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -88,6 +88,13 @@ def query_names(dependant: Dependant) -> frozenset[str]:
         *(query_names(d) for d in dependant.dependencies))
 
 
+def repeatable_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters that take a list (`anchor`, repeated), its dependencies' too."""
+    return frozenset({f.alias for f in dependant.query_params
+                      if get_origin(f.field_info.annotation) in (list, tuple, set)}).union(
+        *(repeatable_names(d) for d in dependant.dependencies))
+
+
 def given_key(header: str | None) -> str | None:
     """The Idempotency-Key as sent: an empty one is a mistake to say, not "no key" (every
     retry would take the step anew)."""
@@ -101,8 +108,16 @@ async def known_query_only(request: Request) -> None:
     or done: ignored, a misspelt `distrct` or `as-of` answers another question than the one
     asked, and nothing in the answer says so."""
     route = request.scope.get("route")
-    if (not request.url.path.startswith("/api/") or not isinstance(route, APIRoute)
-            or route.path in OWN_QUERY_CHECK):
+    if not request.url.path.startswith("/api/") or not isinstance(route, APIRoute):
+        return
+    # a parameter takes one value unless it is a list: of `?by=year&by=quarter` the framework
+    # would keep the last
+    repeated = sorted({k for k in request.query_params if len(request.query_params.getlist(k)) > 1}
+                      - repeatable_names(route.dependant))
+    if repeated:
+        raise BadInput(f"{', '.join(repeated)}: given more than once; a query parameter takes "
+                       "one value")
+    if route.path in OWN_QUERY_CHECK:
         return
     takes = query_names(route.dependant)
     unknown = sorted(set(request.query_params) - takes)

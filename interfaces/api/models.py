@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Problem(BaseModel):
@@ -94,7 +94,10 @@ class CaseView(BaseModel):
     allowed: list[str]
     exits: list[str]
     due: list[DueItemView]
-    workflow: str
+    workflow: Annotated[str, Field(description=(
+        "the case's workflow: running (it keeps the timers), closed (the case is closed; "
+        "nothing is due), missing (not running: the timers are stopped; `repair` restarts it) "
+        "or unavailable"))]
     case_file: CaseFileView
 
 
@@ -134,7 +137,9 @@ class RevealAnswer(BaseModel):
 
 class ErasureAnswer(BaseModel):
     client: str
-    erased: bool
+    erased: bool = Field(description="whether this request erased anything")
+    erased_at: str | None = Field(description="when the client's identity was first erased; "
+                                  "null when nothing was ever recorded of the client")
 
 
 class ImportAnswer(_Open):

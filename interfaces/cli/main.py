@@ -1021,6 +1021,9 @@ def identity_erase(client: str, as_json: bool = JsonOption, data: Path = DataOpt
         print(json.dumps(result))
     elif result["erased"]:
         out.print(f"[green]erased:[/] the identity of client {clean(client)}")
+    elif result.get("erased_at"):
+        out.print(f"the identity of client {clean(client)} was erased already, on "
+                  f"{result['erased_at'][:10]}")
     else:
         out.print(f"no identity was recorded for client {clean(client)}")
 

@@ -29,7 +29,7 @@ from temporalio.service import RPCError
 from application.errors import Unavailable
 from application.gateway import ChainClient, Refused, is_transient
 from domain.commands import TYPED, ApplyLine, import_line_adapter
-from domain.personal_number import find_personal_number
+from domain.personal_number import find_personal_number, mask_personal_numbers
 from domain.views import LineResult
 
 BARRIER = "*"
@@ -160,7 +160,8 @@ def parse(
             refused.append(Refusal(number, None, "not valid JSON: nested too deeply"))
             continue
         case = data.get("case") if isinstance(data, dict) else None
-        case = case if isinstance(case, str) else None
+        # a refused line's case as typed: a personal identity number in it is echoed masked
+        case = mask_personal_numbers(case) if isinstance(case, str) else None
         try:
             step = import_line_adapter.validate_python(data, context=TYPED)
         except ValidationError as exc:

@@ -28,13 +28,34 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.exceptions import InvalidSubjectError
+from pydantic import TypeAdapter, ValidationError
 
 from application.keys import create_once
+from domain.commands import Actor
 from domain.personal_number import find_personal_number
 
 # the subject is kept in the append-only access log, beyond the reach of erasure
 PERSONAL_SUBJECT = ("the token's subject contains a personal identity number: staff sign in "
                     "with a user id")
+
+# the subject is the actor of every step the person takes: an id a step would refuse (a
+# control character, a leading space, over 64 characters) is refused at sign-in instead
+_SUBJECT: TypeAdapter[str] = TypeAdapter(Actor)
+
+
+def unusable_subject(subject: str) -> str | None:
+    """Why a subject cannot be a staff user id, or None."""
+    if find_personal_number(subject):
+        return PERSONAL_SUBJECT
+    try:
+        _SUBJECT.validate_python(subject)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        why = ("it may not start with a space" if error["type"] == "string_pattern_mismatch"
+               else error["msg"].removeprefix("Value error, "))
+        return f"the token's subject is not a usable user id: {why}"
+    return None
+
 
 ACCEPTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
 
@@ -139,8 +160,8 @@ class LocalIssuer:
     ) -> str:
         if not isinstance(subject, str) or not subject.strip():
             raise ValueError("subject must be a non-empty string")
-        if find_personal_number(subject):
-            raise ValueError(PERSONAL_SUBJECT)
+        if why := unusable_subject(subject):
+            raise ValueError(why)
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         claims = dict(extra_claims or {})
@@ -322,8 +343,8 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise TokenError("token has no subject")
-        if find_personal_number(subject):  # it would be written to the append-only access log
-            raise TokenError(PERSONAL_SUBJECT)
+        if why := unusable_subject(subject):  # it would be written to the access log, and refused
+            raise TokenError(why)
         return VerifiedToken(
             subject=subject,
             roles=_strings_at(claims, self.role_claim),

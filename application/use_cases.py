@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from application import gateway as gw
 from application.audit import AccessLog, AccessRecord, Anchor, AnchorFile
@@ -44,11 +44,12 @@ from application.store import HousingChain, IdentityRegistry, NumberClaimed
 from config.settings import Settings
 from domain import access
 from domain.access import CaseScope, Principal
-from domain.commands import FREE_TEXT, TYPED, ApplyLine, import_line_adapter
+from domain.commands import FREE_TEXT, TYPED, Actor, ApplyLine, ClientId, import_line_adapter
 from domain.errors import DomainError
 from domain.personal_number import find_personal_number, parse_personal_number
 from domain.policy import Policy
 from domain.steps import BY_TYPE
+from domain.text import clean_text
 from domain.views import LineResult
 from projections import listings, reports
 from projections import worklist as worklists
@@ -200,6 +201,7 @@ class UseCases:
             self.record(who, action, case=case, params=params, outcome="denied")
             if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
                 raise NotFound(f"case {case} does not exist")
+            access.check_read_case(who, scope)  # the words of a case that is not theirs
             raise Forbidden(f"{who.subject} may not read case {case}")
         self.allow(who, action, lambda: access.check_read_case(who, scope), case=case,
                    scope=scope, params=params)
@@ -211,16 +213,32 @@ class UseCases:
                    on_behalf_of: str | None = None) -> Any:
         """One step from its fields: defaults (today, the signed-in person, a new command id)
         filled in, validated by the import format's models; BadInput names the field."""
-        fields = {k: v for k, v in fields.items() if v is not None}
-        if "actor" in fields and on_behalf_of is None and not who.is_admin:
-            raise BadInput("actor: the actor of a step is the signed-in person")
-        fields.setdefault("on", self.today().isoformat())
-        fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
-        fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
+        fields = self.filled_in(fields, who, command_id=command_id, on_behalf_of=on_behalf_of)
         try:
             return import_line_adapter.validate_python(fields, context=TYPED)
         except ValidationError as exc:
             raise BadInput(describe(exc)) from None
+
+    def filled_in(self, fields: dict[str, Any], who: Principal, *, command_id: str | None,
+                  on_behalf_of: str | None) -> dict[str, Any]:
+        """A step's fields (a case's, the stock's, a notice's) with the defaults: today, the
+        signed-in person, the request's command id or a new one. An empty id or actor is a
+        mistake to say, not "none given": an empty id would take every retry anew."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if "actor" in fields and on_behalf_of is None and not who.is_admin:
+            raise BadInput("actor: the actor of a step is the signed-in person")
+        for name, value in (("id", fields.get("id")), ("actor", fields.get("actor")),
+                            ("id", command_id)):
+            if isinstance(value, str) and not value.strip():
+                raise BadInput(f"{name}: empty; give one, or leave it out")
+        given = fields.get("id")
+        if command_id is not None and given is not None and given != command_id:
+            raise BadInput(f"id: {given!r} in the step, {command_id!r} as the request's "
+                           "command id (Idempotency-Key); give one of them")
+        fields.setdefault("on", self.today().isoformat())
+        fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
+        fields["id"] = command_id or given or new_command_id(who.subject)
+        return fields
 
     def check_reason_code(self, line: Any) -> None:
         """A refusal or denial recorded by a person names its coded reason (an import file
@@ -472,6 +490,7 @@ class UseCases:
             self.record(who, "case.step", case=case, params=params, outcome="denied")
             if who.is_admin or who.has(access.Role.CASEWORKER):
                 raise NotFound(f"case {case} does not exist: apply first")
+            access.check_step(who, step_type, scope)  # the words of a case that is not theirs
             raise Forbidden(f"{who.subject} may not take the step {step_type} on case {case}")
         self.allow(who, "case.step", lambda: access.check_step(who, step_type, scope),
                    case=case, scope=scope, params=params)
@@ -813,13 +832,8 @@ class UseCases:
         from another step under it as a case step's is (`_check_retry`)."""
         from domain.notice_commands import notice_step_adapter
 
-        fields = {k: v for k, v in fields.items() if v is not None}
-        if "actor" in fields and on_behalf_of is None and not who.is_admin:
-            raise BadInput("actor: the actor of a step is the signed-in person")
         callers_id = bool(command_id or fields.get("id"))
-        fields.setdefault("on", self.today().isoformat())
-        fields["actor"] = on_behalf_of or fields.get("actor") or who.subject
-        fields["id"] = command_id or fields.get("id") or new_command_id(who.subject)
+        fields = self.filled_in(fields, who, command_id=command_id, on_behalf_of=on_behalf_of)
         try:
             step = notice_step_adapter.validate_python(fields, context=TYPED)
         except ValidationError as exc:
@@ -832,6 +846,8 @@ class UseCases:
                                     outcome="denied")
             if who.is_admin or who.has(access.Role.CASEWORKER):
                 raise NotFound(f"notice {step.notice} does not exist: register it first")
+            access.check_step(who, _access_kind(step.type), scope, shown_as=step.type,
+                              target="notice")
             raise Forbidden(f"{who.subject} may not take the step {step.type} on notice "
                             f"{step.notice}")
         if step.type == "register":
@@ -842,10 +858,9 @@ class UseCases:
                 await asyncio.to_thread(self._check_notice_client, who, step.notice,
                                         step.client, params)
         else:
-            # a notice's steps are a caseworker's, the visit at the door also a pilot's
-            kind = "record_visit" if step.type == "outreach_visit" else "offer"
             self.allow(who, "notice.step", lambda: access.check_step(
-                who, kind, scope, shown_as=step.type, target="notice"), scope=scope, params=params)
+                who, _access_kind(step.type), scope, shown_as=step.type, target="notice"),
+                scope=scope, params=params)
         try:
             return await self._submit_notice_allowed(who, step, scope, params,
                                                      callers_id=callers_id)
@@ -928,6 +943,7 @@ class UseCases:
                                     outcome="denied")
             if who.is_admin or who.has(access.Role.CASEWORKER, access.Role.SUPERVISOR):
                 raise NotFound(f"notice {notice} does not exist")
+            access.check_read_case(who, scope, "notice")
             raise Forbidden(f"{who.subject} may not read notice {notice}")
         self.allow(who, "notice.read", lambda: access.check_read_case(who, scope, "notice"),
                    scope=scope, params={"notice": notice})
@@ -950,7 +966,7 @@ class UseCases:
                            total: Callable[[int], None] | None = None) -> ImportReport:
         """A JSONL file of steps through the workflows (admin: migrating older records, each
         line may name its own actor; the access record names who imported)."""
-        refuse_personal_numbers(source=source)
+        check_import_names(source, default_actor)
         self.allow(who, "import", lambda: access.check_role(who, "import records"),
                    params={"source": source, "lines": str(len(raw))})
         lines, refused = parse(raw, source=source, actor=default_actor, today=self.today())
@@ -1093,6 +1109,11 @@ class UseCases:
         (activities/retention.py) erases through here too, as a system principal, under its
         own `action` so that the access log tells a request from gallring."""
         refuse_personal_numbers(client=client)
+        try:  # an id no step would have taken (empty, a control character, too long)
+            _CLIENT_ID.validate_python(client)
+        except ValidationError as exc:
+            raise BadInput(f"client: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+                           ) from None
         self.allow(who, action, lambda: access.check_role(who, "erase identities"),
                    params={"client": client})
         erased = self.identities.erase(client)
@@ -1245,6 +1266,36 @@ class UseCases:
         self.audit.append_all([self._draft(who, "codec.decode", scope, params,
                                            case=None if params else scope.case)
                                for scope, params in scopes])
+
+
+_CLIENT_ID: TypeAdapter[str] = TypeAdapter(ClientId)
+_ACTOR: TypeAdapter[str] = TypeAdapter(Actor)
+# a line's command id is `<source>:<line>:<12 hex digits>`, at most 200 characters
+_SOURCE_MAX = 150
+
+
+def check_import_names(source: str, default_actor: str) -> None:
+    """An import's source (its file name: a part of every line's command id) and its default
+    actor, checked before any line is read: a bad one would otherwise refuse every line with
+    Temporal's or the decoder's words."""
+    refuse_personal_numbers(source=source)
+    try:
+        clean_text(source, "source")
+    except ValueError as exc:
+        raise BadInput(f"source: {exc}") from None
+    if not source.strip() or len(source) > _SOURCE_MAX:
+        raise BadInput(f"source: from 1 to {_SOURCE_MAX} characters, not {len(source)}")
+    try:
+        _ACTOR.validate_python(default_actor)
+    except ValidationError as exc:
+        raise BadInput(f"actor: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+                       ) from None
+
+
+def _access_kind(notice_step: str) -> str:
+    """The case step whose roles a notice's step takes: a notice's steps are a caseworker's,
+    the visit at the door also a pilot's."""
+    return "record_visit" if notice_step == "outreach_visit" else "offer"
 
 
 def refuse_personal_numbers(**given: str | None) -> None:

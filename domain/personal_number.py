@@ -244,6 +244,22 @@ def find_personal_number(text: str) -> str | None:
     return None
 
 
+def mask_personal_numbers(text: str) -> str:
+    """`text` with the serial digits of every valid personal identity number in it starred,
+    as `find_personal_number` finds them: for messages that echo what a person typed (a
+    field's name, a path) back to them and into logs."""
+    ascii_digits = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    out, at = [], 0
+    for m in _CANDIDATE.finditer(ascii_digits):
+        start, end = m.start(1), m.end(1)
+        if start < at or not _describe(m[1]):
+            continue
+        serial = 5 if len(re.sub(r"[-+ ]", "", m[1])) == 11 else 4
+        out += [text[at:end - serial], "*" * serial]
+        at = end
+    return "".join(out) + text[at:]
+
+
 def _describe(candidate: str) -> str | None:
     digits = candidate.replace("-", "").replace("+", "").replace(" ", "")
     if len(digits) == 11:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from application.tokens import LocalIssuer
+from domain.personal_number import mask_personal_numbers
 from tests.backends import (
     BACKENDS,
     PG,
@@ -170,7 +171,8 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     body = response.json()
     assert body["status"] == status
     assert body["title"] and body["detail"]
-    assert body["instance"] == response.request.url.path
+    # the path as sent, a personal identity number in it masked
+    assert body["instance"] == mask_personal_numbers(response.request.url.path)
     return body
 
 
@@ -1118,7 +1120,7 @@ def test_a_personal_identity_number_typed_into_a_path_or_query_is_422_and_never_
     problem = assert_problem(getattr(api, method)(path, who, params=params), 422)
     assert problem["detail"].startswith(f"{field}: must not contain a personal identity "
                                         "number ("), problem["detail"]
-    assert "1212-1212" not in problem["detail"]
+    assert "1212-1212" not in problem["detail"] + problem["instance"]
     conn = raw_audit(api)
     try:
         rows = conn.execute("SELECT case_id, params FROM access_log").fetchall()
@@ -1182,6 +1184,68 @@ def test_a_closed_notice_gone_from_temporal_is_read_and_refused_from_the_event_s
     assert status.status_code == 200, status.text
     assert (status.json()["stage"], status.json()["outcome"], status.json()["due"]) == (
         "closed", "eviction_averted", [])
+
+
+@pytest.mark.parametrize("method,path,kw", [
+    ("post", "/api/cases/{case}/steps", {"json": {"type": "complaint", "note": "x",
+                                                   "19121212-1212": 1}}),
+    ("post", "/api/cases/{case}/steps", {"json": {"type": "19121212-1212"}}),
+    ("get", "/api/reports/19121212-1212", {}),
+    ("get", "/api/worklist", {"params": {"19121212-1212": "1"}}),
+    ("get", "/api/audit/verify", {"params": {"anchor": "19121212-1212"}}),
+], ids=["a field's name", "a step's type", "a report's name", "a parameter's name",
+        "an anchor"])
+def test_a_refusal_echoing_what_was_typed_masks_a_personal_identity_number_in_it(
+        api, waiting_case, method, path, kw):
+    answer = getattr(api, method)(path.format(case=waiting_case), ADMIN, **kw)
+    assert answer.status_code == 422, answer.text
+    assert "19121212-****" in answer.text and "1212-1212" not in answer.text, answer.text
+
+
+@pytest.mark.parametrize("body,headers,field", [
+    ({"id": ""}, {}, "id"),
+    ({"id": "   "}, {}, "id"),
+    ({"id": "k-body"}, {"Idempotency-Key": "k-header"}, "id"),
+], ids=["an empty id", "a blank id", "an id and another key"])
+def test_a_step_whose_command_id_is_empty_or_contradicted_is_422_and_takes_nothing(
+        api, waiting_case, body, headers, field):
+    """An empty id used to be taken as none: every retry then took the step anew."""
+    before = len(api.history(waiting_case))
+    for path in (f"/api/cases/{waiting_case}/steps", "/api/notices/n-none/steps"):
+        step = {"type": "complaint", "note": "buller"} if "cases" in path else {
+            "type": "contact_attempt", "reached": False, "channel": "phone"}
+        problem = assert_problem(api.post(path, CASEWORKER, json={**step, **body},
+                                          headers=headers), 422)
+        assert problem["detail"].startswith(f"{field}: "), problem["detail"]
+    assert len(api.history(waiting_case)) == before
+
+
+def test_a_refusal_reads_the_same_for_a_case_or_notice_that_is_not_yours_and_one_that_does_not_exist(
+        api):
+    """For those who may not know which cases exist (pilots, landlords), a 403's words used to
+    tell: a reason for an existing case, none for an unknown one."""
+    case, notice = api.open_case(new_id("theirs")), new_id("n-theirs")
+    assert api.post(f"/api/notices/{notice}/steps", CASEWORKER, json={
+        "type": "register", "client": new_id("kl"), "district": "Farsta",
+        "on": d(2)}).status_code == 200
+    unknown_case, unknown_notice = new_id("ghost"), new_id("n-ghost")
+
+    def detail(method: str, path: str, who, **kw: Any) -> str:
+        return assert_problem(getattr(api, method)(path, who, **kw), 403)["detail"]
+
+    for who in (PILOT, LANDLORD):
+        for method, path, kw in (
+                ("get", "/api/cases/{}", {}),
+                ("get", "/api/cases/{}/history", {}),
+                ("post", "/api/cases/{}/steps", {"json": {"type": "course_session",
+                                                          "session": 1}}),
+                ("post", "/api/cases/{}/steps", {"json": {"type": "complaint", "note": "x"}}),
+                ("get", "/api/notices/{}", {}),
+                ("post", "/api/notices/{}/steps", {"json": {
+                    "type": "outreach_visit", "reached": False}})):
+            known, ghost = (case, unknown_case) if "cases" in path else (notice, unknown_notice)
+            assert detail(method, path.format(known), who, **kw).replace(known, "X") == \
+                detail(method, path.format(ghost), who, **kw).replace(ghost, "X"), (who, path)
 
 
 def raw_audit(api: Api):
@@ -1386,6 +1450,22 @@ def test_an_import_streams_json_lines_and_ends_with_its_summary(api):
     assert progress and [p["done"] for p in progress] == sorted({p["done"] for p in progress})
     assert progress[-1] == {"done": 3, "lines": 3}  # so far, not per batch; line 4 unreadable
     assert [r["event"] for r in api.history(case)] == ["Applied", "AssessmentStarted"]
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"actor": "a\nb"}, "actor"), ({"actor": ""}, "actor"), ({"actor": " x"}, "actor"),
+    ({"source": "s" * 500}, "source"), ({"source": "a\nb"}, "source"), ({"source": ""}, "source"),
+], ids=["an actor with a newline", "an empty actor", "an actor with a leading space",
+        "a long source", "a source with a newline", "an empty source"])
+def test_an_import_under_an_actor_or_source_no_line_could_take_is_422_before_anything(
+        api, params, field):
+    """Each line used to be refused on its own, in the decoder's or Temporal's words."""
+    case = new_id("imp-bad")
+    problem = assert_problem(api.post("/api/imports", ADMIN, content=import_body(case),
+                                      headers={"Content-Type": "application/x-ndjson"},
+                                      params=params), 422)
+    assert problem["detail"].startswith(f"{field}: "), problem["detail"]
+    assert_problem(api.get(f"/api/cases/{case}", ADMIN), 404)
 
 
 def test_an_import_is_in_the_access_log_of_each_case_it_writes_to_and_not_on_the_review(api):

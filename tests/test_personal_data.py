@@ -743,3 +743,19 @@ def test_an_access_record_never_holds_a_personal_identity_number_in_the_clear(tm
     assert record.case == "[a personal identity number (19121212-****)]"
     assert record.params == {"actor": "[a personal identity number (19121212-****)]",
                              "request": "09fe7921ec53a5b9107717267b652358"}
+
+
+@pytest.mark.parametrize("client,why", [
+    ("", "at least 1 character"), ("a\nb", "control character"), ("x" * 500, "at most 64"),
+], ids=["empty", "a newline", "too long"])
+def test_erasing_an_id_no_step_would_take_is_refused_naming_client_and_leaves_no_record(
+        tmp_path, client, why):
+    from application.errors import BadInput
+    from application.use_cases import UseCases, local_operator
+    from config.settings import Settings
+
+    cases = UseCases(Settings(data=tmp_path))
+    cases.erase_identity(local_operator(), "kl-known")  # one record: the log has a head
+    with pytest.raises(BadInput, match=f"^client: .*{why}"):
+        cases.erase_identity(local_operator(), client)
+    assert cases.audit.verify().head_seq == 1

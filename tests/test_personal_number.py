@@ -228,6 +228,16 @@ def test_look_alike_identifier_is_not_flagged(identifier):
     assert find_personal_number(identifier) is None
 
 
+def test_a_message_echoing_what_was_typed_has_every_number_in_it_masked_and_nothing_else():
+    from domain.personal_number import mask_personal_numbers
+
+    assert mask_personal_numbers(
+        "/api/cases/19121212-1212, 121212+1212, no-" + FNR + ", BO-2024-0014 and kl-7f3a") == (
+        "/api/cases/19121212-****, 121212+****, no-" + FNR[:6] + "*****, BO-2024-0014 and kl-7f3a")
+    assert mask_personal_numbers("Anna １９１２１２１２-１２１２") == "Anna １９１２１２１２-****"
+    assert mask_personal_numbers("20240101-0001 19121212-1213") == "20240101-0001 19121212-1213"
+
+
 def test_ten_digit_form_counts_when_either_century_makes_it_valid():
     # 0 0 0 2 2 9 1 2 3 → 0 0 0 2 4 9 2 2 6 = 25 → 5; only 2000 (not 1900) has 29 February
     assert find_personal_number("x-000229-1235") == "a personal identity number (000229-****)"

@@ -399,3 +399,20 @@ def test_a_refused_token_is_not_remembered_and_the_memory_is_bounded(issuer, mon
     for token in tokens_:
         verifier.verify(token)
     assert list(verifier._verified) == tokens_[-3:]
+
+
+@pytest.mark.parametrize("subject,why", [
+    ("anna\nlind", "control character"),
+    ("anna\x00lind", "control character"),
+    (" anna.lind", "may not start with a space"),
+    ("a" * 65, "at most 64 characters"),
+], ids=["a newline", "a NUL", "a leading space", "too long"])
+def test_a_token_whose_subject_no_step_would_take_as_its_actor_is_refused(issuer, subject, why):
+    """The subject is the actor of every step the person takes and is written into the
+    append-only access log: such a person could read, but every step was a 422 naming
+    fields they never sent."""
+    token = sign_locally(issuer, claims_for(issuer, sub=subject))
+    message = refused(issuer.verifier(), token)
+    assert message.startswith("the token's subject is not a usable user id") and why in message
+    with pytest.raises(ValueError, match="not a usable user id"):
+        issuer.mint(subject, ["caseworker"])

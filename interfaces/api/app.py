@@ -32,9 +32,10 @@ from application.reporting import (
     csv_text,
     report_options,
 )
-from application.use_cases import UseCases
+from application.use_cases import UseCases, check_import_names
 from config.settings import Settings
 from domain.access import Forbidden, Principal
+from domain.personal_number import mask_personal_numbers
 from domain.steps import STOCK_STEP_TYPES
 from domain.views import LineResult
 from interfaces.api.auth import Authenticator
@@ -64,9 +65,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def problem(status: int, title: str, detail: str, instance: str) -> JSONResponse:
+    """A problem details answer. What it echoes of the request (a field's name, a value, the
+    path) has any personal identity number in it masked, as the messages that name one do."""
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": instance},
+                         "detail": mask_personal_numbers(detail),
+                         "instance": mask_personal_numbers(instance)},
                         status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -184,7 +188,8 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         import structlog
 
-        structlog.get_logger("api").error("request failed", path=request.url.path,
+        structlog.get_logger("api").error("request failed",
+                                          path=mask_personal_numbers(request.url.path),
                                           error=type(exc).__name__)
         return problem(500, "Internal error", "the request failed; it is logged",
                        request.url.path)
@@ -415,6 +420,7 @@ def create_app(settings: Settings | None = None, use_cases: UseCases | None = No
                           actor: str = "import", strict: bool = False) -> StreamingResponse:
         """A JSONL upload (admin): progress and refused lines streamed as JSON lines, then a
         summary line `{"summary": {...}}`."""
+        check_import_names(source, actor)  # a 422 before the answer starts streaming
         raw = decode_lines(await request.body())
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         done, sent = 0, len(raw)

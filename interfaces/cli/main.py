@@ -31,6 +31,7 @@ from rich.table import Table
 from application.reporting import REPORT_NAMES
 from config.settings import Settings
 from domain.commands import import_line_adapter
+from domain.personal_number import mask_personal_numbers
 from domain.steps import BY_TYPE
 from domain.text import terminal_safe
 from interfaces.cli.labels import column, stage_name, terminal_language
@@ -71,6 +72,7 @@ def configure_logs(settings: Settings) -> None:
 
 
 def fail(message: str, code: int, as_json: bool = False) -> None:
+    message = mask_personal_numbers(message)  # an echo of what was typed, as the API's
     if as_json:
         print(json.dumps({"accepted": False, "reason": message}))
     else:

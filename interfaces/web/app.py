@@ -37,6 +37,7 @@ from config.settings import Settings
 from domain import access
 from domain.access import Forbidden, Principal, Role
 from domain.calendar import quarter_bounds
+from domain.personal_number import mask_personal_numbers
 from domain.steps import BY_TYPE
 from interfaces.web import charts, labels, refusals
 from interfaces.web.i18n import (
@@ -259,17 +260,18 @@ class Web:
         except Forbidden as exc:
             return self.render(request, "error.html", 403, title=N_("Forbidden"),
                                message=N_("You do not have access to this with your role "
-                                       "and units. The attempt is logged."), detail=str(exc))
+                                       "and units. The attempt is logged."),
+                               detail=mask_personal_numbers(str(exc)))
         except NotFound as exc:
             return self.render(request, "error.html", 404, title=N_("Not found"),
-                               message=N_("There is nothing here."), detail=str(exc))
+                               message=N_("There is nothing here."), detail=mask_personal_numbers(str(exc)))
         except BadInput as exc:
             return self.render(request, "error.html", 422, title=N_("Invalid input"),
-                               message=N_("Check what you entered."), detail=str(exc))
+                               message=N_("Check what you entered."), detail=mask_personal_numbers(str(exc)))
         except Unavailable as exc:
             return self.render(request, "error.html", 503, title=N_("Service unavailable"),
                                message=N_("The system cannot answer right now. Try again shortly."),
-                               detail=str(exc))
+                               detail=mask_personal_numbers(str(exc)))
 
     # --- the OIDC client ---------------------------------------------------------------------
 

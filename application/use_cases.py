@@ -1109,11 +1109,7 @@ class UseCases:
         (activities/retention.py) erases through here too, as a system principal, under its
         own `action` so that the access log tells a request from gallring."""
         refuse_personal_numbers(client=client)
-        try:  # an id no step would have taken (empty, a control character, too long)
-            _CLIENT_ID.validate_python(client)
-        except ValidationError as exc:
-            raise BadInput(f"client: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
-                           ) from None
+        _checked(_CLIENT_ID, "client", client)  # one no step would take: empty, too long
         self.allow(who, action, lambda: access.check_role(who, "erase identities"),
                    params={"client": client})
         erased = self.identities.erase(client)
@@ -1285,10 +1281,15 @@ def check_import_names(source: str, default_actor: str) -> None:
         raise BadInput(f"source: {exc}") from None
     if not source.strip() or len(source) > _SOURCE_MAX:
         raise BadInput(f"source: from 1 to {_SOURCE_MAX} characters, not {len(source)}")
+    _checked(_ACTOR, "actor", default_actor)
+
+
+def _checked(model: TypeAdapter[str], field: str, value: str) -> None:
+    """`value` as a step's `field` would take it, or BadInput naming the field."""
     try:
-        _ACTOR.validate_python(default_actor)
+        model.validate_python(value)
     except ValidationError as exc:
-        raise BadInput(f"actor: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+        raise BadInput(f"{field}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
                        ) from None
 
 

@@ -183,6 +183,7 @@ def _not_a_truth_value(value: object) -> object:
 # a count or a number on a scale: `true` is a typing error, not 1
 Count = Annotated[int, BeforeValidator(_not_a_truth_value)]
 
+
 def _in_the_calendar(value: date, info: ValidationInfo) -> date:
     """A date typed before 1900 or after 2999 is a typing error, and would overflow the sums
     of the calendar (a period's bounds, a deadline) in the reports and the timers. At the
